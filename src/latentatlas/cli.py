@@ -42,10 +42,346 @@ def _plane(text: str) -> tuple[int, int]:
 COMMANDS: list = []  # (name, help, add_arguments, run)
 
 # ----------------------------------------------------------------------------- core: train, encode, reconstruct
+def _source_argument(text: str) -> str:
+    """Paths are stored absolute in config.json so a run folder works from any working directory."""
+    from pathlib import Path
+
+    from latentatlas.data import DataConfig
+
+    return text if text == DataConfig().source else str(Path(text).expanduser().resolve())
+
+
+def _train_arguments(p: argparse.ArgumentParser) -> None:
+    from latentatlas.model import ACTIVATIONS
+
+    p.add_argument("--data", type=_source_argument, help="image folder, zip, CelebA root, or synthetic-faces")
+    p.add_argument("--out", required=True, help="run folder to create (or to continue with --resume)")
+    model = p.add_argument_group("model (defaults: 64, 256, 32,64,128,256, batch norm, leaky_relu)")
+    model.add_argument("--image-size", type=int, help="square image side, a multiple of 16")
+    model.add_argument("--latent-dim", type=int, help="length of the latent vector z")
+    model.add_argument("--channels", type=_int_list, help="conv widths, one per halving stage, e.g. 32,64,128,256")
+    model.add_argument("--no-batch-norm", dest="batch_norm", action="store_const", const=False, default=None)
+    model.add_argument("--activation", choices=sorted(ACTIVATIONS))
+    training = p.add_argument_group("training (defaults: 15 epochs, batch 128, lr 1e-3, seed 0, val 0.1)")
+    training.add_argument("--epochs", type=int, help="total epochs (with --resume: the new total)")
+    training.add_argument("--batch-size", type=int)
+    training.add_argument("--lr", type=float, help="Adam learning rate")
+    training.add_argument("--seed", type=int, help="seeds weights, split and shuffling")
+    training.add_argument("--val-fraction", type=float, help="share of images held out for validation")
+    data = p.add_argument_group("data")
+    data.add_argument("--partition", choices=["all", "train", "valid", "test"], help="CelebA partition")
+    data.add_argument("--limit", type=int, help="keep only the first N images")
+    data.add_argument("--synthetic-count", type=int, help="number of synthetic faces")
+    p.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
+
+
+def _given(args: argparse.Namespace, names: dict[str, str]) -> dict:
+    """The options the user actually gave, renamed to config fields."""
+    return {field: getattr(args, option) for option, field in names.items() if getattr(args, option) is not None}
+
+
+def _train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from latentatlas.data import DataConfig
+    from latentatlas.files import read_json
+    from latentatlas.model import ModelConfig
+    from latentatlas.train import TrainConfig, train, use_all_cores
+
+    out = Path(args.out)
+    if args.resume:
+        if not (out / "config.json").is_file():
+            raise LatentAtlasError(f"cannot resume: {out} holds no checkpoint; train without --resume first")
+        saved = read_json(out / "config.json")  # options not given again are taken from the run
+        model_base, data_base, train_base = saved["model"], saved["data"], saved["train"]
+    else:
+        if args.data is None:
+            raise LatentAtlasError("--data is required: an image folder, a zip, a CelebA root or synthetic-faces")
+        model_base, data_base, train_base = ModelConfig().to_dict(), DataConfig().to_dict(), TrainConfig().to_dict()
+    model = ModelConfig(**{**model_base, **_given(args, {
+        "image_size": "image_size", "latent_dim": "latent_dim", "channels": "channels",
+        "batch_norm": "batch_norm", "activation": "activation"})})
+    data = DataConfig(**{**data_base, "image_size": model.image_size, **_given(args, {
+        "data": "source", "partition": "partition", "limit": "limit", "synthetic_count": "synthetic_count"})})
+    config = TrainConfig(**{**train_base, **_given(args, {
+        "epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "seed": "seed", "val_fraction": "val_fraction"})})
+    use_all_cores()
+    run = train(out, data, model, config, resume=args.resume)
+    state = run.train_state()
+    print(
+        f"trained {out}: {state['epochs_done']} epochs on {state['n_train']} images, "
+        f"train loss {state['train_loss']:.5f}, validation loss {state['val_loss'] or float('nan'):.5f} "
+        f"({state['n_val']} held out); next: latentatlas encode {out}"
+    )
+    return 0
+
+
+def _encode_arguments(p: argparse.ArgumentParser) -> None:
+    # dest "run" would shadow the `run` callable that build_parser stores in the namespace
+    p.add_argument("run_dir", metavar="RUN", help="run folder made by `latentatlas train`")
+    p.add_argument("--data", type=_source_argument, help="encode another source instead (its rows are 'external')")
+    p.add_argument("--partition", choices=["all", "train", "valid", "test"], default="all", help="with --data")
+    p.add_argument("--limit", type=int, help="with --data: keep only the first N images")
+    p.add_argument("--synthetic-count", type=int, default=2000, help="with --data synthetic-faces")
+    p.add_argument("--batch-size", type=int, default=256)
+
+
+def _encode(args: argparse.Namespace) -> int:
+    from latentatlas.data import DataConfig
+    from latentatlas.store import Run, encode_run
+    from latentatlas.train import use_all_cores
+
+    run = Run(args.run_dir)
+    run.load_model()  # fail on a run without a model before touching any data
+    data = None
+    if args.data is not None:
+        data = DataConfig(source=args.data, image_size=run.model_config.image_size, partition=args.partition,
+                          limit=args.limit, synthetic_count=args.synthetic_count)
+    use_all_cores()
+    path = encode_run(run, data, batch_size=args.batch_size)
+    counts = run.zpoints_info()["subsets"]
+    shape = run.zpoints().shape
+    summary = ", ".join(f"{name} {count}" for name, count in counts.items() if count)
+    print(f"wrote {shape[0]} z-points of dimension {shape[1]} to {path} (+ zpoints.parquet): {summary}")
+    return 0
+
+
+def _reconstruct_arguments(p: argparse.ArgumentParser) -> None:
+    # dest "run" would shadow the `run` callable that build_parser stores in the namespace
+    p.add_argument("run_dir", metavar="RUN", help="run folder made by `latentatlas train`")
+    p.add_argument("-n", type=int, default=32, help="number of images")
+    p.add_argument("--subset", choices=["val", "train", "all"], default="val")
+    p.add_argument("--out", help="PNG file (default RUN/reconstructions.png); a .json summary is written beside it")
+    p.add_argument("--columns", type=int, default=8, help="images per row")
+    p.add_argument("--seed", type=int, default=0, help="which images are picked")
+
+
+def _reconstruct(args: argparse.Namespace) -> int:
+    from latentatlas.store import Run, save_reconstructions
+
+    if args.columns < 1:
+        raise LatentAtlasError(f"--columns must be >= 1, got {args.columns}")
+    run = Run(args.run_dir)
+    run.load_model()
+    summary = save_reconstructions(run, args.out, n=args.n, subset=args.subset, seed=args.seed, ncols=args.columns)
+    png = args.out or run.path / "reconstructions.png"
+    print(f"wrote {png}: {summary['figures'][0]['caption']}")
+    return 0
+
+
+COMMANDS.append(("train", "train the autoencoder on an image source into a run folder", _train_arguments, _train))
+COMMANDS.append(("encode", "encode the run's images (or --data) into the z-point store", _encode_arguments, _encode))
+COMMANDS.append(("reconstruct", "PNG grid of images and their reconstructions", _reconstruct_arguments, _reconstruct))
 # ----------------------------------------------------------------------------- analyze
+def _analyze_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN", help="run folder with z-points (`latentatlas encode`)")
+    p.add_argument("--subset", choices=("all", "train", "val"), default="train", help="rows to fit (default train)")
+    p.add_argument("--percentiles", type=_float_list, default=[1.0, 99.0], metavar="LO,HI",
+                   help="per-component value interval (default 1,99)")
+    p.add_argument("--dominant-k", type=float, default=1.0, metavar="K",
+                   help="dominant if |mean|/std >= K (default 1.0)")
+    p.add_argument("--dominant-width", type=float, default=None, metavar="W",
+                   help="dominant if std >= W (absolute; default: --dominant-relative-width x median std)")
+    p.add_argument("--dominant-relative-width", type=float, default=1.5, metavar="F", help="default 1.5")
+    p.add_argument("--dominant-rule", choices=("or", "and"), default="or",
+                   help="combine the offset and width rules (the seed's wording is 'and'; default or)")
+    p.add_argument("--top-pairs", type=int, default=10, help="strongest correlation pairs to report (default 10)")
+    p.add_argument("--planes", type=_plane, action="append", default=None, metavar="J1,J2",
+                   help="coordinate plane for ellipses, slices and projections (repeatable; default: 4 chosen)")
+    p.add_argument("--confidences", type=_float_list, default=[0.5, 0.9, 0.99], metavar="C,...",
+                   help="confidence levels of the ellipses (default 0.5,0.9,0.99)")
+    p.add_argument("--radius-b", type=_float_list, default=[0.5, 1.0, 1.5, 2.0, 5.0], metavar="B,...",
+                   help="b of the uniform [-b,b]^N comparison vectors (default 0.5,1,1.5,2,5)")
+    p.add_argument("--slice-b", type=_float_list, default=None, metavar="B,...",
+                   help="half widths of the flat slices (default 1.5 and b_match)")
+    p.add_argument("--mcd-samples", type=int, default=5000, help="subsample for the robust MCD core (default 5000)")
+    p.add_argument("--ks-samples", type=int, default=20000, help="subsample for the KS test (default 20000)")
+    p.add_argument("--chunk-size", type=int, default=65536, help="rows per chunk (default 65536)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-figures", action="store_true", help="write only analysis.json and the arrays")
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from latentatlas.analysis import analyze_run
+
+    if len(args.percentiles) != 2:
+        raise LatentAtlasError(f"--percentiles takes two numbers LO,HI, got {args.percentiles}")
+    result = analyze_run(
+        args.run_dir, subset=args.subset, figures=not args.no_figures, percentiles=tuple(args.percentiles),
+        offset_k=args.dominant_k, width=args.dominant_width, relative_width=args.dominant_relative_width,
+        combine=args.dominant_rule, top_pairs=args.top_pairs, planes=args.planes, confidences=args.confidences,
+        radius_b=args.radius_b, slice_b=args.slice_b, mcd_samples=args.mcd_samples, ks_samples=args.ks_samples,
+        chunk_size=args.chunk_size, seed=args.seed, progress=True)
+    origin, radii, pca = result["origin"], result["radii"], result["pca"]
+    dominant = [c["index"] for c in result["dominant"]["components"]]
+    print(f"analysed {result['n_points']} z-points ({result['subset']}), N = {result['latent_dim']}")
+    print(f"dominant components ({len(dominant)}): {', '.join(map(str, dominant[:12]))}"
+          f"{' ...' if len(dominant) > 12 else ''}")
+    print(f"origin: Mahalanobis {origin['mahalanobis']:.2f}, farther out than {origin['percentile']:.1f} % of the points")
+    print(f"radii: mean {radii['data']['mean']:.3f}, b_match {radii['b_match']:.3f}; "
+          f"PCA: {pca['n_components_90']} components for 90 %, participation ratio {pca['participation_ratio']:.1f}")
+    print(f"wrote {result['run']}/analysis/analysis.json and {len(result['figures'])} figures")
+    return 0
+
+
+COMMANDS.append(("analyze", "statistics of the z-point region: distributions, correlations, ellipses, radii, slices",
+                 _analyze_arguments, _analyze))
 # ----------------------------------------------------------------------------- sample, path
+def _number_or_word(word: str):
+    """A number, or the one keyword an option also accepts (--b matched, --jitter scott)."""
+
+    def parse(text: str) -> float | str:
+        if text == word:
+            return text
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number or {word!r}, got {text!r}") from None
+
+    return parse
+
+
+# Sampler-option flags (argparse dest = sampler parameter name); only the flags the user gives are passed on.
+_SAMPLER_FLAGS = ("b", "percentiles", "k_sigma", "components", "confidence", "jitter", "support_fraction")
+
+
+def _sample_arguments(p: argparse.ArgumentParser) -> None:
+    from latentatlas.samplers import SAMPLERS
+
+    # dest "run" would shadow the `run` callable that build_parser stores in the namespace
+    p.add_argument("run_dir", metavar="RUN", help="run folder with z-points (`latentatlas encode`)")
+    p.add_argument("--sampler", required=True, choices=list(SAMPLERS), metavar="NAME",
+                   help=f"one of: {', '.join(SAMPLERS)}")
+    p.add_argument("-n", type=int, default=64, help="number of latent vectors (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same vectors and images")
+    p.add_argument("--out", help="output folder (default RUN/samples/<sampler>[-options]-seed<seed>)")
+    p.add_argument("--subset", choices=["train", "val"], default="train", help="z-points the sampler is fitted on")
+    p.add_argument("--grid", type=int, default=64, help="at most this many images in grid.png (default 64)")
+    options = p.add_argument_group("sampler options (only for the samplers that have them)")
+    options.add_argument("--b", type=_number_or_word("matched"), help="uniform-box: half-width, or 'matched'")
+    options.add_argument("--percentiles", type=_float_list, help="component-box: interval percentiles, e.g. 1,99")
+    options.add_argument("--k-sigma", type=float, help="component-box: intervals mean ± k·std instead")
+    options.add_argument("--components", type=int, help="gmm: number of mixture components (default 10)")
+    options.add_argument("--confidence", type=float, help="ellipsoid: confidence level in (0, 1) (default 0.9)")
+    options.add_argument("--jitter", type=_number_or_word("scott"), help="resample: fraction of std, or 'scott'")
+    options.add_argument("--support-fraction", type=float, help="robust-gaussian: MCD support fraction in (0, 1]")
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from latentatlas.samplers import sample_options_from_flags, sample_run
+    from latentatlas.store import Run
+
+    options = sample_options_from_flags(args.sampler, {flag: getattr(args, flag) for flag in _SAMPLER_FLAGS})
+    run = Run(args.run_dir)
+    info = sample_run(run, args.sampler, n=args.n, seed=args.seed, out=args.out, subset=args.subset,
+                      grid_limit=args.grid, **options)
+    print(f"wrote {info['path']}: {info['n']} {args.sampler} vectors (z.npy), grid.png, sampler/, info.json")
+    return 0
+
+
+def _path_arguments(p: argparse.ArgumentParser) -> None:
+    from latentatlas.paths import INTERPOLATIONS, KINDS
+
+    p.add_argument("run_dir", metavar="RUN", help="run folder with z-points (`latentatlas encode`)")
+    p.add_argument("--kind", required=True, choices=KINDS)
+    p.add_argument("--steps", type=int, default=8, help="points on the path, >= 2 (default 8)")
+    p.add_argument("--out", help="output folder (default RUN/paths/<kind>-<options>)")
+    p.add_argument("--subset", choices=["train", "val"], default="train", help="z-points giving centre and spread")
+    p.add_argument("--plane", type=_plane, help="plane: two components J1,J2")
+    p.add_argument("--angle", type=float, help="plane: direction in degrees from the J1 axis (default 0)")
+    p.add_argument("--length", type=float, help="plane: half-length in units of the bulk's spread (default 2)")
+    p.add_argument("--from", dest="from_index", type=int, metavar="I", help="between: start z-point row")
+    p.add_argument("--to", dest="to_index", type=int, metavar="J", help="between: end z-point row")
+    p.add_argument("--from-image", metavar="PATH", help="between: start at the encoding of this image")
+    p.add_argument("--to-image", metavar="PATH", help="between: end at the encoding of this image")
+    p.add_argument("--interpolation", choices=INTERPOLATIONS, help="between: linear (default) or slerp")
+    p.add_argument("--component", type=int, metavar="J", help="traverse: the component to sweep")
+    p.add_argument("--range", dest="value_range", type=_float_list, metavar="LO,HI",
+                   help="traverse: sweep in units of the component's std around the base (default -3,3)")
+    p.add_argument("--base", help="plane/traverse: 'centre' (default) or a z-point row index for the other components")
+    # argparse would read a value like "-3,3" as an unknown option; let this parser see it as a (negative) number.
+    if hasattr(p, "_negative_number_matcher"):
+        import re
+
+        p._negative_number_matcher = re.compile(r"^-\d+$|^-\d*\.\d+$|^-[\d.]+(,-?[\d.]+)+$")
+
+
+def _path(args: argparse.Namespace) -> int:
+    from latentatlas.paths import path_run
+    from latentatlas.store import Run
+
+    run = Run(args.run_dir)
+    info = path_run(
+        run, args.kind, steps=args.steps, out=args.out, subset=args.subset, plane=args.plane, angle=args.angle,
+        length=args.length, base=args.base, from_index=args.from_index, to_index=args.to_index,
+        from_image=args.from_image, to_image=args.to_image, interpolation=args.interpolation,
+        component=args.component, value_range=args.value_range,
+    )
+    print(f"wrote {info['path']}: {info['steps']} images along a {args.kind} path (grid.png, z.npy, projection.png)")
+    return 0
+
+
+COMMANDS.append(("sample", "decode latent vectors drawn by a fitted sampler into an image grid", _sample_arguments,
+                 _sample))
+COMMANDS.append(("path", "decode z-points along a latent path (origin to centre, plane, between, traverse)",
+                 _path_arguments, _path))
 # ----------------------------------------------------------------------------- evaluate
+def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN", help="run folder with z-points and held-out data (`latentatlas encode`)")
+    p.add_argument("--samplers", default="all", help="'all' or comma-separated sampler names (default all)")
+    p.add_argument("-n", type=int, default=2000, help="samples per sampler and size of every compared set (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="seed for samples and subsets")
+    p.add_argument("--k", type=int, default=5, help="neighbours for the k-NN balls (default 5)")
+    p.add_argument("--no-fid", action="store_true", help="skip FID/KID (InceptionV3 is slow on CPU)")
+    p.add_argument("--no-faces", action="store_true", help="skip the face detector")
+    p.add_argument("--chunk-size", type=int, default=4096, help="rows per k-NN distance block (memory ~ chunk² x 8 bytes)")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from latentatlas.evaluation import _table_markdown, evaluate_run
+    from latentatlas.store import Run
+
+    names = None if args.samplers.strip() == "all" else [s.strip() for s in args.samplers.split(",") if s.strip()]
+    run = Run(args.run_dir)
+    table = evaluate_run(run, samplers=names, n=args.n, seed=args.seed, k=args.k, fid_scores=not args.no_fid,
+                         faces=not args.no_faces, chunk_size=args.chunk_size)
+    print(_table_markdown(table), end="")
+    print(f"wrote {run.path / 'evaluation'}/evaluation.json, evaluation.csv, evaluation.md")
+    return 0
+
+
+COMMANDS.append(("evaluate", "score samplers against held-out data (precision/recall, density/coverage, FID/KID, faces)",
+                 _evaluate_arguments, _evaluate))
 # ----------------------------------------------------------------------------- report, explore
+def _report_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN", help="run folder (sections whose inputs are missing name their command)")
+    p.add_argument("--out", help="HTML file to write (default RUN/report.html)")
+
+
+def _report(args: argparse.Namespace) -> int:
+    from latentatlas.report import write_report
+
+    path = write_report(args.run_dir, args.out)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained: open it in any browser)")
+    return 0
+
+
+def _explore_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN", help="run folder with a model and z-points (`latentatlas encode`)")
+    p.add_argument("--port", type=int, default=8765, help="TCP port (default 8765)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser window")
+
+
+def _explore(args: argparse.Namespace) -> int:
+    from latentatlas.explorer import serve
+
+    serve(args.run_dir, host=args.host, port=args.port, open_browser=not args.no_browser)
+    return 0
+
+
+COMMANDS.append(("report", "write the self-contained RUN/report.html", _report_arguments, _report))
+COMMANDS.append(("explore", "interactive explorer of the latent space in the browser", _explore_arguments, _explore))
 # ----------------------------------------------------------------------------- demo
 
 

@@ -79,3 +79,163 @@ def plot_projection(
     ax.set_xlabel(f"z[{j1}]")
     ax.set_ylabel(f"z[{j2}]")
     ax.set_title(f"plane ({j1}, {j2})")
+
+
+# ----------------------------------------------------------------------------- analysis figures
+
+
+def draw_ellipses(ax: plt.Axes, ellipses: Sequence[dict], color: str = "black") -> None:
+    """Outline confidence ellipses ({"centre", "half_axes", "angle_deg", "confidence"}) on an axes."""
+    from matplotlib.patches import Ellipse
+
+    styles = ["-", "--", ":", "-."]
+    for k, e in enumerate(ellipses):
+        patch = Ellipse(e["centre"], 2 * e["half_axes"][0], 2 * e["half_axes"][1], angle=e["angle_deg"],
+                        fill=False, ec=color, lw=1.1, ls=styles[k % len(styles)],
+                        label=f"{100 * e['confidence']:g} % ellipse" if "confidence" in e else None)
+        ax.add_patch(patch)
+
+
+def _panel_grid(count: int, ncols: int, size: float = 2.6) -> tuple[plt.Figure, np.ndarray]:
+    ncols = max(1, min(ncols, count))
+    nrows = max(1, math.ceil(count / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * 0.8 * nrows), squeeze=False)
+    for ax in axes.ravel()[count:]:
+        ax.set_visible(False)
+    return fig, axes.ravel()
+
+
+def plot_histogram_grid(components: Sequence[int], edges: np.ndarray, counts: np.ndarray, mean: np.ndarray,
+                        std: np.ndarray, hwhm: np.ndarray | None = None, highlight: Sequence[int] = (),
+                        ncols: int = 6) -> plt.Figure:
+    """Histograms (as densities) of chosen components with their fitted Gaussians; `highlight` in red titles."""
+    fig, axes = _panel_grid(len(components), ncols)
+    highlighted = set(int(j) for j in highlight)
+    for ax, j in zip(axes, components):
+        widths = np.diff(edges[j])
+        total = counts[j].sum()
+        density = counts[j] / (total * widths) if total > 0 else counts[j]
+        ax.bar(edges[j][:-1], density, width=widths, align="edge", color=REAL, alpha=0.6, lw=0)
+        x = np.linspace(edges[j][0], edges[j][-1], 200)
+        if std[j] > 0:
+            ax.plot(x, np.exp(-0.5 * ((x - mean[j]) / std[j]) ** 2) / (std[j] * math.sqrt(2 * math.pi)), c="k", lw=1)
+        ax.axvline(0.0, c=ORIGIN, lw=1)
+        label = f"z[{j}]  μ={mean[j]:.2f} σ={std[j]:.2f}"
+        if hwhm is not None and np.isfinite(hwhm[j]):
+            label += f"\nHWHM={hwhm[j]:.2f} (Gauss {std[j] * math.sqrt(2 * math.log(2)):.2f})"
+        ax.set_title(label, fontsize=7, color="red" if int(j) in highlighted else "black")
+        ax.tick_params(labelsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def plot_component_summary(mean: np.ndarray, std: np.ndarray, dominant: Sequence[int] = ()) -> plt.Figure:
+    """Every component's mean with a ±1 std bar; dominant components in red."""
+    n = len(mean)
+    fig, ax = plt.subplots(figsize=(min(24, max(6, n / 12)), 3.6))
+    index = np.arange(n)
+    ax.errorbar(index, mean, yerr=std, fmt="o", ms=2, lw=0.6, c=REAL, label="mean ± std")
+    if len(dominant):
+        d = np.asarray(dominant)
+        ax.errorbar(d, mean[d], yerr=std[d], fmt="o", ms=3, lw=0.9, c=ARTIFICIAL, label="dominant")
+    ax.axhline(0.0, c="gray", lw=0.6)
+    ax.set_xlabel("component j")
+    ax.set_ylabel("z[j]")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_correlation_heatmap(corr: np.ndarray) -> plt.Figure:
+    n = len(corr)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    image = ax.imshow(corr, cmap="coolwarm", vmin=-1, vmax=1, interpolation="nearest")
+    fig.colorbar(image, ax=ax, label="Pearson r")
+    ax.set_xlabel("component")
+    ax.set_ylabel("component")
+    ax.set_title(f"correlation matrix ({n} x {n})")
+    return fig
+
+
+def plot_spectrum(explained_ratio: np.ndarray, n90: int, n99: int) -> plt.Figure:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    k = np.arange(1, len(explained_ratio) + 1)
+    left.semilogy(k, np.clip(explained_ratio, 1e-12, None), ".-", c=REAL, ms=3, lw=0.8)
+    left.set_xlabel("principal component")
+    left.set_ylabel("explained variance ratio")
+    right.plot(k, np.cumsum(explained_ratio), c=REAL)
+    for level, count in ((0.9, n90), (0.99, n99)):
+        right.axhline(level, c="gray", lw=0.6, ls="--")
+        right.axvline(count, c="gray", lw=0.6, ls="--")
+        right.annotate(f"{int(level * 100)} %: {count}", (count, level), fontsize=8, xytext=(4, -12),
+                       textcoords="offset points")
+    right.set_xlabel("number of components")
+    right.set_ylabel("cumulative explained variance")
+    fig.tight_layout()
+    return fig
+
+
+def plot_radii(data_radii: np.ndarray, uniform: Sequence[dict], bins: int = 80) -> plt.Figure:
+    """Histogram of the z-point radii against radii of uniform [-b, b]^N vectors (simulated) for several b."""
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    ax.hist(data_radii, bins=bins, density=True, color=REAL, alpha=0.6, label="z-points")
+    colours = plt.get_cmap("autumn")(np.linspace(0.0, 0.8, max(1, len(uniform))))
+    for colour, row in zip(colours, uniform):
+        ax.hist(row["simulated_radii"], bins=bins, density=True, histtype="step", color=colour,
+                label=f"uniform b={row['b']:g} (E|x|={row['theory_mean']:.2f})")
+    ax.set_xlabel("radius |z|")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_mahalanobis(sq_distances: np.ndarray, dof: int, origin_sq: float | None = None,
+                     max_quantiles: int = 2000) -> plt.Figure:
+    """Squared Mahalanobis distances against the chi-square law with `dof` dof: histogram and Q-Q plot."""
+    from scipy import stats
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    upper = float(np.percentile(sq_distances, 99.5))
+    left.hist(sq_distances[sq_distances <= upper], bins=80, density=True, color=REAL, alpha=0.6, label="z-points")
+    x = np.linspace(max(0.0, float(sq_distances.min())), upper, 300)
+    left.plot(x, stats.chi2(dof).pdf(x), c="k", lw=1, label=f"χ² ({dof} dof)")
+    if origin_sq is not None and origin_sq <= upper * 1.5:
+        left.axvline(origin_sq, c=ORIGIN, lw=1.5, label="origin")
+    left.set_xlabel("squared Mahalanobis distance")
+    left.set_ylabel("density")
+    left.legend(fontsize=8)
+    m = min(max_quantiles, len(sq_distances))
+    probs = (np.arange(m) + 0.5) / m
+    observed = np.quantile(sq_distances, probs)
+    expected = stats.chi2(dof).ppf(probs)
+    right.plot(expected, observed, ".", ms=2, c=REAL)
+    lim = [0.0, max(float(expected.max()), float(observed.max()))]
+    right.plot(lim, lim, c="k", lw=0.8)
+    right.set_xlabel(f"χ² ({dof} dof) quantile")
+    right.set_ylabel("observed quantile")
+    right.set_title("Q-Q plot", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_projection_grid(planes: Sequence[dict], z: np.ndarray, centre: np.ndarray,
+                         artificial: np.ndarray | None = None, path_points: np.ndarray | None = None,
+                         ncols: int = 2, title: str | None = None) -> plt.Figure:
+    """One seed-style projection panel per plane dict ({"plane", "ellipses", optional "z"}), with legends.
+
+    A plane's own "z" (e.g. only the points inside a slice) replaces the shared `z` for that panel.
+    """
+    fig, axes = _panel_grid(len(planes), ncols, size=4.8)
+    for ax, plane in zip(axes, planes):
+        points = plane.get("z", z)
+        plot_projection(ax, points, plane["plane"], centre=centre, artificial=plane.get("artificial", artificial),
+                        path_points=path_points, max_points=max(1, len(points)))
+        draw_ellipses(ax, plane.get("ellipses", ()))
+        if "subtitle" in plane:
+            ax.set_title(f"plane ({plane['plane'][0]}, {plane['plane'][1]}): {plane['subtitle']}", fontsize=9)
+        ax.legend(fontsize=6, loc="best")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,145 @@
+"""The core commands (train, encode, reconstruct) in-process: a working round trip, and user mistakes
+answered with one line on stderr, exit status 2, no traceback and nothing written."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from latentatlas.cli import main
+from latentatlas.store import Run
+
+TINY_OPTIONS = ["--image-size", "32", "--channels", "8,16", "--latent-dim", "8", "--batch-size", "16"]
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("latentatlas: error: ") and "Traceback" not in err
+    return lines[0]
+
+
+def test_train_encode_reconstruct_round_trip(tmp_path, capsys):
+    out = tmp_path / "run"
+    common = ["train", "--data", "synthetic-faces", "--synthetic-count", "64", "--out", str(out), *TINY_OPTIONS]
+    assert main([*common, "--epochs", "1", "--val-fraction", "0.25"]) == 0
+    assert "trained" in capsys.readouterr().out
+    # Resume takes the architecture and data from the run; only the new total is given.
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "2"]) == 0
+    run = Run(out)
+    assert run.train_state()["epochs_done"] == 2 and list(run.history()["epoch"]) == [1, 2]
+    assert run.model_config.channels == (8, 16) and run.data_config.synthetic_count == 64
+
+    assert main(["encode", str(out)]) == 0
+    assert "64 z-points of dimension 8" in capsys.readouterr().out
+    assert run.zpoints().shape == (64, 8)
+    assert run.metadata()["subset"].value_counts().to_dict() == {"train": 48, "val": 16}
+
+    png = tmp_path / "grid.png"
+    assert main(["reconstruct", str(out), "-n", "6", "--out", str(png)]) == 0
+    assert png.is_file() and (tmp_path / "grid.json").is_file()
+    assert main(["reconstruct", str(out), "-n", "4", "--subset", "train"]) == 0
+    assert (out / "reconstructions.png").is_file()
+
+
+def test_source_paths_are_stored_absolute(tmp_path, monkeypatch):
+    images = np.random.default_rng(0).integers(0, 256, (6, 40, 40, 3), dtype=np.uint8)
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    from PIL import Image
+
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(folder / f"{i}.png")
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--data", "pictures", "--out", "run", "--epochs", "1", *TINY_OPTIONS]) == 0
+    assert Run(tmp_path / "run").data_config.source == str(folder.resolve())
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--data", "{tmp}/missing"], "not found"),
+        (["--data", "synthetic-faces", "--image-size", "40"], "multiple of 16"),
+        (["--data", "synthetic-faces", "--latent-dim", "0"], "latent dimension"),
+        (["--data", "synthetic-faces", "--epochs", "0"], "epochs"),
+        (["--data", "synthetic-faces", "--val-fraction", "1.5"], "validation fraction"),
+        (["--data", "{tmp}/empty"], "no images"),
+        (["--data", "{tmp}/empty.zip"], "zip"),
+        ([], "--data is required"),
+        (["--resume"], "cannot resume"),
+    ],
+)
+def test_train_mistakes(tmp_path, capsys, arguments, message):
+    (tmp_path / "empty").mkdir()
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "empty.zip", "w") as archive:
+        archive.writestr("readme.txt", "no pictures here")
+    out = tmp_path / "run"
+    arguments = [a.replace("{tmp}", str(tmp_path)) for a in arguments]
+    assert main(["train", "--out", str(out), "--synthetic-count", "20", *arguments]) == 2
+    assert message in _one_line_error(capsys)
+    assert not out.exists()  # validated before writing anything
+
+
+def test_train_into_a_trained_run_is_refused(tiny_run_copy, capsys):
+    before = (tiny_run_copy.path / "model.safetensors").read_bytes()
+    assert main(["train", "--data", "synthetic-faces", "--out", str(tiny_run_copy.path), "--epochs", "1"]) == 2
+    assert "already holds a trained model; use --resume or another --out" in _one_line_error(capsys)
+    assert (tiny_run_copy.path / "model.safetensors").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--latent-dim", "32"], "different architecture (latent_dim 16 -> 32)"),
+        (["--channels", "16,32,64"], "different architecture"),
+        (["--activation", "relu"], "different architecture"),
+        (["--synthetic-count", "50"], "different data"),
+        (["--seed", "3"], "different seed"),
+    ],
+)
+def test_resume_with_other_settings(tiny_run_copy, capsys, arguments, message):
+    before = (tiny_run_copy.path / "train_state.json").read_text()
+    assert main(["train", "--out", str(tiny_run_copy.path), "--resume", "--epochs", "5", *arguments]) == 2
+    assert message in _one_line_error(capsys)
+    assert (tiny_run_copy.path / "train_state.json").read_text() == before
+
+
+@pytest.mark.parametrize("command", ["encode", "reconstruct"])
+def test_commands_on_a_folder_without_model(tiny_run_copy, capsys, command):
+    (tiny_run_copy.path / "model.safetensors").unlink()
+    assert main([command, str(tiny_run_copy.path)]) == 2
+    assert "no trained model" in _one_line_error(capsys)
+
+
+@pytest.mark.parametrize("command", ["encode", "reconstruct"])
+def test_commands_on_a_folder_that_is_not_a_run(tmp_path, capsys, command):
+    assert main([command, str(tmp_path)]) == 2
+    assert "not a latentatlas run folder" in _one_line_error(capsys)
+    assert main([command, str(tmp_path / "missing")]) == 2
+    assert "does not exist" in _one_line_error(capsys)
+
+
+def test_encode_another_source_marks_it_external(tiny_run_copy, capsys):
+    assert main(["encode", str(tiny_run_copy.path), "--data", "synthetic-faces", "--synthetic-count", "12"]) == 0
+    run = Run(tiny_run_copy.path)
+    assert run.zpoints().shape == (12, 16) and set(run.metadata()["subset"]) == {"external"}
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [(["-n", "0"], "must be >= 1"), (["--out", "{run}/grid.jpg"], "ending in .png"), (["--columns", "0"], "--columns")],
+)
+def test_reconstruct_mistakes(tiny_run_copy, capsys, arguments, message):
+    arguments = [a.replace("{run}", str(tiny_run_copy.path)) for a in arguments]
+    assert main(["reconstruct", str(tiny_run_copy.path), *arguments]) == 2
+    assert message in _one_line_error(capsys)
+    assert not (tiny_run_copy.path / "reconstructions.png").exists()
+
+
+def test_encode_on_a_run_without_split_names_train(tiny_run_copy, capsys):
+    (tiny_run_copy.path / "split.npy").unlink()
+    assert main(["encode", str(tiny_run_copy.path)]) == 2
+    assert "latentatlas train" in _one_line_error(capsys)

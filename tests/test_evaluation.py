@@ -1,0 +1,270 @@
+"""Evaluation: k-NN scores with known answers, chunking, FID/KID, face detector, evaluate end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.linalg
+from sklearn.metrics import pairwise_distances
+
+from latentatlas.cli import main
+from latentatlas.errors import LatentAtlasError
+from latentatlas.evaluation import (
+    FaceDetector,
+    evaluate_points,
+    evaluate_run,
+    face_rate,
+    fid,
+    inception_features,
+    kid,
+    knn_scores,
+    kth_neighbour_distances,
+    real_ball_counts,
+)
+
+
+def _naive_scores(real: np.ndarray, fake: np.ndarray, k: int) -> dict:
+    """The full-matrix reference (as in Naeem et al.'s prdc code)."""
+    real_radii = np.partition(pairwise_distances(real, real), k, axis=1)[:, k]
+    fake_radii = np.partition(pairwise_distances(fake, fake), k, axis=1)[:, k]
+    d = pairwise_distances(real, fake)
+    inside = d < real_radii[:, None]
+    return {
+        "precision": float(inside.any(axis=0).mean()),
+        "recall": float((d < fake_radii[None, :]).any(axis=1).mean()),
+        "density": float(inside.sum() / (k * len(fake))),
+        "coverage": float((d.min(axis=1) < real_radii).mean()),
+    }
+
+
+@pytest.fixture(scope="module")
+def point_sets() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((300, 12)), rng.standard_normal((250, 12)) * 1.2 + 0.3
+
+
+def test_identical_sets_score_one(point_sets):
+    real, _ = point_sets
+    scores = knn_scores(real, real.copy(), k=5)
+    assert scores == {"precision": 1.0, "recall": 1.0, "density": 1.0, "coverage": 1.0}
+
+
+def test_same_distribution_scores_near_one():
+    rng = np.random.default_rng(1)
+    scores = knn_scores(rng.standard_normal((1500, 4)), rng.standard_normal((1500, 4)), k=5)
+    for name in ("precision", "recall", "coverage"):
+        assert scores[name] > 0.9, (name, scores)
+    assert 0.8 < scores["density"] < 1.2
+
+
+def test_disjoint_sets_score_zero(point_sets):
+    real, fake = point_sets
+    scores = knn_scores(real, fake + 100.0, k=5)
+    assert scores == {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0}
+
+
+def test_known_one_dimensional_case():
+    # real: 0..9 on a line, k=1 -> every radius is 1; fakes at 0.5 (inside the balls of 0 and 1) and 50 (outside).
+    real = np.arange(10, dtype=float)[:, None]
+    fake = np.array([[0.5], [50.0], [51.0]])
+    scores = knn_scores(real, fake, k=1)
+    assert scores["precision"] == pytest.approx(1 / 3)
+    assert scores["density"] == pytest.approx(2 / 3)  # two balls hold 0.5; density = 2 / (k * M)
+    assert scores["coverage"] == pytest.approx(2 / 10)
+    # fake radii: 0.5 -> 49.5, 50 -> 1, 51 -> 1: the ball around 0.5 holds every real point
+    assert scores["recall"] == 1.0
+    np.testing.assert_allclose(kth_neighbour_distances(real, k=2), [2, 1, 1, 1, 1, 1, 1, 1, 1, 2])
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 7, 64, 100_000])
+@pytest.mark.parametrize("k", [1, 5])
+def test_chunked_equals_full_matrix(point_sets, chunk_size, k):
+    real, fake = point_sets
+    if chunk_size == 1:
+        real, fake = real[:40], fake[:30]  # one row at a time is slow; a subset keeps every code path
+    assert knn_scores(real, fake, k=k, chunk_size=chunk_size) == _naive_scores(real, fake, k)
+
+
+def test_real_ball_counts_match_density(point_sets):
+    real, fake = point_sets
+    counts = real_ball_counts(real, fake, k=5, chunk_size=64)
+    scores = knn_scores(real, fake, k=5)
+    assert counts.sum() / (5 * len(fake)) == pytest.approx(scores["density"])
+    assert (counts > 0).mean() == pytest.approx(scores["precision"])
+
+
+@pytest.mark.parametrize(
+    "real, fake, k, message",
+    [
+        (np.zeros((5, 3)), np.zeros((10, 3)), 5, r"at least k\+1"),
+        (np.zeros((10, 3)), np.zeros((10, 4)), 2, "dimension"),
+        (np.zeros((10, 3)), np.full((10, 3), np.nan), 2, "NaN"),
+        (np.zeros((10, 3)), np.zeros((10, 3)), 0, "k must be"),
+        (np.zeros(10), np.zeros((10, 3)), 2, "2-D"),
+    ],
+)
+def test_knn_bad_input(real, fake, k, message):
+    with pytest.raises(LatentAtlasError, match=message):
+        knn_scores(real, fake, k=k)
+
+
+# ----------------------------------------------------------------------------- FID / KID on features
+
+
+def _scipy_fid(a: np.ndarray, b: np.ndarray) -> float:
+    ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = scipy.linalg.sqrtm(ca @ cb).real
+    return float(((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(ca) + np.trace(cb) - 2 * np.trace(root))
+
+
+@pytest.mark.parametrize("n", [20, 200])  # fewer rows than dimensions (low-rank path) and more (eigh path)
+def test_fid_matches_scipy_sqrtm(n):
+    rng = np.random.default_rng(n)
+    a = rng.standard_normal((n, 30)) @ rng.standard_normal((30, 30))
+    b = rng.standard_normal((n + 5, 30)) * 0.7 + 0.4
+    assert fid(a, b) == pytest.approx(_scipy_fid(a, b), rel=1e-6, abs=1e-6)
+
+
+def test_fid_self_zero_and_shift_positive():
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((100, 8))
+    assert fid(a, a) == pytest.approx(0.0, abs=1e-8)
+    assert fid(a, a + 2.0) == pytest.approx(8 * 4.0)  # a pure shift adds ||shift||²
+
+
+def test_kid_unbiased_near_zero_for_same_distribution():
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((400, 16)), rng.standard_normal((400, 16))
+    mean, error = kid(a, b, n_subsets=20, subset_size=200)
+    assert abs(mean) < 4 * error + 1e-3
+    far_mean, _ = kid(a, b + 1.0, n_subsets=20, subset_size=200)
+    assert far_mean > 0.1
+
+
+def test_kid_single_subset_is_exact_unbiased_mmd():
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((6, 3)), rng.standard_normal((6, 3)) + 0.5
+    kernel = lambda x, y: (x @ y.T / 3 + 1) ** 3  # noqa: E731
+    m = 6
+    expected = (
+        (kernel(a, a).sum() - np.trace(kernel(a, a))) / (m * (m - 1))
+        + (kernel(b, b).sum() - np.trace(kernel(b, b))) / (m * (m - 1))
+        - 2 * kernel(a, b).mean()
+    )
+    mean, _ = kid(a, b, n_subsets=3, subset_size=6)
+    assert mean == pytest.approx(expected)
+
+
+@pytest.fixture(scope="module")
+def face_images() -> np.ndarray:
+    from latentatlas.data import synthetic_faces
+
+    images, _ = synthetic_faces(24, image_size=32, seed=7)
+    return images
+
+
+@pytest.mark.slow
+def test_inception_fid_self_zero_and_shifted_positive(face_images):
+    features = inception_features(face_images[:8], batch_size=8)
+    assert features.shape == (8, 2048) and np.isfinite(features).all()
+    assert fid(features, features) == pytest.approx(0.0, abs=1e-3)
+    darker = (face_images[:8] // 2).astype(np.uint8)
+    assert fid(features, inception_features(darker, batch_size=8)) > 1.0
+
+
+def test_inception_rejects_wrong_shape():
+    with pytest.raises(LatentAtlasError, match="uint8"):
+        inception_features(np.zeros((2, 32, 32), np.uint8))
+    with pytest.raises(LatentAtlasError, match="uint8"):
+        inception_features(np.zeros((2, 32, 32, 3), np.float32))
+
+
+# ----------------------------------------------------------------------------- faces
+
+
+def test_face_detector_finds_faces_not_noise(face_images):
+    detector = FaceDetector()
+    assert detector.detect(face_images).mean() >= 0.9
+    noise = np.random.default_rng(0).integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
+    flat = np.full((5, 32, 32, 3), 128, np.uint8)
+    assert face_rate(noise) == 0.0
+    assert face_rate(flat) == 0.0
+
+
+# ----------------------------------------------------------------------------- a run
+
+
+@pytest.mark.slow
+def test_evaluate_cli_end_to_end(tiny_run_copy, capsys):
+    run = tiny_run_copy
+    code = main(["evaluate", str(run.path), "--samplers", "gaussian,uniform-box", "-n", "10", "--k", "3"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "| name |" in out and "reconstruction" in out
+    folder = run.path / "evaluation"
+    data = json.loads((folder / "evaluation.json").read_text())
+    names = [row["name"] for row in data["rows"]]
+    assert names == ["real (held-out)", "reconstruction", "gaussian", "uniform-box"]
+    table = pd.read_csv(folder / "evaluation.csv")
+    assert {"precision", "recall", "density", "coverage", "fid", "kid", "kid_se", "face_rate"} <= set(table.columns)
+    assert (folder / "evaluation.md").read_text().startswith("| name |")
+    assert (folder / "real_features.npy").is_file()
+    rows = table.set_index("name")
+    assert np.isnan(rows.loc["reconstruction", "precision"])
+    for name in ("real (held-out)", "gaussian", "uniform-box"):
+        assert 0.0 <= rows.loc[name, "precision"] <= 1.0 and 0.0 <= rows.loc[name, "coverage"] <= 1.0
+    # real training data lies in the held-out support far more often than vectors from a box
+    assert rows.loc["real (held-out)", "precision"] >= rows.loc["uniform-box", "precision"]
+    assert rows.loc["real (held-out)", "fid"] < rows.loc["uniform-box", "fid"]
+
+
+def test_evaluate_run_latent_only_and_cache_free(tiny_run_copy):
+    table = evaluate_run(tiny_run_copy, samplers=["diagonal-gaussian"], n=30, k=3, fid_scores=False, faces=False,
+                         progress=False)
+    assert list(table["name"]) == ["real (held-out)", "reconstruction", "diagonal-gaussian"]
+    assert "fid" not in table.columns and "face_rate" not in table.columns
+    real = table.set_index("name").loc["real (held-out)"]
+    assert 0.9 <= real["inside_radius"] <= 1.0
+    assert 30.0 < real["mahalanobis_median_pct"] < 70.0  # training points: about half are closer than the median
+    assert not (tiny_run_copy.path / "evaluation" / "real_features.npy").exists()
+
+
+def test_evaluate_points_columns(tiny_run_copy):
+    held = tiny_run_copy.zpoints("val")[:4]
+    far = np.full((2, tiny_run_copy.latent_dim), 50.0, np.float32)
+    frame = evaluate_points(tiny_run_copy, np.concatenate([held, far]), k=3)
+    assert list(frame.columns) == ["mahalanobis_pct", "norm", "inside_radius", "real_balls", "in_real_support", "face"]
+    assert frame["in_real_support"].iloc[:4].all() and not frame["in_real_support"].iloc[4:].any()
+    assert (frame["mahalanobis_pct"].iloc[4:] == 100.0).all()
+    assert frame["face"].dtype == bool
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--samplers", "nope", "--no-fid"], "unknown sampler"),
+        (["-n", "3", "--k", "5", "--no-fid"], "at least k+1"),
+        (["--k", "0", "--no-fid"], "k must be"),
+    ],
+)
+def test_evaluate_cli_errors(tiny_run, capsys, arguments, message):
+    assert main(["evaluate", str(tiny_run.path), *arguments]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tiny_run.path / "evaluation").exists()
+
+
+def test_evaluate_without_held_out_data(tiny_run_copy, capsys):
+    meta = tiny_run_copy.metadata()
+    meta["subset"] = "train"
+    meta.to_parquet(tiny_run_copy.path / "zpoints.parquet", index=False)
+    assert main(["evaluate", str(tiny_run_copy.path), "-n", "10", "--no-fid"]) == 2
+    assert "no held-out" in capsys.readouterr().err
+
+
+def test_evaluate_not_a_run(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path), "--no-fid"]) == 2
+    assert "not a latentatlas run folder" in capsys.readouterr().err

@@ -1,0 +1,313 @@
+"""The explorer's JSON API against the tiny run: known answers for good requests, 4xx + message for bad ones."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from latentatlas import explorer as explorer_module
+
+
+@pytest.fixture(scope="module")
+def client(tiny_run):
+    from fastapi.testclient import TestClient
+
+    with TestClient(explorer_module.create_app(tiny_run.path)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def state(client):
+    return client.app.state.explorer
+
+
+def png_pixels(data: bytes | str) -> np.ndarray:
+    if isinstance(data, str):
+        assert data.startswith("data:image/png;base64,")
+        data = base64.b64decode(data.split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def train_z(run) -> np.ndarray:
+    return np.asarray(run.zpoints("train"), dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------- good requests
+
+
+def test_info_describes_the_run(client, tiny_run):
+    info = client.get("/api/info").json()
+    assert info["latent_dim"] == 16 and info["image_size"] == 32
+    assert info["n_points"] == len(tiny_run.zpoints()) == info["n_display"]
+    assert info["n_fit"] == len(tiny_run.zpoints("train"))
+    assert "gaussian" in info["samplers"] and "uniform-box" in info["samplers"]
+    std = np.asarray(info["std"])
+    assert info["default_plane"] == list(np.argsort(std)[::-1][:2])  # the two widest axes
+    assert info["std"] == pytest.approx(train_z(tiny_run).std(axis=0, ddof=1), rel=1e-6)
+
+
+def test_index_and_static_assets_are_served(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "/static/app.js" in page.text
+    for asset, kind in (("app.js", "javascript"), ("style.css", "css")):
+        response = client.get(f"/static/{asset}")
+        assert response.status_code == 200 and kind in response.headers["content-type"]
+    assert "http://" not in client.get("/static/app.js").text  # no CDN or other outside resource
+
+
+def test_plane_geometry_in_axes_basis(client, tiny_run):
+    z = train_z(tiny_run)
+    answer = client.get("/api/plane", params={"basis": "axes", "x": 3, "y": 7}).json()
+    assert answer["centre"] == pytest.approx(z.mean(axis=0)[[3, 7]])
+    assert answer["origin"] == [0.0, 0.0]
+    assert answer["labels"] == ["z[3]", "z[7]"]
+    ellipses = answer["ellipses"]
+    assert [e["confidence"] for e in ellipses] == [0.5, 0.9, 0.99]
+    majors = [e["half_axes"][0] for e in ellipses]
+    assert majors == sorted(majors) and majors[0] > 0
+    x0, x1, y0, y1 = answer["bounds"]
+    assert x0 <= 0 <= x1 and y0 <= 0 <= y1  # the origin's border position stays in view
+
+
+def test_plane_geometry_in_pca_basis(client, tiny_run, state):
+    z = train_z(tiny_run)
+    answer = client.get("/api/plane", params={"basis": "pca", "x": 0, "y": 1}).json()
+    assert answer["centre"] == [0.0, 0.0]
+    eigenvalues = np.sort(np.linalg.eigvalsh(np.cov(z, rowvar=False)))[::-1]
+    from scipy.stats import chi2
+
+    ellipse = answer["ellipses"][1]  # 90 %: principal axes are the ellipse axes, so no tilt beyond 0/90 degrees
+    assert ellipse["half_axes"][0] == pytest.approx(np.sqrt(chi2.ppf(0.9, 2) * eigenvalues[0]), rel=1e-5)
+    assert ellipse["angle_deg"] % 90 == pytest.approx(0, abs=1e-6) or ellipse["angle_deg"] % 90 == pytest.approx(90)
+    # The origin seen from the centre, along the first two principal axes.
+    assert answer["origin"] == pytest.approx(-z.mean(axis=0) @ state.pca_axes[:, :2], abs=1e-9)
+
+
+@pytest.mark.parametrize("basis", ["axes", "pca"])
+def test_points_are_the_projected_zpoints(client, tiny_run, state, basis):
+    rows = np.frombuffer(client.get("/api/rows").content, dtype="<i4")
+    points = np.frombuffer(client.get("/api/points", params={"basis": basis, "x": 2, "y": 5}).content, dtype="<f4")
+    points = points.reshape(-1, 2)
+    z = np.asarray(tiny_run.zpoints(), dtype=np.float64)[rows]
+    expected = z[:, [2, 5]] if basis == "axes" else (z - state.centre) @ state.pca_axes[:, [2, 5]]
+    np.testing.assert_allclose(points, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_decode_a_vector_matches_the_run_decoder(client, tiny_run, state):
+    vector = np.array(tiny_run.zpoints()[11], dtype=np.float32)
+    answer = client.post("/api/decode", json={"vector": vector.tolist()}).json()
+    np.testing.assert_array_equal(png_pixels(answer["image"]), tiny_run.decode(vector[None])[0])
+    assert answer["percentile"] == pytest.approx(float(state.mahalanobis.percentile(vector[None].astype(np.float64))[0]))
+    assert isinstance(answer["face"], bool)
+
+
+def test_decode_plane_point_holds_other_components_at_a_real_point(client, tiny_run):
+    base_row = 7
+    vector = np.asarray(tiny_run.zpoints()[base_row], dtype=np.float32).copy()
+    vector[[1, 4]] = [0.25, -0.5]
+    request = {"basis": "axes", "plane": [1, 4], "coords": [0.25, -0.5], "base": base_row, "detect_face": False}
+    answer = client.post("/api/decode", json=request).json()
+    np.testing.assert_array_equal(png_pixels(answer["image"]), tiny_run.decode(vector[None])[0])
+    assert answer["face"] is None
+
+
+def test_decoding_the_centre_gives_the_lowest_percentile(client, state):
+    centre = state.centre
+    answer = client.post("/api/decode", json={"plane": [0, 1], "coords": centre[[0, 1]].tolist(), "detect_face": False})
+    assert answer.json()["percentile"] == 0.0 and answer.json()["distance"] == pytest.approx(0.0, abs=1e-6)
+    far = client.post("/api/decode", json={"plane": [0, 1], "coords": [100.0, -100.0], "detect_face": False}).json()
+    assert far["percentile"] == 100.0
+
+
+def test_pca_plane_coordinates_round_trip(state):
+    coords = np.array([[0.3, -0.2], [1.0, 2.0]])
+    for base in ("centre", 5):
+        vectors = state.from_plane("pca", (2, 0), coords, base)
+        np.testing.assert_allclose(state.to_plane(vectors, "pca", (2, 0)), coords, atol=1e-10)
+        # Components along the other principal axes are those of the base.
+        others = [k for k in range(state.latent_dim) if k not in (0, 2)]
+        base_pca = (state.base_vector(base) - state.centre) @ state.pca_axes[:, others]
+        np.testing.assert_allclose((vectors - state.centre) @ state.pca_axes[:, others], np.repeat(base_pca[None], 2, 0), atol=1e-10)
+
+
+@pytest.mark.parametrize("method", ["linear", "slerp"])
+def test_path_strip(client, state, method):
+    request = {"plane": [0, 3], "start": [-1.0, 0.5], "end": [0.8, -0.2], "steps": 5, "method": method}
+    answer = client.post("/api/path", json=request).json()
+    assert len(answer["images"]) == len(answer["percentiles"]) == len(answer["faces"]) == 5
+    points = np.asarray(answer["points"])
+    np.testing.assert_allclose(points[0], [-1.0, 0.5], atol=1e-9)
+    np.testing.assert_allclose(points[-1], [0.8, -0.2], atol=1e-9)
+    start, end = state.from_plane("axes", (0, 3), np.array([[-1.0, 0.5], [0.8, -0.2]]), "centre")
+    from latentatlas.paths import lerp, slerp
+
+    expected = (lerp if method == "linear" else slerp)(start, end, 5)[:, [0, 3]]
+    np.testing.assert_allclose(points, expected, atol=1e-9)
+    assert all(png_pixels(image).shape == (32, 32, 3) for image in answer["images"])
+
+
+def test_slerp_and_lerp_differ_in_the_middle(client):
+    request = {"plane": [0, 3], "start": [-1.0, 0.5], "end": [0.8, -0.2], "steps": 5}
+    linear = np.asarray(client.post("/api/path", json={**request, "method": "linear"}).json()["points"])
+    spherical = np.asarray(client.post("/api/path", json={**request, "method": "slerp"}).json()["points"])
+    assert np.abs(linear[2] - spherical[2]).max() > 1e-4
+
+
+@pytest.mark.parametrize("name", ["gaussian", "uniform-box"])
+def test_sample_matches_the_fitted_sampler(client, tiny_run, state, name):
+    from latentatlas.samplers import make_sampler
+
+    answer = client.post("/api/sample", json={"sampler": name, "n": 6, "seed": 3, "plane": [2, 9]}).json()
+    expected = make_sampler(name).fit(state.z_fit).sample(6, seed=3)
+    np.testing.assert_allclose(answer["points"], expected[:, [2, 9]], rtol=1e-5, atol=1e-6)
+    assert len(answer["images"]) == 6
+    np.testing.assert_array_equal(png_pixels(answer["images"][0]), tiny_run.decode(expected[:1])[0])
+    again = client.post("/api/sample", json={"sampler": name, "n": 6, "seed": 3, "plane": [2, 9], "images": False}).json()
+    assert again["points"] == answer["points"] and "images" not in again
+
+
+def test_sampler_is_fitted_once_and_cached(client, state):
+    client.post("/api/sample", json={"sampler": "diagonal-gaussian", "n": 1, "plane": [0, 1], "images": False})
+    fitted = state._samplers["diagonal-gaussian"]
+    client.post("/api/sample", json={"sampler": "diagonal-gaussian", "n": 1, "plane": [0, 1], "images": False})
+    assert state._samplers["diagonal-gaussian"] is fitted
+
+
+def test_image_of_a_real_point_is_the_source_image(client, tiny_run):
+    response = client.get("/api/image/12")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    assert response.headers["x-image-kind"] == "real"
+    np.testing.assert_array_equal(png_pixels(response.content), np.asarray(tiny_run.images().images[12]))
+
+
+def test_point_details(client, tiny_run, state):
+    answer = client.get("/api/point/12").json()
+    assert answer["index"] == 12
+    assert answer["subset"] == tiny_run.metadata()["subset"].iloc[12]
+    z = np.asarray(tiny_run.zpoints()[12], dtype=np.float64)[None]
+    assert answer["percentile"] == pytest.approx(float(state.mahalanobis.percentile(z)[0]))
+
+
+# ----------------------------------------------------------------------------- bad requests
+
+NAN_VECTOR = '{"vector": [' + ", ".join(["NaN"] * 16) + "]}"
+INF_VECTOR = '{"vector": [' + ", ".join(["1.0"] * 15 + ["Infinity"]) + "]}"
+
+
+@pytest.mark.parametrize(
+    "method, url, body, status, fragment",
+    [
+        ("post", "/api/decode", {"vector": [0.0] * 15}, 400, "15 components"),
+        ("post", "/api/decode", NAN_VECTOR, 422, "finite"),
+        ("post", "/api/decode", INF_VECTOR, 422, "finite"),
+        ("post", "/api/decode", {"vector": [1e30] * 16}, 422, "less than or equal"),
+        ("post", "/api/decode", {}, 422, "either"),
+        ("post", "/api/decode", {"vector": [0.0] * 16, "plane": [0, 1], "coords": [0, 0]}, 422, "either"),
+        ("post", "/api/decode", {"coords": [0, 0]}, 422, "plane"),
+        ("post", "/api/decode", {"plane": [2, 2], "coords": [0, 0]}, 400, "differ"),
+        ("post", "/api/decode", {"plane": [0, 16], "coords": [0, 0]}, 400, "out of range"),
+        ("post", "/api/decode", {"plane": [0, -1], "coords": [0, 0]}, 422, "greater than or equal"),
+        ("post", "/api/decode", {"plane": [0, 1], "coords": [0, 0], "base": 400}, 400, "out of range"),
+        ("post", "/api/decode", {"plane": [0, 1], "coords": [0, 0], "base": "origin"}, 422, "centre"),
+        ("post", "/api/decode", {"plane": [0, 1], "coords": [0, 0], "basis": "tsne"}, 422, "axes"),
+        ("post", "/api/decode", {"plane": [0, 1], "coords": [0, 0], "colour": 1}, 422, "extra"),
+        ("post", "/api/decode", "not json", 422, "JSON"),
+        ("post", "/api/path", {"plane": [0, 1], "start": [0, 0], "end": [1, 1], "steps": 1000}, 422, "steps"),
+        ("post", "/api/path", {"plane": [0, 1], "start": [0, 0], "end": [1, 1], "steps": 1}, 422, "steps"),
+        ("post", "/api/path", {"plane": [0, 1], "start": [0, 0], "end": [1, 1], "method": "cubic"}, 422, "method"),
+        ("post", "/api/path", {"plane": [1, 1], "start": [0, 0], "end": [1, 1]}, 400, "differ"),
+        ("post", "/api/sample", {"sampler": "nonsense", "plane": [0, 1]}, 400, "unknown sampler"),
+        ("post", "/api/sample", {"sampler": "gaussian", "n": 100000, "plane": [0, 1]}, 422, "n:"),
+        ("post", "/api/sample", {"sampler": "gaussian", "n": 0, "plane": [0, 1]}, 422, "n:"),
+        ("post", "/api/sample", {"sampler": "gaussian", "seed": -1, "plane": [0, 1]}, 422, "seed"),
+        ("get", "/api/plane?x=3&y=3", None, 400, "differ"),
+        ("get", "/api/plane?x=0&y=99", None, 400, "out of range"),
+        ("get", "/api/points?x=0", None, 422, "y"),
+        ("get", "/api/points?x=0&y=1&basis=umap", None, 422, "basis"),
+        ("get", "/api/image/400", None, 400, "out of range"),
+        ("get", "/api/image/-3", None, 400, "out of range"),
+        ("get", "/api/image/abc", None, 422, "integer"),
+        ("get", "/api/point/99999", None, 400, "out of range"),
+    ],
+)
+def test_bad_requests_get_4xx_and_a_message(client, method, url, body, status, fragment):
+    if method == "get":
+        response = client.get(url)
+    elif isinstance(body, str):
+        response = client.post(url, content=body, headers={"content-type": "application/json"})
+    else:
+        response = client.post(url, json=body)
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    assert isinstance(detail, str) and fragment.lower() in detail.lower(), detail
+    assert "\n" not in detail
+
+
+def test_many_invalid_components_give_one_short_message(client):
+    response = client.post("/api/decode", content=NAN_VECTOR, headers={"content-type": "application/json"})
+    assert "and 13 more errors" in response.json()["detail"]
+
+
+def test_oversized_body_is_refused(client):
+    body = json.dumps({"vector": [0.0] * 300_000})
+    response = client.post("/api/decode", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "larger" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/static/../config.json",
+        "/static/%2e%2e/config.json",
+        "/static/..%2fconfig.json",
+        "/static/%2e%2e%2f%2e%2e%2fconfig.json",
+        "/static/..%5cconfig.json",
+        "/static//etc/passwd",
+        "/config.json",
+        "/zpoints.npy",
+        "/api/image/..%2fconfig.json",
+    ],
+)
+def test_no_file_outside_the_static_folder_is_served(client, url):
+    response = client.get(url)
+    assert 400 <= response.status_code < 500
+    assert '"model"' not in response.text and "root:" not in response.text
+
+
+def test_a_run_without_zpoints_is_refused_with_the_command_to_run(tiny_run, tmp_path):
+    import shutil
+
+    from latentatlas.errors import LatentAtlasError
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(tiny_run.path / name, bare / name)
+    with pytest.raises(LatentAtlasError, match="latentatlas encode"):
+        explorer_module.create_app(bare)
+
+
+def test_cli_explore_refuses_a_busy_port(tiny_run, capsys):
+    import socket
+
+    from latentatlas.cli import main
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        assert main(["explore", str(tiny_run.path), "--port", str(port), "--no-browser"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("latentatlas: error: cannot serve on 127.0.0.1") and "\n" not in error
+
+
+def test_cli_explore_rejects_a_bad_port(tiny_run, capsys):
+    from latentatlas.cli import main
+
+    assert main(["explore", str(tiny_run.path), "--port", "70000", "--no-browser"]) == 2
+    assert "port must be in 1..65535" in capsys.readouterr().err

@@ -1,0 +1,159 @@
+"""End to end: the explorer served by uvicorn, driven by a real headless Chromium through Playwright.
+
+Skipped when Playwright or Chromium is missing, except under CI (env var CI set), where it must run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def _chromium() -> str | None:
+    for candidate in (os.environ.get("LATENTATLAS_CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium"):
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI must run the browser tests (it installs chromium)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def server_url(tiny_run) -> Iterator[str]:
+    import uvicorn
+
+    from latentatlas.explorer import create_app
+
+    with socket.socket() as probe:  # a free port; the tiny race until uvicorn binds it is harmless in tests
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(tiny_run.path), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the explorer's uvicorn server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("playwright is not installed")
+    executable = _chromium()
+    if executable is None:
+        _unavailable("chromium is not installed")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server_url):
+    context = browser.new_context(viewport={"width": 1300, "height": 950})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    outside: list[str] = []
+    page.on("request", lambda request: outside.append(request.url) if not request.url.startswith((server_url, "data:")) else None)
+    page.goto(server_url)
+    page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+    yield page
+    assert errors == [], f"JavaScript errors: {errors}"
+    assert outside == [], f"requests outside the explorer: {outside}"
+    context.close()
+
+
+def plane_pixel(page, fx: float, fy: float) -> tuple[float, float]:
+    box = page.locator("#plane").bounding_box()
+    return box["x"] + fx * box["width"], box["y"] + fy * box["height"]
+
+
+def test_the_plane_shows_every_real_point(page, tiny_run):
+    assert page.evaluate("state.points.length / 2") == len(tiny_run.zpoints())
+    assert "real z-points in plane" in page.locator("#status").inner_text()
+    assert page.locator("#sampler option").count() >= 8
+
+
+def test_click_decodes_an_image(page):
+    page.mouse.click(*plane_pixel(page, 0.5, 0.45))
+    page.wait_for_selector("#decoded:not([hidden])")
+    page.wait_for_function("document.getElementById('decoded').src.startsWith('data:image/png;base64,')")
+    page.wait_for_function("document.getElementById('decoded').naturalWidth === 32")
+    info = page.locator("#decoded-info").inner_text()
+    assert "Mahalanobis distance" in info and "%" in info
+    assert "face" in info
+
+
+def test_drag_decodes_a_strip_along_the_path(page):
+    page.fill("#steps", "6")
+    page.select_option("#method", "slerp")
+    page.mouse.move(*plane_pixel(page, 0.3, 0.7))
+    page.mouse.down()
+    page.mouse.move(*plane_pixel(page, 0.7, 0.3), steps=10)
+    page.mouse.up()
+    page.wait_for_function("document.querySelectorAll('#strip img').length === 6")
+    assert "slerp, 6 images" in page.locator("#strip-title").text_content()
+    assert page.evaluate("state.path.points.length") == 6
+    assert page.locator("#decoded").is_hidden()  # a drag is a path, not a click
+
+
+def test_hovering_a_real_point_shows_its_image(page):
+    x, y = page.evaluate("(() => { const r = canvas.getBoundingClientRect(); const [px, py] = toPixel(state.points[0], state.points[1]); return [r.left + px, r.top + py]; })()")
+    page.mouse.move(x, y)
+    page.wait_for_function("document.getElementById('hovered').src.includes('/api/image/')")
+    page.wait_for_function("document.getElementById('hovered').naturalWidth === 32")
+    page.wait_for_function("document.getElementById('hovered-info').innerText.includes('z-point #')")
+
+
+def test_samples_appear_as_points_and_images(page):
+    page.select_option("#sampler", "gaussian")
+    page.fill("#sample-n", "5")
+    page.click("#sample")
+    page.wait_for_function("document.querySelectorAll('#samples img').length === 5")
+    assert page.evaluate("state.samples.points.length") == 5
+    assert "gaussian, n 5" in page.locator("#samples-title").text_content()
+
+
+def test_principal_axes_and_shift_click_base(page):
+    page.select_option("#basis", "pca")
+    page.wait_for_function("state.geometry && state.geometry.labels[0] === 'PC[0]'")
+    x, y = page.evaluate("(() => { const r = canvas.getBoundingClientRect(); const [px, py] = toPixel(state.points[8], state.points[9]); return [r.left + px, r.top + py]; })()")
+    page.keyboard.down("Shift")
+    page.mouse.click(x, y)
+    page.keyboard.up("Shift")
+    assert page.evaluate("typeof state.base") == "number"
+    assert "#" in page.locator("#base-info").inner_text()
+    page.mouse.click(*plane_pixel(page, 0.55, 0.5))
+    page.wait_for_function("document.getElementById('decoded-info').innerText.includes('PC[0]')")
+
+
+def test_an_invalid_plane_is_reported_not_sent(page):
+    page.fill("#axis-y", page.input_value("#axis-x"))
+    page.dispatch_event("#axis-y", "change")
+    page.wait_for_function("document.getElementById('status').classList.contains('error')")
+    assert "different axes" in page.locator("#status").inner_text()

@@ -1,0 +1,299 @@
+"""Latent paths: exact endpoints, in-plane geometry, slerp norms, validation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from latentatlas.errors import LatentAtlasError
+from latentatlas.paths import (
+    between,
+    lerp,
+    most_moving_plane,
+    origin_to_centre,
+    plane_path,
+    plane_spread,
+    slerp,
+    traverse,
+)
+
+DIM = 12
+
+
+@pytest.fixture()
+def bulk() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    mixing = rng.normal(size=(DIM, DIM))
+    return rng.normal(size=DIM) * 2, mixing @ mixing.T / DIM + np.eye(DIM) * 0.1
+
+
+def test_lerp_endpoints_and_even_spacing():
+    a, b = np.arange(DIM, dtype=float), -np.ones(DIM) * 3
+    path = lerp(a, b, 5)
+    assert path.shape == (5, DIM)
+    np.testing.assert_array_equal(path[0], a)
+    np.testing.assert_array_equal(path[-1], b)
+    np.testing.assert_allclose(np.diff(path, axis=0), np.tile((b - a) / 4, (4, 1)), atol=1e-12)
+
+
+def test_origin_to_centre(bulk):
+    centre, _ = bulk
+    path = origin_to_centre(centre, 6)
+    np.testing.assert_array_equal(path[0], np.zeros(DIM))
+    np.testing.assert_array_equal(path[-1], centre)
+    # Every point lies on the ray towards the centre, at fractions 0, 0.2, ..., 1.
+    np.testing.assert_allclose(path, np.linspace(0, 1, 6)[:, None] * centre, atol=1e-12)
+
+
+@pytest.mark.parametrize("angle", [0.0, 30.0, 90.0, 135.0, -60.0])
+def test_plane_path_geometry(angle, bulk):
+    centre, cov = bulk
+    plane = (3, 7)
+    length = 2.0
+    path = plane_path(centre, cov, plane, angle, steps=9, length=length)
+    others = [j for j in range(DIM) if j not in plane]
+    np.testing.assert_array_equal(path[:, others], np.tile(centre[others], (9, 1)))  # only j1, j2 vary
+    np.testing.assert_allclose(path[4], centre, atol=1e-12)  # passes through the centre (odd steps: middle point)
+    displacement = path[-1] - path[0]
+    assert math.degrees(math.atan2(displacement[7], displacement[3])) == pytest.approx(angle)
+    # Half-length = length * sqrt(u^T C_plane u).
+    u = np.array([math.cos(math.radians(angle)), math.sin(math.radians(angle))])
+    spread = math.sqrt(u @ cov[np.ix_(plane, plane)] @ u)
+    assert np.linalg.norm(displacement) == pytest.approx(2 * length * spread)
+    assert plane_spread(cov, plane, angle) == pytest.approx(spread)
+
+
+def test_plane_path_accepts_a_plane_covariance_and_a_base_point(bulk):
+    centre, cov = bulk
+    plane = (0, 5)
+    base = np.full(DIM, 0.5)
+    path = plane_path(centre, cov[np.ix_(plane, plane)], plane, 45.0, steps=4, length=1.0, base=base)
+    full = plane_path(centre, cov, plane, 45.0, steps=4, length=1.0, base=base)
+    np.testing.assert_allclose(path, full, atol=1e-12)
+    others = [j for j in range(DIM) if j not in plane]
+    np.testing.assert_array_equal(path[:, others], np.full((4, DIM - 2), 0.5))  # off-plane: the base point
+    np.testing.assert_allclose(path[[0, -1]][:, plane].mean(axis=0), centre[list(plane)], atol=1e-12)
+
+
+def test_plane_angle_180_reverses_the_path(bulk):
+    centre, cov = bulk
+    forward = plane_path(centre, cov, (1, 2), 20.0, steps=5)
+    backward = plane_path(centre, cov, (1, 2), 200.0, steps=5)
+    np.testing.assert_allclose(forward, backward[::-1], atol=1e-9)
+
+
+def test_slerp_keeps_equal_norm_endpoints_on_their_sphere():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=DIM), rng.normal(size=DIM)
+    b *= np.linalg.norm(a) / np.linalg.norm(b)
+    path = slerp(a, b, 11)
+    np.testing.assert_array_equal(path[0], a)
+    np.testing.assert_array_equal(path[-1], b)
+    np.testing.assert_allclose(np.linalg.norm(path, axis=1), np.linalg.norm(a), rtol=1e-12)
+    # Constant angular speed: equal angles between neighbours, summing to the endpoints' angle.
+    units = path / np.linalg.norm(path, axis=1, keepdims=True)
+    steps = np.arccos(np.clip(np.einsum("ij,ij->i", units[:-1], units[1:]), -1, 1))
+    total = math.acos(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+    np.testing.assert_allclose(steps, total / 10, rtol=1e-6)
+    # Linear interpolation, by contrast, cuts inside the sphere.
+    assert np.linalg.norm(lerp(a, b, 11), axis=1)[5] < np.linalg.norm(a) * 0.999
+
+
+def test_slerp_norm_interpolates_between_endpoint_norms():
+    a = np.zeros(DIM)
+    a[0] = 2.0
+    b = np.zeros(DIM)
+    b[1] = 6.0
+    path = slerp(a, b, 5)
+    np.testing.assert_allclose(np.linalg.norm(path, axis=1), np.linspace(2.0, 6.0, 5), rtol=1e-12)
+    # Quarter circle in the (0, 1) plane: the angles advance by 22.5 degrees.
+    np.testing.assert_allclose(np.degrees(np.arctan2(path[:, 1], path[:, 0])), [0, 22.5, 45, 67.5, 90], atol=1e-9)
+
+
+@pytest.mark.parametrize("scale", [1.0, 3.0, -1.0])
+def test_slerp_handles_parallel_and_antiparallel_vectors(scale):
+    a = np.linspace(1, 2, DIM)
+    b = a * scale
+    path = slerp(a, b, 4)
+    assert np.isfinite(path).all()
+    np.testing.assert_allclose(path, lerp(a, b, 4), atol=1e-12)
+
+
+def test_slerp_from_the_origin_is_linear():
+    b = np.ones(DIM)
+    np.testing.assert_allclose(slerp(np.zeros(DIM), b, 3), lerp(np.zeros(DIM), b, 3))
+
+
+@pytest.mark.parametrize("method", ["linear", "slerp"])
+def test_between_has_exact_endpoints(method):
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=DIM), rng.normal(size=DIM)
+    path = between(a, b, 7, method=method)
+    assert path.shape == (7, DIM)
+    np.testing.assert_array_equal(path[0], a)
+    np.testing.assert_array_equal(path[-1], b)
+
+
+def test_traverse_changes_one_component():
+    base = np.arange(DIM, dtype=float)
+    path = traverse(base, 4, [-3.0, 0.0, 3.0])
+    np.testing.assert_array_equal(path[:, 4], [-3.0, 0.0, 3.0])
+    np.testing.assert_array_equal(np.delete(path, 4, axis=1), np.tile(np.delete(base, 4), (3, 1)))
+
+
+def test_most_moving_plane():
+    path = traverse(np.zeros(DIM), 9, [-1.0, 1.0])
+    spread = np.ones(DIM)
+    spread[2] = 5.0
+    assert most_moving_plane(path, spread) == (9, 2)  # tie among static components -> the widest one
+    assert most_moving_plane(lerp(np.zeros(DIM), np.eye(DIM)[3] * 2 + np.eye(DIM)[8], 3)) == (3, 8)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda c, C: lerp(c, c, 1), "steps must be an integer >= 2"),
+        (lambda c, C: between(c, c, 2.5), "steps must be an integer >= 2"),
+        (lambda c, C: origin_to_centre(c, 0), "steps must be"),
+        (lambda c, C: between(c, c[:-1], 4), "dimension 11, expected 12"),
+        (lambda c, C: between(c, c, 4, method="cubic"), "unknown interpolation"),
+        (lambda c, C: slerp(c, np.full(DIM, np.nan), 4), "NaN"),
+        (lambda c, C: plane_path(c, C, (3, 3), 0.0, 5), "two different components"),
+        (lambda c, C: plane_path(c, C, (0, DIM), 0.0, 5), "out of range"),
+        (lambda c, C: plane_path(c, C, (-1, 2), 0.0, 5), "out of range"),
+        (lambda c, C: plane_path(c, C, (0, 1, 2), 0.0, 5), "two component indices"),
+        (lambda c, C: plane_path(c, C, (0, 1), 0.0, 5, length=0), "length must be a positive"),
+        (lambda c, C: plane_path(c, C, (0, 1), math.inf, 5), "angle must be a finite"),
+        (lambda c, C: plane_path(c, C[:3, :3], (0, 1), 0.0, 5), "covariance must have shape"),
+        (lambda c, C: plane_path(c, np.zeros_like(C), (0, 1), 0.0, 5), "no spread"),
+        (lambda c, C: plane_path(c, C, (0, 1), 0.0, 5, base=c[:5]), "base point has dimension"),
+        (lambda c, C: traverse(c, DIM, [1.0, 2.0]), "out of range"),
+        (lambda c, C: traverse(c, 0, [1.0, np.inf]), "NaN or infinite"),
+    ],
+)
+def test_bad_path_arguments_raise(call, message, bulk):
+    centre, cov = bulk
+    with pytest.raises(LatentAtlasError, match=message):
+        call(centre, cov)
+
+
+# ----------------------------------------------------------------------------- CLI: latentatlas path
+
+
+def _exit_status(argv: list[str]) -> int:
+    """main's return value, or the status of argparse's own exit."""
+    from latentatlas.cli import main
+
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return int(exc.code)
+
+
+def _written(run_path) -> list[str]:
+    return sorted(str(p.relative_to(run_path)) for p in run_path.rglob("*") if "paths" in p.parts)
+
+
+def _check_outputs(out, steps: int, dim: int) -> tuple[np.ndarray, dict]:
+    from latentatlas.files import read_json
+
+    assert sorted(p.name for p in out.iterdir()) == ["grid.png", "info.json", "projection.png", "z.npy"]
+    vectors = np.load(out / "z.npy")
+    assert vectors.shape == (steps, dim) and vectors.dtype == np.float32
+    info = read_json(out / "info.json")
+    assert [f["file"] for f in info["figures"]] == ["grid.png", "projection.png"]
+    assert all(f["caption"] for f in info["figures"])
+    return vectors, info
+
+
+def test_cli_plane_path(tiny_run_copy):
+    run = tiny_run_copy
+    assert _exit_status(["path", str(run.path), "--kind", "plane", "--plane", "2,9", "--angle", "-30",
+                         "--steps", "5", "--length", "1.5"]) == 0
+    vectors, info = _check_outputs(run.path / "paths" / "plane-2-9-angle-30-length1.5-steps5", 5, run.latent_dim)
+    centre = run.zpoints("train").astype(np.float64).mean(axis=0)
+    others = [j for j in range(run.latent_dim) if j not in (2, 9)]
+    np.testing.assert_allclose(vectors[:, others], np.tile(centre[others], (5, 1)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(vectors[2], centre, rtol=1e-5, atol=1e-6)
+    displacement = vectors[-1].astype(np.float64) - vectors[0]
+    assert math.degrees(math.atan2(displacement[9], displacement[2])) == pytest.approx(-30, abs=1e-3)
+    assert info["projection_plane"] == [2, 9]
+
+
+def test_cli_origin_to_centre_and_traverse(tiny_run_copy):
+    run = tiny_run_copy
+    assert _exit_status(["path", str(run.path), "--kind", "origin-to-centre", "--steps", "4"]) == 0
+    vectors, _ = _check_outputs(run.path / "paths" / "origin-to-centre-steps4", 4, run.latent_dim)
+    z = run.zpoints("train").astype(np.float64)
+    np.testing.assert_array_equal(vectors[0], 0)
+    np.testing.assert_allclose(vectors[-1], z.mean(axis=0), rtol=1e-5, atol=1e-6)
+
+    assert _exit_status(["path", str(run.path), "--kind", "traverse", "--component", "3", "--range", "-2,2",
+                         "--steps", "3", "--base", "7"]) == 0
+    vectors, info = _check_outputs(run.path / "paths" / "traverse-c3-from-2-to2-steps3-base7", 3, run.latent_dim)
+    base = run.zpoints()[7]
+    np.testing.assert_array_equal(np.delete(vectors, 3, axis=1), np.tile(np.delete(base, 3), (3, 1)))
+    std = z[:, 3].std(ddof=1)
+    np.testing.assert_allclose(vectors[:, 3], base[3] + np.array([-2, 0, 2]) * std, rtol=1e-5, atol=1e-6)
+    assert info["projection_plane"][0] == 3
+
+
+def test_cli_between_rows_and_images(tiny_run_copy, tmp_path):
+    from PIL import Image
+
+    run = tiny_run_copy
+    z_all = run.zpoints()
+    assert _exit_status(["path", str(run.path), "--kind", "between", "--from", "0", "--to", "5",
+                         "--interpolation", "slerp", "--steps", "6"]) == 0
+    vectors, _ = _check_outputs(run.path / "paths" / "between-0-5-slerp-steps6", 6, run.latent_dim)
+    np.testing.assert_array_equal(vectors[0], z_all[0])
+    np.testing.assert_array_equal(vectors[-1], z_all[5])
+
+    # An image of the run's own source encodes to (nearly) its stored z-point.
+    Image.fromarray(np.asarray(run.images().images[3])).save(tmp_path / "face three.png")
+    out = tmp_path / "between-out"
+    assert _exit_status(["path", str(run.path), "--kind", "between", "--from-image", str(tmp_path / "face three.png"),
+                         "--to", "5", "--steps", "2", "--out", str(out)]) == 0
+    vectors, _ = _check_outputs(out, 2, run.latent_dim)
+    np.testing.assert_allclose(vectors[0], z_all[3], atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--kind", "origin-to-centre", "--steps", "1"], "steps must be an integer >= 2"),
+        (["--kind", "plane", "--plane", "3,3"], "two different components"),
+        (["--kind", "plane", "--plane", "0,16"], "out of range"),
+        (["--kind", "plane"], "needs --plane"),
+        (["--kind", "plane", "--plane", "0,1", "--length", "0"], "length must be a positive"),
+        (["--kind", "between", "--from", "0"], "exactly one end point"),
+        (["--kind", "between", "--from", "0", "--to", "100000"], "out of range"),
+        (["--kind", "between", "--from-image", "missing.png", "--to", "1"], "does not exist"),
+        (["--kind", "traverse", "--component", "16"], "out of range"),
+        (["--kind", "traverse", "--component", "1", "--angle", "30"], "--angle does not apply"),
+        (["--kind", "traverse", "--component", "1", "--base", "middle"], "--base must be"),
+        (["--kind", "spiral"], "invalid choice"),
+    ],
+)
+def test_cli_path_errors_exit_2_and_write_nothing(flags, message, tiny_run_copy, capsys):
+    status = _exit_status(["path", str(tiny_run_copy.path), *flags])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert _written(tiny_run_copy.path) == []
+
+
+def test_cli_path_endpoints_of_the_wrong_dimension(tiny_run_copy, tmp_path, capsys):
+    from PIL import Image
+
+    run = tiny_run_copy
+    Image.fromarray(np.asarray(run.images().images[0])).save(tmp_path / "face.png")
+    # z-points that no longer match the model: an image encodes to 16 numbers, the stored rows have 3.
+    np.save(run.path / "zpoints.npy", np.zeros((len(run.zpoints()), 3), np.float32))
+    args = ["path", str(run.path), "--kind", "between", "--from-image", str(tmp_path / "face.png"), "--to", "1"]
+    assert _exit_status(args) == 2
+    err = capsys.readouterr().err
+    assert "dimension" in err and err.count("\n") == 1
+    assert _written(run.path) == []

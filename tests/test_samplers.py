@@ -1,0 +1,403 @@
+"""Samplers: statistical known-answer checks, save/load round trips, determinism, validation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from latentatlas import samplers as samplers_module
+from latentatlas.errors import LatentAtlasError
+from latentatlas.samplers import SAMPLERS, check_points, load_sampler, make_sampler, mean_and_covariance
+
+DIM = 8
+N_SAMPLES = 2000
+# Small options keep the slow fits (GMM, MCD) to a fraction of a second on 2 shared cores.
+FAST_OPTIONS = {"gmm": {"components": 3}, "robust-gaussian": {"max_points": 800}}
+
+
+def _known_gaussian(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    mixing = rng.normal(size=(DIM, DIM)) * 0.6 + np.eye(DIM)
+    mean = np.linspace(-2.0, 3.0, DIM)
+    z = mean + rng.standard_normal((n, DIM)) @ mixing.T
+    return z.astype(np.float32), mean, mixing @ mixing.T
+
+
+@pytest.fixture(scope="module")
+def gaussian_z() -> np.ndarray:
+    return _known_gaussian(3000)[0]
+
+
+@pytest.fixture(scope="module")
+def memmapped_z(tmp_path_factory, gaussian_z) -> np.ndarray:
+    path = tmp_path_factory.mktemp("z") / "z.npy"
+    np.save(path, gaussian_z)
+    return np.load(path, mmap_mode="r")
+
+
+def _assert_mean_cov_match(samples: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> None:
+    """Sample moments against fitted ones, within 5 standard errors of the estimators."""
+    n = len(samples)
+    samples = samples.astype(np.float64)
+    var = np.diag(cov)
+    assert np.all(np.abs(samples.mean(axis=0) - mean) <= 5 * np.sqrt(var / n))
+    # Standard error of a Gaussian sample covariance entry: sqrt((C_ii C_jj + C_ij^2) / n).
+    cov_error = np.sqrt((np.outer(var, var) + cov**2) / n)
+    assert np.all(np.abs(np.cov(samples, rowvar=False) - cov) <= 5 * cov_error)
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def test_chunked_mean_and_covariance_match_numpy(monkeypatch, gaussian_z):
+    monkeypatch.setattr(samplers_module, "_CHUNK_BYTES", 8 * DIM * 7)  # 7 rows per chunk: many chunks
+    mean, cov = mean_and_covariance(gaussian_z)
+    data = gaussian_z.astype(np.float64)
+    np.testing.assert_allclose(mean, data.mean(axis=0), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(cov, np.cov(data, rowvar=False), rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["gaussian", "diagonal-gaussian", "robust-gaussian"])
+def test_gaussian_family_samples_have_the_fitted_moments(name, gaussian_z):
+    sampler = make_sampler(name, **FAST_OPTIONS.get(name, {})).fit(gaussian_z)
+    samples = sampler.sample(N_SAMPLES, seed=3)
+    cov = np.diag(sampler.std_**2) if name == "diagonal-gaussian" else sampler.cov_
+    _assert_mean_cov_match(samples, sampler.mean_, cov)
+
+
+def test_gaussian_fit_recovers_the_true_distribution():
+    z, true_mean, true_cov = _known_gaussian(20000, seed=5)
+    sampler = make_sampler("gaussian").fit(z)
+    _assert_mean_cov_match(z, sampler.mean_, sampler.cov_)  # exact fit of its own moments
+    np.testing.assert_allclose(sampler.mean_, true_mean, atol=5 * math.sqrt(np.diag(true_cov).max() / len(z)))
+    np.testing.assert_allclose(sampler.cov_, true_cov, atol=0.15 * np.abs(true_cov).max())
+
+
+@pytest.mark.parametrize("dim", [8, 16])
+def test_uniform_box_radii_follow_the_seed_formulas(dim):
+    b = 1.5
+    samples = make_sampler("uniform-box", b=b).fit(np.ones((2, dim))).sample(N_SAMPLES, seed=1)
+    assert samples.min() >= -b and samples.max() <= b
+    radii = np.linalg.norm(samples.astype(np.float64), axis=1)
+    # E[R] ~ b sqrt(N/3) up to O(1/N); spread of R -> b / sqrt(15) (standard error of a std ~ 1/sqrt(2n)).
+    assert radii.mean() == pytest.approx(b * math.sqrt(dim / 3), rel=0.02)
+    assert radii.std() == pytest.approx(b / math.sqrt(15), rel=0.12)
+
+
+def test_uniform_box_matched_b_fits_the_mean_radius(gaussian_z):
+    sampler = make_sampler("uniform-box", b="matched").fit(gaussian_z)
+    mean_radius = np.linalg.norm(gaussian_z.astype(np.float64), axis=1).mean()
+    assert sampler.b_ == pytest.approx(mean_radius / math.sqrt(DIM / 3), rel=1e-9)
+    radii = np.linalg.norm(sampler.sample(N_SAMPLES, seed=0).astype(np.float64), axis=1)
+    assert radii.mean() == pytest.approx(mean_radius, rel=0.03)
+
+
+def test_component_box_uses_percentile_intervals(gaussian_z):
+    sampler = make_sampler("component-box", percentiles=(5, 95)).fit(gaussian_z)
+    lower, upper = np.percentile(gaussian_z.astype(np.float64), [5, 95], axis=0)
+    np.testing.assert_allclose(sampler.lower_, lower, rtol=1e-12)
+    np.testing.assert_allclose(sampler.upper_, upper, rtol=1e-12)
+    samples = sampler.sample(N_SAMPLES, seed=2).astype(np.float64)
+    assert np.all(samples >= lower - 1e-5) and np.all(samples <= upper + 1e-5)
+    width = upper - lower
+    # Uniform on [l, u]: mean (l+u)/2, variance width^2/12; tolerances 5 standard errors.
+    assert np.all(np.abs(samples.mean(axis=0) - (lower + upper) / 2) <= 5 * width / math.sqrt(12 * N_SAMPLES))
+    np.testing.assert_allclose(samples.var(axis=0), width**2 / 12, rtol=0.12)
+    assert np.abs(np.corrcoef(samples, rowvar=False) - np.eye(DIM)).max() < 0.12  # independent components
+
+
+def test_component_box_k_sigma_intervals(gaussian_z):
+    sampler = make_sampler("component-box", k_sigma=2.0).fit(gaussian_z)
+    data = gaussian_z.astype(np.float64)
+    np.testing.assert_allclose(sampler.lower_, data.mean(0) - 2 * data.std(0, ddof=1), atol=1e-9)
+    np.testing.assert_allclose(sampler.upper_, data.mean(0) + 2 * data.std(0, ddof=1), atol=1e-9)
+
+
+@pytest.mark.parametrize("confidence", [0.5, 0.9])
+def test_ellipsoid_samples_stay_inside_their_ellipsoid(confidence, gaussian_z):
+    sampler = make_sampler("ellipsoid", confidence=confidence).fit(gaussian_z)
+    bound = stats.chi2.ppf(confidence, DIM)
+    assert sampler.radius_**2 == pytest.approx(bound)
+    samples = sampler.sample(N_SAMPLES, seed=4).astype(np.float64)
+    mean, cov = mean_and_covariance(gaussian_z)
+    centred = samples - mean
+    mahalanobis_sq = np.einsum("ij,ij->i", centred @ np.linalg.inv(cov), centred)
+    assert mahalanobis_sq.max() <= bound * (1 + 1e-4)
+    # Truncated Gaussian inside the ball: half the squared radii fall below chi2.ppf(c/2, N).
+    below = np.mean(mahalanobis_sq <= stats.chi2.ppf(confidence / 2, DIM))
+    assert below == pytest.approx(0.5, abs=5 * math.sqrt(0.25 / N_SAMPLES))
+
+
+def test_ellipsoid_with_confidence_near_one_reproduces_the_covariance(gaussian_z):
+    sampler = make_sampler("ellipsoid", confidence=0.99999).fit(gaussian_z)
+    mean, cov = mean_and_covariance(gaussian_z)
+    _assert_mean_cov_match(sampler.sample(N_SAMPLES, seed=5), mean, cov)
+
+
+def test_gmm_beats_a_single_gaussian_on_two_clusters():
+    rng = np.random.default_rng(7)
+    centres = np.zeros((2, DIM))
+    centres[0, 0], centres[1, 0] = -4.0, 4.0
+    labels = rng.integers(0, 2, 1200)
+    z = (centres[labels] + rng.standard_normal((1200, DIM)) * 0.7).astype(np.float32)
+    train, held_out = z[:800], z[800:]
+    gmm = make_sampler("gmm", components=2).fit(train)
+    gaussian = make_sampler("gaussian").fit(train)
+    assert gmm.score(held_out) > gaussian.score(held_out) + 0.5
+    assert np.sort(gmm.means_[:, 0]) == pytest.approx([-4.0, 4.0], abs=0.2)
+    samples = gmm.sample(N_SAMPLES, seed=0)
+    # The mixture's samples reproduce both clusters with their weights (binomial 5-sigma tolerance).
+    assert np.mean(samples[:, 0] > 0) == pytest.approx(np.mean(train[:, 0] > 0), abs=5 * math.sqrt(0.25 / 800))
+    assert np.mean(np.abs(samples[:, 0]) < 1.5) < 0.02  # nothing in the empty gap between the clusters
+
+
+def test_robust_gaussian_resists_planted_outliers():
+    rng = np.random.default_rng(11)
+    core = rng.standard_normal((900, DIM))
+    outliers = rng.standard_normal((100, DIM)) * 0.5 + 8.0
+    z = np.vstack([core, outliers]).astype(np.float32)
+    plain = make_sampler("gaussian").fit(z)
+    robust = make_sampler("robust-gaussian").fit(z)
+    assert np.linalg.norm(robust.mean_) < 0.3 < np.linalg.norm(plain.mean_)
+    # The core is N(0, I): the robust covariance's trace stays near DIM, the plain one explodes.
+    assert np.trace(robust.cov_) == pytest.approx(DIM, rel=0.25)
+    assert np.trace(plain.cov_) > 3 * DIM
+    assert robust.support_[900:].sum() == 0  # no planted outlier in the MCD core
+
+
+def test_resample_jitters_real_points(gaussian_z):
+    sampler = make_sampler("resample", jitter=0.1).fit(gaussian_z)
+    std = gaussian_z.astype(np.float64).std(axis=0, ddof=1)
+    np.testing.assert_allclose(sampler.scale_, 0.1 * std, rtol=1e-9)
+    samples = sampler.sample(N_SAMPLES, seed=6).astype(np.float64)
+    rows = np.random.default_rng(6).integers(0, len(gaussian_z), N_SAMPLES)  # same draws as the sampler
+    offsets = (samples - gaussian_z[rows]) / sampler.scale_
+    assert np.abs(offsets.mean(axis=0)).max() < 5 / math.sqrt(N_SAMPLES)
+    np.testing.assert_allclose(offsets.std(axis=0), 1.0, rtol=0.1)
+
+
+def test_resample_scott_bandwidth(gaussian_z):
+    sampler = make_sampler("resample", jitter="scott").fit(gaussian_z)
+    factor = len(gaussian_z) ** (-1 / (DIM + 4))
+    np.testing.assert_allclose(sampler.scale_, factor * gaussian_z.astype(np.float64).std(0, ddof=1), rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------- persistence and determinism
+
+
+def _as_json(params: dict) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}  # JSON has no tuples
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_save_load_round_trip_samples_identically(name, memmapped_z, tmp_path):
+    sampler = make_sampler(name, **FAST_OPTIONS.get(name, {})).fit(memmapped_z)  # fit straight from a memmap
+    folder = sampler.save(tmp_path / "sampler")
+    assert not list(tmp_path.glob(".*"))  # no temporary leftovers
+    assert not list(folder.glob("*.pkl"))
+    reloaded = load_sampler(folder)
+    assert type(reloaded) is type(sampler)
+    assert _as_json(reloaded.get_params()) == _as_json(sampler.get_params())
+    np.testing.assert_array_equal(reloaded.sample(300, seed=9), sampler.sample(300, seed=9))
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_sampling_is_deterministic_by_seed(name, gaussian_z):
+    sampler = make_sampler(name, **FAST_OPTIONS.get(name, {})).fit(gaussian_z)
+    first = sampler.sample(500, seed=1)
+    assert first.dtype == np.float32 and first.shape == (500, DIM)
+    assert np.isfinite(first).all()
+    np.testing.assert_array_equal(first, sampler.sample(500, seed=1))
+    assert not np.array_equal(first, sampler.sample(500, seed=2))
+    refitted = make_sampler(name, **FAST_OPTIONS.get(name, {})).fit(gaussian_z)
+    np.testing.assert_array_equal(first, refitted.sample(500, seed=1))
+
+
+def test_save_replaces_an_existing_folder(tmp_path, gaussian_z):
+    folder = tmp_path / "s"
+    make_sampler("gaussian").fit(gaussian_z).save(folder)
+    make_sampler("uniform-box", b=2.0).fit(gaussian_z).save(folder)
+    assert load_sampler(folder).name == "uniform-box"
+    assert sorted(p.name for p in folder.iterdir()) == ["sampler.json"]
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        ("no-such-sampler", {}, "unknown sampler"),
+        ("uniform-box", {"b": 0}, "b must be > 0"),
+        ("uniform-box", {"b": -1.5}, "b must be > 0"),
+        ("uniform-box", {"b": "big"}, "b must be a number"),
+        ("component-box", {"k_sigma": 0}, "k_sigma must be > 0"),
+        ("component-box", {"percentiles": (99, 1)}, "percentiles"),
+        ("ellipsoid", {"confidence": 0.0}, "confidence must be in (0, 1)"),
+        ("ellipsoid", {"confidence": 1.0}, "confidence must be in (0, 1)"),
+        ("gmm", {"components": 0}, "components must be a positive integer"),
+        ("robust-gaussian", {"support_fraction": 1.5}, "support_fraction"),
+        ("resample", {"jitter": -0.1}, "jitter must be >= 0"),
+        ("gaussian", {"b": 1.0}, "has no option b"),
+    ],
+)
+def test_bad_sampler_options_raise(name, options, message):
+    with pytest.raises(LatentAtlasError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        make_sampler(name, **options)
+
+
+@pytest.mark.parametrize(
+    ("z", "message"),
+    [
+        (np.array([[0.0, 1.0], [np.nan, 2.0], [1.0, 1.0]]), "NaN"),
+        (np.array([[0.0, 1.0]]), "at least 2"),
+        (np.zeros(5), "2-D"),
+    ],
+)
+def test_fitting_on_bad_z_points_raises(z, message):
+    with pytest.raises(LatentAtlasError, match=message):
+        make_sampler("gaussian").fit(z)
+
+
+def test_gmm_needs_as_many_points_as_components():
+    with pytest.raises(LatentAtlasError, match="at least 10"):
+        make_sampler("gmm", components=10).fit(np.random.default_rng(0).normal(size=(5, 3)))
+
+
+@pytest.mark.parametrize("n", [0, -3, 2.5])
+def test_bad_sample_counts_raise(n, gaussian_z):
+    sampler = make_sampler("gaussian").fit(gaussian_z)
+    with pytest.raises(LatentAtlasError, match="positive integer"):
+        sampler.sample(n)
+
+
+def test_sampling_or_saving_before_fit_raises(tmp_path):
+    with pytest.raises(LatentAtlasError, match="not fitted"):
+        make_sampler("gaussian").sample(10)
+    with pytest.raises(LatentAtlasError, match="not fitted"):
+        make_sampler("gaussian").save(tmp_path / "s")
+    assert not (tmp_path / "s").exists()
+
+
+def test_load_sampler_rejects_foreign_folders(tmp_path):
+    with pytest.raises(LatentAtlasError, match="not a saved sampler"):
+        load_sampler(tmp_path)
+    (tmp_path / "sampler.json").write_text('{"format": "other"}')
+    with pytest.raises(LatentAtlasError, match="not a latentatlas sampler"):
+        load_sampler(tmp_path)
+
+
+def test_check_points_accepts_lists_and_rejects_text():
+    assert check_points([[1, 2], [3, 4]]).shape == (2, 2)
+    with pytest.raises(LatentAtlasError, match="numeric"):
+        check_points([["a", "b"], ["c", "d"]])
+
+
+def test_every_sampler_documents_its_construction():
+    for cls in SAMPLERS.values():
+        assert cls.__doc__ and len(cls.__doc__.strip()) > 40
+
+
+# ----------------------------------------------------------------------------- CLI: latentatlas sample
+
+
+def _exit_status(argv: list[str]) -> int:
+    """main's return value, or the status of argparse's own exit (it exits on unknown choices)."""
+    from latentatlas.cli import main
+
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return int(exc.code)
+
+
+def _written(run_path) -> list[str]:
+    return sorted(str(p.relative_to(run_path)) for p in run_path.rglob("*") if "samples" in p.parts)
+
+
+@pytest.mark.parametrize(
+    ("flags", "folder"),
+    [
+        (["--sampler", "gaussian"], "gaussian-seed0"),
+        (["--sampler", "uniform-box", "--b", "matched"], "uniform-box-bmatched-seed0"),
+        (["--sampler", "component-box", "--percentiles", "5,95"], "component-box-percentiles5,95-seed0"),
+        (["--sampler", "ellipsoid", "--confidence", "0.8"], "ellipsoid-confidence0.8-seed0"),
+        (["--sampler", "gmm", "--components", "2"], "gmm-components2-seed0"),
+        (["--sampler", "resample", "--jitter", "scott"], "resample-jitterscott-seed0"),
+    ],
+)
+def test_cli_sample_writes_grid_vectors_sampler_and_info(flags, folder, tiny_run_copy, capsys):
+    from PIL import Image
+
+    from latentatlas.cli import main
+    from latentatlas.files import read_json
+
+    run = tiny_run_copy
+    assert main(["sample", str(run.path), *flags, "-n", "12", "--seed", "0"]) == 0
+    out = run.path / "samples" / folder
+    assert str(out) in capsys.readouterr().out
+    vectors = np.load(out / "z.npy")
+    assert vectors.shape == (12, run.latent_dim) and vectors.dtype == np.float32
+    # The saved sampler regenerates exactly the written vectors.
+    np.testing.assert_array_equal(load_sampler(out / "sampler").sample(12, seed=0), vectors)
+    with Image.open(out / "grid.png") as grid:
+        # 12 images of 32 px in 4 columns x 3 rows, 2 px gutters, enlarged 4x
+        assert grid.size == ((4 * 34 + 2) * 4, (3 * 34 + 2) * 4)
+    info = read_json(out / "info.json")
+    assert info["n"] == 12 and info["seed"] == 0 and info["fitted_on"] == len(run.zpoints("train"))
+    assert [f["file"] for f in info["figures"]] == ["grid.png"] and info["figures"][0]["caption"]
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_cli_sample_is_deterministic_and_grid_is_limited(tiny_run_copy, tmp_path):
+    from PIL import Image
+
+    from latentatlas.cli import main
+
+    run = tiny_run_copy
+    args = ["sample", str(run.path), "--sampler", "diagonal-gaussian", "-n", "30", "--seed", "4", "--grid", "4"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    for name in ("z.npy", "grid.png"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert np.load(tmp_path / "a" / "z.npy").shape == (30, run.latent_dim)
+    with Image.open(tmp_path / "a" / "grid.png") as grid:
+        assert grid.size == ((2 * 34 + 2) * 4,) * 2  # only 4 images shown, 2x2
+    assert main([*args[:-4], "--seed", "5", "--out", str(tmp_path / "c")]) == 0
+    assert not np.array_equal(np.load(tmp_path / "a" / "z.npy"), np.load(tmp_path / "c" / "z.npy"))
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--sampler", "uniform-box", "--b", "0"], "b must be > 0"),
+        (["--sampler", "uniform-box", "--b", "-1"], "b must be > 0"),
+        (["--sampler", "gaussian", "-n", "0"], "positive integer"),
+        (["--sampler", "gmm", "--components", "0"], "components must be a positive integer"),
+        (["--sampler", "component-box", "--k-sigma", "0"], "k_sigma must be > 0"),
+        (["--sampler", "component-box", "--percentiles", "1,50,99"], "two numbers"),
+        (["--sampler", "ellipsoid", "--confidence", "1.5"], "confidence must be in"),
+        (["--sampler", "gaussian", "--b", "1.5"], "--b does not apply to sampler gaussian"),
+        (["--sampler", "no-such"], "invalid choice"),
+        (["--sampler", "gaussian", "--grid", "0"], "grid size must be a positive integer"),
+        (["--sampler", "gaussian", "--seed", "-1"], "seed must be a non-negative integer"),
+    ],
+)
+def test_cli_sample_errors_exit_2_and_write_nothing(flags, message, tiny_run_copy, capsys):
+    status = _exit_status(["sample", str(tiny_run_copy.path), *flags])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert _written(tiny_run_copy.path) == []
+
+
+def test_cli_sample_needs_z_points(tiny_run_copy, capsys):
+    (tiny_run_copy.path / "zpoints.npy").unlink()
+    assert _exit_status(["sample", str(tiny_run_copy.path), "--sampler", "gaussian"]) == 2
+    err = capsys.readouterr().err
+    assert "no z-points" in err and err.count("\n") == 1
+    assert _written(tiny_run_copy.path) == []
+
