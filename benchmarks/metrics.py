@@ -5,9 +5,10 @@
    (`sklearn.metrics.pairwise_distances`, as in Naeem et al.'s prdc code) on the same data: time,
    peak memory, their ratio, and an equality check of all four scores.
    Each measurement runs in its own subprocess so that its peak resident memory is its own.
-   The full-matrix version needs about 2 x n² x 8 bytes at once (a distance matrix and np.partition's
-   copy); it only runs where that fits into `--naive-memory-fraction` of the available memory and
-   n <= --naive-max (20,000 by default: 6.4 GB), and the benchmark says why when it skips it.
+   The full-matrix version needs about 3.5 x n² x 8 bytes at once (distance matrix, np.partition's
+   copy, boolean masks: 2.7 GB at n = 10,000); it only runs where that fits into
+   `--naive-memory-fraction` of the available memory and n <= --naive-max (20,000 by default: ~11 GB),
+   and the benchmark says why when it skips it.
 2. InceptionV3 throughput (images/s) on the run's kind of images (synthetic 64x64 faces), and the time
    of FID and KID on 2048-d features.
 
@@ -45,8 +46,11 @@ def _naive_scores(real: np.ndarray, fake: np.ndarray, k: int) -> dict:
     from sklearn.metrics import pairwise_distances
 
     real, fake = real.astype(np.float64), fake.astype(np.float64)
-    real_radii = np.partition(pairwise_distances(real, real, n_jobs=1), k, axis=1)[:, k]
-    fake_radii = np.partition(pairwise_distances(fake, fake, n_jobs=1), k, axis=1)[:, k]
+    # A copy as the second argument: numpy turns X @ X.T into BLAS syrk, and the multithreaded syrk of
+    # the scipy-openblas 0.3.31 that numpy 2.4 bundles segfaults at 20000 x 256. The self-distances then
+    # come out ~1e-7 instead of exactly 0, far below any k-th neighbour distance.
+    real_radii = np.partition(pairwise_distances(real, real.copy(), n_jobs=1), k, axis=1)[:, k]
+    fake_radii = np.partition(pairwise_distances(fake, fake.copy(), n_jobs=1), k, axis=1)[:, k]
     d = pairwise_distances(real, fake, n_jobs=1)
     inside = d < real_radii[:, None]
     return {
@@ -87,7 +91,9 @@ def _measure(kind: str, n: int, args: argparse.Namespace) -> dict:
                "--chunk-size", str(args.chunk_size), "--seed", str(args.seed)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise SystemExit(f"{kind} worker failed at n={n}:\n{done.stderr}")
+        why = f"killed by signal {-done.returncode}" if done.returncode < 0 else f"exit status {done.returncode}"
+        print(f"  {kind} worker at n={n} failed ({why}; out of memory?) {done.stderr.strip()[-500:]}", flush=True)
+        return {}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -96,28 +102,32 @@ def _available_bytes() -> int:
 
 
 def benchmark_knn(args: argparse.Namespace) -> list[dict]:
-    print(f"k-NN scores: n real = n fake points x {args.dim} dims, k={args.k}, chunk {args.chunk_size}")
+    print(f"k-NN scores: n real = n fake points x {args.dim} dims, k={args.k}, chunk {args.chunk_size}", flush=True)
     print(f"{'n':>8} {'chunked s':>10} {'chunked MB':>11} {'naive s':>9} {'naive MB':>9} {'time ratio':>10} {'mem ratio':>9}  scores")
     rows = []
     for n in args.sizes:
         chunked = _measure("chunked", n, args)
-        naive_bytes = 2 * n * n * 8
+        if not chunked:
+            continue
+        naive_bytes = int(3.5 * n * n * 8)  # measured: ~3.3 n² doubles (distances, partition copy, masks)
         reason = None
         if n > args.naive_max:
             reason = f"n > --naive-max {args.naive_max}"
         elif naive_bytes > args.naive_memory_fraction * _available_bytes():
             reason = f"needs ~{naive_bytes / 2**30:.1f} GiB, {_available_bytes() / 2**30:.1f} GiB available"
         naive = None if reason else _measure("naive", n, args)
+        if reason is None and not naive:
+            reason, naive = "the full-matrix worker failed", None
         if naive is not None and naive["scores"] != chunked["scores"]:
             raise SystemExit(f"scores differ at n={n}: chunked {chunked['scores']} vs naive {naive['scores']}")
         scores = " ".join(f"{key}={value:.4f}" for key, value in chunked["scores"].items())
         if naive is None:
             print(f"{n:>8} {chunked['seconds']:>10.1f} {chunked['peak_mb']:>11.0f} {'-':>9} {'-':>9} {'-':>10} {'-':>9}  "
-                  f"{scores}  (full-matrix version skipped: {reason})")
+                  f"{scores}  (full-matrix version skipped: {reason})", flush=True)
         else:
             print(f"{n:>8} {chunked['seconds']:>10.1f} {chunked['peak_mb']:>11.0f} {naive['seconds']:>9.1f} "
                   f"{naive['peak_mb']:>9.0f} {naive['seconds'] / chunked['seconds']:>10.2f} "
-                  f"{naive['peak_mb'] / max(chunked['peak_mb'], 1.0):>9.1f}  {scores}  (identical: yes)")
+                  f"{naive['peak_mb'] / max(chunked['peak_mb'], 1.0):>9.1f}  {scores}  (identical: yes)", flush=True)
         rows.append({"n": n, "chunked": chunked, "naive": naive, "naive_skipped": reason})
     return rows
 

@@ -1,6 +1,6 @@
 """Does data feeding slow training down? Images/s of the real pipeline against random tensors in memory.
 
-    python benchmarks/train_throughput.py [--images 2048] [--batch-size 128] [--image-size 64]
+    python benchmarks/train_throughput.py [--images 2048] [--batch-size 64] [--image-size 64]
 
 Training: `latentatlas.train.train` on the cached real images (../shared/data/celeba-10k when present,
 else the built-in synthetic faces), timed on its second epoch (the first one warms up), against the
@@ -105,7 +105,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", default=str(CELEBA) if CELEBA.is_dir() else "synthetic-faces")
     parser.add_argument("--images", type=int, default=2048, help="images used (the first N of the source)")
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=TrainConfig().batch_size)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--latent-dim", type=int, default=256)
     args = parser.parse_args()

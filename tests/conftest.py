@@ -24,16 +24,19 @@ TINY_TRAIN = {"epochs": 3, "val_fraction": 0.25, "batch_size": 16, "lr": 2e-3, "
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Decoded images go to a per-session folder, never the user's cache; torch uses 2 threads."""
     cache = tmp_path_factory.mktemp("latentatlas-cache")
-    previous = os.environ.get("LATENTATLAS_CACHE")
-    os.environ["LATENTATLAS_CACHE"] = str(cache)
+    # OMP_NUM_THREADS also tells the CLI's use_all_cores() to keep the 2 threads set here.
+    settings = {"LATENTATLAS_CACHE": str(cache), "OMP_NUM_THREADS": "2"}
+    previous = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     yield cache
     torch.set_num_threads(threads)
-    if previous is None:
-        os.environ.pop("LATENTATLAS_CACHE", None)
-    else:
-        os.environ["LATENTATLAS_CACHE"] = previous
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

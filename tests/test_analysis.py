@@ -318,6 +318,14 @@ def test_latent_analysis_default_planes_and_summary(tmp_path) -> None:
     d2 = float(np.sum((mean / a.statistics_.std_) ** 2))
     assert result["origin"]["mahalanobis_sq"] == pytest.approx(d2, rel=0.25)  # columns 1, 8 are correlated
     assert result["normality"]["dof"] == 10
+    # brute force on the whole array: the shares of points closer to the centre than the origin
+    centre = z.mean(axis=0)
+    precision = np.linalg.inv(np.cov(z, rowvar=False))
+    sq = np.einsum("ij,jk,ik->i", z - centre, precision, z - centre)
+    assert result["origin"]["fraction_closer"] == pytest.approx(np.mean(sq < centre @ precision @ centre))
+    assert result["origin"]["euclidean_fraction_closer"] == pytest.approx(
+        np.mean(np.sum((z - centre) ** 2, axis=1) < centre @ centre))
+    assert result["normality"]["mean_sq"] == pytest.approx(10 * 3999 / 4000)
     write_json(tmp_path / "a.json", result)
     assert json.loads((tmp_path / "a.json").read_text())["pca"]["n_components_99"] == a.pca_.n_components_99_
 
@@ -349,6 +357,8 @@ def test_cli_analyze_end_to_end(tiny_run_copy, capsys) -> None:
     assert result["n_points"] == len(run.zpoints()) and result["figures"] == []
     assert [p["plane"] for p in result["planes"]] == [[0, 1], [3, 5]]
     assert [s["b"] for s in result["slices"]] == [2.0, 2.0]
+    with pytest.raises(LatentAtlasError, match="unknown analysis option"):
+        an.analyze_run(run.path, confidence=0.5)
 
 
 @pytest.mark.parametrize("args,message", [

@@ -10,6 +10,7 @@ import pytest
 import scipy.linalg
 from sklearn.metrics import pairwise_distances
 
+from latentatlas import evaluation
 from latentatlas.cli import main
 from latentatlas.errors import LatentAtlasError
 from latentatlas.evaluation import (
@@ -144,6 +145,15 @@ def test_kid_unbiased_near_zero_for_same_distribution():
     assert far_mean > 0.1
 
 
+def test_kid_precomputed_kernels_equal_per_subset(monkeypatch):
+    rng = np.random.default_rng(6)
+    a, b = rng.standard_normal((60, 8)), rng.standard_normal((50, 8)) + 0.2
+    whole = kid(a, b, n_subsets=7, subset_size=30, seed=1)
+    monkeypatch.setattr(evaluation, "KID_FULL_KERNEL", 10)
+    per_subset = kid(a, b, n_subsets=7, subset_size=30, seed=1)
+    assert whole == pytest.approx(per_subset, rel=1e-12)
+
+
 def test_kid_single_subset_is_exact_unbiased_mmd():
     rng = np.random.default_rng(5)
     a, b = rng.standard_normal((6, 3)), rng.standard_normal((6, 3)) + 0.5
@@ -212,6 +222,8 @@ def test_evaluate_cli_end_to_end(tiny_run_copy, capsys):
     assert {"precision", "recall", "density", "coverage", "fid", "kid", "kid_se", "face_rate"} <= set(table.columns)
     assert (folder / "evaluation.md").read_text().startswith("| name |")
     assert (folder / "real_features.npy").is_file()
+    assert [f["file"] for f in data["figures"]] == ["scores.png", "samples.png"]
+    assert all((folder / f["file"]).is_file() and f["caption"] for f in data["figures"])
     rows = table.set_index("name")
     assert np.isnan(rows.loc["reconstruction", "precision"])
     for name in ("real (held-out)", "gaussian", "uniform-box"):
@@ -229,7 +241,9 @@ def test_evaluate_run_latent_only_and_cache_free(tiny_run_copy):
     real = table.set_index("name").loc["real (held-out)"]
     assert 0.9 <= real["inside_radius"] <= 1.0
     assert 30.0 < real["mahalanobis_median_pct"] < 70.0  # training points: about half are closer than the median
-    assert not (tiny_run_copy.path / "evaluation" / "real_features.npy").exists()
+    folder = tiny_run_copy.path / "evaluation"
+    assert not (folder / "real_features.npy").exists()
+    assert (folder / "scores.png").is_file() and not (folder / "samples.png").exists()
 
 
 def test_evaluate_points_columns(tiny_run_copy):

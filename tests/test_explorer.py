@@ -311,3 +311,16 @@ def test_cli_explore_rejects_a_bad_port(tiny_run, capsys):
 
     assert main(["explore", str(tiny_run.path), "--port", "70000", "--no-browser"]) == 2
     assert "port must be in 1..65535" in capsys.readouterr().err
+
+
+def test_display_points_are_a_seeded_subsample(tiny_run):
+    from fastapi.testclient import TestClient
+
+    with TestClient(explorer_module.create_app(tiny_run.path, max_points=50)) as small:
+        info = small.get("/api/info").json()
+        rows = np.frombuffer(small.get("/api/rows").content, dtype="<i4")
+        points = np.frombuffer(small.get("/api/points?x=0&y=1").content, dtype="<f4").reshape(-1, 2)
+    assert info["n_display"] == 50 == len(rows) == len(points) and info["n_points"] == len(tiny_run.zpoints())
+    assert len(np.unique(rows)) == 50 and np.all(np.diff(rows) > 0)
+    np.testing.assert_allclose(points, np.asarray(tiny_run.zpoints())[rows][:, [0, 1]], rtol=1e-6)
+    assert info["n_fit"] == len(tiny_run.zpoints("train"))  # statistics still use every training point

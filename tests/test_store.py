@@ -10,7 +10,7 @@ from PIL import Image
 
 from latentatlas.data import DataConfig
 from latentatlas.errors import LatentAtlasError
-from latentatlas.files import read_json
+from latentatlas.files import read_json, write_json
 from latentatlas.model import Autoencoder, ModelConfig
 from latentatlas.store import Run, decode_latents, default_device, encode_images, encode_run, save_reconstructions
 
@@ -151,6 +151,16 @@ def test_run_without_zpoints_names_the_command(tiny_run_copy):
     for call in (run.zpoints, run.metadata):
         with pytest.raises(LatentAtlasError, match="has no z-points: run `latentatlas encode"):
             call()
+
+
+@pytest.mark.parametrize("section, value", [("model", {"latent_dims": 3}), ("model", {"image_size": 40}), ("data", [1, 2])])
+def test_invalid_config_json_is_one_clear_error(tiny_run_copy, section, value):
+    config = read_json(tiny_run_copy.path / "config.json")
+    config[section] = value
+    write_json(tiny_run_copy.path / "config.json", config)
+    run = Run(tiny_run_copy.path)
+    with pytest.raises(LatentAtlasError, match=f"{section} section|multiple of 16"):
+        run.model_config if section == "model" else run.data_config
 
 
 def test_unknown_subset(tiny_run):

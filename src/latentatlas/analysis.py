@@ -59,12 +59,32 @@ from typing import Any
 
 import numpy as np
 from scipy import integrate, special, stats
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from latentatlas.errors import LatentAtlasError
 
 SCHEMA = "latentatlas.analysis/1"
-DEFAULT_CHUNK = 65536
+DEFAULT_CHUNK = 16384
+
+
+def _single_thread_blas():
+    """One BLAS thread. N x N decompositions gain nothing from threads, the chunk products little
+    (the passes are bound by reading the store); and on a busy machine OpenBLAS's spinning threads
+    slow a 256 x 256 eigh or Cholesky down a hundredfold and the chunk products eightfold."""
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _one_blas_thread(method):
+    """Decorator: run a fit method under `_single_thread_blas`."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with _single_thread_blas():
+            return method(*args, **kwargs)
+
+    return wrapper
 
 
 # ----------------------------------------------------------------------------- chunked reading
@@ -108,8 +128,12 @@ class ZView:
         """float64 rows at positions `indices` of the selection (sorted for sequential reads)."""
         indices = np.sort(np.asarray(indices, dtype=np.int64))
         absolute = np.flatnonzero(self.rows)[indices] if self.rows is not None else indices
-        out = np.asarray(self.z[absolute], dtype=np.float64)
-        _release_pages(self.z)
+        out = np.empty((len(absolute), self.dim))
+        # in small blocks: each scattered row faults in a whole read-around window of the map (~64 KB),
+        # so 20k random rows of a 1 GB store would otherwise make all of it resident at once
+        for start in range(0, len(absolute), 256):
+            out[start : start + 256] = self.z[absolute[start : start + 256]]
+            _release_pages(self.z)
         return out
 
     def subsample(self, size: int, seed: int) -> np.ndarray:
@@ -194,6 +218,7 @@ class BulkStatistics:
         self.bins = bins
         self.progress = progress
 
+    @_one_blas_thread
     def fit(self, z: np.ndarray) -> "BulkStatistics":
         percentiles = [float(p) for p in self.percentiles]
         if len(percentiles) != 2 or not 0.0 <= percentiles[0] < percentiles[1] <= 100.0:
@@ -330,6 +355,7 @@ class ComponentDistributions:
         self.chunk_size = chunk_size
         self.progress = progress
 
+    @_one_blas_thread
     def fit(self, z: np.ndarray, statistics: BulkStatistics | None = None) -> "ComponentDistributions":
         view = _as_view(z)
         stats_ = statistics or BulkStatistics(chunk_size=self.chunk_size, progress=self.progress).fit(view)
@@ -476,12 +502,14 @@ class PCA:
     def __init__(self, chunk_size: int = DEFAULT_CHUNK):
         self.chunk_size = chunk_size
 
+    @_one_blas_thread
     def fit(self, z: np.ndarray | None = None, covariance: np.ndarray | None = None) -> "PCA":
         if covariance is None:
             if z is None:
                 raise LatentAtlasError("PCA.fit needs z-points or a covariance")
             covariance = BulkStatistics(chunk_size=self.chunk_size).fit(z).cov_
-        values, vectors = np.linalg.eigh(covariance)
+        with _single_thread_blas():
+            values, vectors = np.linalg.eigh(covariance)
         order = np.argsort(values)[::-1]
         values = np.clip(values[order], 0.0, None)
         total = float(values.sum())
@@ -498,9 +526,17 @@ class PCA:
 # ----------------------------------------------------------------------------- Mahalanobis distances
 
 
+def _log_det(cov: np.ndarray) -> float:
+    """log det of a covariance; -inf when singular."""
+    with _single_thread_blas():
+        sign, logdet = np.linalg.slogdet(cov)
+    return float(logdet) if sign > 0 else -math.inf
+
+
 def precision_matrix(cov: np.ndarray, rcond: float = 1e-10) -> tuple[np.ndarray, int]:
     """Pseudo-inverse of a covariance (eigenvalues below rcond x the largest dropped) and its rank."""
-    values, vectors = np.linalg.eigh((cov + cov.T) / 2)
+    with _single_thread_blas():
+        values, vectors = np.linalg.eigh((cov + cov.T) / 2)
     keep = values > rcond * max(float(values.max()), 1e-300)
     inverse = np.where(keep, 1.0 / np.where(keep, values, 1.0), 0.0)
     return (vectors * inverse) @ vectors.T, int(keep.sum())
@@ -518,6 +554,7 @@ class Mahalanobis:
         self.rcond = rcond
         self.progress = progress
 
+    @_one_blas_thread
     def fit(self, z: np.ndarray, mean: np.ndarray | None = None, covariance: np.ndarray | None = None
             ) -> "Mahalanobis":
         view = _as_view(z)
@@ -604,6 +641,7 @@ class Radii:
         self.chunk_size = chunk_size
         self.progress = progress
 
+    @_one_blas_thread
     def fit(self, z: np.ndarray) -> "Radii":
         view = _as_view(z)
         b_values = [_check_b(b, "a radius b") for b in self.b_values]
@@ -638,24 +676,38 @@ class Radii:
 # ----------------------------------------------------------------------------- robust core
 
 
+def _fit_gaussian(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, Any]:
+    """Mean, covariance (bias=True), log det and a squared-distance function, via Cholesky when possible."""
+    from scipy import linalg
+
+    location = x.mean(axis=0)
+    cov = np.cov(x, rowvar=False, bias=True).reshape(x.shape[1], x.shape[1])
+    try:
+        lower = linalg.cholesky(cov, lower=True)
+    except linalg.LinAlgError:  # singular: pseudo-inverse distances, determinant 0
+        precision, _ = precision_matrix(cov)
+        return location, cov, -math.inf, lambda y: np.einsum("ij,ij->i", (y - location) @ precision, y - location)
+    logdet = 2.0 * float(np.log(np.diag(lower)).sum())
+
+    def sq_distances(y: np.ndarray) -> np.ndarray:
+        solved = linalg.solve_triangular(lower, (y - location).T, lower=True, check_finite=False)
+        return np.einsum("ij,ij->j", solved, solved)
+
+    return location, cov, logdet, sq_distances
+
+
 def _c_steps(x: np.ndarray, subset: np.ndarray, h: int, max_iter: int = 50) -> tuple[float, np.ndarray]:
     """Concentration steps of FAST-MCD from one start: refit on the h closest points until the
     covariance determinant stops decreasing. Returns (log det, final subset)."""
     best_logdet, best = math.inf, subset
     for _ in range(max_iter):
-        location = x[subset].mean(axis=0)
-        cov = np.cov(x[subset], rowvar=False, bias=True).reshape(x.shape[1], x.shape[1])
-        sign, logdet = np.linalg.slogdet(cov)
-        logdet = logdet if sign > 0 else -math.inf
+        _, _, logdet, sq_distances = _fit_gaussian(x[subset])
         if logdet >= best_logdet - 1e-12:
             break
         best_logdet, best = logdet, subset
         if logdet == -math.inf:
             break
-        precision, _ = precision_matrix(cov)
-        d = x - location
-        distances = np.einsum("ij,ij->i", d @ precision, d)
-        new = np.sort(np.argpartition(distances, h - 1)[:h])
+        new = _h_closest(sq_distances(x), h)
         if np.array_equal(new, subset):
             break
         subset = new
@@ -671,34 +723,34 @@ def min_cov_det(x: np.ndarray, support_fraction: float | None = None) -> dict:
 
     scikit-learn's MinCovDet draws 500 random (N+1)-point starts and needs minutes at N = 256; DetMCD
     starts instead from the h points closest to the centre under three cheap estimates (classical
-    Mahalanobis; median/MAD-standardised Euclidean; Spearman-correlation Mahalanobis), runs C-steps to
+    Mahalanobis; median/MAD-standardised Euclidean; Mahalanobis of the ranks), runs C-steps to
     convergence, keeps the lowest determinant, then applies the same consistency correction and
     reweighting (with the consistency factor of Croux & Haesbroeck 1999). Needs more than N + 1 points.
     """
+    with _single_thread_blas():
+        return _min_cov_det(x, support_fraction)
+
+
+def _min_cov_det(x: np.ndarray, support_fraction: float | None) -> dict:
     n, p = x.shape
     h = int(math.ceil(((n + p + 1) / 2.0 if support_fraction is None else support_fraction * n)))
     h = min(max(h, p + 1), n)
     median = np.median(x, axis=0)
     mad = 1.4826 * np.median(np.abs(x - median), axis=0)
     scaled = (x - median) / np.where(mad > 0, mad, 1.0)
-    starts = []
-    precision, _ = precision_matrix(np.cov(x, rowvar=False).reshape(p, p))
-    d = x - x.mean(axis=0)
-    starts.append(np.einsum("ij,ij->i", d @ precision, d))
-    starts.append(np.einsum("ij,ij->i", scaled, scaled))
     ranks = stats.rankdata(x, axis=0)
-    spearman_precision, _ = precision_matrix(np.corrcoef(ranks, rowvar=False).reshape(p, p))
-    starts.append(np.einsum("ij,ij->i", scaled @ spearman_precision, scaled))
+    starts = [
+        _fit_gaussian(x)[3](x),  # classical Mahalanobis
+        np.einsum("ij,ij->i", scaled, scaled),  # median/MAD-standardised Euclidean
+        _fit_gaussian(ranks)[3](ranks),  # Mahalanobis of the ranks (Spearman)
+    ]
     best_logdet, best = math.inf, None
     for distances in starts:
         logdet, subset = _c_steps(x, _h_closest(distances, h), h)
         if best is None or logdet < best_logdet:
             best_logdet, best = logdet, subset
-    raw_location = x[best].mean(axis=0)
-    raw_cov = np.cov(x[best], rowvar=False, bias=True).reshape(p, p)
-    precision, _ = precision_matrix(raw_cov)
-    d = x - raw_location
-    raw_distances = np.einsum("ij,ij->i", d @ precision, d)
+    raw_location, raw_cov, _, sq_distances = _fit_gaussian(x[best])
+    raw_distances = sq_distances(x)
     # consistency: the squared distances of a Gaussian have median chi2_p(0.5)
     correction = np.median(raw_distances) / stats.chi2(p).isf(0.5)
     raw_cov = raw_cov * correction
@@ -724,6 +776,7 @@ class RobustCore:
         self.support_fraction = support_fraction
         self.seed = seed
 
+    @_one_blas_thread
     def fit(self, z: np.ndarray, mean: np.ndarray | None = None, covariance: np.ndarray | None = None
             ) -> "RobustCore":
         view = _as_view(z)
@@ -747,8 +800,8 @@ class RobustCore:
         plain_std = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
         robust_std = np.sqrt(np.clip(np.diag(self.covariance_), 0.0, None))
         self.std_ratio_ = np.where(plain_std > 0, robust_std / np.where(plain_std > 0, plain_std, 1.0), 1.0)
-        self.log_det_plain_ = float(np.linalg.slogdet(covariance)[1])
-        self.log_det_robust_ = float(np.linalg.slogdet(self.covariance_)[1])
+        self.log_det_plain_ = _log_det(covariance)
+        self.log_det_robust_ = _log_det(self.covariance_)
         self.log_generalized_variance_ratio_ = self.log_det_robust_ - self.log_det_plain_
         self.relative_frobenius_ = float(
             np.linalg.norm(self.covariance_ - covariance) / max(float(np.linalg.norm(covariance)), 1e-300))
@@ -929,6 +982,7 @@ class LatentAnalysis:
         _check_positive_int(self.histogram_bins, "histogram_bins", 2)
         _check_positive_int(self.chunk_size, "chunk_size")
 
+    @_one_blas_thread
     def fit(self, z: np.ndarray) -> "LatentAnalysis":
         view = _as_view(z)
         self.validate(view.dim)
@@ -999,7 +1053,7 @@ class LatentAnalysis:
              "skewness": s.skewness_[j], "excess_kurtosis": s.kurtosis_[j], "ks_statistic": d.ks_[j]}
             for j in range(self.n_features_)
         ]
-        sign, logdet = np.linalg.slogdet(s.cov_)
+        logdet = _log_det(s.cov_)
         eig = self.pca_.eigenvalues_
         r = self.radii_
         robust = ({"skipped": self.robust_skipped_} if self.robust_ is None else {
@@ -1018,14 +1072,14 @@ class LatentAnalysis:
                 slices.append({"plane": list(plane), "b": b, "count": count, "fraction": count / self.n_samples_,
                                "independent_gaussian_fraction": independent_gaussian_slice_fraction(
                                    s.mean_, s.std_, plane, b)})
-        return {
+        return _plain({
             "n_points": self.n_samples_, "latent_dim": self.n_features_,
             "components": components,
             "dominant": {"rule": {"offset_k": float(self.offset_k), "width_threshold": dom.width_threshold_,
                                   "width_rule": dom.width_rule_, "combine": self.combine},
                          "components": dom.table(s.mean_, s.std_)},
             "bulk": {"centre_norm": float(np.linalg.norm(s.mean_)), "total_variance": float(np.trace(s.cov_)),
-                     "log_generalized_variance": float(logdet) if sign > 0 else None,
+                     "log_generalized_variance": logdet if math.isfinite(logdet) else None,
                      "std_median": float(np.median(s.std_)), "std_min": float(s.std_.min()),
                      "std_max": float(s.std_.max()), "covariance_rank": self.mahalanobis_.rank_,
                      "condition_number": float(eig[0] / eig[-1]) if eig[-1] > 0 else None},
@@ -1051,7 +1105,22 @@ class LatentAnalysis:
             "normality": self.normality_,
             "robust_core": robust,
             "slices": slices,
-        }
+        })
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays to Python numbers and lists; NaN and infinities to None (JSON has neither)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
 
 
 # ----------------------------------------------------------------------------- analyze_run: files and figures
@@ -1176,6 +1245,9 @@ def analyze_run(run: Any, subset: str = "train", projection_points: int = 5000, 
         if not rows.any():
             raise LatentAtlasError(f"run {run.path} has no z-points in subset {subset!r}; try --subset all")
     view = ZView(z, rows)
+    unknown = sorted(set(options) - set(LatentAnalysis().get_params()) - {"progress"})
+    if unknown:
+        raise LatentAtlasError(f"unknown analysis option(s): {', '.join(unknown)}")
     analysis = LatentAnalysis(**options)
     analysis.validate(view.dim)
     analysis.fit(view)

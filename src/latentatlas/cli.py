@@ -62,7 +62,7 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     model.add_argument("--channels", type=_int_list, help="conv widths, one per halving stage, e.g. 32,64,128,256")
     model.add_argument("--no-batch-norm", dest="batch_norm", action="store_const", const=False, default=None)
     model.add_argument("--activation", choices=sorted(ACTIVATIONS))
-    training = p.add_argument_group("training (defaults: 15 epochs, batch 128, lr 1e-3, seed 0, val 0.1)")
+    training = p.add_argument_group("training (defaults: 15 epochs, batch 64, lr 1e-3, seed 0, val 0.1)")
     training.add_argument("--epochs", type=int, help="total epochs (with --resume: the new total)")
     training.add_argument("--batch-size", type=int)
     training.add_argument("--lr", type=float, help="Adam learning rate")
@@ -84,16 +84,17 @@ def _train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from latentatlas.data import DataConfig
-    from latentatlas.files import read_json
     from latentatlas.model import ModelConfig
+    from latentatlas.store import Run
     from latentatlas.train import TrainConfig, train, use_all_cores
 
     out = Path(args.out)
     if args.resume:
         if not (out / "config.json").is_file():
             raise LatentAtlasError(f"cannot resume: {out} holds no checkpoint; train without --resume first")
-        saved = read_json(out / "config.json")  # options not given again are taken from the run
-        model_base, data_base, train_base = saved["model"], saved["data"], saved["train"]
+        saved = Run(out)  # options not given again are taken from the run
+        model_base, data_base = saved.model_config.to_dict(), saved.data_config.to_dict()
+        train_base = saved.train_config.to_dict()
     else:
         if args.data is None:
             raise LatentAtlasError("--data is required: an image folder, a zip, a CelebA root or synthetic-faces")
@@ -196,7 +197,7 @@ def _analyze_arguments(p: argparse.ArgumentParser) -> None:
                    help="half widths of the flat slices (default 1.5 and b_match)")
     p.add_argument("--mcd-samples", type=int, default=5000, help="subsample for the robust MCD core (default 5000)")
     p.add_argument("--ks-samples", type=int, default=20000, help="subsample for the KS test (default 20000)")
-    p.add_argument("--chunk-size", type=int, default=65536, help="rows per chunk (default 65536)")
+    p.add_argument("--chunk-size", type=int, default=16384, help="rows read per chunk (default 16384)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-figures", action="store_true", help="write only analysis.json and the arrays")
 
@@ -338,14 +339,14 @@ def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from latentatlas.evaluation import _table_markdown, evaluate_run
+    from latentatlas.evaluation import evaluate_run, table_markdown
     from latentatlas.store import Run
 
     names = None if args.samplers.strip() == "all" else [s.strip() for s in args.samplers.split(",") if s.strip()]
     run = Run(args.run_dir)
     table = evaluate_run(run, samplers=names, n=args.n, seed=args.seed, k=args.k, fid_scores=not args.no_fid,
                          faces=not args.no_faces, chunk_size=args.chunk_size)
-    print(_table_markdown(table), end="")
+    print(table_markdown(table), end="")
     print(f"wrote {run.path / 'evaluation'}/evaluation.json, evaluation.csv, evaluation.md")
     return 0
 
@@ -383,6 +384,79 @@ def _explore(args: argparse.Namespace) -> int:
 COMMANDS.append(("report", "write the self-contained RUN/report.html", _report_arguments, _report))
 COMMANDS.append(("explore", "interactive explorer of the latent space in the browser", _explore_arguments, _explore))
 # ----------------------------------------------------------------------------- demo
+def _demo_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="runs/demo", help="run folder (default runs/demo; an existing demo run is reused)")
+    p.add_argument("--synthetic-count", type=int, default=3000, help="synthetic faces to train on (default 3000)")
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--latent-dim", type=int, default=256)
+    p.add_argument("--channels", type=_int_list, default=None, help="conv widths (default 32,64,128,256)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("-n", type=int, default=250, help="samples per sampler in the evaluation (default 250)")
+    p.add_argument("--grid", type=int, default=36, help="images per sampler grid (default 36)")
+    p.add_argument("--no-fid", action="store_true", help="skip FID/KID in the evaluation (faster on a CPU)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """The whole pipeline on built-in synthetic faces: every step of the seed's story, then the report."""
+    from pathlib import Path
+
+    from latentatlas.analysis import analyze_run
+    from latentatlas.data import DataConfig
+    from latentatlas.evaluation import evaluate_run, table_markdown
+    from latentatlas.model import ModelConfig
+    from latentatlas.paths import path_run
+    from latentatlas.report import write_report
+    from latentatlas.samplers import SAMPLERS, sample_run
+    from latentatlas.store import Run, encode_run, save_reconstructions
+    from latentatlas.train import TrainConfig, train, use_all_cores
+
+    out = Path(args.out)
+    model = ModelConfig(image_size=args.image_size, latent_dim=args.latent_dim,
+                        **({"channels": tuple(args.channels)} if args.channels else {}))
+    data = DataConfig(source="synthetic-faces", image_size=args.image_size, synthetic_count=args.synthetic_count,
+                      synthetic_seed=args.seed)
+    config = TrainConfig(epochs=args.epochs, seed=args.seed)
+    resume = (out / "config.json").is_file()
+    use_all_cores()
+
+    print(f"[1/8] training on {args.synthetic_count} synthetic faces -> {out}" + (" (reusing the run)" if resume else ""))
+    run = train(out, data, model, config, resume=resume)
+    print("[2/8] encoding every image into the z-point store")
+    encode_run(run)
+    save_reconstructions(run, None, n=32, subset="val", seed=args.seed, ncols=8)
+    print("[3/8] analysing the z-point bulk")
+    analysis = analyze_run(run.path, seed=args.seed, progress=True)
+    dominant = [c["index"] for c in analysis["dominant"]["components"]]
+    print("[4/8] decoding a grid per sampler")
+    samples = []
+    for name in SAMPLERS:
+        options = {"b": 1.5} if name == "uniform-box" else {}  # the seed's "optimal" common interval
+        samples.append(sample_run(run, name, n=args.grid, seed=args.seed, **options)["path"])
+    samples.append(sample_run(run, "uniform-box", n=args.grid, seed=args.seed, b="matched")["path"])
+    print("[5/8] paths: origin -> centre, and a plane through the centre at two angles")
+    plane = tuple(dominant[:2]) if len(dominant) >= 2 else (0, 1)
+    paths = [path_run(run, "origin-to-centre", steps=8)["path"]]
+    paths += [path_run(run, "plane", steps=8, plane=plane, angle=angle)["path"] for angle in (0.0, 60.0)]
+    print("[6/8] evaluating every sampler against held-out data")
+    n = min(args.n, int((run.split() == 1).sum()))
+    table = evaluate_run(run, samplers=None, n=n, seed=args.seed, fid_scores=not args.no_fid)
+    print("[7/8] writing the report")
+    report = write_report(run.path)
+    print("[8/8] done\n")
+    print(table_markdown(table), end="")
+    print(f"\nrun folder:     {run.path}")
+    print(f"analysis:       {run.path / 'analysis'} ({len(analysis['figures'])} figures)")
+    print(f"sampler grids:  {len(samples)} folders under {run.path / 'samples'}")
+    print(f"path figures:   {len(paths)} folders under {run.path / 'paths'}")
+    print(f"evaluation:     {run.path / 'evaluation' / 'evaluation.md'}")
+    print(f"report:         {report}")
+    print(f"explore it:     latentatlas explore {run.path}")
+    return 0
+
+
+COMMANDS.append(("demo", "the whole pipeline on built-in synthetic faces, ending with the report", _demo_arguments,
+                 _demo))
 
 
 def build_parser() -> argparse.ArgumentParser:

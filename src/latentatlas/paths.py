@@ -40,6 +40,10 @@ def _vector(value: Any, name: str, dim: int | None = None) -> np.ndarray:
     return vector
 
 
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
 def _steps(steps: Any) -> int:
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 2:
         raise LatentAtlasError(f"steps must be an integer >= 2, got {steps!r}")
@@ -140,9 +144,9 @@ def plane_path(
     dim = centre.size
     j1, j2 = check_plane(plane, dim)
     steps = _steps(steps)
-    if isinstance(angle_deg, bool) or not isinstance(angle_deg, (int, float, np.number)) or not math.isfinite(angle_deg):
+    if not _is_real(angle_deg) or not math.isfinite(angle_deg):
         raise LatentAtlasError(f"angle must be a finite number of degrees, got {angle_deg!r}")
-    if isinstance(length, bool) or not isinstance(length, (int, float, np.number)) or not 0 < length < math.inf:
+    if not _is_real(length) or not 0 < length < math.inf:
         raise LatentAtlasError(f"length must be a positive number (units of the bulk's spread), got {length!r}")
     cov = np.asarray(cov, dtype=np.float64)
     if cov.shape not in {(dim, dim), (2, 2)}:
@@ -234,7 +238,8 @@ def _row(z_all: np.ndarray, index: Any, flag: str) -> np.ndarray:
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
         raise LatentAtlasError(f"{flag} must be a z-point row index, got {index!r}")
     if not 0 <= index < len(z_all):
-        raise LatentAtlasError(f"{flag} {index} is out of range: the run has {len(z_all)} z-points (0..{len(z_all) - 1})")
+        last = len(z_all) - 1
+        raise LatentAtlasError(f"{flag} {index} is out of range: the run has {len(z_all)} z-points (0..{last})")
     return np.asarray(z_all[int(index)], dtype=np.float64)
 
 
@@ -305,7 +310,8 @@ def path_run(
     dim = z_fit.shape[1]
     if dim != run.latent_dim:
         raise LatentAtlasError(
-            f"the z-points of {run.path} have dimension {dim}, the model {run.latent_dim}: run `latentatlas encode`"
+            f"the z-points of {run.path} have dimension {dim}, the model {run.latent_dim}: "
+            f"run `latentatlas encode {run.path}`"
         )
     centre, cov = mean_and_covariance(z_fit)
     std = np.sqrt(np.diag(cov))

@@ -115,7 +115,7 @@ def plot_histogram_grid(components: Sequence[int], edges: np.ndarray, counts: np
         widths = np.diff(edges[j])
         total = counts[j].sum()
         density = counts[j] / (total * widths) if total > 0 else counts[j]
-        ax.bar(edges[j][:-1], density, width=widths, align="edge", color=REAL, alpha=0.6, lw=0)
+        ax.stairs(density, edges[j], fill=True, color=REAL, alpha=0.6)  # one patch, not one per bar
         x = np.linspace(edges[j][0], edges[j][-1], 200)
         if std[j] > 0:
             ax.plot(x, np.exp(-0.5 * ((x - mean[j]) / std[j]) ** 2) / (std[j] * math.sqrt(2 * math.pi)), c="k", lw=1)

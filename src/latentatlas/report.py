@@ -35,7 +35,14 @@ from latentatlas.store import Run
 MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml", ".gif": "image/gif"}
 MAX_LIST_ITEMS = 12  # longer lists of numbers are summarised, not printed in full
 
-# Analysis figures are assigned to the story's sections by words in their file name and caption.
+# The figures `latentatlas analyze` writes, placed where the story needs them; any other figure is
+# assigned by words in its file name and caption.
+ANALYSIS_FIGURE_SECTIONS = {
+    "histograms.png": 2, "components.png": 2,
+    "correlation.png": 3, "projections.png": 3, "pca_spectrum.png": 3,
+    "radii.png": 4, "mahalanobis.png": 4, "slices.png": 4,
+}
+# Other analysis figures are assigned to the story's sections by words in their file name and caption.
 SECTION_KEYWORDS: dict[int, tuple[str, ...]] = {
     4: ("radi", "radius", "norm", "uniform", "origin", "slice", "border", "shell"),
     3: ("correlat", "ellips", "covarian", "contour", "tilt", "plane", "pca", "princip", "eigen", "mcd", "robust"),
@@ -169,10 +176,10 @@ def _read_json(path: Path, problems: list[str]) -> dict | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        problems.append(f"{path.name} could not be read ({exc.__class__.__name__}); it was left out")
+        problems.append(f"{path.parent.name}/{path.name} could not be read ({exc.__class__.__name__}); it was left out")
         return None
     if not isinstance(data, dict):
-        problems.append(f"{path.name} is not a JSON object; it was left out")
+        problems.append(f"{path.parent.name}/{path.name} is not a JSON object; it was left out")
         return None
     return data
 
@@ -192,10 +199,7 @@ def _figures(data: dict | None, folder: Path) -> list[tuple[Path, str]]:
 
 
 def _training_curves(history: pd.DataFrame) -> bytes | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from latentatlas.plots import plt  # the package's headless matplotlib
 
     if "epoch" not in history or not {"train_loss", "val_loss"} & set(history.columns) or history.empty:
         return None
@@ -239,7 +243,7 @@ def _section_data(run: Run, problems: list[str]) -> str:
     history_path = run.path / "history.csv"
     if history_path.is_file():
         try:
-            history = pd.read_csv(history_path)
+            history = pd.read_csv(history_path).apply(pd.to_numeric, errors="coerce")
         except (OSError, ValueError, pd.errors.ParserError):
             problems.append("history.csv could not be read; the training curves were left out")
             history = None
@@ -276,6 +280,8 @@ def _without(record: dict, *keys: str) -> dict:
 
 
 def _assign_figure(path: Path, caption: str) -> int:
+    if path.name in ANALYSIS_FIGURE_SECTIONS:
+        return ANALYSIS_FIGURE_SECTIONS[path.name]
     text = f"{path.stem} {caption}".lower()
     for section in (4, 3, 2):  # most specific first: "radii of uniform vectors" is section 4, not 2
         if any(word in text for word in SECTION_KEYWORDS[section]):
@@ -359,10 +365,11 @@ def _radius_numbers(analysis: dict) -> str:
     if origin:
         parts.append("<h3>The origin's position relative to the bulk</h3>")
         percentile = origin.get("percentile")
-        if isinstance(percentile, (int, float)):
+        if isinstance(percentile, (int, float)) and not isinstance(percentile, bool):
+            where = "outside the bulk" if percentile >= 99 else "at the bulk's border" if percentile >= 90 else "inside the bulk"
             parts.append(
                 f"<p>The origin is farther from the centre (in Mahalanobis distance) than "
-                f"<b>{esc(format_number(percentile))} %</b> of the real z-points: it sits at the bulk's border.</p>"
+                f"<b>{esc(format_number(percentile))} %</b> of the real z-points: it lies {esc(where)}.</p>"
             )
         parts.append(key_value_table(origin))
     if _dict(analysis.get("normality")):

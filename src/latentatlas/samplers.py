@@ -28,6 +28,8 @@ import os
 import shutil
 import tempfile
 import uuid
+import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -168,7 +170,7 @@ def _seed(value: Any) -> int:
 # ----------------------------------------------------------------------------- base class
 
 
-class Sampler:
+class Sampler(ABC):
     """Base class: parameter handling, validation, saving. Subclasses implement `_fit` and `_sample`."""
 
     name: ClassVar[str] = ""
@@ -224,11 +226,13 @@ class Sampler:
     def _min_rows(self) -> int:
         return 2
 
+    @abstractmethod
     def _fit(self, z: np.ndarray) -> None:
-        raise LatentAtlasError(f"{type(self).__name__} does not implement fitting")
+        """Learn the `_` attributes from validated z-points (possibly a memmap)."""
 
+    @abstractmethod
     def _sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        raise LatentAtlasError(f"{type(self).__name__} does not implement sampling")
+        """Draw (n, N) vectors (any float dtype) with `rng`."""
 
 
 # ----------------------------------------------------------------------------- samplers
@@ -378,7 +382,10 @@ class RobustGaussian(Gaussian):
             raise LatentAtlasError(
                 f"robust-gaussian needs more z-points than dimensions ({points.shape[1]}), got {len(points)}"
             )
-        mcd = MinCovDet(support_fraction=self.support_fraction, random_state=self.random_state).fit(points)
+        with warnings.catch_warnings():
+            # In high N, MCD's C-steps hit round-off ("Determinant has increased"); the fit stays usable.
+            warnings.filterwarnings("ignore", message="Determinant has increased", category=RuntimeWarning)
+            mcd = MinCovDet(support_fraction=self.support_fraction, random_state=self.random_state).fit(points)
         self.mean_, self.cov_ = mcd.location_, (mcd.covariance_ + mcd.covariance_.T) / 2
         self.support_ = mcd.support_.astype(bool)
         self.support_fraction_ = float(self.support_.mean())
@@ -487,9 +494,10 @@ class GaussianMixtureSampler(Sampler):
     def score(self, z: np.ndarray) -> float:
         """Mean log-likelihood of `z` under the fitted mixture."""
         z = np.asarray(check_points(z, min_rows=1), dtype=np.float64)
-        per_component = np.stack(
-            [np.log(w) + _gaussian_log_density(z, m, c) for w, m, c in zip(self.weights_, self.means_, self.covariances_)]
-        )
+        per_component = np.stack([
+            np.log(weight) + _gaussian_log_density(z, mean, cov)
+            for weight, mean, cov in zip(self.weights_, self.means_, self.covariances_)
+        ])
         return float(logsumexp(per_component, axis=0).mean())
 
 
@@ -646,7 +654,8 @@ def sample_run(
     z = run.zpoints(subset)
     if z.shape[1] != run.latent_dim:
         raise LatentAtlasError(
-            f"the z-points of {run.path} have dimension {z.shape[1]}, the model {run.latent_dim}: run `latentatlas encode`"
+            f"the z-points of {run.path} have dimension {z.shape[1]}, the model {run.latent_dim}: "
+            f"run `latentatlas encode {run.path}`"
         )
     estimator.fit(z)
     vectors = estimator.sample(n, seed=seed)

@@ -126,21 +126,27 @@ class Run:
             raise LatentAtlasError(f"{self.path / 'config.json'} lacks the model / train / data sections")
         return config
 
+    def _section(self, name: str, build):
+        try:
+            return build(self._config[name])
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise LatentAtlasError(f"the {name} section of {self.path / 'config.json'} is invalid: {exc}") from None
+
     @cached_property
     def model_config(self) -> ModelConfig:
-        return ModelConfig(**self._config["model"])
+        return self._section("model", lambda d: ModelConfig(**d))
 
     @cached_property
     def train_config(self) -> TrainConfig:
         from latentatlas.train import TrainConfig
 
-        return TrainConfig.from_dict(self._config["train"])
+        return self._section("train", TrainConfig.from_dict)
 
     @cached_property
     def data_config(self) -> DataConfig:
         from latentatlas.data import DataConfig
 
-        return DataConfig.from_dict(self._config["data"])
+        return self._section("data", DataConfig.from_dict)
 
     @property
     def latent_dim(self) -> int:

@@ -245,7 +245,7 @@ async function loadPlane() {
   try { plane = readPlaneInputs(); } catch (error) { report(error); return; }
   state.basis = $("basis").value;
   state.plane = plane;
-  const query = `basis=${state.basis}&x=${plane[0]}&y=${plane[1]}`;
+  const query = `basis=${state.basis}&x=${plane[0]}&y=${plane[1]}&run=${state.info.token}`;
   setStatus("loading plane…");
   try {
     const [geometry, buffer] = await Promise.all([api(`/api/plane?${query}`), api(`/api/points?${query}`)]);
@@ -284,8 +284,8 @@ async function decodeAt(x, y) {
     const labels = state.geometry.labels;
     $("decoded-info").innerHTML =
       `${labels[0]} = ${x.toPrecision(4)}, ${labels[1]} = ${y.toPrecision(4)}<br>` +
-      `Mahalanobis distance ${answer.distance.toFixed(2)}, ` +
-      `farther out than <b>${answer.percentile.toFixed(1)} %</b> of the real z-points<br>${faceText(answer.face)}`;
+      `Mahalanobis distance ${answer.distance.toFixed(2)}: ` +
+      `<b>${answer.percentile.toFixed(1)} %</b> of the real z-points lie closer to the centre<br>${faceText(answer.face)}`;
     setStatus("decoded");
   } catch (error) { report(error); }
 }
@@ -332,6 +332,7 @@ async function drawSamples(withImages = true) {
   try {
     const answer = await api("/api/sample", {sampler, n, seed, basis: state.basis, plane: state.plane, images: withImages});
     state.samples = {sampler, n, seed, points: answer.points};
+    if (includeInView(answer.points)) renderPoints();
     if (withImages) {
       fillStrip($("samples"), answer);
       const faces = answer.faces ? answer.faces.filter(Boolean).length : 0;
@@ -342,6 +343,19 @@ async function drawSamples(withImages = true) {
     draw();
     setStatus(`${n} samples from ${sampler}`);
   } catch (error) { report(error); }
+}
+
+function includeInView(points) {
+  // Samples far outside the bulk (the uniform box) are the point of the exercise: keep them in sight.
+  let [x0, x1, y0, y1] = state.view;
+  const [bx0, bx1, by0, by1] = [x0, x1, y0, y1];
+  for (const [x, y] of points) {
+    x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y);
+  }
+  if (x0 === bx0 && x1 === bx1 && y0 === by0 && y1 === by1) return false;
+  const [padX, padY] = [0.04 * (x1 - x0), 0.04 * (y1 - y0)];
+  state.view = [x0 - (x0 < bx0 ? padX : 0), x1 + (x1 > bx1 ? padX : 0), y0 - (y0 < by0 ? padY : 0), y1 + (y1 > by1 ? padY : 0)];
+  return true;
 }
 
 function nearestPoint(px, py) {
@@ -363,14 +377,14 @@ async function showHovered(i) {
   if (i < 0) return;
   const row = state.rows[i];
   const img = $("hovered");
-  img.src = `/api/image/${row}`;
+  img.src = `/api/image/${row}?run=${state.info.token}`;
   img.hidden = false;
   try {
     const point = await api(`/api/point/${row}`);
     if (state.hovered !== i) return;
     $("hovered-info").innerHTML =
       `z-point #${point.index} (${point.subset}${point.image_id ? ", " + point.image_id : ""})<br>` +
-      `Mahalanobis distance ${point.distance.toFixed(2)}, percentile ${point.percentile.toFixed(1)} %`;
+      `Mahalanobis distance ${point.distance.toFixed(2)}: ${point.percentile.toFixed(1)} % of the real z-points lie closer to the centre`;
   } catch (error) { report(error); }
 }
 
@@ -442,8 +456,16 @@ $("base-reset").addEventListener("click", () => {
 $("basis").addEventListener("change", () => {
   // Principal axes are sorted by variance, so PC 0 and PC 1 are the natural first plane.
   [$("axis-x").value, $("axis-y").value] = $("basis").value === "pca" ? [0, 1] : state.info.default_plane;
+  showAxisHint();
   loadPlane();
 });
+
+function showAxisHint() {
+  const info = state.info;
+  $("top-axes").textContent = $("basis").value === "pca"
+    ? `Principal axes by variance: PC[0] ${(100 * info.pca_explained[0]).toFixed(0)} %, PC[1] ${(100 * info.pca_explained[1]).toFixed(0)} %, PC[2] ${(100 * (info.pca_explained[2] || 0)).toFixed(0)} %`
+    : `Widest axes: ${info.top_axes.slice(0, 8).join(", ")}`;
+}
 for (const id of ["axis-x", "axis-y"]) $(id).addEventListener("change", loadPlane);
 $("sample").addEventListener("click", () => drawSamples(true));
 $("sample-clear").addEventListener("click", () => {
@@ -466,7 +488,7 @@ async function start() {
     $("n-display").textContent = `(${info.n_display} shown)`;
     $("axis-x").max = $("axis-y").max = info.latent_dim - 1;
     [$("axis-x").value, $("axis-y").value] = info.default_plane;
-    $("top-axes").textContent = `Widest axes: ${info.top_axes.slice(0, 8).join(", ")}`;
+    showAxisHint();
     $("steps").max = info.limits.max_steps;
     $("sample-n").max = info.limits.max_samples;
     for (const name of info.samplers) $("sampler").append(new Option(name, name));
