@@ -87,8 +87,22 @@ def _worker(args: argparse.Namespace) -> None:
 
 
 def _measure(kind: str, n: int, args: argparse.Namespace) -> dict:
-    command = [sys.executable, __file__, "--worker", kind, "--n", str(n), "--dim", str(args.dim), "--k", str(args.k),
-               "--chunk-size", str(args.chunk_size), "--seed", str(args.seed)]
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        kind,
+        "--n",
+        str(n),
+        "--dim",
+        str(args.dim),
+        "--k",
+        str(args.k),
+        "--chunk-size",
+        str(args.chunk_size),
+        "--seed",
+        str(args.seed),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         why = f"killed by signal {-done.returncode}" if done.returncode < 0 else f"exit status {done.returncode}"
@@ -103,7 +117,9 @@ def _available_bytes() -> int:
 
 def benchmark_knn(args: argparse.Namespace) -> list[dict]:
     print(f"k-NN scores: n real = n fake points x {args.dim} dims, k={args.k}, chunk {args.chunk_size}", flush=True)
-    print(f"{'n':>8} {'chunked s':>10} {'chunked MB':>11} {'naive s':>9} {'naive MB':>9} {'time ratio':>10} {'mem ratio':>9}  scores")
+    print(
+        f"{'n':>8} {'chunked s':>10} {'chunked MB':>11} {'naive s':>9} {'naive MB':>9} {'time ratio':>10} {'mem ratio':>9}  scores"
+    )
     rows = []
     for n in args.sizes:
         chunked = _measure("chunked", n, args)
@@ -122,12 +138,18 @@ def benchmark_knn(args: argparse.Namespace) -> list[dict]:
             raise SystemExit(f"scores differ at n={n}: chunked {chunked['scores']} vs naive {naive['scores']}")
         scores = " ".join(f"{key}={value:.4f}" for key, value in chunked["scores"].items())
         if naive is None:
-            print(f"{n:>8} {chunked['seconds']:>10.1f} {chunked['peak_mb']:>11.0f} {'-':>9} {'-':>9} {'-':>10} {'-':>9}  "
-                  f"{scores}  (full-matrix version skipped: {reason})", flush=True)
+            print(
+                f"{n:>8} {chunked['seconds']:>10.1f} {chunked['peak_mb']:>11.0f} {'-':>9} {'-':>9} {'-':>10} {'-':>9}  "
+                f"{scores}  (full-matrix version skipped: {reason})",
+                flush=True,
+            )
         else:
-            print(f"{n:>8} {chunked['seconds']:>10.1f} {chunked['peak_mb']:>11.0f} {naive['seconds']:>9.1f} "
-                  f"{naive['peak_mb']:>9.0f} {naive['seconds'] / chunked['seconds']:>10.2f} "
-                  f"{naive['peak_mb'] / max(chunked['peak_mb'], 1.0):>9.1f}  {scores}  (identical: yes)", flush=True)
+            print(
+                f"{n:>8} {chunked['seconds']:>10.1f} {chunked['peak_mb']:>11.0f} {naive['seconds']:>9.1f} "
+                f"{naive['peak_mb']:>9.0f} {naive['seconds'] / chunked['seconds']:>10.2f} "
+                f"{naive['peak_mb'] / max(chunked['peak_mb'], 1.0):>9.1f}  {scores}  (identical: yes)",
+                flush=True,
+            )
         rows.append({"n": n, "chunked": chunked, "naive": naive, "naive_skipped": reason})
     return rows
 
@@ -144,8 +166,10 @@ def benchmark_inception(args: argparse.Namespace) -> dict:
     features = inception_features(images, batch_size=args.batch_size)
     seconds = time.perf_counter() - started
     device = "cuda" if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
-    print(f"\nInceptionV3 features: {args.images} images 64x64 -> 299x299 in {seconds:.1f} s on {device}: "
-          f"{args.images / seconds:.1f} images/s")
+    print(
+        f"\nInceptionV3 features: {args.images} images 64x64 -> 299x299 in {seconds:.1f} s on {device}: "
+        f"{args.images / seconds:.1f} images/s"
+    )
     rng = np.random.default_rng(0)
     a = rng.standard_normal((args.features, 2048)) + features.mean(axis=0)
     b = rng.standard_normal((args.features, 2048)) * 1.1 + features.mean(axis=0)
@@ -155,10 +179,19 @@ def benchmark_inception(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     kid(a, b, n_subsets=args.kid_subsets)
     kid_seconds = time.perf_counter() - started
-    print(f"FID on 2 x {args.features} features: {fid_seconds:.2f} s; KID ({args.kid_subsets} subsets of "
-          f"{min(1000, args.features)}): {kid_seconds:.2f} s")
-    return {"images": args.images, "seconds": seconds, "images_per_s": args.images / seconds, "device": device,
-            "fid_seconds": fid_seconds, "kid_seconds": kid_seconds, "features": args.features}
+    print(
+        f"FID on 2 x {args.features} features: {fid_seconds:.2f} s; KID ({args.kid_subsets} subsets of "
+        f"{min(1000, args.features)}): {kid_seconds:.2f} s"
+    )
+    return {
+        "images": args.images,
+        "seconds": seconds,
+        "images_per_s": args.images / seconds,
+        "device": device,
+        "fid_seconds": fid_seconds,
+        "kid_seconds": kid_seconds,
+        "features": args.features,
+    }
 
 
 def main() -> None:
@@ -169,8 +202,12 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=4096)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--naive-max", type=int, default=20000, help="largest n for the full-matrix version")
-    parser.add_argument("--naive-memory-fraction", type=float, default=0.6,
-                        help="run the full-matrix version only if 2 n² x 8 bytes fit in this share of free memory")
+    parser.add_argument(
+        "--naive-memory-fraction",
+        type=float,
+        default=0.6,
+        help="run the full-matrix version only if 2 n² x 8 bytes fit in this share of free memory",
+    )
     parser.add_argument("--images", type=int, default=64, help="images for the Inception throughput (0: skip)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--features", type=int, default=1000, help="feature rows per set for FID/KID timing")

@@ -157,7 +157,7 @@ def test_kid_precomputed_kernels_equal_per_subset(monkeypatch):
 def test_kid_single_subset_is_exact_unbiased_mmd():
     rng = np.random.default_rng(5)
     a, b = rng.standard_normal((6, 3)), rng.standard_normal((6, 3)) + 0.5
-    kernel = lambda x, y: (x @ y.T / 3 + 1) ** 3  # noqa: E731
+    kernel = lambda x, y: (x @ y.T / 3 + 1) ** 3
     m = 6
     expected = (
         (kernel(a, a).sum() - np.trace(kernel(a, a))) / (m * (m - 1))
@@ -234,8 +234,9 @@ def test_evaluate_cli_end_to_end(tiny_run_copy, capsys):
 
 
 def test_evaluate_run_latent_only_and_cache_free(tiny_run_copy):
-    table = evaluate_run(tiny_run_copy, samplers=["diagonal-gaussian"], n=30, k=3, fid_scores=False, faces=False,
-                         progress=False)
+    table = evaluate_run(
+        tiny_run_copy, samplers=["diagonal-gaussian"], n=30, k=3, fid_scores=False, faces=False, progress=False
+    )
     assert list(table["name"]) == ["real (held-out)", "reconstruction", "diagonal-gaussian"]
     assert "fid" not in table.columns and "face_rate" not in table.columns
     real = table.set_index("name").loc["real (held-out)"]

@@ -43,6 +43,7 @@ analysis.json (all distances in latent units unless named otherwise)::
     normality     {dof, mean_sq, expected_mean_sq, ks_statistic, fraction_beyond_chi2_99}
     robust_core   {n_subsample, support_fraction, log_det_plain, log_det_robust, log_generalized_variance_ratio,
                     relative_frobenius, std_ratio: {min, median, max}, mean_shift_mahalanobis}
+                    or {skipped: reason} when the subsample has no more than N + 1 rows
     slices        [{plane, b, count, fraction, independent_gaussian_fraction}]
     figures       [{file, caption}]
 """
@@ -51,7 +52,6 @@ from __future__ import annotations
 
 import math
 import mmap
-import os
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -219,7 +219,7 @@ class BulkStatistics:
         self.progress = progress
 
     @_one_blas_thread
-    def fit(self, z: np.ndarray) -> "BulkStatistics":
+    def fit(self, z: np.ndarray) -> BulkStatistics:
         percentiles = [float(p) for p in self.percentiles]
         if len(percentiles) != 2 or not 0.0 <= percentiles[0] < percentiles[1] <= 100.0:
             raise LatentAtlasError(f"percentiles must be two numbers 0 <= lo < hi <= 100, got {self.percentiles!r}")
@@ -356,7 +356,7 @@ class ComponentDistributions:
         self.progress = progress
 
     @_one_blas_thread
-    def fit(self, z: np.ndarray, statistics: BulkStatistics | None = None) -> "ComponentDistributions":
+    def fit(self, z: np.ndarray, statistics: BulkStatistics | None = None) -> ComponentDistributions:
         view = _as_view(z)
         stats_ = statistics or BulkStatistics(chunk_size=self.chunk_size, progress=self.progress).fit(view)
         ks_samples = _check_positive_int(self.ks_samples, "ks_samples", 2)
@@ -409,7 +409,7 @@ class DominantComponents:
         self.relative_width = relative_width
         self.combine = combine
 
-    def fit(self, z: np.ndarray | None = None, statistics: BulkStatistics | None = None) -> "DominantComponents":
+    def fit(self, z: np.ndarray | None = None, statistics: BulkStatistics | None = None) -> DominantComponents:
         if self.combine not in ("or", "and"):
             raise LatentAtlasError(f"combine must be 'or' or 'and', got {self.combine!r}")
         offset_k = _check_b(self.offset_k, "offset_k")
@@ -503,7 +503,7 @@ class PCA:
         self.chunk_size = chunk_size
 
     @_one_blas_thread
-    def fit(self, z: np.ndarray | None = None, covariance: np.ndarray | None = None) -> "PCA":
+    def fit(self, z: np.ndarray | None = None, covariance: np.ndarray | None = None) -> PCA:
         if covariance is None:
             if z is None:
                 raise LatentAtlasError("PCA.fit needs z-points or a covariance")
@@ -556,7 +556,7 @@ class Mahalanobis:
 
     @_one_blas_thread
     def fit(self, z: np.ndarray, mean: np.ndarray | None = None, covariance: np.ndarray | None = None
-            ) -> "Mahalanobis":
+            ) -> Mahalanobis:
         view = _as_view(z)
         chunk_size = _check_positive_int(self.chunk_size, "chunk_size")
         if mean is None or covariance is None:
@@ -642,7 +642,7 @@ class Radii:
         self.progress = progress
 
     @_one_blas_thread
-    def fit(self, z: np.ndarray) -> "Radii":
+    def fit(self, z: np.ndarray) -> Radii:
         view = _as_view(z)
         b_values = [_check_b(b, "a radius b") for b in self.b_values]
         simulate = _check_positive_int(self.simulate, "simulate", 2)
@@ -733,7 +733,7 @@ def min_cov_det(x: np.ndarray, support_fraction: float | None = None) -> dict:
 
 def _min_cov_det(x: np.ndarray, support_fraction: float | None) -> dict:
     n, p = x.shape
-    h = int(math.ceil(((n + p + 1) / 2.0 if support_fraction is None else support_fraction * n)))
+    h = math.ceil((n + p + 1) / 2.0 if support_fraction is None else support_fraction * n)
     h = min(max(h, p + 1), n)
     median = np.median(x, axis=0)
     mad = 1.4826 * np.median(np.abs(x - median), axis=0)
@@ -778,7 +778,7 @@ class RobustCore:
 
     @_one_blas_thread
     def fit(self, z: np.ndarray, mean: np.ndarray | None = None, covariance: np.ndarray | None = None
-            ) -> "RobustCore":
+            ) -> RobustCore:
         view = _as_view(z)
         max_samples = _check_positive_int(self.max_samples, "max_samples", 2)
         if self.support_fraction is not None and not 0.5 <= float(self.support_fraction) <= 1.0:
@@ -983,7 +983,7 @@ class LatentAnalysis:
         _check_positive_int(self.chunk_size, "chunk_size")
 
     @_one_blas_thread
-    def fit(self, z: np.ndarray) -> "LatentAnalysis":
+    def fit(self, z: np.ndarray) -> LatentAnalysis:
         view = _as_view(z)
         self.validate(view.dim)
         common = {"chunk_size": self.chunk_size, "progress": self.progress}
@@ -1203,19 +1203,18 @@ def _write_figures(analysis: LatentAnalysis, view: ZView, out: Path, projection_
          f"({', '.join(f'{c:g}' for c in analysis.confidences)}), origin (yellow), centre (orange), path origin→centre "
          f"(black) and {artificial_points} uniform vectors at b_match = {b_art:.2f} (red).")
     b_slice = analysis.slice_b_[0]
+    # as in the seed, the slice is populated with uniform vectors from the cube [-b, b]^N it contains
+    in_cube = uniform_box(artificial_points, analysis.n_features_, b_slice, seed=seed) if artificial_points else None
     sliced = []
     for pi, plane in enumerate(planes):
         inside = analysis.slice_indices_[0][pi]
         points = view.take(inside).astype(np.float32) if len(inside) else np.zeros((0, analysis.n_features_), np.float32)
-        art = None
-        if artificial is not None:
-            art = artificial[slice_mask(artificial, plane["plane"], b_slice)]
         count = int(analysis.slice_counts_[0, pi])
-        sliced.append({**plane, "z": points, "artificial": art,
+        sliced.append({**plane, "z": points, "artificial": in_cube,
                        "subtitle": f"slice |z_j| ≤ {b_slice:g}: {count} of {analysis.n_samples_} points"})
     save(plots.plot_projection_grid(sliced, real, s.mean_, None, None), "slices.png",
-         f"Only the points inside the flat cuboid |z_j| ≤ {b_slice:g} for every j outside the plane "
-         "(real: blue, uniform vectors at b_match: red), with the bulk's ellipses.")
+         f"Only the z-points inside the flat cuboid |z_j| ≤ {b_slice:g} for every j outside the plane (blue), "
+         f"{artificial_points} uniform vectors from [-{b_slice:g}, {b_slice:g}]^N (red), and the bulk's ellipses.")
     return figures
 
 

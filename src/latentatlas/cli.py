@@ -408,7 +408,7 @@ def _demo(args: argparse.Namespace) -> int:
     from latentatlas.paths import path_run
     from latentatlas.report import write_report
     from latentatlas.samplers import SAMPLERS, sample_run
-    from latentatlas.store import Run, encode_run, save_reconstructions
+    from latentatlas.store import encode_run, save_reconstructions
     from latentatlas.train import TrainConfig, train, use_all_cores
 
     out = Path(args.out)

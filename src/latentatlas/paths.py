@@ -273,7 +273,8 @@ def path_run(
 
     from latentatlas.files import save_npy, write_json
     from latentatlas.plots import plot_projection, save_figure, save_image_grid
-    from latentatlas.samplers import atomic_folder, grid_scale, mean_and_covariance
+    from latentatlas.files import atomic_folder
+    from latentatlas.samplers import grid_scale, mean_and_covariance
 
     if kind not in KINDS:
         raise LatentAtlasError(f"unknown path kind {kind!r}; choose from {', '.join(KINDS)}")

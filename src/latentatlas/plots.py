@@ -59,16 +59,18 @@ def plot_projection(
     path_points: np.ndarray | None = None,
     max_points: int = 5000,
     seed: int = 0,
+    point_size: float = 2.0,
+    alpha: float = 0.35,
 ) -> None:
     """Orthogonal projection onto coordinate plane (j1, j2), in the seed's style.
 
-    Real z-points blue (a random subset of `max_points`), origin yellow, centre orange,
-    artificial points red, path points black joined by a line. Axes keep their own scales.
+    Real z-points blue (a random subset of `max_points`; `point_size`, `alpha` for their markers), origin
+    yellow, centre orange, artificial points red, path points black joined by a line. Axes keep their own scales.
     """
     j1, j2 = plane
     if len(z) > max_points:
         z = z[np.random.default_rng(seed).choice(len(z), max_points, replace=False)]
-    ax.scatter(z[:, j1], z[:, j2], s=2, c=REAL, alpha=0.35, linewidths=0, label=f"real z-points ({len(z)})")
+    ax.scatter(z[:, j1], z[:, j2], s=point_size, c=REAL, alpha=alpha, linewidths=0, label=f"real z-points ({len(z)})")
     if artificial is not None and len(artificial):
         ax.scatter(artificial[:, j1], artificial[:, j2], s=6, c=ARTIFICIAL, label=f"artificial ({len(artificial)})")
     if path_points is not None and len(path_points):
@@ -110,7 +112,7 @@ def plot_histogram_grid(components: Sequence[int], edges: np.ndarray, counts: np
                         ncols: int = 6) -> plt.Figure:
     """Histograms (as densities) of chosen components with their fitted Gaussians; `highlight` in red titles."""
     fig, axes = _panel_grid(len(components), ncols)
-    highlighted = set(int(j) for j in highlight)
+    highlighted = {int(j) for j in highlight}
     for ax, j in zip(axes, components):
         widths = np.diff(edges[j])
         total = counts[j].sum()
@@ -229,8 +231,10 @@ def plot_projection_grid(planes: Sequence[dict], z: np.ndarray, centre: np.ndarr
     fig, axes = _panel_grid(len(planes), ncols, size=4.8)
     for ax, plane in zip(axes, planes):
         points = plane.get("z", z)
+        sparse = len(points) < 500  # a slice may hold a handful of points: draw them bold
         plot_projection(ax, points, plane["plane"], centre=centre, artificial=plane.get("artificial", artificial),
-                        path_points=path_points, max_points=max(1, len(points)))
+                        path_points=path_points, max_points=max(1, len(points)),
+                        point_size=10.0 if sparse else 2.0, alpha=0.9 if sparse else 0.35)
         draw_ellipses(ax, plane.get("ellipses", ()))
         if "subtitle" in plane:
             ax.set_title(f"plane ({plane['plane'][0]}, {plane['plane'][1]}): {plane['subtitle']}", fontsize=9)

@@ -98,7 +98,8 @@ def decode_latents(
     model.eval()
     with torch.inference_mode():
         for start in tqdm(range(0, len(z), batch_size), desc="decode", unit="batch", disable=None if progress else True):
-            x = model.decode(torch.from_numpy(z[start : start + batch_size]).to(device)).float()
+            rows = torch.from_numpy(np.array(z[start : start + batch_size]))  # copy: z may be a read-only memmap
+            x = model.decode(rows.to(device)).float()
             pixels = x.clamp_(0, 1).mul_(255).round_().to(torch.uint8).permute(0, 2, 3, 1)
             out[start : start + len(x)] = pixels.cpu().numpy()
     model.train(was_training)
