@@ -66,7 +66,7 @@ def test_encode_images_is_batch_size_independent_and_matches_the_model(tiny_run)
 
 def test_decode_latents_gives_uint8_images_matching_the_model(tiny_run):
     model = tiny_run.load_model("cpu")
-    z = np.asarray(tiny_run.zpoints()[:9])
+    z = np.array(tiny_run.zpoints()[:9])  # a writable copy of the memmap rows
     images = decode_latents(model, z, batch_size=4)
     assert images.shape == (9, 32, 32, 3) and images.dtype == np.uint8
     with torch.no_grad():

@@ -60,7 +60,8 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     model.add_argument("--image-size", type=int, help="square image side, a multiple of 16")
     model.add_argument("--latent-dim", type=int, help="length of the latent vector z")
     model.add_argument("--channels", type=_int_list, help="conv widths, one per halving stage, e.g. 32,64,128,256")
-    model.add_argument("--no-batch-norm", dest="batch_norm", action="store_const", const=False, default=None)
+    model.add_argument("--no-batch-norm", dest="batch_norm", action="store_const", const=False, default=None,
+                       help="conv stages without batch normalisation")
     model.add_argument("--activation", choices=sorted(ACTIVATIONS))
     training = p.add_argument_group("training (defaults: 15 epochs, batch 64, lr 1e-3, seed 0, val 0.1)")
     training.add_argument("--epochs", type=int, help="total epochs (with --resume: the new total)")

@@ -420,16 +420,16 @@ def kid(
 ) -> tuple[float, float]:
     """Kernel Inception Distance: unbiased MMD² with the kernel (xᵀy / dim + 1)³, averaged over subsets.
 
-    Each of `n_subsets` draws `m = min(subset_size, na, nb)` rows of each set without replacement.
-    Returns (mean, standard error of the mean over subsets). The error only reflects subset sampling:
-    it is 0 when every subset holds all rows of both sets (na = nb <= subset_size).
+    Each of `n_subsets` draws `m = min(subset_size, na // 2, nb // 2)` rows of each set without replacement:
+    subsets of at most half of each set, so that they differ and the spread over subsets says how much
+    the estimate depends on which samples were drawn. Returns (mean, standard error of the mean over subsets).
     """
     a, b = _features(features_a, "features_a"), _features(features_b, "features_b")
     if a.shape[1] != b.shape[1]:
         raise LatentAtlasError(f"feature sets differ in dimension: {a.shape[1]} vs {b.shape[1]}")
     if n_subsets < 1 or subset_size < 2:
         raise LatentAtlasError(f"KID needs n_subsets >= 1 and subset_size >= 2, got {n_subsets}, {subset_size}")
-    m = min(subset_size, len(a), len(b))
+    m = max(2, min(subset_size, len(a) // 2, len(b) // 2))
     rng = np.random.default_rng(seed)
     # Up to KID_FULL_KERNEL rows per set, the three kernel matrices are computed once and each subset
     # only gathers its block (100 subsets cost ~3 kernel products instead of 300); beyond, per subset.
