@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from cli_helpers import exit_status
 
 from latentatlas.errors import LatentAtlasError
 from latentatlas.paths import (
@@ -182,16 +183,6 @@ def test_bad_path_arguments_raise(call, message, bulk):
 # ----------------------------------------------------------------------------- CLI: latentatlas path
 
 
-def _exit_status(argv: list[str]) -> int:
-    """main's return value, or the status of argparse's own exit."""
-    from latentatlas.cli import main
-
-    try:
-        return main(argv)
-    except SystemExit as exc:
-        return int(exc.code)
-
-
 def _written(run_path) -> list[str]:
     return sorted(str(p.relative_to(run_path)) for p in run_path.rglob("*") if "paths" in p.parts)
 
@@ -210,7 +201,7 @@ def _check_outputs(out, steps: int, dim: int) -> tuple[np.ndarray, dict]:
 
 def test_cli_plane_path(tiny_run_copy):
     run = tiny_run_copy
-    assert _exit_status(["path", str(run.path), "--kind", "plane", "--plane", "2,9", "--angle", "-30",
+    assert exit_status(["path", str(run.path), "--kind", "plane", "--plane", "2,9", "--angle", "-30",
                          "--steps", "5", "--length", "1.5"]) == 0
     vectors, info = _check_outputs(run.path / "paths" / "plane-2-9-angle-30-length1.5-steps5", 5, run.latent_dim)
     centre = run.zpoints("train").astype(np.float64).mean(axis=0)
@@ -224,13 +215,13 @@ def test_cli_plane_path(tiny_run_copy):
 
 def test_cli_origin_to_centre_and_traverse(tiny_run_copy):
     run = tiny_run_copy
-    assert _exit_status(["path", str(run.path), "--kind", "origin-to-centre", "--steps", "4"]) == 0
+    assert exit_status(["path", str(run.path), "--kind", "origin-to-centre", "--steps", "4"]) == 0
     vectors, _ = _check_outputs(run.path / "paths" / "origin-to-centre-steps4", 4, run.latent_dim)
     z = run.zpoints("train").astype(np.float64)
     np.testing.assert_array_equal(vectors[0], 0)
     np.testing.assert_allclose(vectors[-1], z.mean(axis=0), rtol=1e-5, atol=1e-6)
 
-    assert _exit_status(["path", str(run.path), "--kind", "traverse", "--component", "3", "--range", "-2,2",
+    assert exit_status(["path", str(run.path), "--kind", "traverse", "--component", "3", "--range", "-2,2",
                          "--steps", "3", "--base", "7"]) == 0
     vectors, info = _check_outputs(run.path / "paths" / "traverse-c3-from-2-to2-steps3-base7", 3, run.latent_dim)
     base = run.zpoints()[7]
@@ -245,7 +236,7 @@ def test_cli_between_rows_and_images(tiny_run_copy, tmp_path):
 
     run = tiny_run_copy
     z_all = run.zpoints()
-    assert _exit_status(["path", str(run.path), "--kind", "between", "--from", "0", "--to", "5",
+    assert exit_status(["path", str(run.path), "--kind", "between", "--from", "0", "--to", "5",
                          "--interpolation", "slerp", "--steps", "6"]) == 0
     vectors, _ = _check_outputs(run.path / "paths" / "between-0-5-slerp-steps6", 6, run.latent_dim)
     np.testing.assert_array_equal(vectors[0], z_all[0])
@@ -254,7 +245,7 @@ def test_cli_between_rows_and_images(tiny_run_copy, tmp_path):
     # An image of the run's own source encodes to (nearly) its stored z-point.
     Image.fromarray(np.asarray(run.images().images[3])).save(tmp_path / "face three.png")
     out = tmp_path / "between-out"
-    assert _exit_status(["path", str(run.path), "--kind", "between", "--from-image", str(tmp_path / "face three.png"),
+    assert exit_status(["path", str(run.path), "--kind", "between", "--from-image", str(tmp_path / "face three.png"),
                          "--to", "5", "--steps", "2", "--out", str(out)]) == 0
     vectors, _ = _check_outputs(out, 2, run.latent_dim)
     np.testing.assert_allclose(vectors[0], z_all[3], atol=1e-4)
@@ -278,7 +269,7 @@ def test_cli_between_rows_and_images(tiny_run_copy, tmp_path):
     ],
 )
 def test_cli_path_errors_exit_2_and_write_nothing(flags, message, tiny_run_copy, capsys):
-    status = _exit_status(["path", str(tiny_run_copy.path), *flags])
+    status = exit_status(["path", str(tiny_run_copy.path), *flags])
     err = capsys.readouterr().err
     assert status == 2
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
@@ -293,7 +284,7 @@ def test_cli_path_endpoints_of_the_wrong_dimension(tiny_run_copy, tmp_path, caps
     # z-points that no longer match the model: an image encodes to 16 numbers, the stored rows have 3.
     np.save(run.path / "zpoints.npy", np.zeros((len(run.zpoints()), 3), np.float32))
     args = ["path", str(run.path), "--kind", "between", "--from-image", str(tmp_path / "face.png"), "--to", "1"]
-    assert _exit_status(args) == 2
+    assert exit_status(args) == 2
     err = capsys.readouterr().err
     assert "dimension" in err and err.count("\n") == 1
     assert _written(run.path) == []

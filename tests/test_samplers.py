@@ -6,11 +6,18 @@ import math
 
 import numpy as np
 import pytest
+from cli_helpers import exit_status
 from scipy import stats
 
 from latentatlas import samplers as samplers_module
 from latentatlas.errors import LatentAtlasError
-from latentatlas.samplers import SAMPLERS, check_points, load_sampler, make_sampler, mean_and_covariance
+from latentatlas.samplers import (
+    SAMPLERS,
+    check_points,
+    load_sampler,
+    make_sampler,
+    mean_and_covariance,
+)
 
 DIM = 8
 N_SAMPLES = 2000
@@ -304,16 +311,6 @@ def test_every_sampler_documents_its_construction():
 # ----------------------------------------------------------------------------- CLI: latentatlas sample
 
 
-def _exit_status(argv: list[str]) -> int:
-    """main's return value, or the status of argparse's own exit (it exits on unknown choices)."""
-    from latentatlas.cli import main
-
-    try:
-        return main(argv)
-    except SystemExit as exc:
-        return int(exc.code)
-
-
 def _written(run_path) -> list[str]:
     return sorted(str(p.relative_to(run_path)) for p in run_path.rglob("*") if "samples" in p.parts)
 
@@ -387,7 +384,7 @@ def test_cli_sample_is_deterministic_and_grid_is_limited(tiny_run_copy, tmp_path
     ],
 )
 def test_cli_sample_errors_exit_2_and_write_nothing(flags, message, tiny_run_copy, capsys):
-    status = _exit_status(["sample", str(tiny_run_copy.path), *flags])
+    status = exit_status(["sample", str(tiny_run_copy.path), *flags])
     err = capsys.readouterr().err
     assert status == 2
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
@@ -396,7 +393,7 @@ def test_cli_sample_errors_exit_2_and_write_nothing(flags, message, tiny_run_cop
 
 def test_cli_sample_needs_z_points(tiny_run_copy, capsys):
     (tiny_run_copy.path / "zpoints.npy").unlink()
-    assert _exit_status(["sample", str(tiny_run_copy.path), "--sampler", "gaussian"]) == 2
+    assert exit_status(["sample", str(tiny_run_copy.path), "--sampler", "gaussian"]) == 2
     err = capsys.readouterr().err
     assert "no z-points" in err and err.count("\n") == 1
     assert _written(tiny_run_copy.path) == []

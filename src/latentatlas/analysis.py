@@ -1183,7 +1183,8 @@ def _write_figures(analysis: LatentAnalysis, view: ZView, out: Path, projection_
                              analysis.pca_.n_components_99_), "pca_spectrum.png",
          f"PCA of the bulk: explained variance per component and cumulative "
          f"({analysis.pca_.n_components_90_} components for 90 %, {analysis.pca_.n_components_99_} for 99 %).")
-    save(plots.plot_radii(analysis.radii_.radii_, analysis.radii_.uniform_), "radii.png",
+    radii = analysis.radii_
+    save(plots.plot_radii(radii.radii_, radii.uniform_, b_match=radii.b_match_), "radii.png",
          f"Radii |z| of the z-points against uniform [-b, b]^N vectors; b_match = {analysis.radii_.b_match_:.3f}.")
     save(plots.plot_mahalanobis(analysis.mahalanobis_.sq_distances_, analysis.mahalanobis_.rank_,
                                 analysis.origin_sq_), "mahalanobis.png",

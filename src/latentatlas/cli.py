@@ -461,7 +461,11 @@ COMMANDS.append(("demo", "the whole pipeline on built-in synthetic faces, ending
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="latentatlas", description=__doc__.splitlines()[0])
+    parser = _Parser(
+        prog="latentatlas",
+        description="Train a convolutional autoencoder, map the region its encoder fills in latent space, "
+        "and decode statistically built latent vectors. Every command takes a run folder.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, help_text, add_arguments, run in COMMANDS:
         command = sub.add_parser(name, help=help_text, description=help_text)

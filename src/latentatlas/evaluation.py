@@ -635,17 +635,13 @@ def evaluate_run(
             raise LatentAtlasError(
                 f"held-out images are {held_images.shape[1:3]}, the run's model works at {size}x{size}"
             )
-    real_features = None
-    if fid_scores:
-        key = {
-            "n": len(held_rows),
-            "seed": seed,
-            "rows": _digest(held_rows),
-            "weights": inception_path().stat().st_size,
-        }
-        real_features = _cached_features(
-            cache_dir, "real_features", key, lambda: inception_features(held_images, device=device, progress=progress)
+    def cached_inception(name: str, rows: np.ndarray, images: np.ndarray) -> np.ndarray:
+        key = {"n": len(rows), "seed": seed, "rows": _digest(rows), "weights": inception_path().stat().st_size}
+        return _cached_features(
+            cache_dir, name, key, lambda: inception_features(images, device=device, progress=progress)
         )
+
+    real_features = cached_inception("real_features", held_rows, held_images) if fid_scores else None
 
     def score(name: str, kind: str, z: np.ndarray | None, images: np.ndarray | None, knn: bool, features=None) -> dict:
         started = time.perf_counter()
@@ -674,20 +670,7 @@ def evaluate_run(
         if step == REAL_ROW:
             reference_z = np.asarray(all_z[reference_rows])
             reference_images = np.asarray(source_images[reference_rows]) if need_images else None
-            features = None
-            if fid_scores:
-                key = {
-                    "n": len(reference_rows),
-                    "seed": seed,
-                    "rows": _digest(reference_rows),
-                    "weights": inception_path().stat().st_size,
-                }
-                features = _cached_features(
-                    cache_dir,
-                    "train_features",
-                    key,
-                    lambda images=reference_images: inception_features(images, device=device, progress=progress),
-                )
+            features = cached_inception("train_features", reference_rows, reference_images) if fid_scores else None
             rows.append(score(step, "reference", reference_z, reference_images, knn=True, features=features))
         elif step == RECONSTRUCTION_ROW:
             recon = run.decode(held_z) if need_images else None

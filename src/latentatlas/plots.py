@@ -177,16 +177,30 @@ def plot_spectrum(explained_ratio: np.ndarray, n90: int, n99: int) -> plt.Figure
     return fig
 
 
-def plot_radii(data_radii: np.ndarray, uniform: Sequence[dict], bins: int = 80) -> plt.Figure:
-    """Histogram of the z-point radii against radii of uniform [-b, b]^N vectors (simulated) for several b."""
+def plot_radii(data_radii: np.ndarray, uniform: Sequence[dict], bins: int = 80,
+               b_match: float | None = None) -> plt.Figure:
+    """Histogram of the z-point radii against radii of uniform [-b, b]^N vectors (simulated) for several b.
+
+    With `b_match`, the shell of uniform vectors whose mean radius equals the data's is drawn too
+    (its spread tends to b/sqrt(15) for large N): it has the right radius but is far thinner than the data.
+    The density axis is logarithmic, because the thin uniform shells would otherwise flatten the data.
+    """
+    from scipy import stats
+
     fig, ax = plt.subplots(figsize=(8, 3.8))
     ax.hist(data_radii, bins=bins, density=True, color=REAL, alpha=0.6, label="z-points")
     colours = plt.get_cmap("autumn")(np.linspace(0.0, 0.8, max(1, len(uniform))))
     for colour, row in zip(colours, uniform):
         ax.hist(row["simulated_radii"], bins=bins, density=True, histtype="step", color=colour,
                 label=f"uniform b={row['b']:g} (E|x|={row['theory_mean']:.2f})")
+    if b_match is not None:
+        mean, spread = float(np.mean(data_radii)), b_match / np.sqrt(15.0)
+        x = np.linspace(mean - 5 * spread, mean + 5 * spread, 200)
+        ax.plot(x, stats.norm(mean, spread).pdf(x), "k--", lw=1, label=f"uniform b_match={b_match:.2f} (theory)")
+    ax.set_yscale("log")
+    ax.set_ylim(bottom=1e-4)
     ax.set_xlabel("radius |z|")
-    ax.set_ylabel("density")
+    ax.set_ylabel("density (log)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
