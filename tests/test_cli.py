@@ -143,3 +143,27 @@ def test_encode_on_a_run_without_split_names_train(tiny_run_copy, capsys):
     (tiny_run_copy.path / "split.npy").unlink()
     assert main(["encode", str(tiny_run_copy.path)]) == 2
     assert "latentatlas train" in _one_line_error(capsys)
+
+
+@pytest.mark.slow
+def test_demo_runs_every_step_and_is_rerunnable(tmp_path, capsys):
+    from latentatlas.files import read_json
+    from latentatlas.samplers import SAMPLERS
+
+    out = tmp_path / "demo"
+    options = ["--out", str(out), "--synthetic-count", "160", "--image-size", "32", "--latent-dim", "8",
+               "--channels", "8,16", "--epochs", "2", "-n", "20", "--grid", "4", "--no-fid"]
+    assert main(["demo", *options]) == 0
+    printed = capsys.readouterr().out
+    assert "| uniform-box |" in printed and "report:" in printed
+    run = Run(out)
+    assert run.zpoints().shape == (160, 8)
+    assert (out / "analysis" / "analysis.json").is_file() and (out / "report.html").is_file()
+    sampled = {read_json(p)["sampler"] for p in (out / "samples").glob("*/info.json")}
+    assert sampled == set(SAMPLERS)
+    assert len(list((out / "paths").glob("*/grid.png"))) == 3
+    rows = {row["name"] for row in read_json(out / "evaluation" / "evaluation.json")["rows"]}
+    assert set(SAMPLERS) <= rows
+    # A second demo reuses the trained run instead of refusing the existing folder.
+    assert main(["demo", *options]) == 0
+    assert run.train_state()["epochs_done"] == 2

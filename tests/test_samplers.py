@@ -175,21 +175,24 @@ def test_robust_gaussian_resists_planted_outliers():
     assert robust.support_[900:].sum() == 0  # no planted outlier in the MCD core
 
 
-def test_resample_jitters_real_points(gaussian_z):
+def test_resample_jitters_real_points_with_the_bulk_shape(gaussian_z):
     sampler = make_sampler("resample", jitter=0.1).fit(gaussian_z)
-    std = gaussian_z.astype(np.float64).std(axis=0, ddof=1)
-    np.testing.assert_allclose(sampler.scale_, 0.1 * std, rtol=1e-9)
+    cov = np.cov(gaussian_z.astype(np.float64), rowvar=False)
+    np.testing.assert_allclose(sampler.scale_ @ sampler.scale_.T, 0.01 * cov, rtol=1e-6, atol=1e-12)
     samples = sampler.sample(N_SAMPLES, seed=6).astype(np.float64)
     rows = np.random.default_rng(6).integers(0, len(gaussian_z), N_SAMPLES)  # same draws as the sampler
-    offsets = (samples - gaussian_z[rows]) / sampler.scale_
-    assert np.abs(offsets.mean(axis=0)).max() < 5 / math.sqrt(N_SAMPLES)
-    np.testing.assert_allclose(offsets.std(axis=0), 1.0, rtol=0.1)
+    offsets = samples - gaussian_z[rows]
+    assert np.abs(offsets.mean(axis=0)).max() < 5 * 0.1 * np.sqrt(np.diag(cov)).max() / math.sqrt(N_SAMPLES)
+    # The jitter's covariance is 0.01 C: whitened by C it has unit variance in every direction.
+    whitened = offsets @ np.linalg.inv(np.linalg.cholesky(0.01 * cov)).T
+    np.testing.assert_allclose(np.cov(whitened, rowvar=False), np.eye(DIM), atol=0.12)
 
 
 def test_resample_scott_bandwidth(gaussian_z):
     sampler = make_sampler("resample", jitter="scott").fit(gaussian_z)
     factor = len(gaussian_z) ** (-1 / (DIM + 4))
-    np.testing.assert_allclose(sampler.scale_, factor * gaussian_z.astype(np.float64).std(0, ddof=1), rtol=1e-6)
+    cov = np.cov(gaussian_z.astype(np.float64), rowvar=False)
+    np.testing.assert_allclose(sampler.scale_ @ sampler.scale_.T, factor**2 * cov, rtol=1e-6, atol=1e-12)
 
 
 # ----------------------------------------------------------------------------- persistence and determinism

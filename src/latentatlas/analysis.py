@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import math
 import mmap
+import operator
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -187,11 +188,11 @@ def _check_confidence(confidence: Any) -> float:
 
 
 def check_plane(plane: Sequence[int], dim: int) -> tuple[int, int]:
-    """Validate a coordinate plane (two distinct axis indices in [0, dim))."""
+    """Validate a coordinate plane (two distinct integer axis indices in [0, dim))."""
     try:
-        j1, j2 = (int(j) for j in plane)
+        j1, j2 = (operator.index(j) for j in plane)
     except (TypeError, ValueError):
-        raise LatentAtlasError(f"a plane is two axis indices like (151, 195), got {plane!r}") from None
+        raise LatentAtlasError(f"a plane is two integer axis indices like (151, 195), got {plane!r}") from None
     for j in (j1, j2):
         if not 0 <= j < dim:
             raise LatentAtlasError(f"plane ({j1}, {j2}): axis {j} is out of range for latent dimension {dim}")

@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from latentatlas.errors import LatentAtlasError
 from latentatlas.files import load_npy, read_json, save_npy, write_json, write_text
+from latentatlas.store import default_device
 
 if TYPE_CHECKING:
     from latentatlas.store import Run
@@ -83,9 +84,7 @@ def _check_chunk(chunk_size: int) -> None:
 
 
 def _device(device: torch.device | str | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    return default_device() if device is None else torch.device(device)
 
 
 class _Blocks:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from latentatlas.analysis import check_plane
 from latentatlas.errors import LatentAtlasError
 
 INTERPOLATIONS = ("linear", "slerp")
@@ -56,16 +57,6 @@ def _component(index: Any, dim: int, name: str = "component") -> int:
     if not 0 <= index < dim:
         raise LatentAtlasError(f"{name} {index} is out of range for latent dimension {dim} (0..{dim - 1})")
     return int(index)
-
-
-def check_plane(plane: Sequence[int], dim: int) -> tuple[int, int]:
-    """Validate a coordinate plane (j1, j2): two distinct indices in range."""
-    if len(plane) != 2:
-        raise LatentAtlasError(f"a plane is two component indices, got {plane!r}")
-    j1, j2 = (_component(j, dim, "plane index") for j in plane)
-    if j1 == j2:
-        raise LatentAtlasError(f"a plane needs two different components, got ({j1}, {j2})")
-    return j1, j2
 
 
 def lerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
@@ -271,9 +262,8 @@ def path_run(
     """
     import matplotlib.pyplot as plt
 
-    from latentatlas.files import save_npy, write_json
+    from latentatlas.files import atomic_folder, save_npy, write_json
     from latentatlas.plots import plot_projection, save_figure, save_image_grid
-    from latentatlas.files import atomic_folder
     from latentatlas.samplers import grid_scale, mean_and_covariance
 
     if kind not in KINDS:

@@ -475,10 +475,12 @@ class GaussianMixtureSampler(Sampler):
 
 
 class Resample(Sampler):
-    """Real z-points with a small Gaussian jitter: a k-NN/KDE-style baseline that stays on the data.
+    """Real z-points with a small Gaussian jitter: a KDE-style baseline that stays on the data.
 
-    The jitter's std per component is `jitter` (a fraction, default 0.1) times that component's std,
-    or, with `jitter="scott"`, Scott's KDE bandwidth factor n**(-1/(N+4)) times it.
+    The jitter is shaped like the bulk: N(0, h² C) with C the z-points' covariance, so it follows the
+    correlations instead of leaving the bulk along its thin directions (a per-component jitter on a
+    strongly correlated bulk puts nearly every sample outside it in Mahalanobis terms). The bandwidth h
+    is `jitter` (default 0.1) or, with `jitter="scott"`, Scott's factor n**(-1/(N+4)).
     """
 
     name = "resample"
@@ -500,15 +502,14 @@ class Resample(Sampler):
 
     def _fit(self, z: np.ndarray) -> None:
         _, cov = mean_and_covariance(z)
-        std = np.sqrt(np.diag(cov))
         points = _subsample(z, self.max_points, self.random_state)
         factor = len(points) ** (-1.0 / (z.shape[1] + 4)) if self.jitter == "scott" else float(self.jitter)
         self.points_ = points.astype(np.float32)
-        self.scale_ = factor * std
+        self.scale_ = factor * _gaussian_factor(cov)  # scale_ @ scale_.T = h² C
 
     def _sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         rows = rng.integers(0, len(self.points_), size=n)
-        return self.points_[rows].astype(np.float64) + rng.standard_normal((n, self.n_features_)) * self.scale_
+        return self.points_[rows].astype(np.float64) + rng.standard_normal((n, self.n_features_)) @ self.scale_.T
 
 
 # ----------------------------------------------------------------------------- registry
