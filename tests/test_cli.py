@@ -156,6 +156,7 @@ def test_demo_runs_every_step_and_is_rerunnable(tmp_path, capsys):
     assert main(["demo", *options]) == 0
     printed = capsys.readouterr().out
     assert "| uniform-box |" in printed and "report:" in printed
+    assert "radii.png:" in printed and "projections.png:" in printed  # the analysis figures are listed
     run = Run(out)
     assert run.zpoints().shape == (160, 8)
     assert (out / "analysis" / "analysis.json").is_file() and (out / "report.html").is_file()

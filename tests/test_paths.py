@@ -196,6 +196,11 @@ def _check_outputs(out, steps: int, dim: int) -> tuple[np.ndarray, dict]:
     info = read_json(out / "info.json")
     assert [f["file"] for f in info["figures"]] == ["grid.png", "projection.png"]
     assert all(f["caption"] for f in info["figures"])
+    # Every step is scored: where it lies among the real z-points, and whether its image holds a face.
+    assert len(info["points"]) == steps
+    for point in info["points"]:
+        assert 0.0 <= point["mahalanobis_pct"] <= 100.0 and isinstance(point["face"], bool)
+        assert point["in_real_support"] == (point["real_balls"] > 0)
     return vectors, info
 
 

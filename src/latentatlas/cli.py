@@ -447,7 +447,9 @@ def _demo(args: argparse.Namespace) -> int:
     print("[8/8] done\n")
     print(table_markdown(table), end="")
     print(f"\nrun folder:     {run.path}")
-    print(f"analysis:       {run.path / 'analysis'} ({len(analysis['figures'])} figures)")
+    print(f"analysis:       {run.path / 'analysis'}/analysis.json and figures:")
+    for figure in analysis["figures"]:
+        print(f"                  {figure['file']}: {figure['caption']}")
     print(f"sampler grids:  {len(samples)} folders under {run.path / 'samples'}")
     print(f"path figures:   {len(paths)} folders under {run.path / 'paths'}")
     print(f"evaluation:     {run.path / 'evaluation' / 'evaluation.md'}")

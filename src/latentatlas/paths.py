@@ -234,6 +234,17 @@ def _row(z_all: np.ndarray, index: Any, flag: str) -> np.ndarray:
     return np.asarray(z_all[int(index)], dtype=np.float64)
 
 
+def _score_points(run: Any, vectors: np.ndarray):
+    """evaluate_points for the path (k-NN support, Mahalanobis percentile, face verdict), or None when the
+    run holds too few held-out z-points to score against."""
+    from latentatlas.evaluation import evaluate_points
+
+    try:
+        return evaluate_points(run, vectors, k=5, faces=True)
+    except LatentAtlasError:
+        return None
+
+
 def path_run(
     run: Any,
     kind: str,
@@ -345,8 +356,13 @@ def path_run(
     images = run.decode(vectors)
     centred = path - centre
     mahalanobis = np.sqrt(np.clip(np.einsum("ij,ij->i", centred @ np.linalg.pinv(cov), centred), 0, None))
+    points = _score_points(run, vectors)
     fig, ax = plt.subplots(figsize=(5.5, 5))
     plot_projection(ax, z_fit, projection_plane, centre=centre, path_points=path)
+    if points is not None and points["face"].any():
+        faces = path[points["face"].to_numpy()]
+        ax.scatter(faces[:, projection_plane[0]], faces[:, projection_plane[1]], s=90, facecolors="none",
+                   edgecolors="limegreen", linewidths=1.5, zorder=6, label="decodes to a face")
     ax.legend(loc="best", fontsize=7)
     folder = Path(out) if out is not None else run.path / "paths" / name
     info = {
@@ -358,11 +374,15 @@ def path_run(
         "options": {key: (str(value) if isinstance(value, os.PathLike) else value) for key, value in given.items()},
         "projection_plane": list(projection_plane),
         "mahalanobis": mahalanobis,  # distance of each step from the centre, in units of the bulk's spread
+        # per step: Mahalanobis percentile, k-NN support among held-out points, the face detector's verdict
+        "points": None if points is None else points.to_dict(orient="records"),
         "files": {"vectors": "z.npy"},
         "figures": [
             {"file": "grid.png", "caption": f"{steps} images decoded along a path {description}"},
             {"file": "projection.png", "caption": f"the path (black) over the real z-points projected onto plane "
-             f"({projection_plane[0]}, {projection_plane[1]}); origin yellow, centre orange"},
+             f"({projection_plane[0]}, {projection_plane[1]}); origin yellow, centre orange"
+             + ("" if points is None else f"; green rings: {int(points['face'].sum())} of {steps} points decode "
+                "to an image in which the face detector finds a face")},
         ],
     }
     try:
