@@ -168,3 +168,21 @@ def test_demo_runs_every_step_and_is_rerunnable(tmp_path, capsys):
     # A second demo reuses the trained run instead of refusing the existing folder.
     assert main(["demo", *options]) == 0
     assert run.train_state()["epochs_done"] == 2
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["analyze", "{run}", "--radius-b", "-1,2"], "must be a number > 0"),
+        (["analyze", "{run}", "--slice-b", "-1.5"], "must be a number > 0"),
+        (["path", "{run}", "--kind", "traverse", "--component", "0", "--range", "-3,-5", "--steps", "2"], ""),
+    ],
+)
+def test_negative_comma_lists_reach_the_command(tiny_run_copy, capsys, arguments, message):
+    # argparse alone would call "-1,2" an unknown option ("expected one argument"); every command must
+    # see it as a value and answer with its own validation.
+    status = main([a.format(run=tiny_run_copy.path) for a in arguments])
+    if message:
+        assert status == 2 and message in _one_line_error(capsys)
+    else:
+        assert status == 0

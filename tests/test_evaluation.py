@@ -259,6 +259,17 @@ def test_evaluate_points_columns(tiny_run_copy):
     assert frame["face"].dtype == bool
 
 
+def test_evaluate_points_uses_given_images_instead_of_decoding(tiny_run_copy, monkeypatch):
+    z = tiny_run_copy.zpoints("val")[:3]
+    images = tiny_run_copy.decode(z)
+    expected = evaluate_points(tiny_run_copy, z, k=3)["face"]
+    monkeypatch.setattr(type(tiny_run_copy), "decode", lambda *a, **k: pytest.fail("decoded twice"))
+    given = evaluate_points(tiny_run_copy, z, k=3, images=images)["face"]
+    assert list(given) == list(expected)
+    with pytest.raises(LatentAtlasError, match="2 images for 3 latent vectors"):
+        evaluate_points(tiny_run_copy, z, k=3, images=images[:2])
+
+
 @pytest.mark.parametrize(
     "arguments, message",
     [

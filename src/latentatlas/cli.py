@@ -6,6 +6,7 @@ User mistakes raise LatentAtlasError anywhere below; `main` prints them as one l
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 
@@ -13,6 +14,12 @@ from latentatlas.errors import LatentAtlasError
 
 
 class _Parser(argparse.ArgumentParser):
+    # argparse reads a value like "-3,3" (a comma list starting with a negative number) as an unknown option;
+    # every command takes such lists (--range, --percentiles, --radius-b ...), so all parsers accept them.
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-\d+$|^-\d*\.\d+$|^-[\d.]+(,-?[\d.]+)+$")
+
     def error(self, message: str) -> None:  # one line, exit 2, no usage dump
         self.exit(2, f"latentatlas: error: {message} (see --help)\n")
 
@@ -301,11 +308,6 @@ def _path_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--range", dest="value_range", type=_float_list, metavar="LO,HI",
                    help="traverse: sweep in units of the component's std around the base (default -3,3)")
     p.add_argument("--base", help="plane/traverse: 'centre' (default) or a z-point row index for the other components")
-    # argparse would read a value like "-3,3" as an unknown option; let this parser see it as a (negative) number.
-    if hasattr(p, "_negative_number_matcher"):
-        import re
-
-        p._negative_number_matcher = re.compile(r"^-\d+$|^-\d*\.\d+$|^-[\d.]+(,-?[\d.]+)+$")
 
 
 def _path(args: argparse.Namespace) -> int:

@@ -720,12 +720,14 @@ def evaluate_points(
     faces: bool = True,
     chunk_size: int = 4096,
     device: torch.device | str | None = None,
+    images: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Per latent vector (e.g. the points of a path): where it lies relative to the real data.
 
     Columns: mahalanobis_pct (percentile among the training z-points), norm, inside_radius (norm within
     the 1st-99th percentile of held-out norms), real_balls (how many held-out points' k-NN balls hold it),
     in_real_support (real_balls > 0) and, with faces=True, face (the Haar cascade finds a face in its decoding).
+    `images` are the decodings of `z` when the caller already has them (they are decoded otherwise).
     """
     z = np.asarray(_points(z, "latent vectors"), dtype=np.float32)
     if z.shape[1] != run.latent_dim:
@@ -746,7 +748,11 @@ def evaluate_points(
         }
     )
     if faces:
-        frame["face"] = FaceDetector().detect(run.decode(z))
+        if images is None:
+            images = run.decode(z)
+        elif len(images) != len(z):
+            raise LatentAtlasError(f"got {len(images)} images for {len(z)} latent vectors")
+        frame["face"] = FaceDetector().detect(images)
     return frame
 
 

@@ -234,13 +234,13 @@ def _row(z_all: np.ndarray, index: Any, flag: str) -> np.ndarray:
     return np.asarray(z_all[int(index)], dtype=np.float64)
 
 
-def _score_points(run: Any, vectors: np.ndarray):
-    """evaluate_points for the path (k-NN support, Mahalanobis percentile, face verdict), or None when the
-    run holds too few held-out z-points to score against."""
+def _score_points(run: Any, vectors: np.ndarray, images: np.ndarray):
+    """evaluate_points for the path (k-NN support, Mahalanobis percentile, face verdict of its decoded
+    `images`), or None when the run holds too few held-out z-points to score against."""
     from latentatlas.evaluation import evaluate_points
 
     try:
-        return evaluate_points(run, vectors, k=5, faces=True)
+        return evaluate_points(run, vectors, k=5, faces=True, images=images)
     except LatentAtlasError:
         return None
 
@@ -356,7 +356,7 @@ def path_run(
     images = run.decode(vectors)
     centred = path - centre
     mahalanobis = np.sqrt(np.clip(np.einsum("ij,ij->i", centred @ np.linalg.pinv(cov), centred), 0, None))
-    points = _score_points(run, vectors)
+    points = _score_points(run, vectors, images)
     fig, ax = plt.subplots(figsize=(5.5, 5))
     plot_projection(ax, z_fit, projection_plane, centre=centre, path_points=path)
     if points is not None and points["face"].any():
