@@ -43,7 +43,7 @@ def measure(path: Path, figures: bool, chunk_size: int) -> dict:
     import tracemalloc
 
     from latentatlas.analysis import LatentAnalysis, ZView, _write_figures
-    from latentatlas.files import load_npy
+    from latentatlas.io import load_npy
 
     z = load_npy(path)
     with open("/proc/self/statm") as statm:  # current resident set (pages), unlike ru_maxrss's high-water mark
@@ -62,11 +62,18 @@ def measure(path: Path, figures: bool, chunk_size: int) -> dict:
         figure_seconds = time.perf_counter() - start
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
     summary = analysis.to_dict()
-    return {"n": int(z.shape[0]), "dim": int(z.shape[1]), "store_mb": path.stat().st_size / 2**20,
-            "fit_s": fit_seconds, "figures_s": figure_seconds, "peak_rss_mb": peak_rss / 1024,
-            "baseline_rss_mb": base_rss / 1024,
-            "tracemalloc_peak_mb": traced_peak / 2**20, "b_match": summary["radii"]["b_match"],
-            "origin_percentile": summary["origin"]["percentile"]}
+    return {
+        "n": int(z.shape[0]),
+        "dim": int(z.shape[1]),
+        "store_mb": path.stat().st_size / 2**20,
+        "fit_s": fit_seconds,
+        "figures_s": figure_seconds,
+        "peak_rss_mb": peak_rss / 1024,
+        "baseline_rss_mb": base_rss / 1024,
+        "tracemalloc_peak_mb": traced_peak / 2**20,
+        "b_match": summary["radii"]["b_match"],
+        "origin_percentile": summary["origin"]["percentile"],
+    }
 
 
 def main() -> None:
@@ -85,8 +92,10 @@ def main() -> None:
         write_store(Path(args.write[0]), int(args.write[1]), args.dim)
         return
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    print(f"{'rows':>9} {'N':>4} {'store MB':>9} {'fit s':>7} {'figures s':>10} {'RSS before MB':>14} "
-          f"{'peak RSS MB':>12} {'tracemalloc MB':>15}")
+    print(
+        f"{'rows':>9} {'N':>4} {'store MB':>9} {'fit s':>7} {'figures s':>10} {'RSS before MB':>14} "
+        f"{'peak RSS MB':>12} {'tracemalloc MB':>15}"
+    )
     with tempfile.TemporaryDirectory(prefix="latentatlas-bench-") as folder:
         for n in sizes:
             path = Path(folder) / f"z{n}.npy"
@@ -98,10 +107,12 @@ def main() -> None:
                 command.append("--figures")
             result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
             path.unlink()
-            print(f"{result['n']:>9} {result['dim']:>4} {result['store_mb']:>9.0f} {result['fit_s']:>7.1f} "
-                  f"{result['figures_s']:>10.1f} {result['baseline_rss_mb']:>14.0f} {result['peak_rss_mb']:>12.0f} "
-                  f"{result['tracemalloc_peak_mb']:>15.0f}",
-                  flush=True)
+            print(
+                f"{result['n']:>9} {result['dim']:>4} {result['store_mb']:>9.0f} {result['fit_s']:>7.1f} "
+                f"{result['figures_s']:>10.1f} {result['baseline_rss_mb']:>14.0f} {result['peak_rss_mb']:>12.0f} "
+                f"{result['tracemalloc_peak_mb']:>15.0f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ def build_run(folder: Path, n_points: int) -> Path:
     import torch
 
     from latentatlas.data import DataConfig
-    from latentatlas.files import save_npy, write_json
+    from latentatlas.io import save_npy, write_json
     from latentatlas.model import Autoencoder, ModelConfig
     from latentatlas.store import Run, encode_run
     from latentatlas.train import TrainConfig, make_split, save_model
@@ -36,7 +36,9 @@ def build_run(folder: Path, n_points: int) -> Path:
     model_config = ModelConfig()
     data = DataConfig(source="synthetic-faces", image_size=model_config.image_size, synthetic_count=n_points)
     train = TrainConfig()
-    write_json(run_dir / "config.json", {"model": model_config.to_dict(), "train": train.to_dict(), "data": data.to_dict()})
+    write_json(
+        run_dir / "config.json", {"model": model_config.to_dict(), "train": train.to_dict(), "data": data.to_dict()}
+    )
     torch.manual_seed(0)
     save_model(Autoencoder(model_config).eval(), run_dir / "model.safetensors")
     save_npy(run_dir / "split.npy", make_split(n_points, train.val_fraction, train.seed))
@@ -94,14 +96,27 @@ def main() -> int:
         kinds = {
             "click: decode + Mahalanobis + face detector": ("post", "/api/decode", lambda: click(True)),
             "click: decode + Mahalanobis, no face detector": ("post", "/api/decode", lambda: click(False)),
-            "path strip, 8 images, slerp": ("post", "/api/path", lambda: {
-                "plane": plane, "start": (centre - 2 * spread).tolist(), "end": (centre + 2 * spread).tolist(),
-                "steps": 8, "method": "slerp"}),
-            f"point cloud download ({len(explorer.display_rows)} points)": ("get", "/api/points", lambda: {
-                "basis": "pca", "x": 0, "y": 1}),
+            "path strip, 8 images, slerp": (
+                "post",
+                "/api/path",
+                lambda: {
+                    "plane": plane,
+                    "start": (centre - 2 * spread).tolist(),
+                    "end": (centre + 2 * spread).tolist(),
+                    "steps": 8,
+                    "method": "slerp",
+                },
+            ),
+            f"point cloud download ({len(explorer.display_rows)} points)": (
+                "get",
+                "/api/points",
+                lambda: {"basis": "pca", "x": 0, "y": 1},
+            ),
         }
-        print(f"explorer latency, default model (64x64, latent 256, channels 32,64,128,256), torch threads {args.threads}, "
-              f"{os.cpu_count()} CPUs visible; run built in {built:.1f} s, app startup {startup:.1f} s")
+        print(
+            f"explorer latency, default model (64x64, latent 256, channels 32,64,128,256), torch threads {args.threads}, "
+            f"{os.cpu_count()} CPUs visible; run built in {built:.1f} s, app startup {startup:.1f} s"
+        )
         print(f"{'request':50s} {'median ms':>10s} {'p95 ms':>8s} {'max ms':>8s}")
         results = {}
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
@@ -117,7 +132,9 @@ def main() -> int:
                     if i >= 5:  # the first requests warm up caches, the detector and the allocator
                         timings.append(elapsed)
                 results[name] = timings
-                print(f"{name:50s} {statistics.median(timings):10.1f} {percentile(timings, 95):8.1f} {max(timings):8.1f}")
+                print(
+                    f"{name:50s} {statistics.median(timings):10.1f} {percentile(timings, 95):8.1f} {max(timings):8.1f}"
+                )
         server.should_exit = True
         thread.join(timeout=10)
     click_median = statistics.median(results["click: decode + Mahalanobis + face detector"])

@@ -67,11 +67,19 @@ def train_in_memory(model_config: ModelConfig, n: int, batch_size: int, device: 
     return n / (time.perf_counter() - start)
 
 
-def train_pipeline(data: DataConfig, model_config: ModelConfig, batch_size: int, device: torch.device) -> tuple[float, int]:
+def train_pipeline(
+    data: DataConfig, model_config: ModelConfig, batch_size: int, device: torch.device
+) -> tuple[float, int]:
     """Images/s of `train` (its own measurement of epoch 2) and the number of training images."""
     with tempfile.TemporaryDirectory(prefix="latentatlas-bench-run-") as folder:
-        run = train(Path(folder) / "run", data, model_config, TrainConfig(epochs=2, batch_size=batch_size, val_fraction=0.1),
-                    progress=False, device=device)
+        run = train(
+            Path(folder) / "run",
+            data,
+            model_config,
+            TrainConfig(epochs=2, batch_size=batch_size, val_fraction=0.1),
+            progress=False,
+            device=device,
+        )
         history = run.history()
         return float(history["images_per_s"].iloc[-1]), run.train_state()["n_train"]
 
@@ -114,13 +122,19 @@ def main() -> int:
     try:
         model_config = ModelConfig(image_size=args.image_size, latent_dim=args.latent_dim)
         synthetic = args.source == "synthetic-faces"
-        data = DataConfig(source=args.source, image_size=args.image_size, limit=None if synthetic else args.images,
-                          synthetic_count=args.images)
+        data = DataConfig(
+            source=args.source,
+            image_size=args.image_size,
+            limit=None if synthetic else args.images,
+            synthetic_count=args.images,
+        )
         with tempfile.TemporaryDirectory(prefix="latentatlas-bench-cache-") as cache:
             os.environ["LATENTATLAS_CACHE"] = cache  # a private cache: the first load decodes, later ones memory-map
             images = load_images(data, progress=False).images
-            print(f"source   {args.source}: {len(images)} images {args.image_size}x{args.image_size}, "
-                  f"batch {args.batch_size}, device {device}, {torch.get_num_threads()} threads")
+            print(
+                f"source   {args.source}: {len(images)} images {args.image_size}x{args.image_size}, "
+                f"batch {args.batch_size}, device {device}, {torch.get_num_threads()} threads"
+            )
             pipeline, memory = [], []
             for _ in range(2):
                 rate, n_train = train_pipeline(data, model_config, args.batch_size, device)
@@ -136,7 +150,10 @@ def main() -> int:
         print(f"train_throughput: error: {exc}", file=sys.stderr)
         return 2
     print(f"{'':10}{'real data':>14}{'in memory':>14}{'ratio':>8}")
-    for name, real, fake in (("training", max(pipeline), max(memory)), ("encoding", max(enc_pipeline), max(enc_memory))):
+    for name, real, fake in (
+        ("training", max(pipeline), max(memory)),
+        ("encoding", max(enc_pipeline), max(enc_memory)),
+    ):
         print(f"{name:10}{real:>10.0f} i/s{fake:>10.0f} i/s{real / fake:>8.2f}")
     print(f"all training timings (real / in memory): {[round(r) for r in pipeline]} / {[round(r) for r in memory]}")
     return 0

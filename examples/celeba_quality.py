@@ -19,7 +19,7 @@ from pathlib import Path
 
 from latentatlas.data import DataConfig
 from latentatlas.errors import LatentAtlasError
-from latentatlas.files import read_json
+from latentatlas.io import read_json
 from latentatlas.model import ModelConfig
 from latentatlas.store import Run
 from latentatlas.train import TrainConfig, train, use_all_cores
@@ -31,8 +31,10 @@ TARGET_MSE = 0.006
 def run_quality_check(out: Path, data: DataConfig, epochs: int) -> float:
     """Train epoch by epoch into `out`, print each validation MSE, return the best one."""
     defaults = TrainConfig()
-    print(f"data {data.source} (limit {data.limit}), model {ModelConfig().to_dict()}, "
-          f"batch {defaults.batch_size}, lr {defaults.lr}, validation fraction {defaults.val_fraction}")
+    print(
+        f"data {data.source} (limit {data.limit}), model {ModelConfig().to_dict()}, "
+        f"batch {defaults.batch_size}, lr {defaults.lr}, validation fraction {defaults.val_fraction}"
+    )
     done = read_json(out / "train_state.json")["epochs_done"] if (out / "train_state.json").is_file() else 0
     if done:
         print(f"continuing {out} after epoch {done}")
@@ -42,8 +44,11 @@ def run_quality_check(out: Path, data: DataConfig, epochs: int) -> float:
         run = train(out, data, ModelConfig(), TrainConfig(epochs=epoch), resume=epoch > 1, progress=True)
         row = run.history().iloc[-1]
         mark = "  <= target" if row["val_loss"] <= TARGET_MSE else ""
-        print(f"epoch {epoch:2d}/{epochs}  train MSE {row['train_loss']:.5f}  validation MSE {row['val_loss']:.5f}"
-              f"  ({row['images_per_s']:.0f} images/s, {time.perf_counter() - started:.0f} s){mark}", flush=True)
+        print(
+            f"epoch {epoch:2d}/{epochs}  train MSE {row['train_loss']:.5f}  validation MSE {row['val_loss']:.5f}"
+            f"  ({row['images_per_s']:.0f} images/s, {time.perf_counter() - started:.0f} s){mark}",
+            flush=True,
+        )
     return float(Run(out).history()["val_loss"].min())
 
 

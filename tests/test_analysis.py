@@ -12,7 +12,7 @@ from scipy import stats
 from latentatlas import analysis as an
 from latentatlas.cli import main
 from latentatlas.errors import LatentAtlasError
-from latentatlas.files import load_npy, save_npy, write_json
+from latentatlas.io import load_npy, save_npy, write_json
 
 
 def diagonal_gaussian(n: int, mean: np.ndarray, std: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -98,11 +98,14 @@ def test_hwhm_and_ks_of_gaussian_and_uniform(std: float) -> None:
     assert d.ks_[0] < 0.015 and d.ks_[1] > 0.04
 
 
-@pytest.mark.parametrize("combine,width,expected", [
-    ("or", None, [0, 1, 2, 3]),        # offset: 0, 1 (|mean|/std = 3, 2); wide: 2, 3 (std 3 >= 1.5 x 1)
-    ("and", None, [3]),                # only 3 is both
-    ("or", 5.0, [0, 1, 3]),            # absolute width 5: no component wide enough, 3 offset (4/3)
-])
+@pytest.mark.parametrize(
+    "combine,width,expected",
+    [
+        ("or", None, [0, 1, 2, 3]),  # offset: 0, 1 (|mean|/std = 3, 2); wide: 2, 3 (std 3 >= 1.5 x 1)
+        ("and", None, [3]),  # only 3 is both
+        ("or", 5.0, [0, 1, 3]),  # absolute width 5: no component wide enough, 3 offset (4/3)
+    ],
+)
 def test_dominant_components_planted(combine: str, width: float | None, expected: list[int]) -> None:
     mean = np.zeros(12)
     std = np.ones(12)
@@ -235,7 +238,9 @@ def test_slice_fraction_matches_closed_form(plane: tuple[int, int], b: float) ->
     z = diagonal_gaussian(60000, mean, std, seed=13)
     truth = an.independent_gaussian_slice_fraction(mean, std, plane, b)
     others = [j for j in range(6) if j not in plane]
-    expected = np.prod([stats.norm.cdf((b - mean[j]) / std[j]) - stats.norm.cdf((-b - mean[j]) / std[j]) for j in others])
+    expected = np.prod(
+        [stats.norm.cdf((b - mean[j]) / std[j]) - stats.norm.cdf((-b - mean[j]) / std[j]) for j in others]
+    )
     assert truth == pytest.approx(expected, rel=1e-12)
     fraction = an.slice_fraction(z, plane, b, chunk_size=5000)
     assert fraction == pytest.approx(truth, abs=4 * math.sqrt(truth * (1 - truth) / 60000))
@@ -271,22 +276,25 @@ def test_robust_core_resists_outliers_and_agrees_with_sklearn() -> None:
 # ----------------------------------------------------------------------------- validation
 
 
-@pytest.mark.parametrize("call", [
-    lambda z: an.slice_mask(z, (0, 9), 1.5),
-    lambda z: an.slice_mask(z, (2, 2), 1.5),
-    lambda z: an.slice_mask(z, (0, 1), 0.0),
-    lambda z: an.slice_fraction(z, (0, 1), -1.0),
-    lambda z: an.confidence_ellipse([0, 0], np.eye(2), 1.0),
-    lambda z: an.confidence_ellipse([0, 0], np.eye(2), 0.0),
-    lambda z: an.LatentAnalysis(planes=[(0, 1), (1, 0)]).fit(z),
-    lambda z: an.LatentAnalysis(planes=[(0, 4)]).fit(z),
-    lambda z: an.LatentAnalysis(confidences=[0.5, 1.5]).fit(z),
-    lambda z: an.LatentAnalysis(radius_b=[1.0, 0.0]).fit(z),
-    lambda z: an.LatentAnalysis(slice_b=[-1.5]).fit(z),
-    lambda z: an.LatentAnalysis(percentiles=(99, 1)).fit(z),
-    lambda z: an.BulkStatistics().fit(np.where(np.arange(4) == 2, np.nan, z)),
-    lambda z: an.BulkStatistics().fit(z[:1]),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda z: an.slice_mask(z, (0, 9), 1.5),
+        lambda z: an.slice_mask(z, (2, 2), 1.5),
+        lambda z: an.slice_mask(z, (0, 1), 0.0),
+        lambda z: an.slice_fraction(z, (0, 1), -1.0),
+        lambda z: an.confidence_ellipse([0, 0], np.eye(2), 1.0),
+        lambda z: an.confidence_ellipse([0, 0], np.eye(2), 0.0),
+        lambda z: an.LatentAnalysis(planes=[(0, 1), (1, 0)]).fit(z),
+        lambda z: an.LatentAnalysis(planes=[(0, 4)]).fit(z),
+        lambda z: an.LatentAnalysis(confidences=[0.5, 1.5]).fit(z),
+        lambda z: an.LatentAnalysis(radius_b=[1.0, 0.0]).fit(z),
+        lambda z: an.LatentAnalysis(slice_b=[-1.5]).fit(z),
+        lambda z: an.LatentAnalysis(percentiles=(99, 1)).fit(z),
+        lambda z: an.BulkStatistics().fit(np.where(np.arange(4) == 2, np.nan, z)),
+        lambda z: an.BulkStatistics().fit(z[:1]),
+    ],
+)
 def test_bad_options_raise(call) -> None:
     z = diagonal_gaussian(200, np.zeros(4), np.ones(4))
     with pytest.raises(LatentAtlasError):
@@ -324,7 +332,8 @@ def test_latent_analysis_default_planes_and_summary(tmp_path) -> None:
     sq = np.einsum("ij,jk,ik->i", z - centre, precision, z - centre)
     assert result["origin"]["fraction_closer"] == pytest.approx(np.mean(sq < centre @ precision @ centre))
     assert result["origin"]["euclidean_fraction_closer"] == pytest.approx(
-        np.mean(np.sum((z - centre) ** 2, axis=1) < centre @ centre))
+        np.mean(np.sum((z - centre) ** 2, axis=1) < centre @ centre)
+    )
     assert result["normality"]["mean_sq"] == pytest.approx(10 * 3999 / 4000)
     write_json(tmp_path / "a.json", result)
     assert json.loads((tmp_path / "a.json").read_text())["pca"]["n_components_99"] == a.pca_.n_components_99_
@@ -341,8 +350,15 @@ def test_cli_analyze_end_to_end(tiny_run_copy, capsys) -> None:
     assert result["n_points"] == int(np.sum(run.metadata()["subset"] == "train"))
     assert result["latent_dim"] == 16 and len(result["components"]) == 16
     assert len(result["planes"]) == 4 and all(len(p["ellipses"]) == 3 for p in result["planes"])
-    assert {f["file"] for f in result["figures"]} >= {"histograms.png", "correlation.png", "pca_spectrum.png",
-                                                        "radii.png", "mahalanobis.png", "projections.png", "slices.png"}
+    assert {f["file"] for f in result["figures"]} >= {
+        "histograms.png",
+        "correlation.png",
+        "pca_spectrum.png",
+        "radii.png",
+        "mahalanobis.png",
+        "projections.png",
+        "slices.png",
+    }
     for figure in result["figures"]:
         assert (folder / figure["file"]).stat().st_size > 1000 and figure["caption"]
     for name in result["arrays"].values():
@@ -351,8 +367,24 @@ def test_cli_analyze_end_to_end(tiny_run_copy, capsys) -> None:
     np.testing.assert_allclose(load_npy(folder / "mean.npy"), train.mean(axis=0), atol=1e-9)
     np.testing.assert_allclose(load_npy(folder / "covariance.npy"), np.cov(train, rowvar=False), atol=1e-9)
 
-    assert main(["analyze", str(run.path), "--subset", "all", "--planes", "0,1", "--planes", "3,5",
-                 "--no-figures", "--slice-b", "2.0"]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                str(run.path),
+                "--subset",
+                "all",
+                "--planes",
+                "0,1",
+                "--planes",
+                "3,5",
+                "--no-figures",
+                "--slice-b",
+                "2.0",
+            ]
+        )
+        == 0
+    )
     result = json.loads((folder / "analysis.json").read_text())
     assert result["n_points"] == len(run.zpoints()) and result["figures"] == []
     assert [p["plane"] for p in result["planes"]] == [[0, 1], [3, 5]]
@@ -361,15 +393,18 @@ def test_cli_analyze_end_to_end(tiny_run_copy, capsys) -> None:
         an.analyze_run(run.path, confidence=0.5)
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--planes", "0,16"], "out of range"),
-    (["--planes", "3,3"], "repeats an axis"),
-    (["--planes", "1,2", "--planes", "2,1"], "given twice"),
-    (["--radius-b", "1,-2"], "> 0"),
-    (["--slice-b", "0"], "> 0"),
-    (["--confidences", "0.5,1"], "(0, 1)"),
-    (["--percentiles", "5"], "two numbers"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--planes", "0,16"], "out of range"),
+        (["--planes", "3,3"], "repeats an axis"),
+        (["--planes", "1,2", "--planes", "2,1"], "given twice"),
+        (["--radius-b", "1,-2"], "> 0"),
+        (["--slice-b", "0"], "> 0"),
+        (["--confidences", "0.5,1"], "(0, 1)"),
+        (["--percentiles", "5"], "two numbers"),
+    ],
+)
 def test_cli_bad_options_exit_2_with_one_line(tiny_run_copy, capsys, args: list[str], message: str) -> None:
     assert main(["analyze", str(tiny_run_copy.path), *args]) == 2
     err = capsys.readouterr().err

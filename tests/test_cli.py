@@ -147,12 +147,29 @@ def test_encode_on_a_run_without_split_names_train(tiny_run_copy, capsys):
 
 @pytest.mark.slow
 def test_demo_runs_every_step_and_is_rerunnable(tmp_path, capsys):
-    from latentatlas.files import read_json
+    from latentatlas.io import read_json
     from latentatlas.samplers import SAMPLERS
 
     out = tmp_path / "demo"
-    options = ["--out", str(out), "--synthetic-count", "160", "--image-size", "32", "--latent-dim", "8",
-               "--channels", "8,16", "--epochs", "2", "-n", "20", "--grid", "4", "--no-fid"]
+    options = [
+        "--out",
+        str(out),
+        "--synthetic-count",
+        "160",
+        "--image-size",
+        "32",
+        "--latent-dim",
+        "8",
+        "--channels",
+        "8,16",
+        "--epochs",
+        "2",
+        "-n",
+        "20",
+        "--grid",
+        "4",
+        "--no-fid",
+    ]
     assert main(["demo", *options]) == 0
     printed = capsys.readouterr().out
     assert "| uniform-box |" in printed and "report:" in printed

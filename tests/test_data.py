@@ -74,9 +74,29 @@ def test_default_cache_dir_follows_environment(tmp_path: Path, monkeypatch: pyte
 # ----------------------------------------------------------------------------- synthetic faces
 
 FACTOR_COLUMNS = [
-    "face_width", "face_height", "skin_tone", "skin_r", "skin_g", "skin_b", "eye_y", "eye_size", "eye_spacing",
-    "brow_tilt", "mouth_curve", "mouth_width", "hair_r", "hair_g", "hair_b", "hair_length", "bg_r", "bg_g", "bg_b",
-    "light_angle", "light_strength", "shift_x", "shift_y",
+    "face_width",
+    "face_height",
+    "skin_tone",
+    "skin_r",
+    "skin_g",
+    "skin_b",
+    "eye_y",
+    "eye_size",
+    "eye_spacing",
+    "brow_tilt",
+    "mouth_curve",
+    "mouth_width",
+    "hair_r",
+    "hair_g",
+    "hair_b",
+    "hair_length",
+    "bg_r",
+    "bg_g",
+    "bg_b",
+    "light_angle",
+    "light_strength",
+    "shift_x",
+    "shift_y",
 ]
 
 

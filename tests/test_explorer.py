@@ -102,7 +102,9 @@ def test_decode_a_vector_matches_the_run_decoder(client, tiny_run, state):
     vector = np.array(tiny_run.zpoints()[11], dtype=np.float32)
     answer = client.post("/api/decode", json={"vector": vector.tolist()}).json()
     np.testing.assert_array_equal(png_pixels(answer["image"]), tiny_run.decode(vector[None])[0])
-    assert answer["percentile"] == pytest.approx(float(state.mahalanobis.percentile(vector[None].astype(np.float64))[0]))
+    assert answer["percentile"] == pytest.approx(
+        float(state.mahalanobis.percentile(vector[None].astype(np.float64))[0])
+    )
     assert isinstance(answer["face"], bool)
 
 
@@ -132,7 +134,9 @@ def test_pca_plane_coordinates_round_trip(state):
         # Components along the other principal axes are those of the base.
         others = [k for k in range(state.latent_dim) if k not in (0, 2)]
         base_pca = (state.base_vector(base) - state.centre) @ state.pca_axes[:, others]
-        np.testing.assert_allclose((vectors - state.centre) @ state.pca_axes[:, others], np.repeat(base_pca[None], 2, 0), atol=1e-10)
+        np.testing.assert_allclose(
+            (vectors - state.centre) @ state.pca_axes[:, others], np.repeat(base_pca[None], 2, 0), atol=1e-10
+        )
 
 
 @pytest.mark.parametrize("method", ["linear", "slerp"])
@@ -167,7 +171,9 @@ def test_sample_matches_the_fitted_sampler(client, tiny_run, state, name):
     np.testing.assert_allclose(answer["points"], expected[:, [2, 9]], rtol=1e-5, atol=1e-6)
     assert len(answer["images"]) == 6
     np.testing.assert_array_equal(png_pixels(answer["images"][0]), tiny_run.decode(expected[:1])[0])
-    again = client.post("/api/sample", json={"sampler": name, "n": 6, "seed": 3, "plane": [2, 9], "images": False}).json()
+    again = client.post(
+        "/api/sample", json={"sampler": name, "n": 6, "seed": 3, "plane": [2, 9], "images": False}
+    ).json()
     assert again["points"] == answer["points"] and "images" not in again
 
 

@@ -17,8 +17,13 @@ import pytest
 pytestmark = pytest.mark.browser
 
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -79,7 +84,10 @@ def page(browser, server_url):
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     outside: list[str] = []
-    page.on("request", lambda request: outside.append(request.url) if not request.url.startswith((server_url, "data:")) else None)
+    page.on(
+        "request",
+        lambda request: outside.append(request.url) if not request.url.startswith((server_url, "data:")) else None,
+    )
     page.goto(server_url)
     page.wait_for_selector("body[data-ready='1']", timeout=30_000)
     yield page
@@ -123,7 +131,9 @@ def test_drag_decodes_a_strip_along_the_path(page):
 
 
 def test_hovering_a_real_point_shows_its_image(page):
-    x, y = page.evaluate("(() => { const r = canvas.getBoundingClientRect(); const [px, py] = toPixel(state.points[0], state.points[1]); return [r.left + px, r.top + py]; })()")
+    x, y = page.evaluate(
+        "(() => { const r = canvas.getBoundingClientRect(); const [px, py] = toPixel(state.points[0], state.points[1]); return [r.left + px, r.top + py]; })()"
+    )
     page.mouse.move(x, y)
     page.wait_for_function("document.getElementById('hovered').src.includes('/api/image/')")
     page.wait_for_function("document.getElementById('hovered').naturalWidth === 32")
@@ -142,7 +152,9 @@ def test_samples_appear_as_points_and_images(page):
 def test_principal_axes_and_shift_click_base(page):
     page.select_option("#basis", "pca")
     page.wait_for_function("state.geometry && state.geometry.labels[0] === 'PC[0]'")
-    x, y = page.evaluate("(() => { const r = canvas.getBoundingClientRect(); const [px, py] = toPixel(state.points[8], state.points[9]); return [r.left + px, r.top + py]; })()")
+    x, y = page.evaluate(
+        "(() => { const r = canvas.getBoundingClientRect(); const [px, py] = toPixel(state.points[8], state.points[9]); return [r.left + px, r.top + py]; })()"
+    )
     page.keyboard.down("Shift")
     page.mouse.click(x, y)
     page.keyboard.up("Shift")

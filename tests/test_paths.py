@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from cli_helpers import exit_status
 
+from cli_helpers import exit_status
 from latentatlas.errors import LatentAtlasError
 from latentatlas.paths import (
     between,
@@ -188,7 +188,7 @@ def _written(run_path) -> list[str]:
 
 
 def _check_outputs(out, steps: int, dim: int) -> tuple[np.ndarray, dict]:
-    from latentatlas.files import read_json
+    from latentatlas.io import read_json
 
     assert sorted(p.name for p in out.iterdir()) == ["grid.png", "info.json", "projection.png", "z.npy"]
     vectors = np.load(out / "z.npy")
@@ -206,8 +206,25 @@ def _check_outputs(out, steps: int, dim: int) -> tuple[np.ndarray, dict]:
 
 def test_cli_plane_path(tiny_run_copy):
     run = tiny_run_copy
-    assert exit_status(["path", str(run.path), "--kind", "plane", "--plane", "2,9", "--angle", "-30",
-                         "--steps", "5", "--length", "1.5"]) == 0
+    assert (
+        exit_status(
+            [
+                "path",
+                str(run.path),
+                "--kind",
+                "plane",
+                "--plane",
+                "2,9",
+                "--angle",
+                "-30",
+                "--steps",
+                "5",
+                "--length",
+                "1.5",
+            ]
+        )
+        == 0
+    )
     vectors, info = _check_outputs(run.path / "paths" / "plane-2-9-angle-30-length1.5-steps5", 5, run.latent_dim)
     centre = run.zpoints("train").astype(np.float64).mean(axis=0)
     others = [j for j in range(run.latent_dim) if j not in (2, 9)]
@@ -226,8 +243,25 @@ def test_cli_origin_to_centre_and_traverse(tiny_run_copy):
     np.testing.assert_array_equal(vectors[0], 0)
     np.testing.assert_allclose(vectors[-1], z.mean(axis=0), rtol=1e-5, atol=1e-6)
 
-    assert exit_status(["path", str(run.path), "--kind", "traverse", "--component", "3", "--range", "-2,2",
-                         "--steps", "3", "--base", "7"]) == 0
+    assert (
+        exit_status(
+            [
+                "path",
+                str(run.path),
+                "--kind",
+                "traverse",
+                "--component",
+                "3",
+                "--range",
+                "-2,2",
+                "--steps",
+                "3",
+                "--base",
+                "7",
+            ]
+        )
+        == 0
+    )
     vectors, info = _check_outputs(run.path / "paths" / "traverse-c3-from-2-to2-steps3-base7", 3, run.latent_dim)
     base = run.zpoints()[7]
     np.testing.assert_array_equal(np.delete(vectors, 3, axis=1), np.tile(np.delete(base, 3), (3, 1)))
@@ -241,8 +275,25 @@ def test_cli_between_rows_and_images(tiny_run_copy, tmp_path):
 
     run = tiny_run_copy
     z_all = run.zpoints()
-    assert exit_status(["path", str(run.path), "--kind", "between", "--from", "0", "--to", "5",
-                         "--interpolation", "slerp", "--steps", "6"]) == 0
+    assert (
+        exit_status(
+            [
+                "path",
+                str(run.path),
+                "--kind",
+                "between",
+                "--from",
+                "0",
+                "--to",
+                "5",
+                "--interpolation",
+                "slerp",
+                "--steps",
+                "6",
+            ]
+        )
+        == 0
+    )
     vectors, _ = _check_outputs(run.path / "paths" / "between-0-5-slerp-steps6", 6, run.latent_dim)
     np.testing.assert_array_equal(vectors[0], z_all[0])
     np.testing.assert_array_equal(vectors[-1], z_all[5])
@@ -250,8 +301,25 @@ def test_cli_between_rows_and_images(tiny_run_copy, tmp_path):
     # An image of the run's own source encodes to (nearly) its stored z-point.
     Image.fromarray(np.asarray(run.images().images[3])).save(tmp_path / "face three.png")
     out = tmp_path / "between-out"
-    assert exit_status(["path", str(run.path), "--kind", "between", "--from-image", str(tmp_path / "face three.png"),
-                         "--to", "5", "--steps", "2", "--out", str(out)]) == 0
+    assert (
+        exit_status(
+            [
+                "path",
+                str(run.path),
+                "--kind",
+                "between",
+                "--from-image",
+                str(tmp_path / "face three.png"),
+                "--to",
+                "5",
+                "--steps",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     vectors, _ = _check_outputs(out, 2, run.latent_dim)
     np.testing.assert_allclose(vectors[0], z_all[3], atol=1e-4)
 

@@ -29,8 +29,9 @@ def test_image_grid_layout(n: int, ncols: int | None, shape: tuple[int, int]) ->
     assert np.all(grid[0] == 255)  # white gutter
 
 
-@pytest.mark.parametrize("bad", [np.zeros((0, 4, 4, 3), np.uint8), np.zeros((2, 4, 4), np.uint8),
-                                 np.zeros((2, 4, 4, 3), np.float32)])
+@pytest.mark.parametrize(
+    "bad", [np.zeros((0, 4, 4, 3), np.uint8), np.zeros((2, 4, 4), np.uint8), np.zeros((2, 4, 4, 3), np.float32)]
+)
 def test_image_grid_rejects_bad_input(bad: np.ndarray) -> None:
     with pytest.raises(LatentAtlasError):
         plots.image_grid(bad)
@@ -67,9 +68,13 @@ def test_projection_grid_and_analysis_figures_write_pngs(tmp_path) -> None:
     z = rng.standard_normal((300, 5)) + 2.0
     centre = z.mean(axis=0)
     ellipses = [confidence_ellipse(centre[[0, 1]], np.cov(z[:, [0, 1]], rowvar=False), 0.9)]
-    planes = [{"plane": (0, 1), "ellipses": ellipses, "subtitle": "dominant"},
-              {"plane": (2, 4), "z": z[:10], "artificial": z[:3] * 0}]
-    fig = plots.plot_projection_grid(planes, z, centre, artificial=z[:5], path_points=np.linspace(0, 1, 4)[:, None] * centre)
+    planes = [
+        {"plane": (0, 1), "ellipses": ellipses, "subtitle": "dominant"},
+        {"plane": (2, 4), "z": z[:10], "artificial": z[:3] * 0},
+    ]
+    fig = plots.plot_projection_grid(
+        planes, z, centre, artificial=z[:5], path_points=np.linspace(0, 1, 4)[:, None] * centre
+    )
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(visible) == 2
     assert visible[0].get_xlabel() == "z[0]" and visible[1].get_ylabel() == "z[4]"
@@ -83,8 +88,9 @@ def test_projection_grid_and_analysis_figures_write_pngs(tmp_path) -> None:
         "summary.png": plots.plot_component_summary(centre, z.std(axis=0), [1]),
         "corr.png": plots.plot_correlation_heatmap(np.corrcoef(z, rowvar=False)),
         "pca.png": plots.plot_spectrum(np.array([0.5, 0.3, 0.1, 0.07, 0.03]), 3, 5),
-        "radii.png": plots.plot_radii(np.linalg.norm(z, axis=1), [{"b": 1.0, "theory_mean": 1.2,
-                                                                  "simulated_radii": rng.random(100)}]),
+        "radii.png": plots.plot_radii(
+            np.linalg.norm(z, axis=1), [{"b": 1.0, "theory_mean": 1.2, "simulated_radii": rng.random(100)}]
+        ),
         "maha.png": plots.plot_mahalanobis(np.sort(rng.chisquare(5, 300)), 5, origin_sq=4.0),
     }
     assert sum(ax.get_visible() for ax in figures["hist.png"].axes) == 2

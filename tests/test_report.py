@@ -38,50 +38,110 @@ def section_of(text: str, fragment: str) -> int:
 
 def write_artifacts(run: Run) -> dict[str, bytes]:
     """Hand-made outputs of analyze / sample / evaluate / path, with known figures and numbers."""
-    images = {name: png(colour) for name, colour in
-              (("hist", (255, 0, 0)), ("radii", (0, 255, 0)), ("ellipse", (0, 0, 255)), ("u", (9, 9, 9)),
-               ("g", (7, 7, 7)), ("p", (5, 5, 5)), ("odd", (3, 3, 3)))}
+    images = {
+        name: png(colour)
+        for name, colour in (
+            ("hist", (255, 0, 0)),
+            ("radii", (0, 255, 0)),
+            ("ellipse", (0, 0, 255)),
+            ("u", (9, 9, 9)),
+            ("g", (7, 7, 7)),
+            ("p", (5, 5, 5)),
+            ("odd", (3, 3, 3)),
+        )
+    }
     analysis = run.path / "analysis"
     analysis.mkdir()
-    for file, key in (("histograms.png", "hist"), ("radii.png", "radii"), ("projections.png", "ellipse"), ("new_view.png", "odd")):
+    for file, key in (
+        ("histograms.png", "hist"),
+        ("radii.png", "radii"),
+        ("projections.png", "ellipse"),
+        ("new_view.png", "odd"),
+    ):
         (analysis / file).write_bytes(images[key])
-    (analysis / "analysis.json").write_text(json.dumps({
-        "schema": "latentatlas.analysis/1", "n_points": 300, "latent_dim": 16,
-        "bulk": {"centre_norm": 2.345678, "condition_number": 1664.0},
-        "dominant": {"rule": {"offset_k": 1.0}, "components": [{"index": 7, "mean": -0.73, "std": 0.22, "rms": 0.77}]},
-        "correlations": {"strongest": [{"pair": [0, 3], "r": -0.9806}], "mean_abs_r": 0.7277, "max_abs_r": 0.9806},
-        "planes": [{"plane": [0, 3], "source": "correlation", "r": -0.98,
-                    "ellipses": [{"confidence": 0.9, "centre": [0, 0], "half_axes": [0.68, 0.067], "angle_deg": -44.93}]}],
-        "radii": {"data": {"mean": 2.11}, "uniform": [{"b": 1.5, "theory_mean": 3.442}], "b_match": 0.9197},
-        "origin": {"mahalanobis": 19.07, "percentile": 96.5},
-        "slices": [{"plane": [0, 3], "b": 1.5, "count": 2, "fraction": 0.0004}],
-        "brand_new_number": 42.125,
-        "figures": [
-            {"file": "histograms.png", "caption": "Histograms of the components <b>bold</b> & co"},
-            {"file": "radii.png", "caption": "Radii against uniform vectors"},
-            {"file": "projections.png", "caption": "Projections with confidence ellipses"},
-            {"file": "new_view.png", "caption": "A view this report has never heard of"},
-            {"file": "../config.json", "caption": "escaping the folder"},
-            {"file": "absent.png", "caption": "a figure that was never written"},
-        ],
-    }))
+    (analysis / "analysis.json").write_text(
+        json.dumps(
+            {
+                "schema": "latentatlas.analysis/1",
+                "n_points": 300,
+                "latent_dim": 16,
+                "bulk": {"centre_norm": 2.345678, "condition_number": 1664.0},
+                "dominant": {
+                    "rule": {"offset_k": 1.0},
+                    "components": [{"index": 7, "mean": -0.73, "std": 0.22, "rms": 0.77}],
+                },
+                "correlations": {
+                    "strongest": [{"pair": [0, 3], "r": -0.9806}],
+                    "mean_abs_r": 0.7277,
+                    "max_abs_r": 0.9806,
+                },
+                "planes": [
+                    {
+                        "plane": [0, 3],
+                        "source": "correlation",
+                        "r": -0.98,
+                        "ellipses": [
+                            {"confidence": 0.9, "centre": [0, 0], "half_axes": [0.68, 0.067], "angle_deg": -44.93}
+                        ],
+                    }
+                ],
+                "radii": {"data": {"mean": 2.11}, "uniform": [{"b": 1.5, "theory_mean": 3.442}], "b_match": 0.9197},
+                "origin": {"mahalanobis": 19.07, "percentile": 96.5},
+                "slices": [{"plane": [0, 3], "b": 1.5, "count": 2, "fraction": 0.0004}],
+                "brand_new_number": 42.125,
+                "figures": [
+                    {"file": "histograms.png", "caption": "Histograms of the components <b>bold</b> & co"},
+                    {"file": "radii.png", "caption": "Radii against uniform vectors"},
+                    {"file": "projections.png", "caption": "Projections with confidence ellipses"},
+                    {"file": "new_view.png", "caption": "A view this report has never heard of"},
+                    {"file": "../config.json", "caption": "escaping the folder"},
+                    {"file": "absent.png", "caption": "a figure that was never written"},
+                ],
+            }
+        )
+    )
     for folder, sampler, key in (("uniform-box-seed0", "uniform-box", "u"), ("gaussian-seed0", "gaussian", "g")):
         (run.path / "samples" / folder).mkdir(parents=True)
         (run.path / "samples" / folder / "grid.png").write_bytes(images[key])
-        (run.path / "samples" / folder / "info.json").write_text(json.dumps({
-            "sampler": sampler, "n": 16, "seed": 0, "options": {"b": "matched"} if sampler == "uniform-box" else {},
-            "figures": [{"file": "grid.png", "caption": f"16 images decoded from {sampler} latent vectors"}]}))
+        (run.path / "samples" / folder / "info.json").write_text(
+            json.dumps(
+                {
+                    "sampler": sampler,
+                    "n": 16,
+                    "seed": 0,
+                    "options": {"b": "matched"} if sampler == "uniform-box" else {},
+                    "figures": [{"file": "grid.png", "caption": f"16 images decoded from {sampler} latent vectors"}],
+                }
+            )
+        )
     (run.path / "evaluation").mkdir()
-    (run.path / "evaluation" / "evaluation.json").write_text(json.dumps({"settings": {"n": 60, "k": 5}, "rows": [
-        {"name": "real (held-out)", "kind": "reference", "precision": 1.0, "face_rate": 0.9667},
-        {"name": "uniform-box", "kind": "sampler", "precision": 0.0, "face_rate": 0.01667},
-        {"name": "gaussian", "kind": "sampler", "precision": 0.95, "face_rate": 0.8125},
-    ], "figures": []}))
+    (run.path / "evaluation" / "evaluation.json").write_text(
+        json.dumps(
+            {
+                "settings": {"n": 60, "k": 5},
+                "rows": [
+                    {"name": "real (held-out)", "kind": "reference", "precision": 1.0, "face_rate": 0.9667},
+                    {"name": "uniform-box", "kind": "sampler", "precision": 0.0, "face_rate": 0.01667},
+                    {"name": "gaussian", "kind": "sampler", "precision": 0.95, "face_rate": 0.8125},
+                ],
+                "figures": [],
+            }
+        )
+    )
     (run.path / "paths" / "plane-0-3").mkdir(parents=True)
     (run.path / "paths" / "plane-0-3" / "grid.png").write_bytes(images["p"])
-    (run.path / "paths" / "plane-0-3" / "info.json").write_text(json.dumps({
-        "kind": "plane", "steps": 6, "mahalanobis": [26.0, 15.6, 5.2, 5.2, 15.6, 26.0],
-        "figures": [{"file": "grid.png", "caption": "6 images along a path through the centre in plane (0, 3)"}]}))
+    (run.path / "paths" / "plane-0-3" / "info.json").write_text(
+        json.dumps(
+            {
+                "kind": "plane",
+                "steps": 6,
+                "mahalanobis": [26.0, 15.6, 5.2, 5.2, 15.6, 26.0],
+                "figures": [
+                    {"file": "grid.png", "caption": "6 images along a path through the centre in plane (0, 3)"}
+                ],
+            }
+        )
+    )
     return images
 
 
@@ -94,7 +154,13 @@ def test_a_trained_run_alone_gives_section_one_and_the_missing_commands(tiny_run
     assert text.count('src="data:image/png;base64,') == 1  # the training curves, drawn from history.csv
     assert "Training and validation loss per epoch (3 epochs" in text
     assert '"synthetic-faces"' not in text and "synthetic-faces" in text  # config values, as text
-    for command in ("latentatlas reconstruct", "latentatlas analyze", "latentatlas sample", "latentatlas evaluate", "latentatlas path"):
+    for command in (
+        "latentatlas reconstruct",
+        "latentatlas analyze",
+        "latentatlas sample",
+        "latentatlas evaluate",
+        "latentatlas path",
+    ):
         assert command in text, command
     assert section_of(text, "latentatlas analyze") == 2
     assert section_of(text, "--sampler uniform-box") == 5
@@ -142,7 +208,9 @@ def test_corrupt_inputs_are_reported_not_fatal(tiny_run_copy):
     (tiny_run_copy.path / "samples" / "gaussian-seed0" / "info.json").write_text("[1, 2]")
     text = build_report(tiny_run_copy)
     assert "Files left out" in text
-    assert "analysis/analysis.json could not be read" in text and "gaussian-seed0/info.json is not a JSON object" in text
+    assert (
+        "analysis/analysis.json could not be read" in text and "gaussian-seed0/info.json is not a JSON object" in text
+    )
     assert section_of(text, "latentatlas analyze") == 2
 
 

@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 import pytest
-from cli_helpers import exit_status
 from scipy import stats
 
+from cli_helpers import exit_status
 from latentatlas import samplers as samplers_module
 from latentatlas.errors import LatentAtlasError
 from latentatlas.samplers import (
@@ -333,7 +333,7 @@ def test_cli_sample_writes_grid_vectors_sampler_and_info(flags, folder, tiny_run
     from PIL import Image
 
     from latentatlas.cli import main
-    from latentatlas.files import read_json
+    from latentatlas.io import read_json
 
     run = tiny_run_copy
     assert main(["sample", str(run.path), *flags, "-n", "12", "--seed", "0"]) == 0
@@ -400,4 +400,3 @@ def test_cli_sample_needs_z_points(tiny_run_copy, capsys):
     err = capsys.readouterr().err
     assert "no z-points" in err and err.count("\n") == 1
     assert _written(tiny_run_copy.path) == []
-

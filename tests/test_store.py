@@ -10,7 +10,7 @@ from PIL import Image
 
 from latentatlas.data import DataConfig
 from latentatlas.errors import LatentAtlasError
-from latentatlas.files import read_json, write_json
+from latentatlas.io import read_json, write_json
 from latentatlas.model import Autoencoder, ModelConfig
 from latentatlas.store import Run, decode_latents, default_device, encode_images, encode_run, save_reconstructions
 
@@ -37,7 +37,9 @@ def test_zpoint_store_shape_dtype_and_memmap(tiny_run):
     assert tiny_run.zpoints("train").shape == (300, 16)
     assert tiny_run.zpoints("val").shape == (100, 16)
     # Row i of the store is image i of the source.
-    np.testing.assert_allclose(tiny_run.encode(np.asarray(tiny_run.images().images[[5, 17]])), z[[5, 17]], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        tiny_run.encode(np.asarray(tiny_run.images().images[[5, 17]])), z[[5, 17]], rtol=1e-5, atol=1e-5
+    )
 
 
 def test_metadata_columns_and_subsets(tiny_run):
@@ -77,7 +79,11 @@ def test_decode_latents_gives_uint8_images_matching_the_model(tiny_run):
 
 @pytest.mark.parametrize(
     "z, message",
-    [(np.zeros((2, 7), np.float32), "shape"), (np.full((1, 16), np.nan, np.float32), "NaN"), (np.zeros((2, 2, 16)), "shape")],
+    [
+        (np.zeros((2, 7), np.float32), "shape"),
+        (np.full((1, 16), np.nan, np.float32), "NaN"),
+        (np.zeros((2, 2, 16)), "shape"),
+    ],
 )
 def test_decode_rejects_bad_latents(tiny_run, z, message):
     with pytest.raises(LatentAtlasError, match=message):
@@ -153,7 +159,9 @@ def test_run_without_zpoints_names_the_command(tiny_run_copy):
             call()
 
 
-@pytest.mark.parametrize("section, value", [("model", {"latent_dims": 3}), ("model", {"image_size": 40}), ("data", [1, 2])])
+@pytest.mark.parametrize(
+    "section, value", [("model", {"latent_dims": 3}), ("model", {"image_size": 40}), ("data", [1, 2])]
+)
 def test_invalid_config_json_is_one_clear_error(tiny_run_copy, section, value):
     config = read_json(tiny_run_copy.path / "config.json")
     config[section] = value

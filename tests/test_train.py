@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from latentatlas.data import DataConfig
 from latentatlas.errors import LatentAtlasError
-from latentatlas.files import read_json
+from latentatlas.io import read_json
 from latentatlas.model import Autoencoder, ModelConfig
 from latentatlas.train import (
     TrainConfig,
@@ -70,7 +70,9 @@ def test_train_config_round_trip_ignores_unknown_keys():
     assert TrainConfig.from_dict({**config.to_dict(), "future_option": 1}) == config
 
 
-@pytest.mark.parametrize("n, fraction, expected_val", [(100, 0.1, 10), (400, 0.25, 100), (10, 0.01, 1), (2, 0.9, 1), (50, 0.0, 0)])
+@pytest.mark.parametrize(
+    "n, fraction, expected_val", [(100, 0.1, 10), (400, 0.25, 100), (10, 0.01, 1), (2, 0.9, 1), (50, 0.0, 0)]
+)
 def test_split_sizes_and_seeding(n, fraction, expected_val):
     split = make_split(n, fraction, seed=3)
     assert split.dtype == np.int8 and len(split) == n
@@ -144,7 +146,14 @@ def test_training_lowers_the_loss(tiny_run):
 
 def test_run_folder_contents(tiny_run):
     names = {p.name for p in tiny_run.path.iterdir()}
-    expected = {"config.json", "model.safetensors", "optimizer.safetensors", "train_state.json", "history.csv", "split.npy"}
+    expected = {
+        "config.json",
+        "model.safetensors",
+        "optimizer.safetensors",
+        "train_state.json",
+        "history.csv",
+        "split.npy",
+    }
     assert expected <= names
     assert not any(name.endswith(".tmp") or name.startswith(".") for name in names)  # no leftovers of atomic writes
     config = read_json(tiny_run.path / "config.json")
@@ -196,7 +205,13 @@ def test_resume_when_already_done_changes_nothing(tmp_path):
 def test_refuses_to_overwrite_a_trained_run(tiny_run_copy):
     before = _weights(tiny_run_copy.path)
     with pytest.raises(LatentAtlasError, match="already holds a trained model; use --resume"):
-        train(tiny_run_copy.path, tiny_run_copy.data_config, tiny_run_copy.model_config, TrainConfig(epochs=1), progress=False)
+        train(
+            tiny_run_copy.path,
+            tiny_run_copy.data_config,
+            tiny_run_copy.model_config,
+            TrainConfig(epochs=1),
+            progress=False,
+        )
     _assert_same_tensors(before, _weights(tiny_run_copy.path))
 
 
@@ -243,5 +258,10 @@ def test_bad_data_writes_nothing(tmp_path, data, model, message):
 def test_empty_folder_writes_nothing(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(LatentAtlasError, match="no images"):
-        train(tmp_path / "run", DataConfig(source=str(tmp_path / "empty"), image_size=32), MICRO_MODEL, TrainConfig(epochs=1))
+        train(
+            tmp_path / "run",
+            DataConfig(source=str(tmp_path / "empty"), image_size=32),
+            MICRO_MODEL,
+            TrainConfig(epochs=1),
+        )
     assert not (tmp_path / "run").exists()

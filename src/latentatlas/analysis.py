@@ -112,8 +112,9 @@ class ZView:
         self.n = int(rows.sum()) if rows is not None else len(z)
         self.dim = int(z.shape[1])
 
-    def chunks(self, chunk_size: int = DEFAULT_CHUNK, desc: str | None = None, progress: bool = False
-               ) -> Iterator[np.ndarray]:
+    def chunks(
+        self, chunk_size: int = DEFAULT_CHUNK, desc: str | None = None, progress: bool = False
+    ) -> Iterator[np.ndarray]:
         total = len(self.z)
         starts = range(0, total, max(1, int(chunk_size)))
         for start in tqdm(starts, desc=desc, disable=None if progress else True, leave=False):
@@ -212,8 +213,13 @@ class BulkStatistics:
     Percentiles come from those fine histograms (linear within a bin), never from sorting.
     """
 
-    def __init__(self, percentiles: Sequence[float] = (1.0, 99.0), chunk_size: int = DEFAULT_CHUNK,
-                 bins: int = 4096, progress: bool = False):
+    def __init__(
+        self,
+        percentiles: Sequence[float] = (1.0, 99.0),
+        chunk_size: int = DEFAULT_CHUNK,
+        bins: int = 4096,
+        progress: bool = False,
+    ):
         self.percentiles = percentiles
         self.chunk_size = chunk_size
         self.bins = bins
@@ -348,8 +354,14 @@ class ComponentDistributions:
     distance to the fitted Gaussian on a random subsample of `ks_samples` rows.
     """
 
-    def __init__(self, display_bins: int | None = None, ks_samples: int = 20000, seed: int = 0,
-                 chunk_size: int = DEFAULT_CHUNK, progress: bool = False):
+    def __init__(
+        self,
+        display_bins: int | None = None,
+        ks_samples: int = 20000,
+        seed: int = 0,
+        chunk_size: int = DEFAULT_CHUNK,
+        progress: bool = False,
+    ):
         self.display_bins = display_bins
         self.ks_samples = ks_samples
         self.seed = seed
@@ -403,8 +415,9 @@ class DominantComponents:
     Ranked by rms = sqrt(mean^2 + std^2), the component's contribution to the mean squared radius.
     """
 
-    def __init__(self, offset_k: float = 1.0, width: float | None = None, relative_width: float = 1.5,
-                 combine: str = "or"):
+    def __init__(
+        self, offset_k: float = 1.0, width: float | None = None, relative_width: float = 1.5, combine: str = "or"
+    ):
         self.offset_k = offset_k
         self.width = width
         self.relative_width = relative_width
@@ -443,9 +456,16 @@ class DominantComponents:
 
     def table(self, mean: np.ndarray, std: np.ndarray) -> list[dict]:
         return [
-            {"index": int(j), "mean": float(mean[j]), "std": float(std[j]), "offset": float(self.offset_[j]),
-             "rms": float(self.rms_[j]), "radius_share": float(self.radius_share_[j]),
-             "offset_rule": bool(self.is_offset_[j]), "width_rule": bool(self.is_wide_[j])}
+            {
+                "index": int(j),
+                "mean": float(mean[j]),
+                "std": float(std[j]),
+                "offset": float(self.offset_[j]),
+                "rms": float(self.rms_[j]),
+                "radius_share": float(self.radius_share_[j]),
+                "offset_rule": bool(self.is_offset_[j]),
+                "width_rule": bool(self.is_wide_[j]),
+            }
             for j in self.components_
         ]
 
@@ -482,7 +502,9 @@ def confidence_ellipse(mean2: np.ndarray, cov2: np.ndarray, confidence: float) -
     mean2 = np.asarray(mean2, dtype=np.float64).reshape(-1)
     cov2 = np.asarray(cov2, dtype=np.float64)
     if mean2.shape != (2,) or cov2.shape != (2, 2):
-        raise LatentAtlasError(f"confidence_ellipse needs a 2-vector and a 2x2 covariance, got {mean2.shape}, {cov2.shape}")
+        raise LatentAtlasError(
+            f"confidence_ellipse needs a 2-vector and a 2x2 covariance, got {mean2.shape}, {cov2.shape}"
+        )
     values, vectors = np.linalg.eigh((cov2 + cov2.T) / 2)
     values = np.clip(values[::-1], 0.0, None)
     major = vectors[:, 1]
@@ -492,9 +514,12 @@ def confidence_ellipse(mean2: np.ndarray, cov2: np.ndarray, confidence: float) -
         angle += 180.0
     elif angle > 90.0:
         angle -= 180.0
-    return {"centre": [float(mean2[0]), float(mean2[1])],
-            "half_axes": [float(math.sqrt(r2 * values[0])), float(math.sqrt(r2 * values[1]))],
-            "angle_deg": float(angle), "confidence": confidence}
+    return {
+        "centre": [float(mean2[0]), float(mean2[1])],
+        "half_axes": [float(math.sqrt(r2 * values[0])), float(math.sqrt(r2 * values[1]))],
+        "angle_deg": float(angle),
+        "confidence": confidence,
+    }
 
 
 class PCA:
@@ -556,8 +581,7 @@ class Mahalanobis:
         self.progress = progress
 
     @_one_blas_thread
-    def fit(self, z: np.ndarray, mean: np.ndarray | None = None, covariance: np.ndarray | None = None
-            ) -> Mahalanobis:
+    def fit(self, z: np.ndarray, mean: np.ndarray | None = None, covariance: np.ndarray | None = None) -> Mahalanobis:
         view = _as_view(z)
         chunk_size = _check_positive_int(self.chunk_size, "chunk_size")
         if mean is None or covariance is None:
@@ -634,8 +658,14 @@ class Radii:
     (mean +- 4 sd, both linear in b) intersect the data's [min, max] radius range.
     """
 
-    def __init__(self, b_values: Sequence[float] = (0.5, 1.0, 1.5, 2.0, 5.0), simulate: int = 20000, seed: int = 0,
-                 chunk_size: int = DEFAULT_CHUNK, progress: bool = False):
+    def __init__(
+        self,
+        b_values: Sequence[float] = (0.5, 1.0, 1.5, 2.0, 5.0),
+        simulate: int = 20000,
+        seed: int = 0,
+        chunk_size: int = DEFAULT_CHUNK,
+        progress: bool = False,
+    ):
         self.b_values = b_values
         self.simulate = simulate
         self.seed = seed
@@ -666,10 +696,19 @@ class Radii:
             simulated = np.linalg.norm(uniform_box(simulate, dim, b, seed=self.seed + k).astype(np.float64), axis=1)
             mean_b, std_b = b * unit_mean, b * unit_std
             inside = np.mean((r >= mean_b - 4 * std_b) & (r <= mean_b + 4 * std_b))
-            rows.append({"b": b, "theory_mean": mean_b, "theory_std": std_b,
-                         "approx_mean": b * math.sqrt(dim / 3.0), "approx_std": b / math.sqrt(15.0),
-                         "simulated_mean": float(simulated.mean()), "simulated_std": float(simulated.std(ddof=1)),
-                         "data_fraction_within_4_sigma": float(inside), "simulated_radii": simulated})
+            rows.append(
+                {
+                    "b": b,
+                    "theory_mean": mean_b,
+                    "theory_std": std_b,
+                    "approx_mean": b * math.sqrt(dim / 3.0),
+                    "approx_std": b / math.sqrt(15.0),
+                    "simulated_mean": float(simulated.mean()),
+                    "simulated_std": float(simulated.std(ddof=1)),
+                    "data_fraction_within_4_sigma": float(inside),
+                    "simulated_radii": simulated,
+                }
+            )
         self.uniform_ = rows
         return self
 
@@ -761,8 +800,14 @@ def _min_cov_det(x: np.ndarray, support_fraction: float | None) -> dict:
     location = x[support].mean(axis=0)
     # points inside the 97.5 % ellipsoid of a Gaussian have a smaller covariance by chi2_{p+2}(cutoff) / 0.975
     cov = np.cov(x[support], rowvar=False, bias=True).reshape(p, p) * (0.975 / stats.chi2(p + 2).cdf(cutoff))
-    return {"location": location, "covariance": cov, "support": support, "h": h,
-            "raw_location": raw_location, "raw_covariance": raw_cov}
+    return {
+        "location": location,
+        "covariance": cov,
+        "support": support,
+        "h": h,
+        "raw_location": raw_location,
+        "raw_covariance": raw_cov,
+    }
 
 
 class RobustCore:
@@ -778,8 +823,7 @@ class RobustCore:
         self.seed = seed
 
     @_one_blas_thread
-    def fit(self, z: np.ndarray, mean: np.ndarray | None = None, covariance: np.ndarray | None = None
-            ) -> RobustCore:
+    def fit(self, z: np.ndarray, mean: np.ndarray | None = None, covariance: np.ndarray | None = None) -> RobustCore:
         view = _as_view(z)
         max_samples = _check_positive_int(self.max_samples, "max_samples", 2)
         if self.support_fraction is not None and not 0.5 <= float(self.support_fraction) <= 1.0:
@@ -787,7 +831,8 @@ class RobustCore:
         size = min(max_samples, view.n)
         if size < view.dim + 2:
             raise LatentAtlasError(
-                f"the robust core needs more than N + 1 = {view.dim + 1} points in its subsample, got {size}")
+                f"the robust core needs more than N + 1 = {view.dim + 1} points in its subsample, got {size}"
+            )
         if mean is None or covariance is None:
             fitted = BulkStatistics(bins=2).fit(view)
             mean, covariance = fitted.mean_, fitted.cov_
@@ -805,7 +850,8 @@ class RobustCore:
         self.log_det_robust_ = _log_det(self.covariance_)
         self.log_generalized_variance_ratio_ = self.log_det_robust_ - self.log_det_plain_
         self.relative_frobenius_ = float(
-            np.linalg.norm(self.covariance_ - covariance) / max(float(np.linalg.norm(covariance)), 1e-300))
+            np.linalg.norm(self.covariance_ - covariance) / max(float(np.linalg.norm(covariance)), 1e-300)
+        )
         precision, _ = precision_matrix(covariance)
         shift = self.location_ - mean
         self.mean_shift_mahalanobis_ = float(math.sqrt(max(float(shift @ precision @ shift), 0.0)))
@@ -838,9 +884,14 @@ def slice_fraction(z: np.ndarray, plane: tuple[int, int], b: float, chunk_size: 
     return float(mask.mean()) if len(mask) else 0.0
 
 
-def slice_counts(z: np.ndarray, planes: Sequence[tuple[int, int]], b_values: Sequence[float],
-                 chunk_size: int = DEFAULT_CHUNK, keep_indices: int = 0, progress: bool = False
-                 ) -> tuple[np.ndarray, list[list[np.ndarray]]]:
+def slice_counts(
+    z: np.ndarray,
+    planes: Sequence[tuple[int, int]],
+    b_values: Sequence[float],
+    chunk_size: int = DEFAULT_CHUNK,
+    keep_indices: int = 0,
+    progress: bool = False,
+) -> tuple[np.ndarray, list[list[np.ndarray]]]:
     """Counts (len(b_values), len(planes)) of points in every slice, in one pass.
 
     With keep_indices > 0 also returns, per b and plane, up to that many row positions inside the slice.
@@ -870,8 +921,11 @@ def independent_gaussian_slice_fraction(mean: np.ndarray, std: np.ndarray, plane
     j1, j2 = check_plane(plane, len(mean))
     b = _check_b(b)
     safe = np.where(std > 0, std, 1.0)
-    p = np.where(std > 0, special.ndtr((b - mean) / safe) - special.ndtr((-b - mean) / safe),
-                 (np.abs(mean) <= b).astype(np.float64))
+    p = np.where(
+        std > 0,
+        special.ndtr((b - mean) / safe) - special.ndtr((-b - mean) / safe),
+        (np.abs(mean) <= b).astype(np.float64),
+    )
     p = np.delete(p, [j1, j2])
     with np.errstate(divide="ignore"):
         return float(np.exp(np.sum(np.log(np.clip(p, 0.0, 1.0)))))
@@ -880,8 +934,9 @@ def independent_gaussian_slice_fraction(mean: np.ndarray, std: np.ndarray, plane
 # ----------------------------------------------------------------------------- default planes
 
 
-def default_planes(dominant: Sequence[int], pairs: Sequence[tuple[int, int, float]], count: int = 4
-                   ) -> list[tuple[tuple[int, int], str]]:
+def default_planes(
+    dominant: Sequence[int], pairs: Sequence[tuple[int, int, float]], count: int = 4
+) -> list[tuple[tuple[int, int], str]]:
     """Planes alternating between pairs of dominant components and the strongest correlations, no repeats."""
     from_dominant = [((int(dominant[i]), int(dominant[i + 1])), "dominant") for i in range(0, len(dominant) - 1, 2)]
     from_pairs = [((i, j), "correlation") for i, j, _ in pairs]
@@ -913,13 +968,27 @@ class LatentAnalysis:
       mcd_samples, ks_samples, simulate   subsample sizes (robust core, KS test, simulated uniform radii)
     """
 
-    def __init__(self, percentiles: Sequence[float] = (1.0, 99.0), offset_k: float = 1.0, width: float | None = None,
-                 relative_width: float = 1.5, combine: str = "or", top_pairs: int = 10,
-                 planes: Sequence[Sequence[int]] | None = None, n_planes: int = 4,
-                 confidences: Sequence[float] = (0.5, 0.9, 0.99),
-                 radius_b: Sequence[float] = (0.5, 1.0, 1.5, 2.0, 5.0), slice_b: Sequence[float] | None = None,
-                 mcd_samples: int = 5000, ks_samples: int = 20000, simulate: int = 20000, histogram_bins: int = 4096,
-                 chunk_size: int = DEFAULT_CHUNK, seed: int = 0, progress: bool = False):
+    def __init__(
+        self,
+        percentiles: Sequence[float] = (1.0, 99.0),
+        offset_k: float = 1.0,
+        width: float | None = None,
+        relative_width: float = 1.5,
+        combine: str = "or",
+        top_pairs: int = 10,
+        planes: Sequence[Sequence[int]] | None = None,
+        n_planes: int = 4,
+        confidences: Sequence[float] = (0.5, 0.9, 0.99),
+        radius_b: Sequence[float] = (0.5, 1.0, 1.5, 2.0, 5.0),
+        slice_b: Sequence[float] | None = None,
+        mcd_samples: int = 5000,
+        ks_samples: int = 20000,
+        simulate: int = 20000,
+        histogram_bins: int = 4096,
+        chunk_size: int = DEFAULT_CHUNK,
+        seed: int = 0,
+        progress: bool = False,
+    ):
         self.percentiles = percentiles
         self.offset_k = offset_k
         self.width = width
@@ -991,14 +1060,17 @@ class LatentAnalysis:
         self.statistics_ = BulkStatistics(self.percentiles, bins=self.histogram_bins, **common).fit(view)
         s = self.statistics_
         self.distributions_ = ComponentDistributions(ks_samples=self.ks_samples, seed=self.seed, **common).fit(view, s)
-        self.dominant_ = DominantComponents(self.offset_k, self.width, self.relative_width, self.combine).fit(statistics=s)
+        self.dominant_ = DominantComponents(self.offset_k, self.width, self.relative_width, self.combine).fit(
+            statistics=s
+        )
         self.correlation_ = correlation_matrix(s.cov_)
         self.pairs_ = strongest_pairs(self.correlation_, self.top_pairs)
         if self.planes is not None:
             self.planes_ = [(check_plane(p, view.dim), "user") for p in self.planes]
         else:
-            self.planes_ = default_planes(self.dominant_.components_, strongest_pairs(self.correlation_, self.n_planes),
-                                          self.n_planes)
+            self.planes_ = default_planes(
+                self.dominant_.components_, strongest_pairs(self.correlation_, self.n_planes), self.n_planes
+            )
         self.ellipses_ = [
             [confidence_ellipse(s.mean_[list(p)], s.cov_[np.ix_(p, p)], c) for c in self.confidences]
             for p, _ in self.planes_
@@ -1014,8 +1086,11 @@ class LatentAnalysis:
             self.robust_, self.robust_skipped_ = None, str(exc)
         self.slice_b_ = [float(b) for b in self.slice_b] if self.slice_b else [1.5, float(self.radii_.b_match_)]
         planes = [p for p, _ in self.planes_]
-        counts, indices = slice_counts(view, planes, self.slice_b_, self.chunk_size, keep_indices=5000,
-                                       progress=self.progress) if planes else (np.zeros((len(self.slice_b_), 0)), [])
+        counts, indices = (
+            slice_counts(view, planes, self.slice_b_, self.chunk_size, keep_indices=5000, progress=self.progress)
+            if planes
+            else (np.zeros((len(self.slice_b_), 0)), [])
+        )
         self.slice_counts_ = counts
         self.slice_indices_ = indices
         self.n_samples_ = view.n
@@ -1040,7 +1115,9 @@ class LatentAnalysis:
         cdf = stats.chi2(dof).cdf(sq)
         steps = np.arange(1, len(sq) + 1) / len(sq)
         self.normality_ = {
-            "dof": int(dof), "mean_sq": float(sq.mean()), "expected_mean_sq": float(dof * (view.n - 1) / view.n),
+            "dof": int(dof),
+            "mean_sq": float(sq.mean()),
+            "expected_mean_sq": float(dof * (view.n - 1) / view.n),
             "ks_statistic": float(max((steps - cdf).max(), (cdf - steps + 1.0 / len(sq)).max())),
             "fraction_beyond_chi2_99": float(np.mean(sq > stats.chi2(dof).ppf(0.99))),
         }
@@ -1048,65 +1125,128 @@ class LatentAnalysis:
     def to_dict(self) -> dict:
         s, d, dom = self.statistics_, self.distributions_, self.dominant_
         components = [
-            {"index": j, "mean": s.mean_[j], "std": s.std_[j], "lower": s.lower_[j], "upper": s.upper_[j],
-             "hwhm": d.hwhm_[j], "hwhm_gaussian": d.hwhm_gaussian_[j],
-             "hwhm_ratio": d.hwhm_[j] / d.hwhm_gaussian_[j] if d.hwhm_gaussian_[j] > 0 else None,
-             "skewness": s.skewness_[j], "excess_kurtosis": s.kurtosis_[j], "ks_statistic": d.ks_[j]}
+            {
+                "index": j,
+                "mean": s.mean_[j],
+                "std": s.std_[j],
+                "lower": s.lower_[j],
+                "upper": s.upper_[j],
+                "hwhm": d.hwhm_[j],
+                "hwhm_gaussian": d.hwhm_gaussian_[j],
+                "hwhm_ratio": d.hwhm_[j] / d.hwhm_gaussian_[j] if d.hwhm_gaussian_[j] > 0 else None,
+                "skewness": s.skewness_[j],
+                "excess_kurtosis": s.kurtosis_[j],
+                "ks_statistic": d.ks_[j],
+            }
             for j in range(self.n_features_)
         ]
         logdet = _log_det(s.cov_)
         eig = self.pca_.eigenvalues_
         r = self.radii_
-        robust = ({"skipped": self.robust_skipped_} if self.robust_ is None else {
-            "n_subsample": self.robust_.n_subsample_, "support_fraction": self.robust_.support_fraction_,
-            "log_det_plain": self.robust_.log_det_plain_, "log_det_robust": self.robust_.log_det_robust_,
-            "log_generalized_variance_ratio": self.robust_.log_generalized_variance_ratio_,
-            "relative_frobenius": self.robust_.relative_frobenius_,
-            "std_ratio": {"min": float(self.robust_.std_ratio_.min()),
-                          "median": float(np.median(self.robust_.std_ratio_)),
-                          "max": float(self.robust_.std_ratio_.max())},
-            "mean_shift_mahalanobis": self.robust_.mean_shift_mahalanobis_})
+        robust = (
+            {"skipped": self.robust_skipped_}
+            if self.robust_ is None
+            else {
+                "n_subsample": self.robust_.n_subsample_,
+                "support_fraction": self.robust_.support_fraction_,
+                "log_det_plain": self.robust_.log_det_plain_,
+                "log_det_robust": self.robust_.log_det_robust_,
+                "log_generalized_variance_ratio": self.robust_.log_generalized_variance_ratio_,
+                "relative_frobenius": self.robust_.relative_frobenius_,
+                "std_ratio": {
+                    "min": float(self.robust_.std_ratio_.min()),
+                    "median": float(np.median(self.robust_.std_ratio_)),
+                    "max": float(self.robust_.std_ratio_.max()),
+                },
+                "mean_shift_mahalanobis": self.robust_.mean_shift_mahalanobis_,
+            }
+        )
         slices = []
         for bi, b in enumerate(self.slice_b_):
             for pi, (plane, _) in enumerate(self.planes_):
                 count = int(self.slice_counts_[bi, pi])
-                slices.append({"plane": list(plane), "b": b, "count": count, "fraction": count / self.n_samples_,
-                               "independent_gaussian_fraction": independent_gaussian_slice_fraction(
-                                   s.mean_, s.std_, plane, b)})
-        return _plain({
-            "n_points": self.n_samples_, "latent_dim": self.n_features_,
-            "components": components,
-            "dominant": {"rule": {"offset_k": float(self.offset_k), "width_threshold": dom.width_threshold_,
-                                  "width_rule": dom.width_rule_, "combine": self.combine},
-                         "components": dom.table(s.mean_, s.std_)},
-            "bulk": {"centre_norm": float(np.linalg.norm(s.mean_)), "total_variance": float(np.trace(s.cov_)),
-                     "log_generalized_variance": logdet if math.isfinite(logdet) else None,
-                     "std_median": float(np.median(s.std_)), "std_min": float(s.std_.min()),
-                     "std_max": float(s.std_.max()), "covariance_rank": self.mahalanobis_.rank_,
-                     "condition_number": float(eig[0] / eig[-1]) if eig[-1] > 0 else None},
-            "correlations": {"strongest": [{"pair": [i, j], "r": v} for i, j, v in self.pairs_],
-                             "mean_abs_r": float(np.abs(self.correlation_[np.triu_indices(self.n_features_, 1)]).mean()),
-                             "max_abs_r": float(abs(self.pairs_[0][2])) if self.pairs_ else None},
-            "planes": [{"plane": list(p), "source": source, "r": float(self.correlation_[p[0], p[1]]),
-                        "ellipses": ellipses} for (p, source), ellipses in zip(self.planes_, self.ellipses_)],
-            "pca": {"explained_variance_ratio": self.pca_.explained_variance_ratio_[:32],
-                    "n_components_90": self.pca_.n_components_90_, "n_components_99": self.pca_.n_components_99_,
-                    "participation_ratio": self.pca_.participation_ratio_},
-            "radii": {"data": {"mean": r.mean_, "std": r.std_, "min": r.min_, "max": r.max_,
-                               "p1": float(np.percentile(r.radii_, 1)), "p50": float(np.median(r.radii_)),
-                               "p99": float(np.percentile(r.radii_, 99))},
-                      "uniform": [{k: v for k, v in row.items() if k != "simulated_radii"} for row in r.uniform_],
-                      "b_match": r.b_match_, "b_match_approx": r.b_match_approx_,
-                      "b_overlap": [r.b_overlap_[0], r.b_overlap_[1] if math.isfinite(r.b_overlap_[1]) else None]},
-            "origin": {"mahalanobis": math.sqrt(self.origin_sq_), "mahalanobis_sq": self.origin_sq_,
-                       "percentile": self.origin_percentile_, "fraction_closer": self.origin_percentile_ / 100.0,
-                       "chi2_percentile": self.origin_chi2_percentile_,
-                       "euclidean_distance": self.origin_euclidean_,
-                       "euclidean_fraction_closer": self.origin_euclidean_fraction_closer_},
-            "normality": self.normality_,
-            "robust_core": robust,
-            "slices": slices,
-        })
+                slices.append(
+                    {
+                        "plane": list(plane),
+                        "b": b,
+                        "count": count,
+                        "fraction": count / self.n_samples_,
+                        "independent_gaussian_fraction": independent_gaussian_slice_fraction(s.mean_, s.std_, plane, b),
+                    }
+                )
+        return _plain(
+            {
+                "n_points": self.n_samples_,
+                "latent_dim": self.n_features_,
+                "components": components,
+                "dominant": {
+                    "rule": {
+                        "offset_k": float(self.offset_k),
+                        "width_threshold": dom.width_threshold_,
+                        "width_rule": dom.width_rule_,
+                        "combine": self.combine,
+                    },
+                    "components": dom.table(s.mean_, s.std_),
+                },
+                "bulk": {
+                    "centre_norm": float(np.linalg.norm(s.mean_)),
+                    "total_variance": float(np.trace(s.cov_)),
+                    "log_generalized_variance": logdet if math.isfinite(logdet) else None,
+                    "std_median": float(np.median(s.std_)),
+                    "std_min": float(s.std_.min()),
+                    "std_max": float(s.std_.max()),
+                    "covariance_rank": self.mahalanobis_.rank_,
+                    "condition_number": float(eig[0] / eig[-1]) if eig[-1] > 0 else None,
+                },
+                "correlations": {
+                    "strongest": [{"pair": [i, j], "r": v} for i, j, v in self.pairs_],
+                    "mean_abs_r": float(np.abs(self.correlation_[np.triu_indices(self.n_features_, 1)]).mean()),
+                    "max_abs_r": float(abs(self.pairs_[0][2])) if self.pairs_ else None,
+                },
+                "planes": [
+                    {
+                        "plane": list(p),
+                        "source": source,
+                        "r": float(self.correlation_[p[0], p[1]]),
+                        "ellipses": ellipses,
+                    }
+                    for (p, source), ellipses in zip(self.planes_, self.ellipses_)
+                ],
+                "pca": {
+                    "explained_variance_ratio": self.pca_.explained_variance_ratio_[:32],
+                    "n_components_90": self.pca_.n_components_90_,
+                    "n_components_99": self.pca_.n_components_99_,
+                    "participation_ratio": self.pca_.participation_ratio_,
+                },
+                "radii": {
+                    "data": {
+                        "mean": r.mean_,
+                        "std": r.std_,
+                        "min": r.min_,
+                        "max": r.max_,
+                        "p1": float(np.percentile(r.radii_, 1)),
+                        "p50": float(np.median(r.radii_)),
+                        "p99": float(np.percentile(r.radii_, 99)),
+                    },
+                    "uniform": [{k: v for k, v in row.items() if k != "simulated_radii"} for row in r.uniform_],
+                    "b_match": r.b_match_,
+                    "b_match_approx": r.b_match_approx_,
+                    "b_overlap": [r.b_overlap_[0], r.b_overlap_[1] if math.isfinite(r.b_overlap_[1]) else None],
+                },
+                "origin": {
+                    "mahalanobis": math.sqrt(self.origin_sq_),
+                    "mahalanobis_sq": self.origin_sq_,
+                    "percentile": self.origin_percentile_,
+                    "fraction_closer": self.origin_percentile_ / 100.0,
+                    "chi2_percentile": self.origin_chi2_percentile_,
+                    "euclidean_distance": self.origin_euclidean_,
+                    "euclidean_fraction_closer": self.origin_euclidean_fraction_closer_,
+                },
+                "normality": self.normality_,
+                "robust_core": robust,
+                "slices": slices,
+            }
+        )
 
 
 def _plain(value: Any) -> Any:
@@ -1127,20 +1267,31 @@ def _plain(value: Any) -> Any:
 # ----------------------------------------------------------------------------- analyze_run: files and figures
 
 ARRAY_FILES = {
-    "mean": "mean.npy", "covariance": "covariance.npy", "correlation": "correlation.npy",
-    "pca_eigenvalues": "pca_eigenvalues.npy", "pca_components": "pca_components.npy",
-    "robust_mean": "robust_mean.npy", "robust_covariance": "robust_covariance.npy",
-    "histogram_counts": "histogram_counts.npy", "histogram_edges": "histogram_edges.npy",
+    "mean": "mean.npy",
+    "covariance": "covariance.npy",
+    "correlation": "correlation.npy",
+    "pca_eigenvalues": "pca_eigenvalues.npy",
+    "pca_components": "pca_components.npy",
+    "robust_mean": "robust_mean.npy",
+    "robust_covariance": "robust_covariance.npy",
+    "histogram_counts": "histogram_counts.npy",
+    "histogram_edges": "histogram_edges.npy",
 }
 
 
 def _save_arrays(analysis: LatentAnalysis, out: Path) -> dict:
-    from latentatlas.files import save_npy
+    from latentatlas.io import save_npy
 
     s = analysis.statistics_
-    arrays = {"mean": s.mean_, "covariance": s.cov_, "correlation": analysis.correlation_,
-              "pca_eigenvalues": analysis.pca_.eigenvalues_, "pca_components": analysis.pca_.components_,
-              "histogram_counts": s.hist_counts_, "histogram_edges": s.hist_edges_}
+    arrays = {
+        "mean": s.mean_,
+        "covariance": s.cov_,
+        "correlation": analysis.correlation_,
+        "pca_eigenvalues": analysis.pca_.eigenvalues_,
+        "pca_components": analysis.pca_.components_,
+        "histogram_counts": s.hist_counts_,
+        "histogram_edges": s.hist_edges_,
+    }
     if analysis.robust_ is not None:
         arrays["robust_mean"] = analysis.robust_.location_
         arrays["robust_covariance"] = analysis.robust_.covariance_
@@ -1160,8 +1311,15 @@ def _histogram_components(analysis: LatentAnalysis, count: int) -> list[int]:
     return chosen
 
 
-def _write_figures(analysis: LatentAnalysis, view: ZView, out: Path, projection_points: int,
-                   artificial_points: int, hist_components: int, seed: int) -> list[dict]:
+def _write_figures(
+    analysis: LatentAnalysis,
+    view: ZView,
+    out: Path,
+    projection_points: int,
+    artificial_points: int,
+    hist_components: int,
+    seed: int,
+) -> list[dict]:
     from latentatlas import plots
 
     s, d, dom = analysis.statistics_, analysis.distributions_, analysis.dominant_
@@ -1172,61 +1330,100 @@ def _write_figures(analysis: LatentAnalysis, view: ZView, out: Path, projection_
         figures.append({"file": name, "caption": caption})
 
     shown = _histogram_components(analysis, min(hist_components, analysis.n_features_))
-    save(plots.plot_histogram_grid(shown, d.edges_, d.counts_, s.mean_, s.std_, d.hwhm_, highlight=dom.components_),
-         "histograms.png",
-         f"Histograms of {len(shown)} components (dominant first, red titles; then the least Gaussian) "
-         "with their fitted Gaussians; yellow line: 0.")
-    save(plots.plot_component_summary(s.mean_, s.std_, dom.components_), "components.png",
-         f"Mean ± std of all {analysis.n_features_} components; dominant components in red.")
-    save(plots.plot_correlation_heatmap(analysis.correlation_), "correlation.png",
-         "Pearson correlation matrix of the components.")
-    save(plots.plot_spectrum(analysis.pca_.explained_variance_ratio_, analysis.pca_.n_components_90_,
-                             analysis.pca_.n_components_99_), "pca_spectrum.png",
-         f"PCA of the bulk: explained variance per component and cumulative "
-         f"({analysis.pca_.n_components_90_} components for 90 %, {analysis.pca_.n_components_99_} for 99 %).")
+    save(
+        plots.plot_histogram_grid(shown, d.edges_, d.counts_, s.mean_, s.std_, d.hwhm_, highlight=dom.components_),
+        "histograms.png",
+        f"Histograms of {len(shown)} components (dominant first, red titles; then the least Gaussian) "
+        "with their fitted Gaussians; yellow line: 0.",
+    )
+    save(
+        plots.plot_component_summary(s.mean_, s.std_, dom.components_),
+        "components.png",
+        f"Mean ± std of all {analysis.n_features_} components; dominant components in red.",
+    )
+    save(
+        plots.plot_correlation_heatmap(analysis.correlation_),
+        "correlation.png",
+        "Pearson correlation matrix of the components.",
+    )
+    save(
+        plots.plot_spectrum(
+            analysis.pca_.explained_variance_ratio_, analysis.pca_.n_components_90_, analysis.pca_.n_components_99_
+        ),
+        "pca_spectrum.png",
+        f"PCA of the bulk: explained variance per component and cumulative "
+        f"({analysis.pca_.n_components_90_} components for 90 %, {analysis.pca_.n_components_99_} for 99 %).",
+    )
     radii = analysis.radii_
-    save(plots.plot_radii(radii.radii_, radii.uniform_, b_match=radii.b_match_), "radii.png",
-         f"Radii |z| of the z-points against uniform [-b, b]^N vectors; b_match = {analysis.radii_.b_match_:.3f}.")
-    save(plots.plot_mahalanobis(analysis.mahalanobis_.sq_distances_, analysis.mahalanobis_.rank_,
-                                analysis.origin_sq_), "mahalanobis.png",
-         f"Squared Mahalanobis distances against χ² with {analysis.mahalanobis_.rank_} dof (histogram, Q-Q plot); "
-         f"the origin lies at the {analysis.origin_percentile_:.1f}th percentile.")
+    save(
+        plots.plot_radii(radii.radii_, radii.uniform_, b_match=radii.b_match_),
+        "radii.png",
+        f"Radii |z| of the z-points against uniform [-b, b]^N vectors; b_match = {analysis.radii_.b_match_:.3f}.",
+    )
+    save(
+        plots.plot_mahalanobis(analysis.mahalanobis_.sq_distances_, analysis.mahalanobis_.rank_, analysis.origin_sq_),
+        "mahalanobis.png",
+        f"Squared Mahalanobis distances against χ² with {analysis.mahalanobis_.rank_} dof (histogram, Q-Q plot); "
+        f"the origin lies at the {analysis.origin_percentile_:.1f}th percentile.",
+    )
     if not analysis.planes_:
         return figures
     real = view.subsample(min(projection_points, view.n), seed).astype(np.float32)
     b_art = analysis.radii_.b_match_
     artificial = uniform_box(artificial_points, analysis.n_features_, b_art, seed=seed) if artificial_points else None
     path = np.linspace(0.0, 1.0, 8)[:, None] * s.mean_[None, :]
-    planes = [{"plane": p, "ellipses": e, "subtitle": f"{source}, r = {analysis.correlation_[p[0], p[1]]:.2f}"}
-              for (p, source), e in zip(analysis.planes_, analysis.ellipses_)]
-    save(plots.plot_projection_grid(planes, real, s.mean_, artificial, path),
-         "projections.png",
-         f"Projections of {len(real)} z-points (blue) onto {len(planes)} coordinate planes with confidence ellipses "
-         f"({', '.join(f'{c:g}' for c in analysis.confidences)}), origin (yellow), centre (orange), path origin→centre "
-         f"(black) and {artificial_points} uniform vectors at b_match = {b_art:.2f} (red).")
+    planes = [
+        {"plane": p, "ellipses": e, "subtitle": f"{source}, r = {analysis.correlation_[p[0], p[1]]:.2f}"}
+        for (p, source), e in zip(analysis.planes_, analysis.ellipses_)
+    ]
+    save(
+        plots.plot_projection_grid(planes, real, s.mean_, artificial, path),
+        "projections.png",
+        f"Projections of {len(real)} z-points (blue) onto {len(planes)} coordinate planes with confidence ellipses "
+        f"({', '.join(f'{c:g}' for c in analysis.confidences)}), origin (yellow), centre (orange), path origin→centre "
+        f"(black) and {artificial_points} uniform vectors at b_match = {b_art:.2f} (red).",
+    )
     b_slice = analysis.slice_b_[0]
     # as in the seed, the slice is populated with uniform vectors from the cube [-b, b]^N it contains
     in_cube = uniform_box(artificial_points, analysis.n_features_, b_slice, seed=seed) if artificial_points else None
     sliced = []
     for pi, plane in enumerate(planes):
         inside = analysis.slice_indices_[0][pi]
-        points = view.take(inside).astype(np.float32) if len(inside) else np.zeros((0, analysis.n_features_), np.float32)
+        points = (
+            view.take(inside).astype(np.float32) if len(inside) else np.zeros((0, analysis.n_features_), np.float32)
+        )
         count = int(analysis.slice_counts_[0, pi])
-        sliced.append({**plane, "z": points, "artificial": in_cube,
-                       "subtitle": f"slice |z_j| ≤ {b_slice:g}: {count} of {analysis.n_samples_} points"})
-    save(plots.plot_projection_grid(sliced, real, s.mean_, None, None), "slices.png",
-         f"Only the z-points inside the flat cuboid |z_j| ≤ {b_slice:g} for every j outside the plane (blue), "
-         f"{artificial_points} uniform vectors from [-{b_slice:g}, {b_slice:g}]^N (red), and the bulk's ellipses.")
+        sliced.append(
+            {
+                **plane,
+                "z": points,
+                "artificial": in_cube,
+                "subtitle": f"slice |z_j| ≤ {b_slice:g}: {count} of {analysis.n_samples_} points",
+            }
+        )
+    save(
+        plots.plot_projection_grid(sliced, real, s.mean_, None, None),
+        "slices.png",
+        f"Only the z-points inside the flat cuboid |z_j| ≤ {b_slice:g} for every j outside the plane (blue), "
+        f"{artificial_points} uniform vectors from [-{b_slice:g}, {b_slice:g}]^N (red), and the bulk's ellipses.",
+    )
     return figures
 
 
-def analyze_run(run: Any, subset: str = "train", projection_points: int = 5000, artificial_points: int = 200,
-                hist_components: int = 24, figures: bool = True, **options: Any) -> dict:
+def analyze_run(
+    run: Any,
+    subset: str = "train",
+    projection_points: int = 5000,
+    artificial_points: int = 200,
+    hist_components: int = 24,
+    figures: bool = True,
+    **options: Any,
+) -> dict:
     """Analyse a run's z-points; write RUN/analysis/analysis.json, the .npy arrays and figures; return the dict.
 
     `options` go to LatentAnalysis (see its docstring). Everything is validated before anything is written.
     """
-    from latentatlas.files import write_json
+    from latentatlas.io import write_json
     from latentatlas.store import Run
 
     if not isinstance(run, Run):
@@ -1256,10 +1453,17 @@ def analyze_run(run: Any, subset: str = "train", projection_points: int = 5000, 
     out.mkdir(parents=True, exist_ok=True)
     result = {"schema": SCHEMA, "run": str(run.path), "subset": subset}
     result.update(analysis.to_dict())
-    result["options"] = {**analysis.get_params(), "projection_points": projection_points,
-                         "artificial_points": artificial_points, "hist_components": hist_components}
+    result["options"] = {
+        **analysis.get_params(),
+        "projection_points": projection_points,
+        "artificial_points": artificial_points,
+        "hist_components": hist_components,
+    }
     result["arrays"] = _save_arrays(analysis, out)
-    result["figures"] = (_write_figures(analysis, view, out, projection_points, artificial_points, hist_components,
-                                        int(analysis.seed)) if figures else [])
+    result["figures"] = (
+        _write_figures(analysis, view, out, projection_points, artificial_points, hist_components, int(analysis.seed))
+        if figures
+        else []
+    )
     write_json(out / "analysis.json", result)
     return result

@@ -48,6 +48,7 @@ def _plane(text: str) -> tuple[int, int]:
 # Each section below defines `_<name>_arguments(parser)` and `_<name>(args) -> int | None`, then registers them.
 COMMANDS: list = []  # (name, help, add_arguments, run)
 
+
 # ----------------------------------------------------------------------------- core: train, encode, reconstruct
 def _source_argument(text: str) -> str:
     """Paths are stored absolute in config.json so a run folder works from any working directory."""
@@ -67,8 +68,14 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     model.add_argument("--image-size", type=int, help="square image side, a multiple of 16")
     model.add_argument("--latent-dim", type=int, help="length of the latent vector z")
     model.add_argument("--channels", type=_int_list, help="conv widths, one per halving stage, e.g. 32,64,128,256")
-    model.add_argument("--no-batch-norm", dest="batch_norm", action="store_const", const=False, default=None,
-                       help="conv stages without batch normalisation")
+    model.add_argument(
+        "--no-batch-norm",
+        dest="batch_norm",
+        action="store_const",
+        const=False,
+        default=None,
+        help="conv stages without batch normalisation",
+    )
     model.add_argument("--activation", choices=sorted(ACTIVATIONS))
     training = p.add_argument_group("training (defaults: 15 epochs, batch 64, lr 1e-3, seed 0, val 0.1)")
     training.add_argument("--epochs", type=int, help="total epochs (with --resume: the new total)")
@@ -107,13 +114,46 @@ def _train(args: argparse.Namespace) -> int:
         if args.data is None:
             raise LatentAtlasError("--data is required: an image folder, a zip, a CelebA root or synthetic-faces")
         model_base, data_base, train_base = ModelConfig().to_dict(), DataConfig().to_dict(), TrainConfig().to_dict()
-    model = ModelConfig(**{**model_base, **_given(args, {
-        "image_size": "image_size", "latent_dim": "latent_dim", "channels": "channels",
-        "batch_norm": "batch_norm", "activation": "activation"})})
-    data = DataConfig(**{**data_base, "image_size": model.image_size, **_given(args, {
-        "data": "source", "partition": "partition", "limit": "limit", "synthetic_count": "synthetic_count"})})
-    config = TrainConfig(**{**train_base, **_given(args, {
-        "epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "seed": "seed", "val_fraction": "val_fraction"})})
+    model = ModelConfig(
+        **{
+            **model_base,
+            **_given(
+                args,
+                {
+                    "image_size": "image_size",
+                    "latent_dim": "latent_dim",
+                    "channels": "channels",
+                    "batch_norm": "batch_norm",
+                    "activation": "activation",
+                },
+            ),
+        }
+    )
+    data = DataConfig(
+        **{
+            **data_base,
+            "image_size": model.image_size,
+            **_given(
+                args,
+                {"data": "source", "partition": "partition", "limit": "limit", "synthetic_count": "synthetic_count"},
+            ),
+        }
+    )
+    config = TrainConfig(
+        **{
+            **train_base,
+            **_given(
+                args,
+                {
+                    "epochs": "epochs",
+                    "batch_size": "batch_size",
+                    "lr": "lr",
+                    "seed": "seed",
+                    "val_fraction": "val_fraction",
+                },
+            ),
+        }
+    )
     use_all_cores()
     run = train(out, data, model, config, resume=args.resume)
     state = run.train_state()
@@ -144,8 +184,13 @@ def _encode(args: argparse.Namespace) -> int:
     run.load_model()  # fail on a run without a model before touching any data
     data = None
     if args.data is not None:
-        data = DataConfig(source=args.data, image_size=run.model_config.image_size, partition=args.partition,
-                          limit=args.limit, synthetic_count=args.synthetic_count)
+        data = DataConfig(
+            source=args.data,
+            image_size=run.model_config.image_size,
+            partition=args.partition,
+            limit=args.limit,
+            synthetic_count=args.synthetic_count,
+        )
     use_all_cores()
     path = encode_run(run, data, batch_size=args.batch_size)
     counts = run.zpoints_info()["subsets"]
@@ -181,28 +226,66 @@ def _reconstruct(args: argparse.Namespace) -> int:
 COMMANDS.append(("train", "train the autoencoder on an image source into a run folder", _train_arguments, _train))
 COMMANDS.append(("encode", "encode the run's images (or --data) into the z-point store", _encode_arguments, _encode))
 COMMANDS.append(("reconstruct", "PNG grid of images and their reconstructions", _reconstruct_arguments, _reconstruct))
+
+
 # ----------------------------------------------------------------------------- analyze
 def _analyze_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN", help="run folder with z-points (`latentatlas encode`)")
     p.add_argument("--subset", choices=("all", "train", "val"), default="train", help="rows to fit (default train)")
-    p.add_argument("--percentiles", type=_float_list, default=[1.0, 99.0], metavar="LO,HI",
-                   help="per-component value interval (default 1,99)")
-    p.add_argument("--dominant-k", type=float, default=1.0, metavar="K",
-                   help="dominant if |mean|/std >= K (default 1.0)")
-    p.add_argument("--dominant-width", type=float, default=None, metavar="W",
-                   help="dominant if std >= W (absolute; default: --dominant-relative-width x median std)")
+    p.add_argument(
+        "--percentiles",
+        type=_float_list,
+        default=[1.0, 99.0],
+        metavar="LO,HI",
+        help="per-component value interval (default 1,99)",
+    )
+    p.add_argument(
+        "--dominant-k", type=float, default=1.0, metavar="K", help="dominant if |mean|/std >= K (default 1.0)"
+    )
+    p.add_argument(
+        "--dominant-width",
+        type=float,
+        default=None,
+        metavar="W",
+        help="dominant if std >= W (absolute; default: --dominant-relative-width x median std)",
+    )
     p.add_argument("--dominant-relative-width", type=float, default=1.5, metavar="F", help="default 1.5")
-    p.add_argument("--dominant-rule", choices=("or", "and"), default="or",
-                   help="combine the offset and width rules (the seed's wording is 'and'; default or)")
+    p.add_argument(
+        "--dominant-rule",
+        choices=("or", "and"),
+        default="or",
+        help="combine the offset and width rules (the seed's wording is 'and'; default or)",
+    )
     p.add_argument("--top-pairs", type=int, default=10, help="strongest correlation pairs to report (default 10)")
-    p.add_argument("--planes", type=_plane, action="append", default=None, metavar="J1,J2",
-                   help="coordinate plane for ellipses, slices and projections (repeatable; default: 4 chosen)")
-    p.add_argument("--confidences", type=_float_list, default=[0.5, 0.9, 0.99], metavar="C,...",
-                   help="confidence levels of the ellipses (default 0.5,0.9,0.99)")
-    p.add_argument("--radius-b", type=_float_list, default=[0.5, 1.0, 1.5, 2.0, 5.0], metavar="B,...",
-                   help="b of the uniform [-b,b]^N comparison vectors (default 0.5,1,1.5,2,5)")
-    p.add_argument("--slice-b", type=_float_list, default=None, metavar="B,...",
-                   help="half widths of the flat slices (default 1.5 and b_match)")
+    p.add_argument(
+        "--planes",
+        type=_plane,
+        action="append",
+        default=None,
+        metavar="J1,J2",
+        help="coordinate plane for ellipses, slices and projections (repeatable; default: 4 chosen)",
+    )
+    p.add_argument(
+        "--confidences",
+        type=_float_list,
+        default=[0.5, 0.9, 0.99],
+        metavar="C,...",
+        help="confidence levels of the ellipses (default 0.5,0.9,0.99)",
+    )
+    p.add_argument(
+        "--radius-b",
+        type=_float_list,
+        default=[0.5, 1.0, 1.5, 2.0, 5.0],
+        metavar="B,...",
+        help="b of the uniform [-b,b]^N comparison vectors (default 0.5,1,1.5,2,5)",
+    )
+    p.add_argument(
+        "--slice-b",
+        type=_float_list,
+        default=None,
+        metavar="B,...",
+        help="half widths of the flat slices (default 1.5 and b_match)",
+    )
     p.add_argument("--mcd-samples", type=int, default=5000, help="subsample for the robust MCD core (default 5000)")
     p.add_argument("--ks-samples", type=int, default=20000, help="subsample for the KS test (default 20000)")
     p.add_argument("--chunk-size", type=int, default=16384, help="rows read per chunk (default 16384)")
@@ -216,25 +299,53 @@ def _analyze(args: argparse.Namespace) -> int:
     if len(args.percentiles) != 2:
         raise LatentAtlasError(f"--percentiles takes two numbers LO,HI, got {args.percentiles}")
     result = analyze_run(
-        args.run_dir, subset=args.subset, figures=not args.no_figures, percentiles=tuple(args.percentiles),
-        offset_k=args.dominant_k, width=args.dominant_width, relative_width=args.dominant_relative_width,
-        combine=args.dominant_rule, top_pairs=args.top_pairs, planes=args.planes, confidences=args.confidences,
-        radius_b=args.radius_b, slice_b=args.slice_b, mcd_samples=args.mcd_samples, ks_samples=args.ks_samples,
-        chunk_size=args.chunk_size, seed=args.seed, progress=True)
+        args.run_dir,
+        subset=args.subset,
+        figures=not args.no_figures,
+        percentiles=tuple(args.percentiles),
+        offset_k=args.dominant_k,
+        width=args.dominant_width,
+        relative_width=args.dominant_relative_width,
+        combine=args.dominant_rule,
+        top_pairs=args.top_pairs,
+        planes=args.planes,
+        confidences=args.confidences,
+        radius_b=args.radius_b,
+        slice_b=args.slice_b,
+        mcd_samples=args.mcd_samples,
+        ks_samples=args.ks_samples,
+        chunk_size=args.chunk_size,
+        seed=args.seed,
+        progress=True,
+    )
     origin, radii, pca = result["origin"], result["radii"], result["pca"]
     dominant = [c["index"] for c in result["dominant"]["components"]]
     print(f"analysed {result['n_points']} z-points ({result['subset']}), N = {result['latent_dim']}")
-    print(f"dominant components ({len(dominant)}): {', '.join(map(str, dominant[:12]))}"
-          f"{' ...' if len(dominant) > 12 else ''}")
-    print(f"origin: Mahalanobis {origin['mahalanobis']:.2f}, farther out than {origin['percentile']:.1f} % of the points")
-    print(f"radii: mean {radii['data']['mean']:.3f}, b_match {radii['b_match']:.3f}; "
-          f"PCA: {pca['n_components_90']} components for 90 %, participation ratio {pca['participation_ratio']:.1f}")
+    print(
+        f"dominant components ({len(dominant)}): {', '.join(map(str, dominant[:12]))}"
+        f"{' ...' if len(dominant) > 12 else ''}"
+    )
+    print(
+        f"origin: Mahalanobis {origin['mahalanobis']:.2f}, farther out than {origin['percentile']:.1f} % of the points"
+    )
+    print(
+        f"radii: mean {radii['data']['mean']:.3f}, b_match {radii['b_match']:.3f}; "
+        f"PCA: {pca['n_components_90']} components for 90 %, participation ratio {pca['participation_ratio']:.1f}"
+    )
     print(f"wrote {result['run']}/analysis/analysis.json and {len(result['figures'])} figures")
     return 0
 
 
-COMMANDS.append(("analyze", "statistics of the z-point region: distributions, correlations, ellipses, radii, slices",
-                 _analyze_arguments, _analyze))
+COMMANDS.append(
+    (
+        "analyze",
+        "statistics of the z-point region: distributions, correlations, ellipses, radii, slices",
+        _analyze_arguments,
+        _analyze,
+    )
+)
+
+
 # ----------------------------------------------------------------------------- sample, path
 def _number_or_word(word: str):
     """A number, or the one keyword an option also accepts (--b matched, --jitter scott)."""
@@ -259,8 +370,9 @@ def _sample_arguments(p: argparse.ArgumentParser) -> None:
 
     # dest "run" would shadow the `run` callable that build_parser stores in the namespace
     p.add_argument("run_dir", metavar="RUN", help="run folder with z-points (`latentatlas encode`)")
-    p.add_argument("--sampler", required=True, choices=list(SAMPLERS), metavar="NAME",
-                   help=f"one of: {', '.join(SAMPLERS)}")
+    p.add_argument(
+        "--sampler", required=True, choices=list(SAMPLERS), metavar="NAME", help=f"one of: {', '.join(SAMPLERS)}"
+    )
     p.add_argument("-n", type=int, default=64, help="number of latent vectors (default 64)")
     p.add_argument("--seed", type=int, default=0, help="same seed, same vectors and images")
     p.add_argument("--out", help="output folder (default RUN/samples/<sampler>[-options]-seed<seed>)")
@@ -282,8 +394,9 @@ def _sample(args: argparse.Namespace) -> int:
 
     options = sample_options_from_flags(args.sampler, {flag: getattr(args, flag) for flag in _SAMPLER_FLAGS})
     run = Run(args.run_dir)
-    info = sample_run(run, args.sampler, n=args.n, seed=args.seed, out=args.out, subset=args.subset,
-                      grid_limit=args.grid, **options)
+    info = sample_run(
+        run, args.sampler, n=args.n, seed=args.seed, out=args.out, subset=args.subset, grid_limit=args.grid, **options
+    )
     print(f"wrote {info['path']}: {info['n']} {args.sampler} vectors (z.npy), grid.png, sampler/, info.json")
     return 0
 
@@ -305,8 +418,13 @@ def _path_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--to-image", metavar="PATH", help="between: end at the encoding of this image")
     p.add_argument("--interpolation", choices=INTERPOLATIONS, help="between: linear (default) or slerp")
     p.add_argument("--component", type=int, metavar="J", help="traverse: the component to sweep")
-    p.add_argument("--range", dest="value_range", type=_float_list, metavar="LO,HI",
-                   help="traverse: sweep in units of the component's std around the base (default -3,3)")
+    p.add_argument(
+        "--range",
+        dest="value_range",
+        type=_float_list,
+        metavar="LO,HI",
+        help="traverse: sweep in units of the component's std around the base (default -3,3)",
+    )
     p.add_argument("--base", help="plane/traverse: 'centre' (default) or a z-point row index for the other components")
 
 
@@ -316,29 +434,49 @@ def _path(args: argparse.Namespace) -> int:
 
     run = Run(args.run_dir)
     info = path_run(
-        run, args.kind, steps=args.steps, out=args.out, subset=args.subset, plane=args.plane, angle=args.angle,
-        length=args.length, base=args.base, from_index=args.from_index, to_index=args.to_index,
-        from_image=args.from_image, to_image=args.to_image, interpolation=args.interpolation,
-        component=args.component, value_range=args.value_range,
+        run,
+        args.kind,
+        steps=args.steps,
+        out=args.out,
+        subset=args.subset,
+        plane=args.plane,
+        angle=args.angle,
+        length=args.length,
+        base=args.base,
+        from_index=args.from_index,
+        to_index=args.to_index,
+        from_image=args.from_image,
+        to_image=args.to_image,
+        interpolation=args.interpolation,
+        component=args.component,
+        value_range=args.value_range,
     )
     print(f"wrote {info['path']}: {info['steps']} images along a {args.kind} path (grid.png, z.npy, projection.png)")
     return 0
 
 
-COMMANDS.append(("sample", "decode latent vectors drawn by a fitted sampler into an image grid", _sample_arguments,
-                 _sample))
-COMMANDS.append(("path", "decode z-points along a latent path (origin to centre, plane, between, traverse)",
-                 _path_arguments, _path))
+COMMANDS.append(
+    ("sample", "decode latent vectors drawn by a fitted sampler into an image grid", _sample_arguments, _sample)
+)
+COMMANDS.append(
+    ("path", "decode z-points along a latent path (origin to centre, plane, between, traverse)", _path_arguments, _path)
+)
+
+
 # ----------------------------------------------------------------------------- evaluate
 def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN", help="run folder with z-points and held-out data (`latentatlas encode`)")
     p.add_argument("--samplers", default="all", help="'all' or comma-separated sampler names (default all)")
-    p.add_argument("-n", type=int, default=2000, help="samples per sampler and size of every compared set (default 2000)")
+    p.add_argument(
+        "-n", type=int, default=2000, help="samples per sampler and size of every compared set (default 2000)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for samples and subsets")
     p.add_argument("--k", type=int, default=5, help="neighbours for the k-NN balls (default 5)")
     p.add_argument("--no-fid", action="store_true", help="skip FID/KID (InceptionV3 is slow on CPU)")
     p.add_argument("--no-faces", action="store_true", help="skip the face detector")
-    p.add_argument("--chunk-size", type=int, default=4096, help="rows per k-NN distance block (memory ~ chunk² x 8 bytes)")
+    p.add_argument(
+        "--chunk-size", type=int, default=4096, help="rows per k-NN distance block (memory ~ chunk² x 8 bytes)"
+    )
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -347,15 +485,31 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     names = None if args.samplers.strip() == "all" else [s.strip() for s in args.samplers.split(",") if s.strip()]
     run = Run(args.run_dir)
-    table = evaluate_run(run, samplers=names, n=args.n, seed=args.seed, k=args.k, fid_scores=not args.no_fid,
-                         faces=not args.no_faces, chunk_size=args.chunk_size)
+    table = evaluate_run(
+        run,
+        samplers=names,
+        n=args.n,
+        seed=args.seed,
+        k=args.k,
+        fid_scores=not args.no_fid,
+        faces=not args.no_faces,
+        chunk_size=args.chunk_size,
+    )
     print(table_markdown(table), end="")
     print(f"wrote {run.path / 'evaluation'}/evaluation.json, evaluation.csv, evaluation.md")
     return 0
 
 
-COMMANDS.append(("evaluate", "score samplers against held-out data (precision/recall, density/coverage, FID/KID, faces)",
-                 _evaluate_arguments, _evaluate))
+COMMANDS.append(
+    (
+        "evaluate",
+        "score samplers against held-out data (precision/recall, density/coverage, FID/KID, faces)",
+        _evaluate_arguments,
+        _evaluate,
+    )
+)
+
+
 # ----------------------------------------------------------------------------- report, explore
 def _report_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN", help="run folder (sections whose inputs are missing name their command)")
@@ -386,6 +540,8 @@ def _explore(args: argparse.Namespace) -> int:
 
 COMMANDS.append(("report", "write the self-contained RUN/report.html", _report_arguments, _report))
 COMMANDS.append(("explore", "interactive explorer of the latent space in the browser", _explore_arguments, _explore))
+
+
 # ----------------------------------------------------------------------------- demo
 def _demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/demo", help="run folder (default runs/demo; an existing demo run is reused)")
@@ -415,15 +571,24 @@ def _demo(args: argparse.Namespace) -> int:
     from latentatlas.train import TrainConfig, train, use_all_cores
 
     out = Path(args.out)
-    model = ModelConfig(image_size=args.image_size, latent_dim=args.latent_dim,
-                        **({"channels": tuple(args.channels)} if args.channels else {}))
-    data = DataConfig(source="synthetic-faces", image_size=args.image_size, synthetic_count=args.synthetic_count,
-                      synthetic_seed=args.seed)
+    model = ModelConfig(
+        image_size=args.image_size,
+        latent_dim=args.latent_dim,
+        **({"channels": tuple(args.channels)} if args.channels else {}),
+    )
+    data = DataConfig(
+        source="synthetic-faces",
+        image_size=args.image_size,
+        synthetic_count=args.synthetic_count,
+        synthetic_seed=args.seed,
+    )
     config = TrainConfig(epochs=args.epochs, seed=args.seed)
     resume = (out / "config.json").is_file()
     use_all_cores()
 
-    print(f"[1/8] training on {args.synthetic_count} synthetic faces -> {out}" + (" (reusing the run)" if resume else ""))
+    print(
+        f"[1/8] training on {args.synthetic_count} synthetic faces -> {out}" + (" (reusing the run)" if resume else "")
+    )
     run = train(out, data, model, config, resume=resume)
     print("[2/8] encoding every image into the z-point store")
     encode_run(run)
@@ -460,8 +625,9 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS.append(("demo", "the whole pipeline on built-in synthetic faces, ending with the report", _demo_arguments,
-                 _demo))
+COMMANDS.append(
+    ("demo", "the whole pipeline on built-in synthetic faces, ending with the report", _demo_arguments, _demo)
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

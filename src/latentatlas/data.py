@@ -17,8 +17,8 @@ import threading
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from latentatlas.errors import LatentAtlasError
-from latentatlas.files import atomic_path, read_json, write_json
+from latentatlas.io import atomic_path, read_json, write_json
 
 # Bump when decoding, cropping or the synthetic renderer changes: old cache entries then stop matching.
 CACHE_FORMAT_VERSION = 2
@@ -111,8 +111,14 @@ def default_cache_dir() -> Path:
 
 # Drawing happens in coordinates where the image spans [-1, 1] on both axes (x right, y down).
 _HAIR_PALETTE = np.array(
-    [[0.07, 0.05, 0.04], [0.30, 0.18, 0.09], [0.55, 0.35, 0.16], [0.86, 0.72, 0.42], [0.62, 0.24, 0.10],
-     [0.70, 0.70, 0.70]],
+    [
+        [0.07, 0.05, 0.04],
+        [0.30, 0.18, 0.09],
+        [0.55, 0.35, 0.16],
+        [0.86, 0.72, 0.42],
+        [0.62, 0.24, 0.10],
+        [0.70, 0.70, 0.70],
+    ],
     dtype=np.float32,
 )
 _SKIN_DARK = np.array([0.42, 0.27, 0.18], dtype=np.float32)
@@ -283,9 +289,7 @@ def _render_faces(factors: pd.DataFrame, image_size: int) -> np.ndarray:
     return np.clip(small * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def _synthetic_into(
-    out: np.ndarray, n: int, image_size: int, seed: int, progress: bool = False
-) -> pd.DataFrame:
+def _synthetic_into(out: np.ndarray, n: int, image_size: int, seed: int, progress: bool = False) -> pd.DataFrame:
     """Render n faces of `seed` into `out` (an array or a memmap) chunk by chunk; returns their meta."""
     factors = _synthetic_factors(n, np.random.default_rng(seed))
     starts = range(0, n, _SYNTHETIC_CHUNK)
@@ -345,8 +349,15 @@ def _decode_image(data: bytes, image_size: int, crop_fraction: float | None) -> 
 
 # Everything a damaged, truncated or mislabelled file (or zip member) can raise while being read and decoded.
 _DECODE_ERRORS = (
-    OSError, UnidentifiedImageError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError,
-    zipfile.BadZipFile, zlib.error, KeyError,
+    OSError,
+    UnidentifiedImageError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    Image.DecompressionBombError,
+    zipfile.BadZipFile,
+    zlib.error,
+    KeyError,
 )
 _DECODE_BLOCK = 64  # images per thread-pool task: few enough tasks, fine enough progress
 
@@ -532,9 +543,7 @@ def _decode_worker_count(n: int) -> int:
     return 1 if n < 256 else min(8, os.cpu_count() or 1)
 
 
-def _decode_into(
-    out: np.ndarray, source: _Source, members: list[str], image_size: int, progress: bool
-) -> np.ndarray:
+def _decode_into(out: np.ndarray, source: _Source, members: list[str], image_size: int, progress: bool) -> np.ndarray:
     """Decode `members` into rows of `out`; returns a bool mask of the rows that decoded."""
     ok = np.zeros(len(members), dtype=bool)
     crop = source.crop_fraction
@@ -590,7 +599,6 @@ def _load_cached(cache_dir: Path, key: str) -> ImageSet | None:
     return ImageSet(images=images, meta=meta, skipped=list(manifest.get("skipped", [])))
 
 
-
 def _warn_skipped(skipped: list[str]) -> None:
     if skipped:
         shown = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
@@ -612,7 +620,7 @@ def _write_decoded(
     """Decode straight into a memmap at `path` (so no more than one image at a time sits in memory per
     thread); returns the meta of the images that decoded and the paths of those that did not."""
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(len(meta), size, size, 3))
-    members = [name[len(source.prefix):] for name in meta["path"]]
+    members = [name[len(source.prefix) :] for name in meta["path"]]
     ok = _decode_into(out, source, members, size, progress)
     out.flush()
     if ok.all():
@@ -671,8 +679,12 @@ def _describe(config: DataConfig) -> tuple[dict, _Source | None]:
     """What identifies the decoded result (hashed into the cache key), and the resolved file source."""
     common = {"format_version": CACHE_FORMAT_VERSION, "image_size": config.image_size, "limit": config.limit}
     if config.is_synthetic:
-        return {**common, "source": SYNTHETIC_SOURCE, "count": config.synthetic_count,
-                "seed": config.synthetic_seed}, None
+        return {
+            **common,
+            "source": SYNTHETIC_SOURCE,
+            "count": config.synthetic_count,
+            "seed": config.synthetic_seed,
+        }, None
     source = _resolve_source(config.source)
     if config.partition != "all" and not source.is_celeba:
         raise LatentAtlasError(

@@ -40,7 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 from latentatlas.errors import LatentAtlasError
-from latentatlas.files import load_npy, read_json, save_npy, write_json, write_text
+from latentatlas.io import load_npy, read_json, save_npy, write_json, write_text
 from latentatlas.store import default_device
 
 if TYPE_CHECKING:
@@ -634,6 +634,7 @@ def evaluate_run(
             raise LatentAtlasError(
                 f"held-out images are {held_images.shape[1:3]}, the run's model works at {size}x{size}"
             )
+
     def cached_inception(name: str, rows: np.ndarray, images: np.ndarray) -> np.ndarray:
         key = {"n": len(rows), "seed": seed, "rows": _digest(rows), "weights": inception_path().stat().st_size}
         return _cached_features(

@@ -444,7 +444,11 @@ def create_app(run: Run | str | os.PathLike, max_points: int = MAX_DISPLAY_POINT
         ends = explorer.from_plane(request.basis, plane, np.asarray([request.start, request.end]), request.base)
         vectors = between(ends[0], ends[1], request.steps, method="slerp" if request.method == "slerp" else "linear")
         described = explorer.describe(vectors, request.detect_face)
-        return {"method": request.method, "points": explorer.to_plane(vectors, request.basis, plane).tolist(), **described}
+        return {
+            "method": request.method,
+            "points": explorer.to_plane(vectors, request.basis, plane).tolist(),
+            **described,
+        }
 
     @app.post("/api/sample")
     def sample(request: SampleRequest) -> dict:
@@ -478,7 +482,10 @@ def serve(run: Run | str | os.PathLike, host: str = "127.0.0.1", port: int = 876
     if host not in ("127.0.0.1", "localhost", "::1"):
         import sys
 
-        print(f"latentatlas: warning: bound to {host}: other machines on the network can use this explorer", file=sys.stderr)
+        print(
+            f"latentatlas: warning: bound to {host}: other machines on the network can use this explorer",
+            file=sys.stderr,
+        )
     if open_browser:
         import webbrowser
 

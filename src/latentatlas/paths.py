@@ -192,9 +192,17 @@ _KIND_OPTIONS = {
     "traverse": {"component", "value_range", "base"},
 }
 _OPTION_FLAGS = {
-    "plane": "--plane", "angle": "--angle", "length": "--length", "base": "--base", "from_index": "--from",
-    "to_index": "--to", "from_image": "--from-image", "to_image": "--to-image", "interpolation": "--interpolation",
-    "component": "--component", "value_range": "--range",
+    "plane": "--plane",
+    "angle": "--angle",
+    "length": "--length",
+    "base": "--base",
+    "from_index": "--from",
+    "to_index": "--to",
+    "from_image": "--from-image",
+    "to_image": "--to-image",
+    "interpolation": "--interpolation",
+    "component": "--component",
+    "value_range": "--range",
 }
 
 
@@ -273,16 +281,29 @@ def path_run(
     """
     import matplotlib.pyplot as plt
 
-    from latentatlas.files import atomic_folder, save_npy, write_json
+    from latentatlas.io import atomic_folder, save_npy, write_json
     from latentatlas.plots import plot_projection, save_figure, save_image_grid
     from latentatlas.samplers import grid_scale, mean_and_covariance
 
     if kind not in KINDS:
         raise LatentAtlasError(f"unknown path kind {kind!r}; choose from {', '.join(KINDS)}")
-    given = {name: value for name, value in {
-        "plane": plane, "angle": angle, "length": length, "base": base, "from_index": from_index,
-        "to_index": to_index, "from_image": from_image, "to_image": to_image, "interpolation": interpolation,
-        "component": component, "value_range": value_range}.items() if value is not None}
+    given = {
+        name: value
+        for name, value in {
+            "plane": plane,
+            "angle": angle,
+            "length": length,
+            "base": base,
+            "from_index": from_index,
+            "to_index": to_index,
+            "from_image": from_image,
+            "to_image": to_image,
+            "interpolation": interpolation,
+            "component": component,
+            "value_range": value_range,
+        }.items()
+        if value is not None
+    }
     stray = [_OPTION_FLAGS[name] for name in given if name not in _KIND_OPTIONS[kind]]
     if stray:
         raise LatentAtlasError(f"{', '.join(stray)} does not apply to --kind {kind}")
@@ -329,8 +350,9 @@ def path_run(
         angle, length = (0.0 if angle is None else angle), (2.0 if length is None else length)
         path = plane_path(centre, cov, (j1, j2), angle, steps, length=length, base=base_point)
         name = f"plane-{j1}-{j2}-angle{_number(angle)}-length{_number(length)}-steps{steps}{base_label}"
-        description = (f"through the centre in plane ({j1}, {j2}) at {_number(angle)} degrees, "
-                       f"±{_number(length)} spreads")
+        description = (
+            f"through the centre in plane ({j1}, {j2}) at {_number(angle)} degrees, ±{_number(length)} spreads"
+        )
     elif kind == "between":
         ends, labels = [], []
         for index, image, flag in ((from_index, from_image, "--from"), (to_index, to_image, "--to")):
@@ -361,8 +383,16 @@ def path_run(
     plot_projection(ax, z_fit, projection_plane, centre=centre, path_points=path)
     if points is not None and points["face"].any():
         faces = path[points["face"].to_numpy()]
-        ax.scatter(faces[:, projection_plane[0]], faces[:, projection_plane[1]], s=90, facecolors="none",
-                   edgecolors="limegreen", linewidths=1.5, zorder=6, label="decodes to a face")
+        ax.scatter(
+            faces[:, projection_plane[0]],
+            faces[:, projection_plane[1]],
+            s=90,
+            facecolors="none",
+            edgecolors="limegreen",
+            linewidths=1.5,
+            zorder=6,
+            label="decodes to a face",
+        )
     ax.legend(loc="best", fontsize=7)
     folder = Path(out) if out is not None else run.path / "paths" / name
     info = {
@@ -379,16 +409,24 @@ def path_run(
         "files": {"vectors": "z.npy"},
         "figures": [
             {"file": "grid.png", "caption": f"{steps} images decoded along a path {description}"},
-            {"file": "projection.png", "caption": f"the path (black) over the real z-points projected onto plane "
-             f"({projection_plane[0]}, {projection_plane[1]}); origin yellow, centre orange"
-             + ("" if points is None else f"; green rings: {int(points['face'].sum())} of {steps} points decode "
-                "to an image in which the face detector finds a face")},
+            {
+                "file": "projection.png",
+                "caption": f"the path (black) over the real z-points projected onto plane "
+                f"({projection_plane[0]}, {projection_plane[1]}); origin yellow, centre orange"
+                + (
+                    ""
+                    if points is None
+                    else f"; green rings: {int(points['face'].sum())} of {steps} points decode "
+                    "to an image in which the face detector finds a face"
+                ),
+            },
         ],
     }
     try:
         with atomic_folder(folder) as tmp:
-            save_image_grid(images, tmp / "grid.png", ncols=steps if steps <= 12 else None,
-                            scale=grid_scale(images.shape[1]))
+            save_image_grid(
+                images, tmp / "grid.png", ncols=steps if steps <= 12 else None, scale=grid_scale(images.shape[1])
+            )
             save_npy(tmp / "z.npy", vectors)
             save_figure(fig, tmp / "projection.png")
             write_json(tmp / "info.json", info)

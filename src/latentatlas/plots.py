@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from latentatlas.errors import LatentAtlasError  # noqa: E402
-from latentatlas.files import atomic_path  # noqa: E402
+from latentatlas.io import atomic_path  # noqa: E402
 
 # The seed's colours: real z-points blue, origin yellow, centre orange, artificial points red.
 REAL, ORIGIN, CENTRE, ARTIFICIAL, PATH = "tab:blue", "gold", "darkorange", "red", "black"
@@ -92,9 +92,17 @@ def draw_ellipses(ax: plt.Axes, ellipses: Sequence[dict], color: str = "black") 
 
     styles = ["-", "--", ":", "-."]
     for k, e in enumerate(ellipses):
-        patch = Ellipse(e["centre"], 2 * e["half_axes"][0], 2 * e["half_axes"][1], angle=e["angle_deg"],
-                        fill=False, ec=color, lw=1.1, ls=styles[k % len(styles)],
-                        label=f"{100 * e['confidence']:g} % ellipse" if "confidence" in e else None)
+        patch = Ellipse(
+            e["centre"],
+            2 * e["half_axes"][0],
+            2 * e["half_axes"][1],
+            angle=e["angle_deg"],
+            fill=False,
+            ec=color,
+            lw=1.1,
+            ls=styles[k % len(styles)],
+            label=f"{100 * e['confidence']:g} % ellipse" if "confidence" in e else None,
+        )
         ax.add_patch(patch)
 
 
@@ -107,9 +115,16 @@ def _panel_grid(count: int, ncols: int, size: float = 2.6) -> tuple[plt.Figure, 
     return fig, axes.ravel()
 
 
-def plot_histogram_grid(components: Sequence[int], edges: np.ndarray, counts: np.ndarray, mean: np.ndarray,
-                        std: np.ndarray, hwhm: np.ndarray | None = None, highlight: Sequence[int] = (),
-                        ncols: int = 6) -> plt.Figure:
+def plot_histogram_grid(
+    components: Sequence[int],
+    edges: np.ndarray,
+    counts: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    hwhm: np.ndarray | None = None,
+    highlight: Sequence[int] = (),
+    ncols: int = 6,
+) -> plt.Figure:
     """Histograms (as densities) of chosen components with their fitted Gaussians; `highlight` in red titles."""
     fig, axes = _panel_grid(len(components), ncols)
     highlighted = {int(j) for j in highlight}
@@ -169,16 +184,18 @@ def plot_spectrum(explained_ratio: np.ndarray, n90: int, n99: int) -> plt.Figure
     for level, count in ((0.9, n90), (0.99, n99)):
         right.axhline(level, c="gray", lw=0.6, ls="--")
         right.axvline(count, c="gray", lw=0.6, ls="--")
-        right.annotate(f"{int(level * 100)} %: {count}", (count, level), fontsize=8, xytext=(4, -12),
-                       textcoords="offset points")
+        right.annotate(
+            f"{int(level * 100)} %: {count}", (count, level), fontsize=8, xytext=(4, -12), textcoords="offset points"
+        )
     right.set_xlabel("number of components")
     right.set_ylabel("cumulative explained variance")
     fig.tight_layout()
     return fig
 
 
-def plot_radii(data_radii: np.ndarray, uniform: Sequence[dict], bins: int = 80,
-               b_match: float | None = None) -> plt.Figure:
+def plot_radii(
+    data_radii: np.ndarray, uniform: Sequence[dict], bins: int = 80, b_match: float | None = None
+) -> plt.Figure:
     """Histogram of the z-point radii against radii of uniform [-b, b]^N vectors (simulated) for several b.
 
     With `b_match`, the shell of uniform vectors whose mean radius equals the data's is drawn too
@@ -191,8 +208,14 @@ def plot_radii(data_radii: np.ndarray, uniform: Sequence[dict], bins: int = 80,
     ax.hist(data_radii, bins=bins, density=True, color=REAL, alpha=0.6, label="z-points")
     colours = plt.get_cmap("autumn")(np.linspace(0.0, 0.8, max(1, len(uniform))))
     for colour, row in zip(colours, uniform):
-        ax.hist(row["simulated_radii"], bins=bins, density=True, histtype="step", color=colour,
-                label=f"uniform b={row['b']:g} (E|x|={row['theory_mean']:.2f})")
+        ax.hist(
+            row["simulated_radii"],
+            bins=bins,
+            density=True,
+            histtype="step",
+            color=colour,
+            label=f"uniform b={row['b']:g} (E|x|={row['theory_mean']:.2f})",
+        )
     if b_match is not None:
         mean, spread = float(np.mean(data_radii)), b_match / np.sqrt(15.0)
         x = np.linspace(mean - 5 * spread, mean + 5 * spread, 200)
@@ -206,8 +229,9 @@ def plot_radii(data_radii: np.ndarray, uniform: Sequence[dict], bins: int = 80,
     return fig
 
 
-def plot_mahalanobis(sq_distances: np.ndarray, dof: int, origin_sq: float | None = None,
-                     max_quantiles: int = 2000) -> plt.Figure:
+def plot_mahalanobis(
+    sq_distances: np.ndarray, dof: int, origin_sq: float | None = None, max_quantiles: int = 2000
+) -> plt.Figure:
     """Squared Mahalanobis distances against the chi-square law with `dof` dof: histogram and Q-Q plot."""
     from scipy import stats
 
@@ -235,9 +259,15 @@ def plot_mahalanobis(sq_distances: np.ndarray, dof: int, origin_sq: float | None
     return fig
 
 
-def plot_projection_grid(planes: Sequence[dict], z: np.ndarray, centre: np.ndarray,
-                         artificial: np.ndarray | None = None, path_points: np.ndarray | None = None,
-                         ncols: int = 2, title: str | None = None) -> plt.Figure:
+def plot_projection_grid(
+    planes: Sequence[dict],
+    z: np.ndarray,
+    centre: np.ndarray,
+    artificial: np.ndarray | None = None,
+    path_points: np.ndarray | None = None,
+    ncols: int = 2,
+    title: str | None = None,
+) -> plt.Figure:
     """One seed-style projection panel per plane dict ({"plane", "ellipses", optional "z"}), with legends.
 
     A plane's own "z" (e.g. only the points inside a slice) replaces the shared `z` for that panel.
@@ -246,9 +276,17 @@ def plot_projection_grid(planes: Sequence[dict], z: np.ndarray, centre: np.ndarr
     for ax, plane in zip(axes, planes):
         points = plane.get("z", z)
         sparse = len(points) < 500  # a slice may hold a handful of points: draw them bold
-        plot_projection(ax, points, plane["plane"], centre=centre, artificial=plane.get("artificial", artificial),
-                        path_points=path_points, max_points=max(1, len(points)),
-                        point_size=10.0 if sparse else 2.0, alpha=0.9 if sparse else 0.35)
+        plot_projection(
+            ax,
+            points,
+            plane["plane"],
+            centre=centre,
+            artificial=plane.get("artificial", artificial),
+            path_points=path_points,
+            max_points=max(1, len(points)),
+            point_size=10.0 if sparse else 2.0,
+            alpha=0.9 if sparse else 0.35,
+        )
         draw_ellipses(ax, plane.get("ellipses", ()))
         if "subtitle" in plane:
             ax.set_title(f"plane ({plane['plane'][0]}, {plane['plane'][1]}): {plane['subtitle']}", fontsize=9)

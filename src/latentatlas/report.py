@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from latentatlas.errors import LatentAtlasError
-from latentatlas.files import write_text
+from latentatlas.io import write_text
 from latentatlas.store import Run
 
 MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml", ".gif": "image/gif"}
@@ -38,9 +38,14 @@ MAX_LIST_ITEMS = 12  # longer lists of numbers are summarised, not printed in fu
 # The figures `latentatlas analyze` writes, placed where the story needs them; any other figure is
 # assigned by words in its file name and caption.
 ANALYSIS_FIGURE_SECTIONS = {
-    "histograms.png": 2, "components.png": 2,
-    "correlation.png": 3, "projections.png": 3, "pca_spectrum.png": 3,
-    "radii.png": 4, "mahalanobis.png": 4, "slices.png": 4,
+    "histograms.png": 2,
+    "components.png": 2,
+    "correlation.png": 3,
+    "projections.png": 3,
+    "pca_spectrum.png": 3,
+    "radii.png": 4,
+    "mahalanobis.png": 4,
+    "slices.png": 4,
 }
 # Other analysis figures are assigned to the story's sections by words in their file name and caption.
 SECTION_KEYWORDS: dict[int, tuple[str, ...]] = {
@@ -57,7 +62,6 @@ SECTION_TITLES = {
     6: "6. Statistical samplers hit it",
     7: "7. Paths through the centre",
 }
-
 
 
 # ----------------------------------------------------------------------------- small HTML helpers
@@ -88,10 +92,7 @@ def figure_html(source: bytes | Path, caption: str, alt: str | None = None) -> s
         uri = data_uri(source.read_bytes(), mime)
     else:
         uri = data_uri(source)
-    return (
-        f'<figure><img src="{uri}" alt="{esc(alt or caption)}">'
-        f"<figcaption>{esc(caption)}</figcaption></figure>"
-    )
+    return f'<figure><img src="{uri}" alt="{esc(alt or caption)}"><figcaption>{esc(caption)}</figcaption></figure>'
 
 
 def missing(what: str, command: str) -> str:
@@ -232,7 +233,13 @@ def _section_data(run: Run, problems: list[str]) -> str:
     zinfo = _read_json(run.path / "zpoints.json", problems)
     facts = {}
     if state:
-        facts.update({k: state[k] for k in ("epochs_done", "n_train", "n_val", "train_loss", "val_loss", "best_val_loss") if k in state})
+        facts.update(
+            {
+                k: state[k]
+                for k in ("epochs_done", "n_train", "n_val", "train_loss", "val_loss", "best_val_loss")
+                if k in state
+            }
+        )
     if zinfo:
         facts["z-points"] = zinfo.get("n")
         facts["latent dimension"] = zinfo.get("latent_dim")
@@ -259,7 +266,9 @@ def _section_data(run: Run, problems: list[str]) -> str:
     if recon.is_file():
         summary = _read_json(run.path / "reconstructions.json", problems)
         caption = next((c for p, c in _figures(summary, run.path) if p.name == recon.name), None)
-        parts.append(figure_html(recon, caption or "Validation images (odd rows) and their reconstructions (even rows)"))
+        parts.append(
+            figure_html(recon, caption or "Validation images (odd rows) and their reconstructions (even rows)")
+        )
     else:
         parts.append(missing("The reconstruction grid", f"latentatlas reconstruct {run.path}"))
     if zinfo is None:
@@ -308,8 +317,13 @@ def _bulk_numbers(analysis: dict) -> str:
     if components:
         table = pd.DataFrame(components)
         summary = {}
-        for column, label in (("hwhm_ratio", "measured / Gaussian half width"), ("ks_statistic", "KS distance to a Gaussian"),
-                              ("skewness", "skewness"), ("excess_kurtosis", "excess kurtosis"), ("std", "std")):
+        for column, label in (
+            ("hwhm_ratio", "measured / Gaussian half width"),
+            ("ks_statistic", "KS distance to a Gaussian"),
+            ("skewness", "skewness"),
+            ("excess_kurtosis", "excess kurtosis"),
+            ("std", "std"),
+        ):
             if column in table and pd.api.types.is_numeric_dtype(table[column]):
                 values = table[column].dropna()
                 if len(values):
@@ -366,14 +380,22 @@ def _radius_numbers(analysis: dict) -> str:
         parts.append("<h3>The origin's position relative to the bulk</h3>")
         percentile = origin.get("percentile")
         if isinstance(percentile, (int, float)) and not isinstance(percentile, bool):
-            where = "outside the bulk" if percentile >= 99 else "at the bulk's border" if percentile >= 90 else "inside the bulk"
+            where = (
+                "outside the bulk"
+                if percentile >= 99
+                else "at the bulk's border"
+                if percentile >= 90
+                else "inside the bulk"
+            )
             parts.append(
                 f"<p>The origin is farther from the centre (in Mahalanobis distance) than "
                 f"<b>{esc(format_number(percentile))} %</b> of the real z-points: it lies {esc(where)}.</p>"
             )
         parts.append(key_value_table(origin))
     if _dict(analysis.get("normality")):
-        parts.append(f"<h3>Squared Mahalanobis distances against chi-square</h3>{key_value_table(analysis['normality'])}")
+        parts.append(
+            f"<h3>Squared Mahalanobis distances against chi-square</h3>{key_value_table(analysis['normality'])}"
+        )
     slices = _records(analysis.get("slices"))
     if slices:
         parts.append("<h3>Slices: real z-points with |z_j| &le; b for every component outside the plane</h3>")
@@ -458,8 +480,16 @@ def _sampler_block(name: str, folder: Path, info: dict, rows: list[dict]) -> str
     parts += [figure_html(path, caption) for path, caption in figures]
     noise = ("sampler", "name", "command", "run", "path")
     numbers = {k: v for k, v in info.items() if _is_scalar(v) and k not in noise}
-    numbers.update({k: v for k, v in info.items() if isinstance(v, dict) and v and all(_is_scalar(x) for x in v.values())
-                    and k not in ("params", "options", "files")})
+    numbers.update(
+        {
+            k: v
+            for k, v in info.items()
+            if isinstance(v, dict)
+            and v
+            and all(_is_scalar(x) for x in v.values())
+            and k not in ("params", "options", "files")
+        }
+    )
     params = info.get("params") or info.get("options")
     if isinstance(params, dict) and params:
         numbers["parameters"] = ", ".join(f"{k}={format_number(v)}" for k, v in params.items())
@@ -481,7 +511,9 @@ def _sampler_sections(run: Run, problems: list[str]) -> dict[int, str]:
     )
     parts = [_sampler_block(*s, rows) for s in statistical]
     if not statistical:
-        parts.append(missing("Samples of the statistical samplers", f"latentatlas sample {run.path} --sampler gaussian"))
+        parts.append(
+            missing("Samples of the statistical samplers", f"latentatlas sample {run.path} --sampler gaussian")
+        )
     if rows:
         reference = next((_row_name(r) for r in rows if "real" in _row_name(r)), None)
         parts.append("<h3>Evaluation of all samplers</h3>")
@@ -516,14 +548,21 @@ def _path_section(run: Run, problems: list[str]) -> str:
             figures = [
                 (folder / file, caption)
                 for file, caption in (
-                    ("projection.png", "The path (black) in a plane among the real z-points (blue), origin yellow, centre orange"),
+                    (
+                        "projection.png",
+                        "The path (black) in a plane among the real z-points (blue), origin yellow, centre orange",
+                    ),
                     ("grid.png", "Images decoded along the path, in order"),
                 )
                 if (folder / file).is_file()
             ]
         parts += [figure_html(path, caption) for path, caption in figures]
-        numbers = {k: v for k, v in info.items() if k not in ("name", "command", "run", "path", "files")
-                   and (_is_scalar(v) or isinstance(v, list) or (isinstance(v, dict) and v))}
+        numbers = {
+            k: v
+            for k, v in info.items()
+            if k not in ("name", "command", "run", "path", "files")
+            and (_is_scalar(v) or isinstance(v, list) or (isinstance(v, dict) and v))
+        }
         if numbers:
             parts.append(key_value_table(numbers))
         points = info.get("points") if isinstance(info.get("points"), list) else None

@@ -36,7 +36,7 @@ from scipy import stats
 from scipy.special import logsumexp
 
 from latentatlas.errors import LatentAtlasError
-from latentatlas.files import atomic_folder, load_npy, read_json, save_npy, write_json
+from latentatlas.io import atomic_folder, load_npy, read_json, save_npy, write_json
 
 FORMAT = "latentatlas-sampler"
 FORMAT_VERSION = 1
@@ -467,10 +467,12 @@ class GaussianMixtureSampler(Sampler):
     def score(self, z: np.ndarray) -> float:
         """Mean log-likelihood of `z` under the fitted mixture."""
         z = np.asarray(check_points(z, min_rows=1), dtype=np.float64)
-        per_component = np.stack([
-            np.log(weight) + _gaussian_log_density(z, mean, cov)
-            for weight, mean, cov in zip(self.weights_, self.means_, self.covariances_)
-        ])
+        per_component = np.stack(
+            [
+                np.log(weight) + _gaussian_log_density(z, mean, cov)
+                for weight, mean, cov in zip(self.weights_, self.means_, self.covariances_)
+            ]
+        )
         return float(logsumexp(per_component, axis=0).mean())
 
 
@@ -591,8 +593,10 @@ def _option_slug(options: dict[str, Any]) -> str:
     """Readable folder-name parts for the options the user set, e.g. "-b1.5" or "-percentiles5,95"."""
     parts = []
     for key, value in sorted(options.items()):
-        text = ",".join(f"{v:g}" for v in value) if isinstance(value, (tuple, list)) else (
-            f"{value:g}" if isinstance(value, float) else str(value)
+        text = (
+            ",".join(f"{v:g}" for v in value)
+            if isinstance(value, (tuple, list))
+            else (f"{value:g}" if isinstance(value, float) else str(value))
         )
         parts.append(f"-{key.replace('_', '-')}{text}")
     return "".join(parts)
@@ -665,8 +669,15 @@ def sample_run(
     return {**info, "path": str(folder)}
 
 
-_FLAG_NAMES = {"b": "--b", "percentiles": "--percentiles", "k_sigma": "--k-sigma", "components": "--components",
-               "confidence": "--confidence", "jitter": "--jitter", "support_fraction": "--support-fraction"}
+_FLAG_NAMES = {
+    "b": "--b",
+    "percentiles": "--percentiles",
+    "k_sigma": "--k-sigma",
+    "components": "--components",
+    "confidence": "--confidence",
+    "jitter": "--jitter",
+    "support_fraction": "--support-fraction",
+}
 
 
 def sample_options_from_flags(name: str, flags: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from latentatlas.errors import LatentAtlasError
-from latentatlas.files import atomic_path, load_npy, read_json, save_npy, write_json
+from latentatlas.io import atomic_path, load_npy, read_json, save_npy, write_json
 from latentatlas.model import Autoencoder, ModelConfig
 
 if TYPE_CHECKING:
@@ -66,7 +66,9 @@ def encode_images(
     was_training = model.training
     model.eval()
     with torch.inference_mode():
-        for start in tqdm(range(0, len(images), batch_size), desc="encode", unit="batch", disable=None if progress else True):
+        for start in tqdm(
+            range(0, len(images), batch_size), desc="encode", unit="batch", disable=None if progress else True
+        ):
             batch = torch.from_numpy(np.array(images[start : start + batch_size]))  # copy: memmaps are read-only
             x = batch.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
             out[start : start + len(batch)] = model.encode(x).float().cpu().numpy()
@@ -97,7 +99,9 @@ def decode_latents(
     was_training = model.training
     model.eval()
     with torch.inference_mode():
-        for start in tqdm(range(0, len(z), batch_size), desc="decode", unit="batch", disable=None if progress else True):
+        for start in tqdm(
+            range(0, len(z), batch_size), desc="decode", unit="batch", disable=None if progress else True
+        ):
             rows = torch.from_numpy(np.array(z[start : start + batch_size]))  # copy: z may be a read-only memmap
             x = model.decode(rows.to(device)).float()
             pixels = x.clamp_(0, 1).mul_(255).round_().to(torch.uint8).permute(0, 2, 3, 1)
@@ -114,7 +118,9 @@ class Run:
         if not self.path.is_dir():
             raise LatentAtlasError(f"run folder {self.path} does not exist")
         if not (self.path / "config.json").is_file():
-            raise LatentAtlasError(f"{self.path} is not a latentatlas run folder (no config.json): run `latentatlas train`")
+            raise LatentAtlasError(
+                f"{self.path} is not a latentatlas run folder (no config.json): run `latentatlas train`"
+            )
         self._models: dict[str, Autoencoder] = {}
 
     def __repr__(self) -> str:
@@ -215,7 +221,9 @@ class Run:
         self._require_zpoints()
         z = load_npy(self.path / "zpoints.npy")
         if z.ndim != 2 or z.dtype != np.float32:
-            raise LatentAtlasError(f"{self.path / 'zpoints.npy'} is not a float32 (n, N) array: run `latentatlas encode`")
+            raise LatentAtlasError(
+                f"{self.path / 'zpoints.npy'} is not a float32 (n, N) array: run `latentatlas encode`"
+            )
         if subset is None:
             return z
         if subset not in SUBSETS:
@@ -347,4 +355,12 @@ def save_reconstructions(
     return summary
 
 
-__all__ = ["Run", "default_device", "encode_images", "decode_latents", "encode_run", "reconstruct", "save_reconstructions"]
+__all__ = [
+    "Run",
+    "default_device",
+    "encode_images",
+    "decode_latents",
+    "encode_run",
+    "reconstruct",
+    "save_reconstructions",
+]

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from latentatlas.data import DataConfig, ImageSet, load_images
 from latentatlas.errors import LatentAtlasError
-from latentatlas.files import atomic_path, load_npy, read_json, save_npy, write_json, write_text
+from latentatlas.io import atomic_path, load_npy, read_json, save_npy, write_json, write_text
 from latentatlas.model import Autoencoder, ModelConfig
 from latentatlas.store import Run, default_device
 
@@ -102,7 +102,9 @@ class _BatchFeeder:
         image_bytes = int(np.prod(images.shape[1:]))
         self.chunk = max(1, ram_budget // max(image_bytes, 1))
         # One read of the memmap, sorted (sequential on disk), kept for every epoch.
-        self.in_ram = torch.from_numpy(np.ascontiguousarray(images[self.indices])) if len(indices) <= self.chunk else None
+        self.in_ram = (
+            torch.from_numpy(np.ascontiguousarray(images[self.indices])) if len(indices) <= self.chunk else None
+        )
         if self.in_ram is not None and device is not None and device.type == "cuda":
             self.in_ram = self.in_ram.to(device)  # uint8 on the GPU: batches are gathered there, no copies per step
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from latentatlas.errors import LatentAtlasError
-from latentatlas.files import atomic_folder, atomic_path, load_npy, read_json, save_npy, write_json, write_text
+from latentatlas.io import atomic_folder, atomic_path, load_npy, read_json, save_npy, write_json, write_text
 
 
 def test_failed_write_leaves_previous_file_and_no_temp(tmp_path):
