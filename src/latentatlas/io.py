@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 import shutil
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from latentatlas.errors import LatentAtlasError
 
@@ -119,3 +122,17 @@ def load_npy(path: str | os.PathLike, mmap: bool = True) -> np.ndarray:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise LatentAtlasError(f"corrupt array file {path}: {exc}") from None
+
+
+def png_bytes(image: np.ndarray, compress_level: int = 1) -> bytes:
+    """One uint8 (H, W, 3) image as PNG; light compression keeps encoding well under a millisecond."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG", compress_level=compress_level)
+    return buffer.getvalue()
+
+
+def data_uri(data: bytes | np.ndarray, mime: str = "image/png") -> str:
+    """A base64 data URI of file bytes, or of a uint8 image (encoded as PNG)."""
+    if isinstance(data, np.ndarray):
+        data, mime = png_bytes(data), "image/png"
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"

@@ -1,0 +1,51 @@
+"""Findings: a claim of the seed, checked against a run's numbers.
+
+Every verdict that the report, the README or a command prints is a `Finding` built by the pure module
+that computed the numbers (analysis, evaluation), never fixed text: `evidence` is a sentence made from the
+numbers and names the test that decided it, and `verdict` says whether the run agrees with the seed's claim.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+Verdict = Literal["agrees", "disagrees", "mixed", "undecided"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One seed claim and what this run's numbers say about it.
+
+    Attributes
+    ----------
+    key : str
+        Stable identifier, e.g. "origin-position".
+    claim : str
+        The seed's claim, in one sentence.
+    verdict : {"agrees", "disagrees", "mixed", "undecided"}
+    evidence : str
+        One sentence computed from the numbers, naming the test that decided the verdict.
+    """
+
+    key: str
+    claim: str
+    verdict: Verdict
+    evidence: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Finding:
+        return cls(key=str(d["key"]), claim=str(d["claim"]), verdict=d["verdict"], evidence=str(d["evidence"]))
+
+    def sentence(self) -> str:
+        """'The run agrees with the seed: <claim> (<evidence>)' and its variants."""
+        lead = {
+            "agrees": "agrees with the seed",
+            "disagrees": "disagrees with the seed",
+            "mixed": "partly agrees with the seed",
+            "undecided": "cannot decide the seed's claim",
+        }[self.verdict]
+        return f"This run {lead}: {self.claim} ({self.evidence})"
