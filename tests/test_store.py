@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -160,15 +162,34 @@ def test_run_without_zpoints_names_the_command(tiny_run_copy):
 
 
 @pytest.mark.parametrize(
-    "section, value", [("model", {"latent_dims": 3}), ("model", {"image_size": 40}), ("data", [1, 2])]
+    "section, change, message",
+    [
+        ("model", {"latent_dims": 3}, "unknown model config keys: latent_dims"),
+        ("model", {"image_size": 40}, "image size must be a positive multiple of 16, got 40"),
+        ("model", {"latent_dim": 16.0}, "model.latent_dim must be an integer, got 16.0"),
+        ("model", {"batch_norm": "no"}, "model.batch_norm must be true or false, got 'no'"),
+        ("model", {"channels": "16,32"}, "model.channels must be a list"),
+        ("train", {"lr": "fast"}, "train.lr must be a number"),
+        ("data", {"limit": 2.5}, "data.limit must be an integer"),
+    ],
 )
-def test_invalid_config_json_is_one_clear_error(tiny_run_copy, section, value):
+def test_invalid_config_json_is_one_clear_error(tiny_run_copy, section, change, message):
     config = read_json(tiny_run_copy.path / "config.json")
-    config[section] = value
+    config[section] = {**config[section], **change}
     write_json(tiny_run_copy.path / "config.json", config)
     run = Run(tiny_run_copy.path)
-    with pytest.raises(LatentAtlasError, match=f"{section} section|multiple of 16"):
-        run.model_config if section == "model" else run.data_config
+    with pytest.raises(LatentAtlasError, match=f"invalid .*config.json: {re.escape(message)}"):
+        _ = run.config
+    with pytest.raises(LatentAtlasError, match="config.json"):
+        run.load_model()
+
+
+def test_config_json_with_a_section_that_is_not_a_table(tiny_run_copy):
+    config = read_json(tiny_run_copy.path / "config.json")
+    config["data"] = [1, 2]
+    write_json(tiny_run_copy.path / "config.json", config)
+    with pytest.raises(LatentAtlasError, match="config.json: the data config must be a table of keys, got list"):
+        _ = Run(tiny_run_copy.path).data_config
 
 
 def test_unknown_subset(tiny_run):
@@ -181,7 +202,7 @@ def test_real_celeba_train_and_encode(celeba_dir, tmp_path):
     from latentatlas.train import TrainConfig, train
 
     data = DataConfig(source=str(celeba_dir), image_size=32, limit=300)
-    run = train(
+    run_dir = train(
         tmp_path / "run",
         data,
         ModelConfig(image_size=32, channels=(16, 32), latent_dim=16),
@@ -189,6 +210,7 @@ def test_real_celeba_train_and_encode(celeba_dir, tmp_path):
         progress=False,
         device="cpu",
     )
+    run = Run(run_dir)
     encode_run(run, progress=False)
     meta = run.metadata()
     assert run.zpoints().shape == (300, 16)
@@ -201,7 +223,7 @@ def test_real_celeba_train_and_encode(celeba_dir, tmp_path):
 
 def test_models_of_other_runs_do_not_fit(tiny_run_copy):
     other = Autoencoder(ModelConfig(image_size=32, channels=(8, 16), latent_dim=16))
-    from latentatlas.train import save_model
+    from latentatlas.model import save_model
 
     save_model(other, tiny_run_copy.path / "model.safetensors")
     with pytest.raises(LatentAtlasError, match="does not fit config.json"):

@@ -65,9 +65,11 @@ def test_invalid_train_config(options, message):
         TrainConfig(**options)
 
 
-def test_train_config_round_trip_ignores_unknown_keys():
+def test_train_config_round_trip_refuses_unknown_keys():
     config = TrainConfig(epochs=3, lr=5e-4)
-    assert TrainConfig.from_dict({**config.to_dict(), "future_option": 1}) == config
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(LatentAtlasError, match="unknown train config keys: future_option"):
+        TrainConfig.from_dict({**config.to_dict(), "future_option": 1})
 
 
 @pytest.mark.parametrize(

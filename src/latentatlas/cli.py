@@ -9,17 +9,37 @@ import argparse
 import re
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from latentatlas.errors import LatentAtlasError
 
+# A comma list starting with a negative number ("-3,3", "-1.5,2"): argparse would read it as an option.
+_NEGATIVE_LIST = re.compile(r"^-[\d.]+(,-?[\d.]*)+$")
+
+
+def _attach_negative_lists(argv: Sequence[str]) -> list[str]:
+    """Rewrite `--flag -3,3` as `--flag=-3,3` (and `-f -3,3` as `-f-3,3`), so every command receives its
+    comma lists, negative ones included, and answers them with its own validation."""
+    out: list[str] = []
+    tokens = list(argv)
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token == "--":
+            out.extend(tokens[i:])
+            break
+        following = tokens[i + 1] if i + 1 < len(tokens) else None
+        is_flag = token.startswith("-") and "=" not in token and not _NEGATIVE_LIST.match(token)
+        if is_flag and len(token) > 1 and following is not None and _NEGATIVE_LIST.match(following):
+            out.append(f"{token}={following}" if token.startswith("--") else f"{token}{following}")
+            i += 2
+            continue
+        out.append(token)
+        i += 1
+    return out
+
 
 class _Parser(argparse.ArgumentParser):
-    # argparse reads a value like "-3,3" (a comma list starting with a negative number) as an unknown option;
-    # every command takes such lists (--range, --percentiles, --radius-b ...), so all parsers accept them.
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._negative_number_matcher = re.compile(r"^-\d+$|^-\d*\.\d+$|^-[\d.]+(,-?[\d.]+)+$")
-
     def error(self, message: str) -> None:  # one line, exit 2, no usage dump
         self.exit(2, f"latentatlas: error: {message} (see --help)\n")
 
@@ -88,6 +108,11 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     data.add_argument("--limit", type=int, help="keep only the first N images")
     data.add_argument("--synthetic-count", type=int, help="number of synthetic faces")
     p.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML or JSON file with [model], [train], [data] sections; flags given here override it",
+    )
 
 
 def _given(args: argparse.Namespace, names: dict[str, str]) -> dict:
@@ -95,67 +120,53 @@ def _given(args: argparse.Namespace, names: dict[str, str]) -> dict:
     return {field: getattr(args, option) for option, field in names.items() if getattr(args, option) is not None}
 
 
+_MODEL_FLAGS = {name: name for name in ("image_size", "latent_dim", "channels", "batch_norm", "activation")}
+_TRAIN_FLAGS = {name: name for name in ("epochs", "batch_size", "lr", "seed", "val_fraction")}
+_DATA_FLAGS = {"data": "source", "partition": "partition", "limit": "limit", "synthetic_count": "synthetic_count"}
+
+
+def _config_file_sections(path: str | None) -> dict[str, dict]:
+    """The [model], [train], [data] sections of --config (empty without one). A relative data source in the
+    file is taken relative to the file's folder, so the file works from any working directory."""
+    from pathlib import Path
+
+    from latentatlas.config import CONFIG_SECTIONS, SYNTHETIC_SOURCE, read_config_file
+
+    if path is None:
+        return {name: {} for name in CONFIG_SECTIONS}
+    sections = read_config_file(path)
+    source = sections["data"].get("source")
+    if isinstance(source, str) and source and source != SYNTHETIC_SOURCE:
+        sections["data"]["source"] = str((Path(path).parent / Path(source).expanduser()).resolve())
+    return sections
+
+
 def _train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from latentatlas.data import DataConfig
+    from latentatlas.config import DataConfig, TrainConfig
     from latentatlas.model import ModelConfig
     from latentatlas.store import Run
-    from latentatlas.train import TrainConfig, train, use_all_cores
+    from latentatlas.train import read_run_config, train, use_all_cores
 
     out = Path(args.out)
+    from_file = _config_file_sections(args.config)
     if args.resume:
         if not (out / "config.json").is_file():
             raise LatentAtlasError(f"cannot resume: {out} holds no checkpoint; train without --resume first")
-        saved = Run(out)  # options not given again are taken from the run
-        model_base, data_base = saved.model_config.to_dict(), saved.data_config.to_dict()
-        train_base = saved.train_config.to_dict()
+        saved = read_run_config(out).to_dict()  # options not given again are taken from the run
+        model_base, data_base, train_base = saved["model"], saved["data"], saved["train"]
     else:
-        if args.data is None:
+        if args.data is None and "source" not in from_file["data"]:
             raise LatentAtlasError("--data is required: an image folder, a zip, a CelebA root or synthetic-faces")
         model_base, data_base, train_base = ModelConfig().to_dict(), DataConfig().to_dict(), TrainConfig().to_dict()
-    model = ModelConfig(
-        **{
-            **model_base,
-            **_given(
-                args,
-                {
-                    "image_size": "image_size",
-                    "latent_dim": "latent_dim",
-                    "channels": "channels",
-                    "batch_norm": "batch_norm",
-                    "activation": "activation",
-                },
-            ),
-        }
-    )
-    data = DataConfig(
-        **{
-            **data_base,
-            "image_size": model.image_size,
-            **_given(
-                args,
-                {"data": "source", "partition": "partition", "limit": "limit", "synthetic_count": "synthetic_count"},
-            ),
-        }
-    )
-    config = TrainConfig(
-        **{
-            **train_base,
-            **_given(
-                args,
-                {
-                    "epochs": "epochs",
-                    "batch_size": "batch_size",
-                    "lr": "lr",
-                    "seed": "seed",
-                    "val_fraction": "val_fraction",
-                },
-            ),
-        }
-    )
+    # Precedence: flags given on the command line, then the --config file, then the run (resume) or defaults.
+    model = ModelConfig.from_dict({**model_base, **from_file["model"], **_given(args, _MODEL_FLAGS)})
+    data_values = {**data_base, "image_size": model.image_size, **from_file["data"], **_given(args, _DATA_FLAGS)}
+    data = DataConfig.from_dict(data_values)
+    config = TrainConfig.from_dict({**train_base, **from_file["train"], **_given(args, _TRAIN_FLAGS)})
     use_all_cores()
-    run = train(out, data, model, config, resume=args.resume)
+    run = Run(train(out, data, model, config, resume=args.resume))
     state = run.train_state()
     print(
         f"trained {out}: {state['epochs_done']} epochs on {state['n_train']} images, "
@@ -176,7 +187,7 @@ def _encode_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _encode(args: argparse.Namespace) -> int:
-    from latentatlas.data import DataConfig
+    from latentatlas.config import DataConfig
     from latentatlas.store import Run, encode_run
     from latentatlas.train import use_all_cores
 
@@ -567,14 +578,14 @@ def _demo(args: argparse.Namespace) -> int:
     from latentatlas.paths import path_run
     from latentatlas.report import write_report
     from latentatlas.samplers import SAMPLERS, sample_run
-    from latentatlas.store import encode_run, save_reconstructions
+    from latentatlas.store import Run, encode_run, save_reconstructions
     from latentatlas.train import TrainConfig, train, use_all_cores
 
     out = Path(args.out)
     model = ModelConfig(
         image_size=args.image_size,
         latent_dim=args.latent_dim,
-        **({"channels": tuple(args.channels)} if args.channels else {}),
+        channels=tuple(args.channels) if args.channels else ModelConfig().channels,
     )
     data = DataConfig(
         source="synthetic-faces",
@@ -589,7 +600,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(
         f"[1/8] training on {args.synthetic_count} synthetic faces -> {out}" + (" (reusing the run)" if resume else "")
     )
-    run = train(out, data, model, config, resume=resume)
+    run = Run(train(out, data, model, config, resume=resume))
     print("[2/8] encoding every image into the z-point store")
     encode_run(run)
     save_reconstructions(run, None, n=32, subset="val", seed=args.seed, ncols=8)
@@ -599,7 +610,7 @@ def _demo(args: argparse.Namespace) -> int:
     print("[4/8] decoding a grid per sampler")
     samples = []
     for name in SAMPLERS:
-        options = {"b": 1.5} if name == "uniform-box" else {}  # the seed's "optimal" common interval
+        options: dict[str, Any] = {"b": 1.5} if name == "uniform-box" else {}  # the seed's "optimal" interval
         samples.append(sample_run(run, name, n=args.grid, seed=args.seed, **options)["path"])
     samples.append(sample_run(run, "uniform-box", n=args.grid, seed=args.seed, b="matched")["path"])
     print("[5/8] paths: origin -> centre, and a plane through the centre at two angles")
@@ -645,7 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_attach_negative_lists(sys.argv[1:] if argv is None else argv))
     try:
         return args.run(args) or 0
     except LatentAtlasError as exc:

@@ -9,27 +9,20 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from latentatlas.config import DataConfig, TrainConfig
+from latentatlas.data import ImageSet, load_images
 from latentatlas.errors import LatentAtlasError
 from latentatlas.io import atomic_path, load_npy, read_json, save_npy, write_json
-from latentatlas.model import Autoencoder, ModelConfig
-
-if TYPE_CHECKING:
-    from latentatlas.data import DataConfig, ImageSet
-    from latentatlas.train import TrainConfig
+from latentatlas.model import Autoencoder, ModelConfig, default_device, load_model_weights, to_model_input
+from latentatlas.train import HISTORY_COLUMNS, RunConfig, read_history, read_run_config
 
 SUBSETS = ("train", "val", "external")
-
-
-def default_device() -> torch.device:
-    """CUDA when available, else CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _model_device(model: torch.nn.Module, device: torch.device | str | None) -> torch.device:
@@ -69,9 +62,8 @@ def encode_images(
         for start in tqdm(
             range(0, len(images), batch_size), desc="encode", unit="batch", disable=None if progress else True
         ):
-            batch = torch.from_numpy(np.array(images[start : start + batch_size]))  # copy: memmaps are read-only
-            x = batch.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
-            out[start : start + len(batch)] = model.encode(x).float().cpu().numpy()
+            x = to_model_input(images[start : start + batch_size], device)
+            out[start : start + len(x)] = model.encode(x).float().cpu().numpy()
     model.train(was_training)
     return out
 
@@ -127,33 +119,21 @@ class Run:
         return f"Run({str(self.path)!r})"
 
     @cached_property
-    def _config(self) -> dict:
-        config = read_json(self.path / "config.json")
-        if not isinstance(config, dict) or not {"model", "train", "data"} <= set(config):
-            raise LatentAtlasError(f"{self.path / 'config.json'} lacks the model / train / data sections")
-        return config
+    def config(self) -> RunConfig:
+        """config.json, validated by type and range (one clear line naming the file if it is not valid)."""
+        return read_run_config(self.path)
 
-    def _section(self, name: str, build):
-        try:
-            return build(self._config[name])
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise LatentAtlasError(f"the {name} section of {self.path / 'config.json'} is invalid: {exc}") from None
-
-    @cached_property
+    @property
     def model_config(self) -> ModelConfig:
-        return self._section("model", lambda d: ModelConfig(**d))
+        return self.config.model
 
-    @cached_property
+    @property
     def train_config(self) -> TrainConfig:
-        from latentatlas.train import TrainConfig
+        return self.config.train
 
-        return self._section("train", TrainConfig.from_dict)
-
-    @cached_property
+    @property
     def data_config(self) -> DataConfig:
-        from latentatlas.data import DataConfig
-
-        return self._section("data", DataConfig.from_dict)
+        return self.config.data
 
     @property
     def latent_dim(self) -> int:
@@ -168,18 +148,17 @@ class Run:
         path = self.path / "history.csv"
         if not path.is_file():
             raise LatentAtlasError(f"run {self.path} has no history.csv: run `latentatlas train --out {self.path}`")
-        return pd.read_csv(path)
+        return pd.DataFrame(read_history(path), columns=list(HISTORY_COLUMNS))
 
     def load_model(self, device: torch.device | str | None = None) -> Autoencoder:
         """The trained autoencoder in eval mode, loaded once per device."""
-        from latentatlas.train import load_model_weights
-
         device = torch.device(device) if device is not None else default_device()
         if str(device) not in self._models:
             weights = self.path / "model.safetensors"
             if not weights.is_file():
                 raise LatentAtlasError(
-                    f"run {self.path} has no trained model (model.safetensors): run `latentatlas train --data SOURCE --out {self.path}`"
+                    f"run {self.path} has no trained model (model.safetensors): "
+                    f"run `latentatlas train --data SOURCE --out {self.path}`"
                 )
             model = Autoencoder(self.model_config)
             load_model_weights(model, weights)
@@ -188,13 +167,12 @@ class Run:
 
     @cached_property
     def _images(self) -> ImageSet:
-        from latentatlas.data import load_images
-
         imageset = load_images(self.data_config, progress=False)
         split_path = self.path / "split.npy"
         if split_path.is_file() and len(load_npy(split_path)) != len(imageset.images):
             raise LatentAtlasError(
-                f"the data source of {self.path} now has {len(imageset.images)} images, the run's split {len(load_npy(split_path))}"
+                f"the data source of {self.path} now has {len(imageset.images)} images, "
+                f"the run's split {len(load_npy(split_path))}"
             )
         return imageset
 
@@ -256,8 +234,6 @@ def encode_run(run: Run, data: DataConfig | None = None, batch_size: int = 256, 
     Rows of the run's own source get subset "train"/"val" from split.npy; another source's rows are
     all "external". Returns the path of zpoints.npy.
     """
-    from latentatlas.data import load_images
-
     model = run.load_model()
     external = data is not None and data.to_dict() != run.data_config.to_dict()
     source = data if data is not None else run.data_config

@@ -9,56 +9,40 @@ from a generator seeded by (seed, epoch) alone, and the Adam state is saved exac
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from latentatlas.data import DataConfig, ImageSet, load_images
+from latentatlas.config import DataConfig, TrainConfig
+from latentatlas.data import ImageSet, load_images
 from latentatlas.errors import LatentAtlasError
 from latentatlas.io import atomic_path, load_npy, read_json, save_npy, write_json, write_text
-from latentatlas.model import Autoencoder, ModelConfig
-from latentatlas.store import Run, default_device
+from latentatlas.model import (
+    Autoencoder,
+    ModelConfig,
+    default_device,
+    load_model_weights,
+    save_model,
+    to_model_input,
+)
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "seconds", "images_per_s")
 # Training images are held in RAM as uint8; above this size they are streamed from the memmap in chunks.
 RAM_BUDGET_BYTES = 4 * 2**30
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 15
-    batch_size: int = 64  # beat 128 at every epoch on CelebA (val MSE 0.018 vs 0.023 after 4 short epochs)
-    lr: float = 1e-3
-    seed: int = 0
-    val_fraction: float = 0.1
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise LatentAtlasError(f"epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise LatentAtlasError(f"batch size must be >= 1, got {self.batch_size}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise LatentAtlasError(f"learning rate must be a positive number, got {self.lr}")
-        if not 0 <= self.val_fraction < 1:
-            raise LatentAtlasError(f"validation fraction must be in [0, 1), got {self.val_fraction}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 def make_split(n: int, val_fraction: float, seed: int) -> np.ndarray:
@@ -111,10 +95,10 @@ class _BatchFeeder:
     def __len__(self) -> int:
         return len(self.indices)
 
-    def batches(self, order: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
-        order = order.numpy()
+    def batches(self, order_tensor: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
+        order = order_tensor.numpy()
         if self.in_ram is not None:
-            order_tensor = torch.from_numpy(order).to(self.in_ram.device)
+            order_tensor = order_tensor.to(self.in_ram.device)
             for start in range(0, len(order), batch_size):
                 yield self.in_ram[order_tensor[start : start + batch_size]]
             return
@@ -125,11 +109,6 @@ class _BatchFeeder:
             position = torch.from_numpy(np.searchsorted(sorted_rows, wanted))
             for start in range(0, len(wanted), batch_size):
                 yield block[position[start : start + batch_size]]
-
-
-def to_model_input(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 (B, H, W, 3) -> float (B, 3, H, W) in [0, 1]; the permuted view is already channels_last."""
-    return batch.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
 
 
 def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
@@ -187,8 +166,6 @@ def save_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
 
 
 def load_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
-    from safetensors import safe_open
-
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
@@ -199,8 +176,8 @@ def load_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
             for group in json.loads(metadata["param_groups"])
         ]
         scalars = json.loads(metadata.get("scalars", "{}"))
-    except (OSError, KeyError, ValueError, json.JSONDecodeError) as exc:
-        raise LatentAtlasError(f"corrupt optimizer checkpoint {path}: {exc}") from None
+    except (OSError, KeyError, ValueError, TypeError, SafetensorError) as exc:
+        raise LatentAtlasError(f"corrupt optimizer checkpoint {path}: {str(exc).splitlines()[0]}") from None
     state: dict[int, dict] = {}
     for key, value in {**tensors, **scalars}.items():
         _, param_id, name = key.split(".", 2)
@@ -208,29 +185,14 @@ def load_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
     optimizer.load_state_dict({"state": state, "param_groups": param_groups})
 
 
-def save_model(model: Autoencoder, path: Path) -> None:
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": "pt", "model_config": json.dumps(model.config.to_dict())})
-
-
-def load_model_weights(model: Autoencoder, path: Path) -> None:
-    try:
-        state = load_file(str(path))
-    except (OSError, ValueError) as exc:
-        raise LatentAtlasError(f"corrupt model checkpoint {path}: {exc}") from None
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        first_line = str(exc).strip().splitlines()[0]
-        raise LatentAtlasError(f"model checkpoint {path} does not fit config.json: {first_line}") from None
-
-
-def _history_text(rows: list[dict]) -> str:
-    lines = [",".join(HISTORY_COLUMNS)]
+def history_text(rows: list[dict]) -> str:
+    """history.csv's content: a header of HISTORY_COLUMNS, one row per epoch, an empty cell for NaN."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
     for row in rows:
-        lines.append(",".join(_format_value(row[c]) for c in HISTORY_COLUMNS))
-    return "\n".join(lines) + "\n"
+        writer.writerow({c: _format_value(row[c]) for c in HISTORY_COLUMNS})
+    return buffer.getvalue()
 
 
 def _format_value(value: float | int) -> str:
@@ -239,23 +201,55 @@ def _format_value(value: float | int) -> str:
     return "" if not math.isfinite(value) else repr(float(value))
 
 
-def read_history(path: Path) -> list[dict]:
-    """Rows of history.csv as dicts (empty val_loss -> nan); [] when the file does not exist yet."""
+def read_history(path: str | os.PathLike) -> list[dict]:
+    """Rows of history.csv as dicts (empty cells -> nan); [] when the file does not exist yet."""
+    path = Path(path)
     if not path.is_file():
         return []
-    rows = []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for line in lines[1:]:
-        if not line.strip():
-            continue
-        values = line.split(",")
-        row = {c: (float(v) if v else float("nan")) for c, v in zip(HISTORY_COLUMNS, values)}
-        row["epoch"] = int(row["epoch"])
-        rows.append(row)
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is None or not set(HISTORY_COLUMNS) <= set(reader.fieldnames):
+                raise ValueError(f"expected the columns {', '.join(HISTORY_COLUMNS)}")
+            rows = []
+            for record in reader:
+                row = {c: float(record[c]) if record[c] else float("nan") for c in HISTORY_COLUMNS}
+                row["epoch"] = int(row["epoch"])
+                rows.append(row)
+    except (ValueError, TypeError, UnicodeDecodeError, csv.Error) as exc:
+        raise LatentAtlasError(f"corrupt training history {path}: {exc}") from None
     return rows
 
 
 # --------------------------------------------------------------------------- validation before any write
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The three sections of a run's config.json."""
+
+    model: ModelConfig
+    train: TrainConfig
+    data: DataConfig
+
+    def to_dict(self) -> dict:
+        return {"model": self.model.to_dict(), "train": self.train.to_dict(), "data": self.data.to_dict()}
+
+
+def read_run_config(run_dir: str | os.PathLike) -> RunConfig:
+    """RUN/config.json, every section checked by type and range; one clear line naming the file if not."""
+    path = Path(run_dir) / "config.json"
+    document = read_json(path)
+    if not isinstance(document, dict) or set(document) != {"model", "train", "data"}:
+        raise LatentAtlasError(f"{path} must hold exactly the sections model, train and data")
+    try:
+        return RunConfig(
+            model=ModelConfig.from_dict(document["model"]),
+            train=TrainConfig.from_dict(document["train"]),
+            data=DataConfig.from_dict(document["data"]),
+        )
+    except LatentAtlasError as exc:
+        raise LatentAtlasError(f"invalid {path}: {exc}") from None
 
 
 def _describe_difference(old: dict, new: dict) -> str:
@@ -267,22 +261,24 @@ def _check_resume(run_dir: Path, data: DataConfig, model: ModelConfig, config: T
     """Compare the request with the saved run; returns the saved train_state."""
     if not (run_dir / "config.json").is_file() or not (run_dir / "train_state.json").is_file():
         raise LatentAtlasError(f"cannot resume: {run_dir} holds no checkpoint; train without --resume first")
-    saved = Run(run_dir)
-    saved_model = saved.model_config.to_dict()
+    saved = read_run_config(run_dir)
+    saved_model = saved.model.to_dict()
     if saved_model != model.to_dict():
         raise LatentAtlasError(
-            f"cannot resume {run_dir} with a different architecture ({_describe_difference(saved_model, model.to_dict())})"
+            f"cannot resume {run_dir} with a different architecture "
+            f"({_describe_difference(saved_model, model.to_dict())})"
         )
-    saved_data = saved.data_config.to_dict()
+    saved_data = saved.data.to_dict()
     if saved_data != data.to_dict():
         raise LatentAtlasError(
             f"cannot resume {run_dir} with different data ({_describe_difference(saved_data, data.to_dict())})"
         )
-    saved_train = saved.train_config
+    saved_train = saved.train
     for name in ("seed", "val_fraction"):  # both decide the split, which must not move
         if getattr(saved_train, name) != getattr(config, name):
             raise LatentAtlasError(
-                f"cannot resume {run_dir} with a different {name} ({getattr(saved_train, name)} -> {getattr(config, name)})"
+                f"cannot resume {run_dir} with a different {name} "
+                f"({getattr(saved_train, name)} -> {getattr(config, name)})"
             )
     for name in ("model.safetensors", "optimizer.safetensors", "split.npy"):
         if not (run_dir / name).is_file():
@@ -319,8 +315,8 @@ def train(
     resume: bool = False,
     progress: bool = True,
     device: torch.device | str | None = None,
-) -> Run:
-    """Train an autoencoder into `run_dir` (or continue one with `resume`) and return the Run.
+) -> Path:
+    """Train an autoencoder into `run_dir` (or continue one with `resume`); returns the run folder.
 
     `config.epochs` is the total: resuming a 2-epoch run with epochs=4 trains epochs 3 and 4.
     Everything is validated (and the data loaded) before the first file is written.
@@ -337,7 +333,8 @@ def train(
     with torch.random.fork_rng(devices=[]):  # seeding must not disturb the caller's global RNG
         torch.manual_seed(config.seed)
         net = Autoencoder(model)
-    net = net.to(device, memory_format=torch.channels_last)
+    # Module.to accepts memory_format at runtime; torch's type stubs omit it.
+    net = net.to(device=device, memory_format=torch.channels_last)  # pyright: ignore[reportCallIssue]
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     history = []
     start_epoch = 0
@@ -372,7 +369,19 @@ def train(
             )
             best = min(best, val_loss) if math.isfinite(val_loss) else best
             _write_checkpoint(run_dir, net, optimizer, split, config_json, history, epoch, best, imageset, device)
-    return Run(run_dir)
+            if progress:
+                log_epoch(history[-1], config.epochs)
+    return run_dir
+
+
+def log_epoch(row: dict, epochs: int) -> None:
+    """One line per epoch on stderr, on a terminal or not (a batch job's log shows progress too)."""
+    print(
+        f"epoch {row['epoch']}/{epochs}: train loss {row['train_loss']:.5f}, val loss {row['val_loss']:.5f}, "
+        f"{row['images_per_s']:.0f} images/s",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _train_epoch(
@@ -392,7 +401,7 @@ def _train_epoch(
         desc=f"epoch {epoch}/{config.epochs}",
         unit="img",
         disable=None if progress else True,
-        leave=False,
+        leave=True,
     )
     with bar:
         for batch in feeder.batches(order, config.batch_size):
@@ -428,7 +437,7 @@ def _write_checkpoint(
     write_json(run_dir / "config.json", config_json)
     save_model(net, run_dir / "model.safetensors")
     save_optimizer(optimizer, run_dir / "optimizer.safetensors")
-    write_text(run_dir / "history.csv", _history_text(history))
+    write_text(run_dir / "history.csv", history_text(history))
     last = history[-1]
     write_json(
         run_dir / "train_state.json",
@@ -449,4 +458,14 @@ def _write_checkpoint(
     )
 
 
-__all__ = ["TrainConfig", "train", "make_split", "epoch_generator", "use_all_cores", "read_history"]
+__all__ = [
+    "TrainConfig",
+    "RunConfig",
+    "read_run_config",
+    "log_epoch",
+    "train",
+    "make_split",
+    "epoch_generator",
+    "use_all_cores",
+    "read_history",
+]
