@@ -364,6 +364,26 @@ def test_cli_analyze_end_to_end(tiny_run_copy, capsys) -> None:
     }
     for figure in result["figures"]:
         assert (folder / figure["file"]).stat().st_size > 1000 and figure["caption"]
+    # the seed's claims, the normal core and the regions, each judged from this run's numbers
+    keys = [f["key"] for f in result["findings"]]
+    assert keys[:6] == [
+        "origin-position",
+        "dominant-components",
+        "gaussian-marginals",
+        "strong-correlations",
+        "uniform-shell-misses-bulk",
+        "bulk-off-centre",
+    ]
+    assert {"normal-core", "one-compact-region"} <= set(keys)
+    assert all(
+        f["verdict"] in ("agrees", "disagrees", "mixed", "undecided") and f["evidence"] for f in result["findings"]
+    )
+    core = result["core_normality"]
+    assert 0.5 < core["core_fraction"] <= 1.0 and core["dof"] == 16 and core["core"][-1]["n"] <= result["n_points"]
+    assert {"core_normality.png", "regions.png"} <= {f["file"] for f in result["figures"]}
+    regions = result["regions"]
+    assert regions["n_regions"] == len(regions["regions"]) >= 1
+    assert sum(r["share"] for r in regions["regions"]) == pytest.approx(1.0)
     for name in result["arrays"].values():
         assert (folder / name).is_file()
     train = run.zpoints("train").astype(np.float64)

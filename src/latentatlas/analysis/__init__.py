@@ -11,6 +11,8 @@ subsamples (KS test, MCD core, normality tests, projections) are ever loaded who
 - radii: radii against uniform [-b, b]^N vectors (part II)
 - origin: the origin's position and the chi-square comparison of Mahalanobis distances (part IV)
 - robust: the inner core by the one MCD (`stats.min_cov_det`)
+- normality: the author's normal core (trim beyond 3σ, test at several n) (later posts)
+- regions: fragmentation, regions by a mixture BIC sweep cross-checked by HDBSCAN; `RegionModel` for samplers
 - slices: flat slices outside a coordinate plane (part V)
 - seed_claims: the seed's claims as `Finding`s
 - latent: `LatentAnalysis`, all of the above in one fit; `to_dict()` is analysis.json
@@ -26,8 +28,10 @@ from latentatlas.analysis.correlations import confidence_ellipse, correlation_ma
 from latentatlas.analysis.distributions import ComponentDistributions, ks_distance_normal, measure_hwhm
 from latentatlas.analysis.dominant import DominantComponents
 from latentatlas.analysis.latent import SCHEMA, LatentAnalysis
+from latentatlas.analysis.normality import CoreNormality, NormalityTests, mardia
 from latentatlas.analysis.origin import OriginPosition, chi2_comparison
 from latentatlas.analysis.radii import Radii, uniform_box, uniform_radius_moments
+from latentatlas.analysis.regions import RegionModel, Regions
 from latentatlas.analysis.robust import RobustCore
 from latentatlas.analysis.seed_claims import seed_findings
 from latentatlas.analysis.slices import independent_gaussian_slice_fraction, slice_counts, slice_fraction, slice_mask
@@ -39,11 +43,15 @@ __all__ = [
     "SCHEMA",
     "BulkStatistics",
     "ComponentDistributions",
+    "CoreNormality",
     "DominantComponents",
     "LatentAnalysis",
     "Mahalanobis",
+    "NormalityTests",
     "OriginPosition",
     "Radii",
+    "RegionModel",
+    "Regions",
     "RobustCore",
     "ZView",
     "check_plane",
@@ -53,6 +61,7 @@ __all__ = [
     "default_planes",
     "independent_gaussian_slice_fraction",
     "ks_distance_normal",
+    "mardia",
     "measure_hwhm",
     "min_cov_det",
     "precision_matrix",

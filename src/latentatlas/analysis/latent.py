@@ -8,7 +8,7 @@ this orchestrator runs them in the order that shares passes over the store and a
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,8 +17,10 @@ from latentatlas import checks
 from latentatlas.analysis.correlations import confidence_ellipse, correlation_matrix, default_planes, strongest_pairs
 from latentatlas.analysis.distributions import ComponentDistributions
 from latentatlas.analysis.dominant import DominantComponents
+from latentatlas.analysis.normality import CoreNormality
 from latentatlas.analysis.origin import OriginPosition, chi2_comparison
 from latentatlas.analysis.radii import Radii
+from latentatlas.analysis.regions import Regions
 from latentatlas.analysis.robust import RobustCore
 from latentatlas.analysis.seed_claims import seed_findings
 from latentatlas.analysis.slices import independent_gaussian_slice_fraction, slice_counts
@@ -42,6 +44,8 @@ class LatentAnalysis:
       slice_b              half widths of the flat cuboid slices; None: 1.5 (the seed's) and b_match
       mcd_samples, ks_samples, simulate   subsample sizes (robust core, KS test, simulated uniform radii)
       histogram_bins, chunk_size   fine histogram bins per component, rows read per chunk
+      normality_sizes, normality_pairwise_points   sample sizes of the normal-core tests (see CoreNormality)
+      max_regions, region_pca_dims   the fragmentation sweep (see Regions)
       random_state         seed of every subsample and simulation
 
     Attributes
@@ -68,6 +72,10 @@ class LatentAnalysis:
     slice_counts_ : ndarray (len(slice_b_), len(planes_))
     slice_indices_ : list of list of ndarray
         Up to 5,000 row positions per slice (for the figures).
+    core_normality_ : CoreNormality or None
+    regions_ : Regions or None
+    skipped_ : dict
+        {"core_normality" | "regions": reason} for parts that too few points could not support.
     findings_ : list of Finding
         The seed's claims judged by these numbers (`seed_claims`).
     n_samples_, n_features_ : int
@@ -91,6 +99,10 @@ class LatentAnalysis:
         ks_samples: int = 20000,
         simulate: int = 20000,
         histogram_bins: int = 4096,
+        normality_sizes: Sequence[int | str] = (1000, 5000, 10000, "all"),
+        normality_pairwise_points: int = 2000,
+        max_regions: int = 6,
+        region_pca_dims: int = 10,
         chunk_size: int = DEFAULT_CHUNK,
         random_state: int = 0,
         progress: bool = False,
@@ -110,6 +122,10 @@ class LatentAnalysis:
         self.ks_samples = ks_samples
         self.simulate = simulate
         self.histogram_bins = histogram_bins
+        self.normality_sizes = normality_sizes
+        self.normality_pairwise_points = normality_pairwise_points
+        self.max_regions = max_regions
+        self.region_pca_dims = region_pca_dims
         self.chunk_size = chunk_size
         self.random_state = random_state
         self.progress = progress
@@ -158,6 +174,8 @@ class LatentAnalysis:
         checks.positive_int(self.histogram_bins, "histogram_bins", 2)
         checks.positive_int(self.chunk_size, "chunk_size")
         checks.seed(self.random_state, "random_state")
+        self._core_normality().validate()
+        self._regions().validate()
 
     @one_blas_thread
     def fit(self, z: np.ndarray | ZView) -> LatentAnalysis:
@@ -212,8 +230,40 @@ class LatentAnalysis:
         self.slice_indices_ = indices
         self.n_samples_ = view.n
         self.n_features_ = view.dim
+        self.skipped_ = {}
+        self.core_normality_ = self._optional("core_normality", lambda: self._core_normality().fit(view))
+        self.regions_ = self._optional("regions", lambda: self._regions().fit(view, self.pca_))
         self.findings_ = seed_findings(self)
+        if self.core_normality_ is not None:
+            self.findings_ += self.core_normality_.findings()
+        if self.regions_ is not None:
+            self.findings_.append(self.regions_.finding())
         return self
+
+    def _core_normality(self) -> CoreNormality:
+        return CoreNormality(
+            sizes=self.normality_sizes,
+            pairwise_points=self.normality_pairwise_points,
+            mcd_samples=self.mcd_samples,
+            random_state=self.random_state,
+            chunk_size=self.chunk_size,
+        )
+
+    def _regions(self) -> Regions:
+        return Regions(
+            max_regions=self.max_regions,
+            pca_dims=self.region_pca_dims,
+            random_state=self.random_state,
+            chunk_size=self.chunk_size,
+        )
+
+    def _optional(self, name: str, fit: Callable[[], Any]) -> Any:
+        """Run a part that needs more points than the rest; too few points are reported, not fatal."""
+        try:
+            return fit()
+        except LatentAtlasError as exc:
+            self.skipped_[name] = str(exc)
+            return None
 
     def to_dict(self) -> dict:
         s, d, dom = self.statistics_, self.distributions_, self.dominant_
@@ -330,6 +380,12 @@ class LatentAnalysis:
                 "normality": self.normality_,
                 "robust_core": robust,
                 "slices": slices,
+                "core_normality": (
+                    {"skipped": self.skipped_["core_normality"]}
+                    if self.core_normality_ is None
+                    else self.core_normality_.to_dict()
+                ),
+                "regions": {"skipped": self.skipped_["regions"]} if self.regions_ is None else self.regions_.to_dict(),
                 "findings": [f.to_dict() for f in self.findings_],
             }
         )

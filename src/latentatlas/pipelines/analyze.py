@@ -119,6 +119,33 @@ def _write_figures(
         f"Squared Mahalanobis distances against χ² with {analysis.mahalanobis_.rank_} dof (histogram, Q-Q plot); "
         f"the origin lies at the {analysis.origin_.percentile_:.1f}th percentile.",
     )
+    normality = analysis.core_normality_
+    if normality is not None:
+        summary = normality.to_dict()
+        save(
+            plots.plot_core_normality(
+                normality.robust_sq_distances_, normality.cutoff_, normality.dof_, summary["core"], summary["all"]
+            ),
+            "core_normality.png",
+            f"Robust squared Mahalanobis distances (cross-fitted MCD core) with the 3σ cutoff: "
+            f"{100 * normality.core_fraction_:.1f} % of the points form the core; p-values of the normality tests "
+            "against the sample size on the core (solid) and on all points (dotted), dashed line 0.05.",
+        )
+    regions = analysis.regions_
+    if regions is not None:
+        model = regions.model()
+        shown = view.subsample(min(projection_points, view.n), seed)
+        save(
+            plots.plot_regions(
+                model.project(shown),
+                model.predict(shown),
+                np.asarray(regions.mixture_.means_),
+                regions.to_dict()["bic"],
+            ),
+            "regions.png",
+            f"{len(shown)} z-points on the first two principal axes coloured by region (Gaussian-mixture BIC: "
+            f"{regions.n_regions_}, HDBSCAN: {regions.hdbscan_n_regions_}); BIC against the number of components.",
+        )
     if not analysis.planes_:
         return figures
     real = view.subsample(min(projection_points, view.n), seed).astype(np.float32)
