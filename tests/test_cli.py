@@ -190,8 +190,8 @@ def test_demo_runs_every_step_and_is_rerunnable(tmp_path, capsys):
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        (["analyze", "{run}", "--radius-b", "-1,2"], "must be a number > 0"),
-        (["analyze", "{run}", "--slice-b", "-1.5"], "must be a number > 0"),
+        (["analyze", "{run}", "--radius-b", "-1,2"], "number > 0"),
+        (["analyze", "{run}", "--slice-b", "-1.5"], "number > 0"),
         (["path", "{run}", "--kind", "traverse", "--component", "0", "--range", "-3,-5", "--steps", "2"], ""),
     ],
 )

@@ -305,7 +305,7 @@ def _analyze_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    from latentatlas.analysis import analyze_run
+    from latentatlas.pipelines.analyze import analyze_run
 
     if len(args.percentiles) != 2:
         raise LatentAtlasError(f"--percentiles takes two numbers LO,HI, got {args.percentiles}")
