@@ -720,3 +720,6 @@ def load_images(config: DataConfig, cache_dir: str | Path | None = None, progres
     except OSError as exc:
         raise LatentAtlasError(f"cannot create image cache folder {cache_dir}: {exc.strerror}") from None
     return _build_entry(config, cache_dir, key, description, source, plan, progress)
+
+
+decode_image = _decode_image
