@@ -372,8 +372,36 @@ def _number_or_word(word: str):
     return parse
 
 
-# Sampler-option flags (argparse dest = sampler parameter name); only the flags the user gives are passed on.
-_SAMPLER_FLAGS = ("b", "percentiles", "k_sigma", "components", "confidence", "jitter", "support_fraction")
+# Sampler-option flags: argparse dest (= sampler parameter name) -> the flag the user types. Only the flags
+# the user gives are passed on.
+_SAMPLER_FLAGS = {
+    "b": "--b",
+    "percentiles": "--percentiles",
+    "k_sigma": "--k-sigma",
+    "components": "--components",
+    "confidence": "--confidence",
+    "jitter": "--jitter",
+    "support_fraction": "--support-fraction",
+}
+
+
+def _sample_options(name: str, flags: dict) -> dict:
+    """The sampler options from the CLI's flags that were given; a flag the sampler lacks is an error."""
+    from latentatlas.samplers import sampler_options
+
+    accepted = sampler_options(name)
+    given = {key: value for key, value in flags.items() if value is not None}
+    stray = [_SAMPLER_FLAGS.get(key) or key for key in given if key not in accepted]
+    if stray:
+        own = [_SAMPLER_FLAGS[key] for key in accepted if key in _SAMPLER_FLAGS]
+        raise LatentAtlasError(
+            f"{', '.join(stray)} does not apply to sampler {name} (its options: {', '.join(own) or 'none'})"
+        )
+    if "percentiles" in given:
+        if len(given["percentiles"]) != 2:
+            raise LatentAtlasError(f"--percentiles needs two numbers like 1,99, got {given['percentiles']}")
+        given["percentiles"] = tuple(given["percentiles"])
+    return given
 
 
 def _sample_arguments(p: argparse.ArgumentParser) -> None:
@@ -400,10 +428,10 @@ def _sample_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from latentatlas.samplers import sample_options_from_flags, sample_run
+    from latentatlas.pipelines.sample import sample_run
     from latentatlas.store import Run
 
-    options = sample_options_from_flags(args.sampler, {flag: getattr(args, flag) for flag in _SAMPLER_FLAGS})
+    options = _sample_options(args.sampler, {flag: getattr(args, flag) for flag in _SAMPLER_FLAGS})
     run = Run(args.run_dir)
     info = sample_run(
         run, args.sampler, n=args.n, seed=args.seed, out=args.out, subset=args.subset, grid_limit=args.grid, **options
@@ -439,10 +467,32 @@ def _path_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base", help="plane/traverse: 'centre' (default) or a z-point row index for the other components")
 
 
+# Path-option flags: path_run keyword -> the flag the user types.
+_PATH_FLAGS = {
+    "plane": "--plane",
+    "angle": "--angle",
+    "length": "--length",
+    "base": "--base",
+    "from_index": "--from",
+    "to_index": "--to",
+    "from_image": "--from-image",
+    "to_image": "--to-image",
+    "interpolation": "--interpolation",
+    "component": "--component",
+    "value_range": "--range",
+}
+
+
 def _path(args: argparse.Namespace) -> int:
-    from latentatlas.paths import path_run
+    from latentatlas.paths import KIND_OPTIONS
+    from latentatlas.pipelines.path import path_run
     from latentatlas.store import Run
 
+    # a flag the kind does not use is a mistake worth reporting, not silently ignoring
+    used = KIND_OPTIONS[args.kind]
+    stray = [flag for key, flag in _PATH_FLAGS.items() if getattr(args, key) is not None and key not in used]
+    if stray:
+        raise LatentAtlasError(f"{', '.join(stray)} does not apply to --kind {args.kind}")
     run = Run(args.run_dir)
     info = path_run(
         run,
@@ -575,9 +625,10 @@ def _demo(args: argparse.Namespace) -> int:
     from latentatlas.data import DataConfig
     from latentatlas.evaluation import evaluate_run, table_markdown
     from latentatlas.model import ModelConfig
-    from latentatlas.paths import path_run
+    from latentatlas.pipelines.path import path_run
+    from latentatlas.pipelines.sample import sample_run
     from latentatlas.report import write_report
-    from latentatlas.samplers import SAMPLERS, sample_run
+    from latentatlas.samplers import SAMPLERS
     from latentatlas.store import Run, encode_run, save_reconstructions
     from latentatlas.train import TrainConfig, train, use_all_cores
 
