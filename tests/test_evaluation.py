@@ -88,6 +88,49 @@ def test_chunked_equals_full_matrix(point_sets, chunk_size, k):
     assert knn_scores(real, fake, k=k, chunk_size=chunk_size) == _naive_scores(real, fake, k)
 
 
+def _exact_reference(real: np.ndarray, fake: np.ndarray, k: int) -> dict:
+    """Full float64 matrices of ||a - b||² (direct differences): the definition the fast path must equal."""
+
+    def sq(a, b):
+        return ((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=-1)
+
+    real_r2 = np.sort(sq(real, real), axis=1)[:, k]
+    fake_r2 = np.sort(sq(fake, fake), axis=1)[:, k]
+    d2 = sq(real, fake)
+    inside = d2 < real_r2[:, None]
+    return {
+        "precision": float(inside.any(axis=0).mean()),
+        "recall": float((d2 < fake_r2[None, :]).any(axis=1).mean()),
+        "density": float(inside.sum() / (k * len(fake))),
+        "coverage": float(inside.any(axis=1).mean()),
+    }
+
+
+@pytest.mark.parametrize("chunk_size", [7, 4096])
+@pytest.mark.parametrize("k", [1, 3, 5])
+@pytest.mark.parametrize("offset", [0.0, 1000.0, 1e6])
+def test_float32_blocks_equal_float64_exactly_on_ties(chunk_size, k, offset):
+    # Coordinates in {0, 1, 2} (+ a large offset that float32 cannot resolve): duplicates and equal
+    # distances everywhere, so many distances equal a k-th radius exactly and strict membership is
+    # decided only by exact arithmetic.
+    rng = np.random.default_rng(k)
+    real = rng.integers(0, 3, (150, 6)).astype(np.float64) + offset
+    fake = np.concatenate([real[:40], rng.integers(0, 3, (80, 6)) + offset])
+    expected = _exact_reference(real, fake, k)
+    assert knn_scores(real, fake, k=k, chunk_size=chunk_size) == expected
+    sq_real = ((real[:, None] - real[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(
+        kth_neighbour_distances(real, k=k, chunk_size=chunk_size), np.sqrt(np.sort(sq_real, axis=1)[:, k])
+    )
+
+
+def test_float32_blocks_equal_float64_on_offset_gaussians():
+    rng = np.random.default_rng(11)
+    real = rng.standard_normal((400, 32)) + 50.0
+    fake = rng.standard_normal((300, 32)) * 1.1 + 50.2
+    assert knn_scores(real, fake, k=5, chunk_size=128) == _exact_reference(real, fake, 5)
+
+
 def test_real_ball_counts_match_density(point_sets):
     real, fake = point_sets
     counts = real_ball_counts(real, fake, k=5, chunk_size=64)
