@@ -541,12 +541,13 @@ def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from latentatlas.evaluation import evaluate_run, table_markdown
+    from latentatlas.evaluation import table_markdown
+    from latentatlas.pipelines.evaluate import evaluate_run
     from latentatlas.store import Run
 
     names = None if args.samplers.strip() == "all" else [s.strip() for s in args.samplers.split(",") if s.strip()]
     run = Run(args.run_dir)
-    table = evaluate_run(
+    result = evaluate_run(
         run,
         samplers=names,
         n=args.n,
@@ -556,7 +557,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         faces=not args.no_faces,
         chunk_size=args.chunk_size,
     )
-    print(table_markdown(table), end="")
+    print(table_markdown(result.rows), end="")
     print(f"wrote {run.path / 'evaluation'}/evaluation.json, evaluation.csv, evaluation.md")
     return 0
 
@@ -623,8 +624,9 @@ def _demo(args: argparse.Namespace) -> int:
 
     from latentatlas.analysis import analyze_run
     from latentatlas.data import DataConfig
-    from latentatlas.evaluation import evaluate_run, table_markdown
+    from latentatlas.evaluation import table_markdown
     from latentatlas.model import ModelConfig
+    from latentatlas.pipelines.evaluate import evaluate_run
     from latentatlas.pipelines.path import path_run
     from latentatlas.pipelines.sample import sample_run
     from latentatlas.report import write_report
@@ -670,11 +672,11 @@ def _demo(args: argparse.Namespace) -> int:
     paths += [path_run(run, "plane", steps=8, plane=plane, angle=angle)["path"] for angle in (0.0, 60.0)]
     print("[6/8] evaluating every sampler against held-out data")
     n = min(args.n, int((run.split() == 1).sum()))
-    table = evaluate_run(run, samplers=None, n=n, seed=args.seed, fid_scores=not args.no_fid)
+    evaluation = evaluate_run(run, samplers=None, n=n, seed=args.seed, fid_scores=not args.no_fid)
     print("[7/8] writing the report")
     report = write_report(run.path)
     print("[8/8] done\n")
-    print(table_markdown(table), end="")
+    print(table_markdown(evaluation.rows), end="")
     print(f"\nrun folder:     {run.path}")
     print(f"analysis:       {run.path / 'analysis'}/analysis.json and figures:")
     for figure in analysis["figures"]:
