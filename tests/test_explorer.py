@@ -17,7 +17,7 @@ from latentatlas import explorer as explorer_module
 def client(tiny_run):
     from fastapi.testclient import TestClient
 
-    with TestClient(explorer_module.create_app(tiny_run.path)) as test_client:
+    with TestClient(explorer_module.create_app(tiny_run.path), base_url="http://127.0.0.1") as test_client:
         yield test_client
 
 
@@ -322,7 +322,7 @@ def test_cli_explore_rejects_a_bad_port(tiny_run, capsys):
 def test_display_points_are_a_seeded_subsample(tiny_run):
     from fastapi.testclient import TestClient
 
-    with TestClient(explorer_module.create_app(tiny_run.path, max_points=50)) as small:
+    with TestClient(explorer_module.create_app(tiny_run.path, max_points=50), base_url="http://127.0.0.1") as small:
         info = small.get("/api/info").json()
         rows = np.frombuffer(small.get("/api/rows").content, dtype="<i4")
         points = np.frombuffer(small.get("/api/points?x=0&y=1").content, dtype="<f4").reshape(-1, 2)

@@ -83,6 +83,10 @@ def page(browser, server_url):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # A Content-Security-Policy violation is logged to the console: the page must need none.
+    page.on(
+        "console", lambda message: errors.append(message.text) if "Content Security Policy" in message.text else None
+    )
     outside: list[str] = []
     page.on(
         "request",
@@ -94,6 +98,15 @@ def page(browser, server_url):
     assert errors == [], f"JavaScript errors: {errors}"
     assert outside == [], f"requests outside the explorer: {outside}"
     context.close()
+
+
+def wait_until(page, expression: str, timeout: float = 30.0) -> None:
+    """Poll a JavaScript expression from Python: the page's CSP forbids the eval that wait_for_function uses."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {expression}")
+        time.sleep(0.05)
 
 
 def plane_pixel(page, fx: float, fy: float) -> tuple[float, float]:
@@ -110,8 +123,8 @@ def test_the_plane_shows_every_real_point(page, tiny_run):
 def test_click_decodes_an_image(page):
     page.mouse.click(*plane_pixel(page, 0.5, 0.45))
     page.wait_for_selector("#decoded:not([hidden])")
-    page.wait_for_function("document.getElementById('decoded').src.startsWith('data:image/png;base64,')")
-    page.wait_for_function("document.getElementById('decoded').naturalWidth === 32")
+    wait_until(page, "document.getElementById('decoded').src.startsWith('data:image/png;base64,')")
+    wait_until(page, "document.getElementById('decoded').naturalWidth === 32")
     info = page.locator("#decoded-info").inner_text()
     assert "Mahalanobis distance" in info and "%" in info
     assert "face" in info
@@ -124,7 +137,7 @@ def test_drag_decodes_a_strip_along_the_path(page):
     page.mouse.down()
     page.mouse.move(*plane_pixel(page, 0.7, 0.3), steps=10)
     page.mouse.up()
-    page.wait_for_function("document.querySelectorAll('#strip img').length === 6")
+    wait_until(page, "document.querySelectorAll('#strip img').length === 6")
     assert "slerp, 6 images" in page.locator("#strip-title").text_content()
     assert page.evaluate("state.path.points.length") == 6
     assert page.locator("#decoded").is_hidden()  # a drag is a path, not a click
@@ -132,28 +145,30 @@ def test_drag_decodes_a_strip_along_the_path(page):
 
 def test_hovering_a_real_point_shows_its_image(page):
     x, y = page.evaluate(
-        "(() => { const r = canvas.getBoundingClientRect(); const [px, py] = toPixel(state.points[0], state.points[1]); return [r.left + px, r.top + py]; })()"
+        "(() => { const r = canvas.getBoundingClientRect(); "
+        "const [px, py] = toPixel(state.points[0], state.points[1]); return [r.left + px, r.top + py]; })()"
     )
     page.mouse.move(x, y)
-    page.wait_for_function("document.getElementById('hovered').src.includes('/api/image/')")
-    page.wait_for_function("document.getElementById('hovered').naturalWidth === 32")
-    page.wait_for_function("document.getElementById('hovered-info').innerText.includes('z-point #')")
+    wait_until(page, "document.getElementById('hovered').src.includes('/api/image/')")
+    wait_until(page, "document.getElementById('hovered').naturalWidth === 32")
+    wait_until(page, "document.getElementById('hovered-info').innerText.includes('z-point #')")
 
 
 def test_samples_appear_as_points_and_images(page):
     page.select_option("#sampler", "gaussian")
     page.fill("#sample-n", "5")
     page.click("#sample")
-    page.wait_for_function("document.querySelectorAll('#samples img').length === 5")
+    wait_until(page, "document.querySelectorAll('#samples img').length === 5")
     assert page.evaluate("state.samples.points.length") == 5
     assert "gaussian, n 5" in page.locator("#samples-title").text_content()
 
 
 def test_principal_axes_and_shift_click_base(page):
     page.select_option("#basis", "pca")
-    page.wait_for_function("state.geometry && state.geometry.labels[0] === 'PC[0]'")
+    wait_until(page, "state.geometry && state.geometry.labels[0] === 'PC[0]'")
     x, y = page.evaluate(
-        "(() => { const r = canvas.getBoundingClientRect(); const [px, py] = toPixel(state.points[8], state.points[9]); return [r.left + px, r.top + py]; })()"
+        "(() => { const r = canvas.getBoundingClientRect(); "
+        "const [px, py] = toPixel(state.points[8], state.points[9]); return [r.left + px, r.top + py]; })()"
     )
     page.keyboard.down("Shift")
     page.mouse.click(x, y)
@@ -161,11 +176,11 @@ def test_principal_axes_and_shift_click_base(page):
     assert page.evaluate("typeof state.base") == "number"
     assert "#" in page.locator("#base-info").inner_text()
     page.mouse.click(*plane_pixel(page, 0.55, 0.5))
-    page.wait_for_function("document.getElementById('decoded-info').innerText.includes('PC[0]')")
+    wait_until(page, "document.getElementById('decoded-info').innerText.includes('PC[0]')")
 
 
 def test_an_invalid_plane_is_reported_not_sent(page):
     page.fill("#axis-y", page.input_value("#axis-x"))
     page.dispatch_event("#axis-y", "change")
-    page.wait_for_function("document.getElementById('status').classList.contains('error')")
+    wait_until(page, "document.getElementById('status').classList.contains('error')")
     assert "different axes" in page.locator("#status").inner_text()
