@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -42,24 +40,11 @@ def _unavailable(reason: str) -> None:
 
 @pytest.fixture(scope="module")
 def server_url(tiny_run) -> Iterator[str]:
-    import uvicorn
-
+    from explorer_server import serving
     from latentatlas.explorer import create_app
 
-    with socket.socket() as probe:  # a free port; the tiny race until uvicorn binds it is harmless in tests
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(tiny_run.path), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the explorer's uvicorn server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(tiny_run.path)) as port:
+        yield f"http://127.0.0.1:{port}/"
 
 
 @pytest.fixture(scope="module")

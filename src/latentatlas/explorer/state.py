@@ -21,6 +21,7 @@ import numpy as np
 
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
+from latentatlas.explorer.batching import DecodeBatcher
 from latentatlas.io import data_uri
 from latentatlas.stats import PCA, Mahalanobis, moments
 from latentatlas.store import Run
@@ -90,6 +91,7 @@ class ExplorerState:
         self._images: np.ndarray | None = None
         self._images_failed = False
         self._face_detector: Any = None
+        self.decoder = DecodeBatcher(self._decode_now)
 
     # --------------------------------------------------------------- geometry
     def check_plane(self, basis: str, plane: tuple[int, int]) -> tuple[int, int]:
@@ -161,10 +163,14 @@ class ExplorerState:
         return np.ascontiguousarray(source[:, list(plane)], dtype="<f4").tobytes()
 
     # --------------------------------------------------------------- decoding and scoring
-    def decode(self, vectors: np.ndarray) -> np.ndarray:
+    def _decode_now(self, vectors: np.ndarray) -> np.ndarray:
         from latentatlas.store import decode_latents
 
         return decode_latents(self.model, np.asarray(vectors, dtype=np.float32))
+
+    def decode(self, vectors: np.ndarray) -> np.ndarray:
+        """Images of latent vectors (m, N); concurrent requests share forward passes (`DecodeBatcher`)."""
+        return self.decoder.decode(vectors)
 
     def faces(self, images: np.ndarray) -> list[bool]:
         if self._face_detector is None:

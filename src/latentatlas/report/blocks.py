@@ -152,6 +152,8 @@ def cell(value: Any, depth: int = 0) -> Cell:
             return records(value)
         return short_list(value)
     if isinstance(value, dict):
+        if not value:
+            return "—"
         if depth >= 2:
             return f"{len(value)} fields"
         return key_values(value, depth + 1)
