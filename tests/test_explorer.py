@@ -235,7 +235,7 @@ INF_VECTOR = '{"vector": [' + ", ".join(["1.0"] * 15 + ["Infinity"]) + "]}"
         ("get", "/api/plane?x=3&y=3", None, 400, "differ"),
         ("get", "/api/plane?x=0&y=99", None, 400, "out of range"),
         ("get", "/api/points?x=0", None, 422, "y"),
-        ("get", "/api/points?x=0&y=1&basis=umap", None, 422, "basis"),
+        ("get", "/api/points?x=0&y=1&basis=tsne", None, 422, "basis"),
         ("get", "/api/image/400", None, 400, "out of range"),
         ("get", "/api/image/-3", None, 400, "out of range"),
         ("get", "/api/image/abc", None, 422, "integer"),
@@ -499,3 +499,82 @@ def test_concurrent_clicks_decode_exactly_what_one_click_decodes(client, state, 
     expected = decode_latents(tiny_run.load_model(), z.astype(np.float32))
     for answer, image in zip(answers, expected):
         np.testing.assert_array_equal(png_pixels(answer["image"]), image)
+
+
+# ----------------------------------------------------------------------------- colouring by attributes, the UMAP map
+
+
+def test_columns_list_the_generating_factors_and_subsets(client, tiny_run):
+    columns = {c["name"]: c for c in client.get("/api/columns").json()["columns"]}
+    meta = tiny_run.metadata()
+    assert {"index", "image_id", "path"}.isdisjoint(columns)
+    assert columns["subset"] == {"name": "subset", "kind": "category", "labels": ["train", "val"]}
+    assert columns["skin_tone"]["kind"] == "numeric"
+    assert columns["skin_tone"]["min"] == pytest.approx(float(meta["skin_tone"].min()))
+    assert columns["skin_tone"]["max"] == pytest.approx(float(meta["skin_tone"].max()))
+    assert columns == {c["name"]: c for c in client.get("/api/info").json()["columns"]}
+
+
+@pytest.mark.parametrize("name", ["skin_tone", "mouth_curve", "subset"])
+def test_column_values_follow_the_display_points(client, tiny_run, state, name):
+    values = np.frombuffer(client.get(f"/api/column/{name}").content, dtype="<f4")
+    expected = tiny_run.metadata()[name].to_numpy()[state.display_rows]
+    if name == "subset":
+        expected = (expected == "val").astype(np.float32)  # codes of the sorted labels train, val
+    np.testing.assert_allclose(values, expected.astype(np.float32), rtol=1e-6)
+
+
+def test_an_unknown_column_is_refused_with_the_nearest_name(client):
+    response = client.get("/api/column/skin_tones")
+    assert response.status_code == 400 and "did you mean 'skin_tone'" in response.json()["detail"]
+
+
+def test_binary_columns_are_told_apart_from_numeric_ones():
+    import pandas as pd
+
+    from latentatlas.explorer.state import colour_columns
+
+    meta = pd.DataFrame(
+        {
+            "image_id": ["a", "b", "c"],
+            "Male": [1, -1, 1],
+            "Smiling": [True, False, False],
+            "age": [20.0, 33.0, 40.5],
+            "path": ["x", "y", "z"],
+            "note": ["one", "two", "three"],
+        }
+    )
+    columns = colour_columns(meta)
+    assert [columns[n]["kind"] for n in ("Male", "Smiling", "age", "note")] == [
+        "binary",
+        "binary",
+        "numeric",
+        "category",
+    ]
+    assert columns["Male"]["min"] == -1 and columns["age"]["max"] == 40.5 and "image_id" not in columns
+
+
+@pytest.mark.slow
+def test_the_umap_map_places_every_point_and_clicks_decode_the_nearest_real_one(client, state, tiny_run):
+    from latentatlas.store import decode_latents
+
+    geometry = client.get("/api/plane", params={"basis": "umap", "x": 0, "y": 1}).json()
+    assert geometry["labels"] == ["UMAP[0]", "UMAP[1]"] and geometry["origin"] is None and geometry["ellipses"] == []
+    points = np.frombuffer(client.get("/api/points?basis=umap&x=0&y=1").content, dtype="<f4").reshape(-1, 2)
+    assert points.shape == (len(state.display_rows), 2) and np.isfinite(points).all()
+    x0, x1, y0, y1 = geometry["bounds"]
+    inside = (points[:, 0] >= x0) & (points[:, 0] <= x1) & (points[:, 1] >= y0) & (points[:, 1] <= y1)
+    assert inside.mean() > 0.99
+    k = 17
+    click = (points[k] + 1e-4).tolist()
+    answer = client.post("/api/decode", json={"basis": "umap", "plane": [0, 1], "coords": click}).json()
+    row = int(state.display_rows[k])
+    assert answer["row"] == row
+    expected = decode_latents(tiny_run.load_model(), np.asarray(tiny_run.zpoints()[row : row + 1], np.float32))[0]
+    np.testing.assert_array_equal(png_pixels(answer["image"]), expected)
+    # Nothing but real points can be placed on the map: paths and samples say so.
+    path = {"basis": "umap", "plane": [0, 1], "start": [0, 0], "end": [1, 1], "steps": 3}
+    for url, body in (("/api/path", path), ("/api/sample", {"sampler": "gaussian", "basis": "umap", "plane": [0, 1]})):
+        response = client.post(url, json=body)
+        assert response.status_code == 400 and "linear basis" in response.json()["detail"]
+    assert client.get("/api/plane", params={"basis": "umap", "x": 0, "y": 2}).status_code == 400

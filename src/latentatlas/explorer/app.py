@@ -9,6 +9,8 @@ GET  /api/rows                            int32 (m,): the z-point store row of e
 GET  /api/image/{row}                     PNG of real image `row` (or the decode of its z-point when the
                                           image source is unavailable; header X-Image-Kind says which)
 GET  /api/point/{row}                     subset, image id, Mahalanobis distance / percentile of a real z-point
+GET  /api/columns                         the metadata columns points can be coloured by (attributes, factors)
+GET  /api/column/{name}                   float32 (m,) little-endian: that column's value per display point
 POST /api/decode                          {"vector": [...]} or {"basis", "plane", "coords", "base"}
                                           -> image (PNG data URI), Mahalanobis percentile, face flag
 POST /api/path                            {"basis", "plane", "start", "end", "base", "steps", "method"}
@@ -48,7 +50,7 @@ from latentatlas.store import Run
 STATIC_DIR = Path(__file__).with_name("static")
 MAX_BODY_BYTES = 1 << 20
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
-Basis = Literal["axes", "pca"]
+Basis = Literal["axes", "pca", "umap"]  # "umap": the nonlinear map; a click decodes the nearest real point
 Coordinate = Annotated[float, Field(ge=-COORD_LIMIT, le=COORD_LIMIT, allow_inf_nan=False)]
 Base = Literal["centre"] | Annotated[int, Field(ge=0)]
 Plane = tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]]
@@ -198,18 +200,33 @@ def create_app(
     def point(row: int) -> dict:
         return explorer.point(row)
 
+    @app.get("/api/columns")
+    def columns() -> dict:
+        return {"columns": list(explorer.columns.values())}
+
+    @app.get("/api/column/{name}")
+    def column(name: str) -> Response:
+        data = np.ascontiguousarray(explorer.column_values(name), dtype="<f4").tobytes()
+        return Response(data, media_type="application/octet-stream", headers={"Cache-Control": "max-age=3600"})
+
     @app.post("/api/decode")
     def decode(request: DecodeRequest) -> dict:
+        row = None
         if request.vector is not None:
             if len(request.vector) != explorer.latent_dim:
                 raise _bad(f"vector has {len(request.vector)} components, the latent space has {explorer.latent_dim}")
             vector = np.asarray(request.vector, dtype=np.float64)[None]
         else:
-            assert request.plane is not None  # checked by the request model
+            assert request.plane is not None and request.coords is not None  # checked by the request model
             plane = explorer.check_plane(request.basis, request.plane)
-            vector = explorer.from_plane(request.basis, plane, np.asarray(request.coords), request.base)
+            if request.basis == "umap":  # the map has no inverse: decode the real z-point nearest the click
+                row = explorer.nearest_display_point(request.coords)
+                vector = explorer.base_vector(row)[None]
+            else:
+                vector = explorer.from_plane(request.basis, plane, np.asarray(request.coords), request.base)
         described = explorer.describe(vector, request.detect_face)
         return {
+            "row": row,
             "image": described["images"][0],
             "percentile": described["percentiles"][0],
             "distance": described["distances"][0],

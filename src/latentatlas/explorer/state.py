@@ -31,6 +31,9 @@ MAX_SAMPLES = 64  # images per sample request: each one is a decode and a PNG
 MAX_STEPS = 32
 COORD_LIMIT = 1e6  # beyond this the decoder only produces saturated noise (or overflows)
 CONFIDENCES = (0.5, 0.9, 0.99)
+LINEAR_BASES = ("axes", "pca")
+METADATA_BOOKKEEPING = ("index", "image_id", "path")  # per-image identifiers, not something to colour by
+MAX_CATEGORIES = 24
 
 
 class ExplorerState:
@@ -92,14 +95,37 @@ class ExplorerState:
         self._images_failed = False
         self._face_detector: Any = None
         self.decoder = DecodeBatcher(self._decode_now)
+        self._umap: np.ndarray | None = None
+        self.columns = colour_columns(meta)
 
     # --------------------------------------------------------------- geometry
     def check_plane(self, basis: str, plane: tuple[int, int]) -> tuple[int, int]:
         try:
-            return checks.plane(plane, self.latent_dim)
+            return checks.plane(plane, 2 if basis == "umap" else self.latent_dim)
         except LatentAtlasError as exc:
-            kind = "principal axes" if basis == "pca" else "latent axes"
+            kind = {"pca": "principal axes", "umap": "UMAP map (axes 0 and 1)"}.get(basis, "latent axes")
             raise LatentAtlasError(f"{kind}: {exc}") from None
+
+    @staticmethod
+    def check_linear(basis: str, what: str) -> None:
+        if basis not in LINEAR_BASES:
+            raise LatentAtlasError(f"{what} need a linear basis (axes or pca); the UMAP map has no inverse")
+
+    def umap(self) -> np.ndarray:
+        """(m, 2) UMAP coordinates of the display points, computed on first use (it takes a while)."""
+        if self._umap is None:
+            from latentatlas.embedding import umap_embedding
+
+            with self._lock:
+                if self._umap is None:
+                    self._umap = umap_embedding(self.display_z)
+        return self._umap
+
+    def nearest_display_point(self, coords: tuple[float, float]) -> int:
+        """Store row of the display point nearest to `coords` on the UMAP map."""
+        from latentatlas.embedding import nearest
+
+        return int(self.display_rows[nearest(self.umap(), coords)])
 
     def check_row(self, row: int) -> int:
         if not 0 <= row < self.n_rows:
@@ -113,6 +139,7 @@ class ExplorerState:
 
     def to_plane(self, vectors: np.ndarray, basis: str, plane: tuple[int, int]) -> np.ndarray:
         """Project full latent vectors (m, N) to (m, 2) coordinates of the plane."""
+        self.check_linear(basis, "vectors other than the real z-points")
         vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
         if basis == "pca":
             return (vectors - self.centre) @ self.pca_axes[:, list(plane)]
@@ -120,6 +147,7 @@ class ExplorerState:
 
     def from_plane(self, basis: str, plane: tuple[int, int], coords: np.ndarray, base: str | int) -> np.ndarray:
         """Full latent vectors (m, N) for plane coordinates (m, 2), the rest of each vector from `base`."""
+        self.check_linear(basis, "points between the real z-points")
         coords = np.atleast_2d(np.asarray(coords, dtype=np.float64))
         start = self.base_vector(base)
         if basis == "axes":
@@ -133,6 +161,8 @@ class ExplorerState:
     def plane_info(self, basis: str, plane: tuple[int, int]) -> dict:
         from latentatlas.analysis import confidence_ellipse
 
+        if basis == "umap":
+            return self._umap_info()
         j1, j2 = plane
         if basis == "pca":
             mean2 = np.zeros(2)
@@ -158,9 +188,44 @@ class ExplorerState:
             "count": int(len(points)),
         }
 
+    def _umap_info(self) -> dict:
+        """The UMAP map has no ellipses and no origin; its "centre" is the real point nearest the centre."""
+        points = self.umap()
+        closest = int(np.argmin(self.mahalanobis.sq_distance(self.display_z)))
+        low, high = np.percentile(points.astype(np.float64), [0.2, 99.8], axis=0)
+        pad = 0.06 * np.maximum(high - low, 1e-6)
+        return {
+            "basis": "umap",
+            "plane": [0, 1],
+            "labels": ["UMAP[0]", "UMAP[1]"],
+            "centre": points[closest].tolist(),
+            "origin": None,
+            "ellipses": [],
+            "bounds": [low[0] - pad[0], high[0] + pad[0], low[1] - pad[1], high[1] + pad[1]],
+            "count": int(len(points)),
+        }
+
     def plane_points(self, basis: str, plane: tuple[int, int]) -> bytes:
+        if basis == "umap":
+            return np.ascontiguousarray(self.umap(), dtype="<f4").tobytes()
         source = self.display_pca if basis == "pca" else self.display_z
         return np.ascontiguousarray(source[:, list(plane)], dtype="<f4").tobytes()
+
+    # --------------------------------------------------------------- colouring by attributes
+    def column_values(self, name: str) -> np.ndarray:
+        """float32 per display point: the column's value (a category's code), NaN where missing."""
+        column = self.columns.get(name)
+        if column is None:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(self.columns), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise LatentAtlasError(f"no attribute or factor column {name!r} in the z-point metadata{hint}")
+        values = self.metadata[name].iloc[self.display_rows]
+        if column["kind"] == "category":
+            codes = {label: k for k, label in enumerate(column["labels"])}
+            return np.array([codes.get(str(v), np.nan) for v in values], dtype=np.float32)
+        return values.to_numpy(dtype=np.float32, na_value=np.nan)
 
     # --------------------------------------------------------------- decoding and scoring
     def _decode_now(self, vectors: np.ndarray) -> np.ndarray:
@@ -268,7 +333,35 @@ class ExplorerState:
             "centre_norm": float(np.linalg.norm(self.centre)),
             "pca_explained": [float(v / total) for v in self.pca_variance[:16]],
             "confidences": list(CONFIDENCES),
+            "columns": list(self.columns.values()),
         }
+
+
+def colour_columns(metadata: Any) -> dict[str, dict]:
+    """The z-point metadata columns points can be coloured by: attributes, generating factors, subsets.
+
+    Numbers and booleans are "binary" (two distinct values) or "numeric" (with min and max); text with at
+    most MAX_CATEGORIES distinct values is a "category" (with its labels). Per-image identifiers are left out.
+    """
+    import pandas as pd
+
+    out: dict[str, dict] = {}
+    for name in metadata.columns:
+        if name in METADATA_BOOKKEEPING:
+            continue
+        series = metadata[name]
+        if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
+            values = series.dropna().astype(np.float64)
+            if values.empty:
+                continue
+            distinct = np.unique(values.to_numpy())
+            kind = "binary" if len(distinct) <= 2 else "numeric"
+            out[str(name)] = {"name": str(name), "kind": kind, "min": float(distinct[0]), "max": float(distinct[-1])}
+        else:
+            labels = sorted({str(v) for v in series.dropna()})
+            if 1 <= len(labels) <= MAX_CATEGORIES:
+                out[str(name)] = {"name": str(name), "kind": "category", "labels": labels}
+    return out
 
 
 Explorer = ExplorerState  # the name earlier releases exported
