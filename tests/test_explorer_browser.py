@@ -169,3 +169,43 @@ def test_an_invalid_plane_is_reported_not_sent(page):
     page.dispatch_event("#axis-y", "change")
     wait_until(page, "document.getElementById('status').classList.contains('error')")
     assert "different axes" in page.locator("#status").inner_text()
+
+
+def test_points_are_coloured_by_a_factor(page, tiny_run):
+    page.select_option("#colour", "subset")
+    wait_until(page, "state.colour !== null && state.colour.column === 'subset'")
+    bins = page.evaluate("Array.from(state.colour.bins)")
+    rows = page.evaluate("Array.from(state.rows)")
+    subsets = tiny_run.metadata()["subset"].to_numpy()
+    assert bins == [0 if subsets[row] == "train" else 1 for row in rows]
+    assert page.locator("#colour-legend").inner_text().split() == ["train", "val"]
+    # the canvas really shows both colours (orange validation points among the blue ones)
+    count_orange = (
+        "(() => { const layer = pointsLayer.getContext('2d');"
+        " const d = layer.getImageData(0, 0, pointsLayer.width, pointsLayer.height).data; let orange = 0;"
+        " for (let i = 0; i < d.length; i += 4) if (d[i] > 200 && d[i + 1] > 80 && d[i + 2] < 80) orange++;"
+        " return orange; })()"
+    )
+    assert page.evaluate(count_orange) > 0
+    page.select_option("#colour", "")
+    wait_until(page, "state.colour === null")
+
+
+@pytest.mark.slow
+def test_the_umap_map_decodes_the_nearest_real_point(page):
+    page.select_option("#basis", "umap")
+    wait_until(page, "state.geometry && state.geometry.labels[0] === 'UMAP[0]'", timeout=120)
+    assert page.locator("#axis-x").is_disabled()
+    x, y = page.evaluate(
+        "(() => { const r = canvas.getBoundingClientRect(); "
+        "const [px, py] = toPixel(state.points[4], state.points[5]); return [r.left + px, r.top + py]; })()"
+    )
+    page.mouse.click(x, y)
+    row = page.evaluate("state.rows[2]")
+    wait_until(page, f"document.getElementById('decoded-info').innerText.includes('#{row} nearest')")
+    page.mouse.move(*plane_pixel(page, 0.3, 0.3))
+    page.mouse.down()
+    page.mouse.move(*plane_pixel(page, 0.6, 0.6), steps=5)
+    page.mouse.up()
+    wait_until(page, "document.getElementById('status').classList.contains('error')")
+    assert "linear basis" in page.locator("#status").inner_text()
