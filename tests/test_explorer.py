@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import socket
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from latentatlas import explorer as explorer_module
 def client(tiny_run):
     from fastapi.testclient import TestClient
 
-    with TestClient(explorer_module.create_app(tiny_run.path)) as test_client:
+    with TestClient(explorer_module.create_app(tiny_run.path), base_url="http://127.0.0.1") as test_client:
         yield test_client
 
 
@@ -234,7 +235,7 @@ INF_VECTOR = '{"vector": [' + ", ".join(["1.0"] * 15 + ["Infinity"]) + "]}"
         ("get", "/api/plane?x=3&y=3", None, 400, "differ"),
         ("get", "/api/plane?x=0&y=99", None, 400, "out of range"),
         ("get", "/api/points?x=0", None, 422, "y"),
-        ("get", "/api/points?x=0&y=1&basis=umap", None, 422, "basis"),
+        ("get", "/api/points?x=0&y=1&basis=tsne", None, 422, "basis"),
         ("get", "/api/image/400", None, 400, "out of range"),
         ("get", "/api/image/-3", None, 400, "out of range"),
         ("get", "/api/image/abc", None, 422, "integer"),
@@ -322,7 +323,7 @@ def test_cli_explore_rejects_a_bad_port(tiny_run, capsys):
 def test_display_points_are_a_seeded_subsample(tiny_run):
     from fastapi.testclient import TestClient
 
-    with TestClient(explorer_module.create_app(tiny_run.path, max_points=50)) as small:
+    with TestClient(explorer_module.create_app(tiny_run.path, max_points=50), base_url="http://127.0.0.1") as small:
         info = small.get("/api/info").json()
         rows = np.frombuffer(small.get("/api/rows").content, dtype="<i4")
         points = np.frombuffer(small.get("/api/points?x=0&y=1").content, dtype="<f4").reshape(-1, 2)
@@ -330,3 +331,250 @@ def test_display_points_are_a_seeded_subsample(tiny_run):
     assert len(np.unique(rows)) == 50 and np.all(np.diff(rows) > 0)
     np.testing.assert_allclose(points, np.asarray(tiny_run.zpoints())[rows][:, [0, 1]], rtol=1e-6)
     assert info["n_fit"] == len(tiny_run.zpoints("train"))  # statistics still use every training point
+
+
+# ----------------------------------------------------------------------------- exposure: Host, headers, bodies
+
+
+@pytest.mark.parametrize("host", ["evil.example.com", "evil.example.com:8765", "127.0.0.1.evil.example.com"])
+def test_a_foreign_host_header_is_refused(client, host):
+    response = client.get("/api/image/0", headers={"Host": host})
+    assert response.status_code == 400 and response.headers["content-type"].startswith("text/plain")
+    assert "Invalid host header" in response.text
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.1:8765", "localhost:8765"])
+def test_the_bound_host_names_are_answered(client, host):
+    assert client.get("/api/info", headers={"Host": host}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "bound, accepted, refused",
+    [
+        ("127.0.0.1", ["127.0.0.1", "localhost"], ["evil.example.com", "0.0.0.0"]),
+        ("192.168.1.20", ["192.168.1.20", "127.0.0.1", "localhost"], ["evil.example.com"]),
+        ("0.0.0.0", ["127.0.0.1", "localhost", socket.gethostname()], ["evil.example.com", "0.0.0.0"]),
+    ],
+)
+def test_allowed_hosts_follow_the_bound_address(bound, accepted, refused):
+    hosts = explorer_module.allowed_hosts(bound)
+    assert all(name in hosts for name in accepted) and not any(name in hosts for name in refused)
+
+
+@pytest.mark.parametrize("url", ["/", "/api/info", "/static/app.js", "/api/point/99999", "/no-such-page"])
+def test_every_answer_carries_the_security_headers(client, url):
+    headers = client.get(url).headers
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["x-frame-options"] == "DENY"
+    policy = headers["content-security-policy"]
+    for directive in ("default-src 'self'", "script-src 'self'", "frame-ancestors 'none'", "object-src 'none'"):
+        assert directive in policy
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+
+
+def test_a_body_with_a_false_content_length_is_refused(client):
+    response = client.post("/api/decode", content=b"{}", headers={"content-length": "abc"})
+    assert response.status_code == 413
+
+
+def test_a_chunked_body_over_the_limit_is_refused_in_the_app(client):
+    """No Content-Length at all: the bytes are counted as they arrive (TestClient streams a generator)."""
+    chunk = b" " * 65536
+    sent = [0]
+
+    def body():
+        for _ in range(64):  # 4 MiB, four times the limit
+            sent[0] += len(chunk)
+            yield chunk
+
+    response = client.post("/api/decode", content=body(), headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "larger than 1048576 bytes" in response.json()["detail"]
+
+
+def test_a_chunked_upload_of_120_mb_is_cut_off_without_buffering_it(tiny_run):
+    """A real socket speaking chunked HTTP/1.1 to uvicorn: the answer is 413 after about the limit, and
+    the server never holds more than the limit (peak of Python allocations while it reads)."""
+    import select
+    import socket as sockets
+    import tracemalloc
+
+    from explorer_server import serving
+
+    total = 120 * 2**20
+    chunk = b"[" + b"0," * 32767 + b"0"  # 64 KiB of a JSON array
+
+    def body():
+        for _ in range(total // len(chunk)):
+            yield chunk
+
+    app = explorer_module.create_app(tiny_run.path)
+    with serving(app) as port:
+        tracemalloc.start()
+        sent = 0
+        answer = b""
+        with sockets.create_connection(("127.0.0.1", port), timeout=20) as connection:
+            connection.sendall(
+                b"POST /api/decode HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n"
+            )
+            for piece in body():
+                if select.select([connection], [], [], 0)[0]:
+                    break  # the server has answered
+                try:
+                    connection.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+                sent += len(piece)
+            try:
+                answer = connection.recv(65536)
+            except ConnectionResetError:
+                pass
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"nosniff" in answer.lower()
+    assert sent < 24 * 2**20, f"{sent / 2**20:.0f} MiB went in before the refusal"
+    assert peak < 16 * 2**20, f"peak {peak / 2**20:.0f} MiB of Python allocations"
+
+
+# ----------------------------------------------------------------------------- concurrent decoding
+
+
+def test_concurrent_decodes_share_forward_passes_and_get_their_own_rows():
+    import threading
+    import time
+
+    from latentatlas.explorer.batching import DecodeBatcher
+
+    calls: list[int] = []
+
+    def slow_decode(vectors: np.ndarray) -> np.ndarray:
+        calls.append(len(vectors))
+        time.sleep(0.05)  # a forward pass: requests arriving meanwhile must wait for the next one together
+        return np.repeat(vectors[:, :1, None, None], 3, axis=3).astype(np.float32) * np.ones((1, 2, 2, 3))
+
+    batcher = DecodeBatcher(slow_decode)
+    start = threading.Barrier(12)
+    results: dict[int, np.ndarray] = {}
+
+    def client(i: int) -> None:
+        start.wait()
+        results[i] = batcher.decode(np.full((i % 3 + 1, 4), float(i)))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(calls) == sum(i % 3 + 1 for i in range(12)) == batcher.rows
+    assert len(calls) <= 4 and batcher.batches == len(calls)  # 12 requests, a handful of forward passes
+    for i, images in results.items():
+        assert images.shape == (i % 3 + 1, 2, 2, 3) and np.all(images == i)
+
+
+def test_a_decode_error_reaches_every_waiting_request_and_the_batcher_lives_on():
+    from latentatlas.errors import LatentAtlasError
+    from latentatlas.explorer.batching import DecodeBatcher
+
+    def decode(vectors: np.ndarray) -> np.ndarray:
+        if np.isnan(vectors).any():
+            raise LatentAtlasError("cannot decode NaN")
+        return np.zeros((len(vectors), 2, 2, 3), np.uint8)
+
+    batcher = DecodeBatcher(decode)
+    with pytest.raises(LatentAtlasError, match="cannot decode NaN"):
+        batcher.decode(np.full((1, 4), np.nan))
+    assert batcher.decode(np.zeros((3, 4))).shape == (3, 2, 2, 3)
+
+
+def test_concurrent_clicks_decode_exactly_what_one_click_decodes(client, state, tiny_run):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from latentatlas.store import decode_latents
+
+    z = np.asarray(tiny_run.zpoints()[:8], dtype=np.float64)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda v: client.post("/api/decode", json={"vector": v.tolist()}).json(), z))
+    expected = decode_latents(tiny_run.load_model(), z.astype(np.float32))
+    for answer, image in zip(answers, expected):
+        np.testing.assert_array_equal(png_pixels(answer["image"]), image)
+
+
+# ----------------------------------------------------------------------------- colouring by attributes, the UMAP map
+
+
+def test_columns_list_the_generating_factors_and_subsets(client, tiny_run):
+    columns = {c["name"]: c for c in client.get("/api/columns").json()["columns"]}
+    meta = tiny_run.metadata()
+    assert {"index", "image_id", "path"}.isdisjoint(columns)
+    assert columns["subset"] == {"name": "subset", "kind": "category", "labels": ["train", "val"]}
+    assert columns["skin_tone"]["kind"] == "numeric"
+    assert columns["skin_tone"]["min"] == pytest.approx(float(meta["skin_tone"].min()))
+    assert columns["skin_tone"]["max"] == pytest.approx(float(meta["skin_tone"].max()))
+    assert columns == {c["name"]: c for c in client.get("/api/info").json()["columns"]}
+
+
+@pytest.mark.parametrize("name", ["skin_tone", "mouth_curve", "subset"])
+def test_column_values_follow_the_display_points(client, tiny_run, state, name):
+    values = np.frombuffer(client.get(f"/api/column/{name}").content, dtype="<f4")
+    expected = tiny_run.metadata()[name].to_numpy()[state.display_rows]
+    if name == "subset":
+        expected = (expected == "val").astype(np.float32)  # codes of the sorted labels train, val
+    np.testing.assert_allclose(values, expected.astype(np.float32), rtol=1e-6)
+
+
+def test_an_unknown_column_is_refused_with_the_nearest_name(client):
+    response = client.get("/api/column/skin_tones")
+    assert response.status_code == 400 and "did you mean 'skin_tone'" in response.json()["detail"]
+
+
+def test_binary_columns_are_told_apart_from_numeric_ones():
+    import pandas as pd
+
+    from latentatlas.explorer.state import colour_columns
+
+    meta = pd.DataFrame(
+        {
+            "image_id": ["a", "b", "c"],
+            "Male": [1, -1, 1],
+            "Smiling": [True, False, False],
+            "age": [20.0, 33.0, 40.5],
+            "path": ["x", "y", "z"],
+            "note": ["one", "two", "three"],
+        }
+    )
+    columns = colour_columns(meta)
+    assert [columns[n]["kind"] for n in ("Male", "Smiling", "age", "note")] == [
+        "binary",
+        "binary",
+        "numeric",
+        "category",
+    ]
+    assert columns["Male"]["min"] == -1 and columns["age"]["max"] == 40.5 and "image_id" not in columns
+
+
+@pytest.mark.slow
+def test_the_umap_map_places_every_point_and_clicks_decode_the_nearest_real_one(client, state, tiny_run):
+    from latentatlas.store import decode_latents
+
+    geometry = client.get("/api/plane", params={"basis": "umap", "x": 0, "y": 1}).json()
+    assert geometry["labels"] == ["UMAP[0]", "UMAP[1]"] and geometry["origin"] is None and geometry["ellipses"] == []
+    points = np.frombuffer(client.get("/api/points?basis=umap&x=0&y=1").content, dtype="<f4").reshape(-1, 2)
+    assert points.shape == (len(state.display_rows), 2) and np.isfinite(points).all()
+    x0, x1, y0, y1 = geometry["bounds"]
+    inside = (points[:, 0] >= x0) & (points[:, 0] <= x1) & (points[:, 1] >= y0) & (points[:, 1] <= y1)
+    assert inside.mean() > 0.99
+    k = 17
+    click = (points[k] + 1e-4).tolist()
+    answer = client.post("/api/decode", json={"basis": "umap", "plane": [0, 1], "coords": click}).json()
+    row = int(state.display_rows[k])
+    assert answer["row"] == row
+    expected = decode_latents(tiny_run.load_model(), np.asarray(tiny_run.zpoints()[row : row + 1], np.float32))[0]
+    np.testing.assert_array_equal(png_pixels(answer["image"]), expected)
+    # Nothing but real points can be placed on the map: paths and samples say so.
+    path = {"basis": "umap", "plane": [0, 1], "start": [0, 0], "end": [1, 1], "steps": 3}
+    for url, body in (("/api/path", path), ("/api/sample", {"sampler": "gaussian", "basis": "umap", "plane": [0, 1]})):
+        response = client.post(url, json=body)
+        assert response.status_code == 400 and "linear basis" in response.json()["detail"]
+    assert client.get("/api/plane", params={"basis": "umap", "x": 0, "y": 2}).status_code == 400

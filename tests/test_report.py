@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
 import re
@@ -11,11 +10,12 @@ import shutil
 
 import numpy as np
 import pytest
+from markupsafe import escape
 from PIL import Image
 
 from latentatlas.cli import main
 from latentatlas.errors import LatentAtlasError
-from latentatlas.report import SECTION_TITLES, build_report, write_report
+from latentatlas.report import SECTIONS, build_report, write_report
 from latentatlas.store import Run
 
 
@@ -32,8 +32,8 @@ def embedded(data: bytes) -> str:
 def section_of(text: str, fragment: str) -> int:
     """Number of the story section (1..7) whose part of the page holds `fragment`."""
     position = text.index(fragment)
-    starts = [text.index(f"<h2>{html.escape(title)}</h2>") for title in SECTION_TITLES.values()]
-    return max(n for n, start in zip(SECTION_TITLES, starts) if start < position)
+    starts = [text.index(f"<h2>{escape(spec.title)}</h2>") for spec in SECTIONS]
+    return max(n for n, start in enumerate(starts, start=1) if start < position)
 
 
 def write_artifacts(run: Run) -> dict[str, bytes]:
@@ -149,7 +149,7 @@ def test_a_trained_run_alone_gives_section_one_and_the_missing_commands(tiny_run
     path = write_report(tiny_run_copy)
     assert path == tiny_run_copy.path / "report.html"
     text = path.read_text(encoding="utf-8")
-    positions = [text.index(f"<h2>{html.escape(title)}</h2>") for title in SECTION_TITLES.values()]
+    positions = [text.index(f"<h2>{escape(spec.title)}</h2>") for spec in SECTIONS]
     assert positions == sorted(positions)  # the seed's order
     assert text.count('src="data:image/png;base64,') == 1  # the training curves, drawn from history.csv
     assert "Training and validation loss per epoch (3 epochs" in text
@@ -193,7 +193,6 @@ def test_key_numbers_are_presented(tiny_run_copy):
     assert section_of(text, "2.346") == 2  # bulk centre norm, 4 significant digits
     assert section_of(text, "-0.9806") == 3
     assert section_of(text, "0.9197") == 4  # b_match
-    assert "than <b>96.5 %</b> of the real z-points: it lies at the bulk&#x27;s border" in text
     assert section_of(text, "brand new number") == 4 and "42.12" in text  # unknown field, shown generically
     evaluation = text.index("Evaluation of all samplers")
     assert section_of(text, "Evaluation of all samplers") == 6
@@ -265,3 +264,188 @@ def test_report_of_the_real_pipeline(tiny_run_copy):
     assert section_of(text, embedded(next((run.path / "paths").glob("*/projection.png")).read_bytes())) == 7
     assert np.isfinite(analysis["origin"]["percentile"])
     assert f"{analysis['radii']['b_match']:.4g}" in text
+
+
+# ----------------------------------------------------------------------------- verdicts come from the run's numbers
+
+SEED_CONCLUSIONS = (  # sentences the report used to print whatever the data said
+    "The origin lies at the border of the bulk",
+    "a few dominant components",
+    "faces appear",
+    "Statistical samplers hit it",
+    "rarely gives a face",
+)
+
+
+def finding(key: str, claim: str, verdict: str, evidence: str) -> dict:
+    from latentatlas.findings import Finding
+
+    return Finding(key=key, claim=claim, verdict=verdict, evidence=evidence).to_dict()  # type: ignore[arg-type]
+
+
+def write_analysis(run: Run, findings: list[dict], **fields) -> None:
+    folder = run.path / "analysis"
+    folder.mkdir(exist_ok=True)
+    (folder / "analysis.json").write_text(
+        json.dumps({"n_points": 300, "latent_dim": 16, "findings": findings, **fields})
+    )
+
+
+def group_of(text: str, folder: str) -> str:
+    """The HTML of the sample or path group whose title names `folder`."""
+    start = text.index(f"<small>({escape(folder)})</small>")
+    ends = [i for i in (text.find("<h3", start), text.find("</section>", start)) if i >= 0]  # groups hold h4s
+    return text[start : min(ends)]
+
+
+def test_no_fixed_seed_conclusion_is_printed(tiny_run_copy):
+    write_artifacts(tiny_run_copy)
+    text = build_report(tiny_run_copy)
+    for sentence in SEED_CONCLUSIONS:
+        assert sentence.lower() not in text.lower(), sentence
+
+
+@pytest.mark.parametrize(
+    "verdict, percentile, lead",
+    [
+        ("agrees", 96.5, "This run agrees with the seed"),
+        ("disagrees", 23.0, "This run disagrees with the seed"),
+    ],
+)
+def test_the_origin_verdict_follows_the_finding(tiny_run_copy, verdict, percentile, lead):
+    claim = "the origin lies at the border of the bulk"
+    evidence = f"{percentile:g} % of the z-points are closer to the centre (Mahalanobis percentile)"
+    write_analysis(
+        tiny_run_copy,
+        [finding("origin-position", claim, verdict, evidence)],
+        origin={"mahalanobis": 3.1, "percentile": percentile},
+    )
+    text = build_report(tiny_run_copy)
+    sentence = escape(f"{lead}: {claim} ({evidence})")
+    assert sentence in text and section_of(text, sentence) == 4
+    assert f'<p class="verdict {verdict}">' in text
+    other = "disagrees" if verdict == "agrees" else "agrees"
+    assert f"This run {other} with the seed" not in text
+
+
+def test_many_dominant_components_flip_the_dominance_verdict(tiny_run_copy):
+    ranked = [{"index": j, "rms": 1.0} for j in range(85)]
+    claim = "a few dominant components sit away from 0 and spread wider"
+    write_analysis(
+        tiny_run_copy,
+        [finding("dominant-components", claim, "disagrees", "85 of 128 components pass the dominance rule")],
+        dominant={"rule": {"offset_k": 1.0}, "components": ranked},
+    )
+    text = build_report(tiny_run_copy)
+    sentence = escape(f"This run disagrees with the seed: {claim} (85 of 128 components pass the dominance rule)")
+    assert section_of(text, sentence) == 2
+    assert "Dominant components (85)" in text
+    assert text.index(sentence) < text.index("Dominant components (85)")  # the verdict sits under the heading
+
+
+def test_evaluation_findings_go_to_the_sampler_sections(tiny_run_copy):
+    write_artifacts(tiny_run_copy)
+    path = tiny_run_copy.path / "evaluation" / "evaluation.json"
+    evaluation = json.loads(path.read_text())
+    evaluation["findings"] = [
+        finding(
+            "uniform-box-misses", "uniform-box vectors decode to no face", "disagrees", "face rate 0.4 vs real 0.9"
+        ),
+        finding("statistical-samplers-hit", "fitted samplers decode to faces", "mixed", "2 of 4 samplers reach 0.5"),
+        {"key": "broken", "claim": "no verdict"},
+    ]
+    path.write_text(json.dumps(evaluation))
+    text = build_report(tiny_run_copy)
+    assert section_of(text, "uniform-box vectors decode to no face") == 5
+    assert section_of(text, "This run partly agrees with the seed: fitted samplers decode to faces") == 6
+    assert "a finding in evaluation/evaluation.json lacks key, claim, verdict or evidence" in text
+
+
+# ----------------------------------------------------------------------------- each score beside its artifact
+
+
+def write_sample(run: Run, folder: str, sampler: str, options: dict, n: int = 16, seed: int = 0, **extra) -> None:
+    path = run.path / "samples" / folder
+    path.mkdir(parents=True)
+    path.joinpath("grid.png").write_bytes(png((n, seed, 1)))
+    info = {"sampler": sampler, "options": options, "n": n, "seed": seed, "subset": "train", "fitted_on": 300}
+    info["figures"] = [{"file": "grid.png", "caption": f"{n} images from {folder}"}]
+    path.joinpath("info.json").write_text(json.dumps({**info, **extra}))
+
+
+def write_evaluation(run: Run, rows: list[dict], **extra) -> None:
+    (run.path / "evaluation").mkdir(exist_ok=True)
+    reference = {"name": "real (held-out)", "kind": "reference", "n": 16, "face_rate": 0.9667}
+    data = {"settings": {"n": 16}, "rows": [reference, *rows], **extra}
+    (run.path / "evaluation" / "evaluation.json").write_text(json.dumps(data))
+
+
+def test_scores_are_matched_by_sampler_options_n_and_seed(tiny_run_copy):
+    run = tiny_run_copy
+    write_sample(run, "uniform-box-seed0", "uniform-box", {"b": "matched"})
+    write_sample(run, "uniform-box-b1.5-seed0", "uniform-box", {"b": 1.5})
+    write_sample(run, "gaussian-seed0", "gaussian", {})
+    write_sample(run, "gaussian-seed7", "gaussian", {}, seed=7)
+    write_sample(run, "gaussian-n64-seed0", "gaussian", {}, n=64)
+    row = {"kind": "sampler", "n": 16, "seed": 0}
+    write_evaluation(
+        run,
+        [
+            {"name": "uniform-box", "sampler": "uniform-box", "options": {}, **row, "face_rate": 0.176},
+            {"name": "gaussian", "sampler": "gaussian", "options": {}, **row, "face_rate": 0.8125},
+        ],
+    )
+    text = build_report(run)
+    matched = group_of(text, "uniform-box-seed0")  # options {} are the defaults, b = matched
+    assert "0.176" in matched and "not evaluated" not in matched
+    grid = group_of(text, "uniform-box-b1.5-seed0")
+    assert "0.176" not in grid and "0.8125" not in grid
+    assert f"was not evaluated: run <code>latentatlas evaluate {escape(str(run.path))} --samplers uniform-box" in grid
+    assert "-n 16 --seed 0 --b 1.5</code>" in grid
+    assert "0.8125" in group_of(text, "gaussian-seed0")
+    for folder, wrong in (("gaussian-seed7", "--seed 7"), ("gaussian-n64-seed0", "-n 64")):
+        group = group_of(text, folder)
+        assert "0.8125" not in group and "was not evaluated" in group and wrong in group
+    assert text.count("0.176") == 2  # beside its sample and in the evaluation table, nowhere else
+
+
+def test_a_row_without_its_identity_is_never_matched(tiny_run_copy):
+    write_sample(tiny_run_copy, "gaussian-seed0", "gaussian", {})
+    write_evaluation(tiny_run_copy, [{"name": "gaussian", "kind": "sampler", "n": 16, "face_rate": 0.8125}])
+    group = group_of(build_report(tiny_run_copy), "gaussian-seed0")
+    assert "0.8125" not in group and "was not evaluated" in group
+
+
+@pytest.mark.parametrize("source, shown", [("synthetic-faces", True), ("/data/faces", False)])
+def test_synthetic_settings_only_for_the_synthetic_source(tiny_run_copy, source, shown):
+    config_path = tiny_run_copy.path / "config.json"
+    config = json.loads(config_path.read_text())
+    config["data"]["source"] = source
+    config_path.write_text(json.dumps(config))
+    text = build_report(tiny_run_copy)
+    assert ("synthetic count" in text) is shown and ("synthetic seed" in text) is shown
+    assert "image size" in text
+
+
+class RunWithWeights(Run):
+    """A run whose current weights are known (the store records them as `Run.weights_id`)."""
+
+    weights_id = "epoch3-abc123"
+
+
+@pytest.mark.parametrize("weights, stale", [("epoch1-0f0f0f", True), ("epoch3-abc123", False)])
+def test_artifacts_of_other_weights_are_marked_stale(tiny_run_copy, weights, stale):
+    run = RunWithWeights(tiny_run_copy.path)
+    write_sample(run, "gaussian-seed0", "gaussian", {}, weights=weights)
+    write_sample(run, "uniform-box-seed0", "uniform-box", {})  # records no weights: never called stale
+    write_evaluation(
+        run, [{"name": "gaussian", "sampler": "gaussian", "options": {}, "kind": "sampler", "n": 16, "seed": 0}]
+    )
+    write_analysis(run, [finding("origin-position", "c", "agrees", "e")], weights=weights)
+    text = build_report(run)
+    group = group_of(text, "gaussian-seed0")
+    assert ('<span class="badge stale">stale</span>' in group) is stale
+    assert ("this sample was computed from weights epoch1-0f0f0f, the run now holds epoch3-abc123" in group) is stale
+    assert "stale" not in group_of(text, "uniform-box-seed0")
+    assert ("the analysis was computed from weights epoch1-0f0f0f" in text) is stale
+    assert ('<span class="badge stale">stale</span></p>' in text) is stale  # on the analysis finding

@@ -23,7 +23,14 @@ const state = {
   drag: null,
   hovered: -1,
   requestId: 0,
+  colour: null, // {column, bins: Uint8Array (255: no value), order: indices sorted by bin, palette}
 };
+
+// Colour-blind-safe steps for numbers (viridis), two colours for yes/no columns, ten for categories.
+const VIRIDIS = ["#440154", "#46327e", "#365c8d", "#277f8e", "#1fa187", "#4ac16d", "#a0da39", "#fde725"];
+const BINARY = ["#1f77b4", "#d62728"];
+const CATEGORIES = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+const MISSING = 255;
 
 // ---------------------------------------------------------------- server calls
 
@@ -117,7 +124,14 @@ function renderPoints() {
   layer.beginPath();
   layer.rect(MARGIN.left, MARGIN.top, width - MARGIN.left - MARGIN.right, height - MARGIN.top - MARGIN.bottom);
   layer.clip();
-  for (let i = 0; i < n; i++) {
+  const colour = state.colour && state.colour.bins.length === n ? state.colour : null;
+  let current = -1;
+  for (let k = 0; k < n; k++) {
+    const i = colour ? colour.order[k] : k;
+    if (colour && colour.bins[i] !== current) {
+      current = colour.bins[i];
+      layer.fillStyle = current === MISSING ? "#c8ccd2" : colour.palette[current];
+    }
     const [px, py] = toPixel(state.points[2 * i], state.points[2 * i + 1]);
     layer.fillRect(px - radius, py - radius, 2 * radius, 2 * radius);
   }
@@ -219,7 +233,7 @@ function draw() {
     ctx.setLineDash([]);
   }
   if (state.geometry) {
-    marker(...state.geometry.origin, "gold", 6);
+    if (state.geometry.origin) marker(...state.geometry.origin, "gold", 6); // the UMAP map has no origin
     marker(...state.geometry.centre, "darkorange", 6);
   }
   if (state.hovered >= 0) marker(state.points[2 * state.hovered], state.points[2 * state.hovered + 1], "#1f77b4", 5, "#fff");
@@ -231,6 +245,7 @@ function draw() {
 // ---------------------------------------------------------------- loading a plane
 
 function readPlaneInputs() {
+  if ($("basis").value === "umap") return [0, 1];
   const dim = state.info.latent_dim;
   const x = Number($("axis-x").value), y = Number($("axis-y").value);
   for (const v of [x, y]) {
@@ -246,7 +261,8 @@ async function loadPlane() {
   state.basis = $("basis").value;
   state.plane = plane;
   const query = `basis=${state.basis}&x=${plane[0]}&y=${plane[1]}&run=${state.info.token}`;
-  setStatus("loading plane…");
+  setStatus(state.basis === "umap" ? "computing the UMAP map (the first time takes a while)…" : "loading plane…");
+  if (state.basis === "umap" && state.samples) clearSamples(); // sampled vectors cannot be placed on the map
   try {
     const [geometry, buffer] = await Promise.all([api(`/api/plane?${query}`), api(`/api/points?${query}`)]);
     state.geometry = geometry;
@@ -282,8 +298,11 @@ async function decodeAt(x, y) {
     img.src = answer.image;
     img.hidden = false;
     const labels = state.geometry.labels;
+    const where = answer.row === null
+      ? `${labels[0]} = ${x.toPrecision(4)}, ${labels[1]} = ${y.toPrecision(4)}`
+      : `the real z-point #${answer.row} nearest the click on the map`;
     $("decoded-info").innerHTML =
-      `${labels[0]} = ${x.toPrecision(4)}, ${labels[1]} = ${y.toPrecision(4)}<br>` +
+      `${where}<br>` +
       `Mahalanobis distance ${answer.distance.toFixed(2)}: ` +
       `<b>${answer.percentile.toFixed(1)} %</b> of the real z-points lie closer to the centre<br>${faceText(answer.face)}`;
     setStatus("decoded");
@@ -424,7 +443,9 @@ canvas.addEventListener("pointerup", (event) => {
   state.drag = null;
   if (!drag) return;
   const pixel = eventPixel(event);
-  if (drag.moved) {
+  if (drag.moved && state.basis === "umap") {
+    setStatus("paths need a linear basis (latent or principal axes): the UMAP map has no inverse", true);
+  } else if (drag.moved) {
     decodePath(drag.start, toData(...pixel));
   } else if (drag.shift) {
     const i = nearestPoint(...pixel);
@@ -455,25 +476,84 @@ $("base-reset").addEventListener("click", () => {
 });
 $("basis").addEventListener("change", () => {
   // Principal axes are sorted by variance, so PC 0 and PC 1 are the natural first plane.
-  [$("axis-x").value, $("axis-y").value] = $("basis").value === "pca" ? [0, 1] : state.info.default_plane;
+  const basis = $("basis").value;
+  [$("axis-x").value, $("axis-y").value] = basis === "axes" ? state.info.default_plane : [0, 1];
+  $("axis-x").disabled = $("axis-y").disabled = basis === "umap";
   showAxisHint();
   loadPlane();
 });
 
 function showAxisHint() {
   const info = state.info;
+  if ($("basis").value === "umap") {
+    $("top-axes").textContent = "UMAP keeps neighbourhoods, not distances; a click decodes the nearest real z-point.";
+    return;
+  }
   $("top-axes").textContent = $("basis").value === "pca"
     ? `Principal axes by variance: PC[0] ${(100 * info.pca_explained[0]).toFixed(0)} %, PC[1] ${(100 * info.pca_explained[1]).toFixed(0)} %, PC[2] ${(100 * (info.pca_explained[2] || 0)).toFixed(0)} %`
     : `Widest axes: ${info.top_axes.slice(0, 8).join(", ")}`;
 }
 for (const id of ["axis-x", "axis-y"]) $(id).addEventListener("change", loadPlane);
 $("sample").addEventListener("click", () => drawSamples(true));
-$("sample-clear").addEventListener("click", () => {
+function clearSamples() {
   state.samples = null;
   $("samples").replaceChildren();
   $("samples-title").textContent = "Samples";
   draw();
-});
+}
+$("sample-clear").addEventListener("click", clearSamples);
+
+// ---------------------------------------------------------------- colouring by an attribute or factor
+
+function binsOf(column, values) {
+  const bins = new Uint8Array(values.length);
+  const span = column.max - column.min;
+  values.forEach((v, i) => {
+    if (Number.isNaN(v)) bins[i] = MISSING;
+    else if (column.kind === "category") bins[i] = v % CATEGORIES.length;
+    else if (column.kind === "binary") bins[i] = v > column.min ? 1 : 0;
+    else bins[i] = span > 0 ? Math.min(VIRIDIS.length - 1, Math.floor((v - column.min) / span * VIRIDIS.length)) : 0;
+  });
+  return bins;
+}
+
+function showLegend(column) {
+  const legend = $("colour-legend");
+  legend.replaceChildren();
+  if (!column) return;
+  const entry = (colour, text) => {
+    const item = document.createElement("span");
+    const dot = document.createElement("i");
+    dot.className = "dot";
+    dot.style.background = colour;
+    item.append(dot, document.createTextNode(` ${text}  `));
+    legend.append(item);
+  };
+  if (column.kind === "category") column.labels.forEach((label, k) => entry(CATEGORIES[k % CATEGORIES.length], label));
+  else if (column.kind === "binary") { entry(BINARY[0], String(column.min)); entry(BINARY[1], String(column.max)); }
+  else { entry(VIRIDIS[0], column.min.toPrecision(3)); entry(VIRIDIS[VIRIDIS.length - 1], column.max.toPrecision(3)); }
+}
+
+async function loadColour() {
+  const name = $("colour").value;
+  const column = state.info.columns.find((c) => c.name === name);
+  if (!column) {
+    state.colour = null;
+  } else {
+    try {
+      const values = new Float32Array(await api(`/api/column/${encodeURIComponent(name)}?run=${state.info.token}`));
+      const bins = binsOf(column, values);
+      const order = Uint32Array.from(bins.keys()).sort((a, b) => bins[a] - bins[b]);
+      const palette = column.kind === "category" ? CATEGORIES : column.kind === "binary" ? BINARY : VIRIDIS;
+      state.colour = {column: name, bins, order, palette};
+    } catch (error) { report(error); return; }
+  }
+  showLegend(column);
+  renderPoints();
+  draw();
+  setStatus(column ? `points coloured by ${name}` : "points in one colour");
+}
+$("colour").addEventListener("change", loadColour);
 window.addEventListener("resize", () => { resizeCanvas(); renderPoints(); draw(); });
 
 // ---------------------------------------------------------------- start
@@ -492,6 +572,7 @@ async function start() {
     $("steps").max = info.limits.max_steps;
     $("sample-n").max = info.limits.max_samples;
     for (const name of info.samplers) $("sampler").append(new Option(name, name));
+    for (const column of info.columns) $("colour").append(new Option(`${column.name} (${column.kind})`, column.name));
     if (info.samplers.includes("gaussian")) $("sampler").value = "gaussian";
     resizeCanvas();
     await loadPlane();

@@ -1,0 +1,55 @@
+"""A nonlinear 2-D map of z-points: UMAP (`umap-learn`), shared by the explorer and the report.
+
+UMAP keeps neighbourhoods, not distances: it shows clusters and how the bulk is connected, where a
+linear plane shows widths and correlations. Its coordinates mean nothing on their own, so nothing is
+decoded from them; a click on the map decodes the nearest real z-point.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from latentatlas import checks
+from latentatlas.errors import LatentAtlasError
+
+MAX_FIT_POINTS = 5000  # UMAP's cost grows faster than linearly; the rest of the points are placed by transform()
+
+
+def umap_embedding(
+    z: np.ndarray, *, n_neighbors: int = 15, random_state: int = 0, max_fit_points: int = MAX_FIT_POINTS
+) -> np.ndarray:
+    """(m, 2) float32 UMAP coordinates of the z-points (m, N).
+
+    Fitted on at most `max_fit_points` of them (a seeded subsample); the others are placed by the fitted
+    map's `transform`. Seeded, so the same points give the same map.
+    """
+    z = np.asarray(checks.points(z, min_rows=3), dtype=np.float32)
+    n_neighbors = checks.positive_int(n_neighbors, "n_neighbors", minimum=2)
+    max_fit_points = checks.positive_int(max_fit_points, "max_fit_points", minimum=3)
+    random_state = checks.seed(random_state, "random_state")
+    with warnings.catch_warnings():
+        # umap-learn warns that a seed turns off its parallel threads, and numba about its own internals
+        warnings.simplefilter("ignore")
+        import umap
+
+        neighbours = min(n_neighbors, len(z) - 1)
+        reducer = umap.UMAP(n_components=2, n_neighbors=neighbours, random_state=random_state, n_jobs=1)
+        if len(z) <= max_fit_points:
+            return np.asarray(reducer.fit_transform(z), dtype=np.float32)
+        rng = np.random.default_rng(random_state)
+        fit_rows = np.zeros(len(z), dtype=bool)
+        fit_rows[rng.choice(len(z), max_fit_points, replace=False)] = True
+        out = np.empty((len(z), 2), dtype=np.float32)
+        out[fit_rows] = reducer.fit_transform(z[fit_rows])
+        out[~fit_rows] = reducer.transform(z[~fit_rows])
+    if not np.isfinite(out).all():
+        raise LatentAtlasError("the UMAP map has non-finite coordinates; the z-points may be degenerate")
+    return out
+
+
+def nearest(embedding: np.ndarray, point: tuple[float, float]) -> int:
+    """Index of the embedded point nearest to `point` (plain Euclidean distance in the map)."""
+    d = np.asarray(embedding, dtype=np.float64) - np.asarray(point, dtype=np.float64)
+    return int(np.argmin(np.einsum("ij,ij->i", d, d)))

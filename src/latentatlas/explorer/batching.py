@@ -1,0 +1,95 @@
+"""Decode the latent vectors of concurrent requests together: `DecodeBatcher`.
+
+Each web request runs in its own worker thread. Were each to call the decoder itself, N concurrent
+clicks would run N forward passes at once, every one fighting for the same CPU cores (torch's threads
+times N), and each would finish about as late as the last. Instead every request hands its vectors to
+one decoding thread, which takes everything queued when it gets free, decodes it in one forward pass
+and hands each request its own rows back. A lone request is decoded at once (no waiting window);
+under load the batches grow by themselves. Encoding PNGs and the face detector stay in the request
+threads, where they run in parallel.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class _Job:
+    vectors: np.ndarray
+    future: Future = field(default_factory=Future)
+
+
+class DecodeBatcher:
+    """Serialise decoding on one thread and merge the requests queued meanwhile into one batch.
+
+    Parameters
+    ----------
+    decode : callable
+        (m, N) float32 latent vectors -> (m, H, W, 3) uint8 images.
+    max_rows : int
+        At most this many vectors per forward pass (a single larger request is still decoded whole).
+
+    Attributes
+    ----------
+    batches, rows : int
+        Forward passes run and vectors decoded so far.
+    """
+
+    def __init__(self, decode: Callable[[np.ndarray], np.ndarray], *, max_rows: int = 256):
+        self.decode_function = decode
+        self.max_rows = max_rows
+        self.batches = 0
+        self.rows = 0
+        self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def decode(self, vectors: np.ndarray) -> np.ndarray:
+        """Images of `vectors` (m, N), decoded in a batch shared with concurrent callers."""
+        job = _Job(np.ascontiguousarray(vectors, dtype=np.float32))
+        if len(job.vectors) == 0:
+            return self.decode_function(job.vectors)
+        self._start()
+        self._queue.put(job)
+        return job.future.result()
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._serve, name="latentatlas-decode", daemon=True)
+                self._worker.start()
+
+    def _take_batch(self) -> list[_Job]:
+        jobs = [self._queue.get()]
+        rows = len(jobs[0].vectors)
+        while rows < self.max_rows:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            jobs.append(job)
+            rows += len(job.vectors)
+        return jobs
+
+    def _serve(self) -> None:
+        while True:
+            jobs = self._take_batch()
+            try:
+                images = self.decode_function(np.concatenate([job.vectors for job in jobs]))
+            except BaseException as exc:  # every waiting request gets the error, the thread lives on
+                for job in jobs:
+                    job.future.set_exception(exc)
+                continue
+            self.batches += 1
+            self.rows += len(images)
+            start = 0
+            for job in jobs:
+                job.future.set_result(images[start : start + len(job.vectors)])
+                start += len(job.vectors)

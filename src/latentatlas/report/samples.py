@@ -1,0 +1,154 @@
+"""Sections 5-7 of the report: sample folders with the scores of exactly that sample, the evaluation
+table, and the paths.
+
+A sample folder's scores are the evaluation rows made with the same (sampler, options, n, seed) as the
+sample; a folder without such a row says "not evaluated" and gives the command that evaluates it.
+"""
+
+from __future__ import annotations
+
+from latentatlas.report import artifacts
+from latentatlas.report.artifacts import Evaluation, EvaluationRow, Problems, Sample, as_records
+from latentatlas.report.blocks import (
+    Block,
+    Details,
+    Group,
+    Heading,
+    Missing,
+    Table,
+    Text,
+    cell,
+    is_scalar,
+    key_values,
+    records,
+)
+from latentatlas.report.build import (
+    SAMPLERS,
+    UNIFORM,
+    current_weights,
+    figure,
+    is_stale,
+    stale_note,
+    verdicts,
+)
+from latentatlas.store import Run
+
+UNIFORM_SAMPLER = "uniform-box"
+SAMPLE_BOOKKEEPING = ("command", "run", "path", "files", "figures", "findings", "weights", "sampler", "options")
+PATH_BOOKKEEPING = ("name", "command", "run", "path", "files", "figures", "findings", "weights", "points")
+EXPLANATION = (
+    "Precision / recall / density / coverage compare the sampled latent vectors with held-out real z-points "
+    "(k nearest neighbours); the Mahalanobis column is the median percentile among the training z-points "
+    "(50 for points like the real ones); FID / KID and the face rate judge the decoded images. "
+    "The latent scores depend on n: compare rows of the same n only."
+)
+
+
+def _shown(value: object) -> bool:
+    """A sample's fact worth a row: a scalar, or a small dict of scalars (such as mean_radius)."""
+    return is_scalar(value) or (isinstance(value, dict) and bool(value) and all(is_scalar(v) for v in value.values()))
+
+
+def option_flags(options: dict) -> str:
+    """Sampler options as command-line flags: {"b": 1.5, "k_sigma": 2} -> " --b 1.5 --k-sigma 2"."""
+    parts = []
+    for key, value in options.items():
+        text = ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+        parts.append(f" --{str(key).replace('_', '-')} {text}")
+    return "".join(parts)
+
+
+def evaluate_command(run: Run, sample: Sample) -> str:
+    name = sample.sampler or "SAMPLER"
+    n = sample.n if sample.n is not None else "N"
+    seed = sample.seed if sample.seed is not None else "SEED"
+    return f"latentatlas evaluate {run.path} --samplers {name} -n {n} --seed {seed}{option_flags(sample.options)}"
+
+
+def _score_table(rows: list[EvaluationRow]) -> Table:
+    return records([row.scores() for row in rows])
+
+
+def sample_group(run: Run, sample: Sample, evaluation: Evaluation | None) -> Group:
+    run_weights = current_weights(run)
+    blocks: list[Block] = [figure(file) for file in sample.figures]
+    facts = {k: v for k, v in sample.info.items() if k not in SAMPLE_BOOKKEEPING and _shown(v)}
+    if sample.options:
+        facts = {"parameters": ", ".join(f"{k}={cell(v)}" for k, v in sample.options.items()), **facts}
+    if facts:
+        blocks.append(key_values(facts))
+    key = sample.key()
+    matching = [row for row in (evaluation.rows if evaluation else []) if key is not None and row.key() == key]
+    if matching and evaluation is not None:
+        blocks.append(Heading("Scores of this sample (evaluation/evaluation.json, same sampler, options, n and seed)"))
+        if is_stale(evaluation.weights, run_weights):
+            blocks.append(stale_note("the evaluation", evaluation.weights, run_weights, evaluate_command(run, sample)))
+        blocks.append(_score_table(matching))
+    else:
+        blocks.append(Missing("This sample", evaluate_command(run, sample), state="was not evaluated"))
+    stale = is_stale(sample.weights, run_weights)
+    if stale:
+        blocks.insert(0, stale_note("this sample", sample.weights, run_weights, f"latentatlas sample {run.path} ..."))
+    title = sample.sampler or sample.folder.name
+    return Group(title, sample.folder.name, blocks, ["stale"] if stale else [])
+
+
+def _evaluation_blocks(run: Run, evaluation: Evaluation | None) -> list[Block]:
+    if evaluation is None or not evaluation.rows:
+        return [Missing("The evaluation table", f"latentatlas evaluate {run.path}")]
+    run_weights = current_weights(run)
+    blocks: list[Block] = [Heading("Evaluation of all samplers"), Text(EXPLANATION)]
+    if is_stale(evaluation.weights, run_weights):
+        blocks.append(stale_note("the evaluation", evaluation.weights, run_weights, f"latentatlas evaluate {run.path}"))
+    table = records([row.record for row in evaluation.rows])
+    blocks.append(Table(table.columns, table.rows, [row.kind == "reference" for row in evaluation.rows]))
+    if evaluation.settings:
+        blocks.append(Details("evaluation settings", key_values(evaluation.settings)))
+    blocks += [figure(file) for file in evaluation.figures]
+    return blocks
+
+
+def sampler_sections(run: Run, problems: Problems) -> dict[str, list[Block]]:
+    """Blocks of sections 5 (uniform-box samples) and 6 (the other samplers and the evaluation table)."""
+    samples = artifacts.read_samples(run.path / "samples", problems)
+    evaluation = artifacts.read_evaluation(run.path / "evaluation", problems)
+    stale = evaluation is not None and is_stale(evaluation.weights, current_weights(run))
+    uniform_findings = [f for f in (evaluation.findings if evaluation else []) if "uniform" in f.key]
+    other_findings = [f for f in (evaluation.findings if evaluation else []) if "uniform" not in f.key]
+    uniform: list[Block] = verdicts(uniform_findings, stale)
+    statistical: list[Block] = verdicts(other_findings, stale)
+    for sample in samples:
+        group = sample_group(run, sample, evaluation)
+        (uniform if sample.sampler == UNIFORM_SAMPLER else statistical).append(group)
+    if not any(isinstance(b, Group) for b in uniform):
+        uniform.append(Missing("A uniform-box sample", f"latentatlas sample {run.path} --sampler {UNIFORM_SAMPLER}"))
+    if not any(isinstance(b, Group) for b in statistical):
+        statistical.append(
+            Missing("Samples of the statistical samplers", f"latentatlas sample {run.path} --sampler gaussian")
+        )
+    statistical += _evaluation_blocks(run, evaluation)
+    return {UNIFORM.anchor: uniform, SAMPLERS.anchor: statistical}
+
+
+def path_section(run: Run, problems: Problems) -> list[Block]:
+    folders = artifacts.read_paths(run.path / "paths", problems)
+    if not folders:
+        return [Missing("Paths", f"latentatlas path {run.path}")]
+    run_weights = current_weights(run)
+    groups: list[Block] = []
+    for path in folders:
+        blocks: list[Block] = [figure(file) for file in path.figures]
+        numbers = {k: v for k, v in path.info.items() if k not in PATH_BOOKKEEPING}
+        if numbers:
+            blocks.append(key_values(numbers))
+        points = as_records(path.info.get("points"))
+        if points:
+            blocks += [Heading("Per step"), records(points)]
+        stale = is_stale(path.weights, run_weights)
+        if stale:
+            blocks.insert(0, stale_note("this path", path.weights, run_weights, f"latentatlas path {run.path} ..."))
+        groups.append(Group(path.folder.name, "", blocks, ["stale"] if stale else []))
+    return groups
+
+
+__all__ = ["sampler_sections", "path_section", "option_flags"]
