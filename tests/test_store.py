@@ -129,7 +129,10 @@ def test_reconstruction_grid_png_and_summary(tiny_run_copy):
     assert read_json(tiny_run_copy.path / "reconstructions.json") == summary
 
 
-@pytest.mark.parametrize("options, message", [({"n": 0}, "must be >= 1"), ({"subset": "test"}, "unknown subset")])
+@pytest.mark.parametrize(
+    "options, message",
+    [({"n": 0}, "the number of images must be an integer >= 1, got 0"), ({"subset": "test"}, "unknown subset")],
+)
 def test_reconstruction_rejects_bad_options(tiny_run_copy, options, message):
     with pytest.raises(LatentAtlasError, match=message):
         save_reconstructions(tiny_run_copy, **options)
@@ -147,6 +150,9 @@ def test_not_a_run_folder(tmp_path):
 
 
 def test_run_without_model_names_the_command(tiny_run_copy):
+    import shutil
+
+    shutil.rmtree(tiny_run_copy.path / "checkpoints")
     (tiny_run_copy.path / "model.safetensors").unlink()
     with pytest.raises(LatentAtlasError, match="no trained model.*latentatlas train"):
         Run(tiny_run_copy.path).load_model()
@@ -225,6 +231,6 @@ def test_models_of_other_runs_do_not_fit(tiny_run_copy):
     other = Autoencoder(ModelConfig(image_size=32, channels=(8, 16), latent_dim=16))
     from latentatlas.model import save_model
 
-    save_model(other, tiny_run_copy.path / "model.safetensors")
+    save_model(other, Run(tiny_run_copy.path).weights_path("best"))
     with pytest.raises(LatentAtlasError, match="does not fit config.json"):
         Run(tiny_run_copy.path).load_model()

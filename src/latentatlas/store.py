@@ -6,21 +6,41 @@ RUN/zpoints.parquet (one metadata row per z-point) and RUN/zpoints.json (where t
 
 from __future__ import annotations
 
+import json
 import os
+import warnings
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from pyarrow import ArrowException
 from tqdm.auto import tqdm
 
+from latentatlas import checks
+from latentatlas.checkpoint import (
+    HISTORY_COLUMNS,
+    WEIGHTS,
+    Checkpoint,
+    find_checkpoint,
+    latest_checkpoint,
+    read_history,
+    weights_id,
+)
 from latentatlas.config import DataConfig, TrainConfig
 from latentatlas.data import ImageSet, load_images
 from latentatlas.errors import LatentAtlasError
 from latentatlas.io import atomic_path, load_npy, read_json, save_npy, write_json
-from latentatlas.model import Autoencoder, ModelConfig, default_device, load_model_weights, to_model_input
-from latentatlas.train import HISTORY_COLUMNS, RunConfig, read_history, read_run_config
+from latentatlas.model import (
+    Autoencoder,
+    ModelConfig,
+    default_device,
+    load_model_weights,
+    parse_device,
+    to_model_input,
+)
+from latentatlas.train import RunConfig, read_run_config
 
 SUBSETS = ("train", "val", "external")
 
@@ -139,31 +159,49 @@ class Run:
     def latent_dim(self) -> int:
         return self.model_config.latent_dim
 
+    def _checkpoint(self, which: str = "last") -> Checkpoint | None:
+        """The committed checkpoint (None for a run folder built by hand with a top-level model only)."""
+        if latest_checkpoint(self.path) is None and (self.path / "model.safetensors").is_file():
+            if which not in WEIGHTS:
+                raise LatentAtlasError(f"weights must be one of {', '.join(WEIGHTS)}, got {which!r}")
+            return None
+        return find_checkpoint(self.path, which)
+
+    def weights_path(self, which: str = "best") -> Path:
+        """The weights file of the `best` (lowest validation loss) or `last` epoch."""
+        checkpoint = self._checkpoint(which)
+        return checkpoint.model_path if checkpoint is not None else self.path / "model.safetensors"
+
+    def weights_id(self, which: str = "best") -> str:
+        """A short content id of those weights, for artifacts to record what they were computed from."""
+        checkpoint = self._checkpoint(which)
+        if checkpoint is not None and isinstance(checkpoint.state.get("weights_id"), str):
+            return checkpoint.state["weights_id"]
+        return weights_id(self.weights_path(which))
+
     def train_state(self) -> dict:
-        """train_state.json: epochs done, last and best losses, split sizes."""
-        return read_json(self.path / "train_state.json")
+        """The last checkpoint's train_state.json: epochs done, last and best losses and epoch, split sizes."""
+        checkpoint = self._checkpoint("last")
+        return checkpoint.state if checkpoint is not None else read_json(self.path / "train_state.json")
 
     def history(self) -> pd.DataFrame:
-        """history.csv: one row per epoch (epoch, train_loss, val_loss, seconds, images_per_s)."""
-        path = self.path / "history.csv"
+        """history.csv of the last checkpoint: one row per epoch (HISTORY_COLUMNS)."""
+        checkpoint = self._checkpoint("last")
+        path = checkpoint.history_path if checkpoint is not None else self.path / "history.csv"
         if not path.is_file():
             raise LatentAtlasError(f"run {self.path} has no history.csv: run `latentatlas train --out {self.path}`")
         return pd.DataFrame(read_history(path), columns=list(HISTORY_COLUMNS))
 
-    def load_model(self, device: torch.device | str | None = None) -> Autoencoder:
-        """The trained autoencoder in eval mode, loaded once per device."""
-        device = torch.device(device) if device is not None else default_device()
-        if str(device) not in self._models:
-            weights = self.path / "model.safetensors"
-            if not weights.is_file():
-                raise LatentAtlasError(
-                    f"run {self.path} has no trained model (model.safetensors): "
-                    f"run `latentatlas train --data SOURCE --out {self.path}`"
-                )
+    def load_model(self, device: torch.device | str | None = None, weights: str = "best") -> Autoencoder:
+        """The trained autoencoder (`best` or `last` weights) in eval mode, loaded once per device."""
+        device = parse_device(device) if device is not None else default_device()
+        key = f"{device}/{weights}"
+        if key not in self._models:
+            path = self.weights_path(weights)
             model = Autoencoder(self.model_config)
-            load_model_weights(model, weights)
-            self._models[str(device)] = model.to(device).eval()
-        return self._models[str(device)]
+            load_model_weights(model, path)
+            self._models[key] = model.to(device).eval()
+        return self._models[key]
 
     @cached_property
     def _images(self) -> ImageSet:
@@ -214,27 +252,44 @@ class Run:
     def metadata(self) -> pd.DataFrame:
         """zpoints.parquet: index, image_id, path, subset, partition, then attributes or synthetic factors."""
         self._require_zpoints()
-        return pd.read_parquet(self.path / "zpoints.parquet")
+        path = self.path / "zpoints.parquet"
+        try:
+            return pd.read_parquet(path)
+        except (OSError, ValueError, ArrowException) as exc:
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise LatentAtlasError(f"corrupt z-point metadata {path}: {first_line}") from None
 
     def zpoints_info(self) -> dict:
         """zpoints.json: the source DataConfig, n, latent_dim and whether the source is external."""
         self._require_zpoints()
         return read_json(self.path / "zpoints.json")
 
-    def decode(self, z: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        return decode_latents(self.load_model(), z, batch_size)
+    def decode(
+        self, z: np.ndarray, batch_size: int = 256, device: torch.device | str | None = None, weights: str = "best"
+    ) -> np.ndarray:
+        return decode_latents(self.load_model(device, weights), z, batch_size)
 
-    def encode(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        return encode_images(self.load_model(), images, batch_size)
+    def encode(
+        self, images: np.ndarray, batch_size: int = 256, device: torch.device | str | None = None, weights: str = "best"
+    ) -> np.ndarray:
+        return encode_images(self.load_model(device, weights), images, batch_size)
 
 
-def encode_run(run: Run, data: DataConfig | None = None, batch_size: int = 256, progress: bool = True) -> Path:
+def encode_run(
+    run: Run,
+    data: DataConfig | None = None,
+    batch_size: int = 256,
+    progress: bool = True,
+    device: torch.device | str | None = None,
+    weights: str = "best",
+) -> Path:
     """Encode every image of the run's source (or of `data`) into RUN/zpoints.npy + .parquet + .json.
 
     Rows of the run's own source get subset "train"/"val" from split.npy; another source's rows are
-    all "external". Returns the path of zpoints.npy.
+    all "external". zpoints.json records which weights (`best`/`last` and their id) encoded them.
+    Returns the path of zpoints.npy.
     """
-    model = run.load_model()
+    model = run.load_model(device, weights)
     external = data is not None and data.to_dict() != run.data_config.to_dict()
     source = data if data is not None else run.data_config
     if source.image_size != run.model_config.image_size:
@@ -272,15 +327,24 @@ def encode_run(run: Run, data: DataConfig | None = None, batch_size: int = 256, 
             "latent_dim": int(z.shape[1]),
             "subsets": {name: int((subset == name).sum()) for name in SUBSETS},
             "skipped_files": list(imageset.skipped),
+            "weights": weights,
+            "weights_id": run.weights_id(weights),
         },
     )
     return run.path / "zpoints.npy"
 
 
-def reconstruct(run: Run, n: int = 32, subset: str = "val", seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def reconstruct(
+    run: Run,
+    n: int = 32,
+    subset: str = "val",
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    weights: str = "best",
+) -> tuple[np.ndarray, np.ndarray]:
     """(originals, reconstructions), both uint8 (n, H, W, 3), for a seeded random pick of one subset's images."""
-    if n < 1:
-        raise LatentAtlasError(f"number of images must be >= 1, got {n}")
+    checks.positive_int(n, "the number of images")
+    checks.seed(seed)
     if subset not in ("train", "val", "all"):
         raise LatentAtlasError(f"unknown subset {subset!r}; choose from train, val, all")
     split = run.split()
@@ -289,11 +353,19 @@ def reconstruct(run: Run, n: int = 32, subset: str = "val", seed: int = 0) -> tu
         raise LatentAtlasError(f"run {run.path} has no {subset} images (validation fraction 0?); use --subset train")
     picked = np.sort(np.random.default_rng(seed).choice(candidates, size=min(n, len(candidates)), replace=False))
     originals = np.asarray(run.images().images[picked])
-    return originals, run.decode(run.encode(originals))
+    model = run.load_model(device, weights)
+    return originals, decode_latents(model, encode_images(model, originals))
 
 
 def save_reconstructions(
-    run: Run, path: str | os.PathLike | None = None, n: int = 32, subset: str = "val", seed: int = 0, ncols: int = 8
+    run: Run,
+    path: str | os.PathLike | None = None,
+    n: int = 32,
+    subset: str = "val",
+    seed: int = 0,
+    ncols: int = 8,
+    device: torch.device | str | None = None,
+    weights: str = "best",
 ) -> dict:
     """PNG grid of originals (rows 1, 3, 5, ...) with their reconstructions right below (rows 2, 4, 6, ...).
 
@@ -304,7 +376,7 @@ def save_reconstructions(
     path = Path(path) if path is not None else run.path / "reconstructions.png"
     if path.suffix.lower() != ".png":
         raise LatentAtlasError(f"the reconstruction grid is a PNG; give a file name ending in .png, not {path.name}")
-    originals, recon = reconstruct(run, n, subset, seed)
+    originals, recon = reconstruct(run, n, subset, seed, device, weights)
     ncols = max(1, min(ncols, len(originals)))
     rows = []
     for start in range(0, len(originals), ncols):
@@ -319,6 +391,8 @@ def save_reconstructions(
         "subset": subset,
         "n": len(originals),
         "mse": mse,
+        "weights": weights,
+        "weights_id": run.weights_id(weights),
         "figures": [
             {
                 "file": path.name,
@@ -331,7 +405,39 @@ def save_reconstructions(
     return summary
 
 
+def export_decoder(run: Run, path: str | os.PathLike, weights: str = "best") -> dict:
+    """Write the decoder as a TorchScript file (z (B, latent_dim) -> images (B, 3, S, S) in [0, 1], on CPU).
+
+    `torch.jit.load` of the file runs no Python code. The file carries latentatlas.json (latent
+    dimension, image size, weights id) as an extra file; returns that description.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise LatentAtlasError(f"{path} is a folder; give a file name for the decoder, e.g. decoder.pt")
+    decoder = run.load_model("cpu", weights).decoder.eval()
+    info = {
+        "format": "latentatlas-decoder",
+        "latent_dim": run.model_config.latent_dim,
+        "image_size": run.model_config.image_size,
+        "weights": weights,
+        "weights_id": run.weights_id(weights),
+        "run": str(run.path),
+    }
+    # TorchScript is what the issue asks for (loadable without Python code); newer torch calls it deprecated.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        scripted = torch.jit.trace(decoder, torch.zeros(2, run.model_config.latent_dim))
+    try:
+        with atomic_path(path) as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.jit.save(scripted, str(tmp), _extra_files={"latentatlas.json": json.dumps(info)})
+    except OSError as exc:
+        raise LatentAtlasError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return info
+
+
 __all__ = [
+    "export_decoder",
     "Run",
     "default_device",
     "encode_images",
