@@ -49,7 +49,7 @@ def main() -> int:
                 )
                 start = time.perf_counter()
                 cached = load_images(config, cache_dir=cache, progress=False)
-                checksums.add(int(np.asarray(cached.images, dtype=np.int64)[:: max(1, n // 100)].sum()))
+                checksums.add(int(np.asarray(cached.images[:: max(1, n // 100)], dtype=np.int64).sum()))
                 cached_s = time.perf_counter() - start
         print(f"cached load  {cached_s:.3f} s (memory-mapped: {type(cached.images).__name__})")
         print(f"identical    {len(checksums) == 1} (checksum over every run's images)")
