@@ -436,9 +436,9 @@ def test_cli_bad_options_exit_2_with_one_line(tiny_run_copy, capsys, args: list[
 
 
 def test_cli_nan_store_and_missing_run(tiny_run_copy, tmp_path, capsys) -> None:
-    z = np.array(load_npy(tiny_run_copy.path / "zpoints.npy"))
+    z = np.array(load_npy(tiny_run_copy.zpoints_file("zpoints.npy")))
     z[5, 3] = np.nan
-    save_npy(tiny_run_copy.path / "zpoints.npy", z)
+    save_npy(tiny_run_copy.zpoints_file("zpoints.npy"), z)
     assert main(["analyze", str(tiny_run_copy.path), "--subset", "all"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "NaN" in err

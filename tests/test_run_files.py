@@ -65,7 +65,7 @@ def test_a_damaged_optimizer_file_is_one_line_on_resume(tiny_run_copy, capsys, h
 
 @pytest.mark.parametrize("content", [b"", b"PAR1 this is not parquet", b"\x00" * 100])
 def test_garbage_metadata_parquet_is_one_line(tiny_run_copy, capsys, content):
-    (tiny_run_copy.path / "zpoints.parquet").write_bytes(content)
+    (tiny_run_copy.zpoints_file("zpoints.parquet")).write_bytes(content)
     assert exit_status(["sample", str(tiny_run_copy.path), "--sampler", "gaussian", "-n", "4"]) == 2
     line = _one_line_error(capsys)
     assert "corrupt z-point metadata" in line and "zpoints.parquet" in line

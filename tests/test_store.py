@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -112,7 +114,7 @@ def test_external_source_is_marked_external(tiny_run_copy):
     assert run.zpoints().shape == (30, 16)
     assert set(run.metadata()["subset"]) == {"external"}
     assert run.zpoints("external").shape == (30, 16)
-    info = read_json(run.path / "zpoints.json")
+    info = read_json(run.zpoints_file("zpoints.json"))
     assert info["external"] is True and DataConfig.from_dict(info["source"]) == data
     with pytest.raises(LatentAtlasError, match="no z-points in subset 'val'"):
         run.zpoints("val")
@@ -159,8 +161,7 @@ def test_run_without_model_names_the_command(tiny_run_copy):
 
 
 def test_run_without_zpoints_names_the_command(tiny_run_copy):
-    for name in ("zpoints.npy", "zpoints.parquet"):
-        (tiny_run_copy.path / name).unlink()
+    shutil.rmtree(tiny_run_copy.path / "zpoints")
     run = Run(tiny_run_copy.path)
     for call in (run.zpoints, run.metadata):
         with pytest.raises(LatentAtlasError, match="has no z-points: run `latentatlas encode"):
@@ -234,3 +235,55 @@ def test_models_of_other_runs_do_not_fit(tiny_run_copy):
     save_model(other, Run(tiny_run_copy.path).weights_path("best"))
     with pytest.raises(LatentAtlasError, match="does not fit config.json"):
         Run(tiny_run_copy.path).load_model()
+
+
+def test_a_failed_encode_leaves_the_previous_store_whole(tiny_run_copy, monkeypatch):
+    import latentatlas.store as store
+
+    before = np.array(tiny_run_copy.zpoints())
+    meta_before = tiny_run_copy.metadata()
+
+    def fail_after_npy(*args, **kwargs):
+        raise RuntimeError("killed between the writes of the store")
+
+    monkeypatch.setattr(store.pd.DataFrame, "to_parquet", fail_after_npy)
+    with pytest.raises(RuntimeError, match="killed between"):
+        encode_run(Run(tiny_run_copy.path), progress=False)
+    run = Run(tiny_run_copy.path)
+    np.testing.assert_array_equal(run.zpoints(), before)
+    pd.testing.assert_frame_equal(run.metadata(), meta_before)
+    assert sorted(p.name for p in (run.path / "zpoints").iterdir()) == [
+        ".artifact.json",
+        "zpoints.json",
+        "zpoints.npy",
+        "zpoints.parquet",
+    ]
+    assert not [p for p in run.path.iterdir() if p.name.startswith(".zpoints.")]
+
+
+def test_a_mixed_store_is_detected_with_one_line(tiny_run_copy):
+    from latentatlas.io import save_npy
+
+    z = np.array(tiny_run_copy.zpoints())
+    save_npy(tiny_run_copy.zpoints_file("zpoints.npy"), z[:-3])
+    with pytest.raises(LatentAtlasError, match=r"inconsistent \(\d+ rows in zpoints.npy, \d+ in zpoints.parquet"):
+        Run(tiny_run_copy.path).zpoints("train")
+    save_npy(tiny_run_copy.zpoints_file("zpoints.npy"), np.zeros((len(z), 3), np.float32))
+    with pytest.raises(LatentAtlasError, match="has 3 components but the model's latent dimension is"):
+        Run(tiny_run_copy.path).zpoints()
+
+
+def test_encode_waits_for_the_run_lock(tiny_run_copy, monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("LATENTATLAS_LOCK_TIMEOUT", "0.5")
+    with Run(tiny_run_copy.path).lock():
+        result = subprocess.run(
+            [sys.executable, "-m", "latentatlas.cli", "encode", str(tiny_run_copy.path)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "LATENTATLAS_LOCK_TIMEOUT": "0.5"},
+        )
+    assert result.returncode == 2
+    assert "is still in use by another latentatlas command" in result.stderr.strip().splitlines()[-1]

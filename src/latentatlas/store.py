@@ -1,7 +1,9 @@
 """The run folder (`Run`), encoding images into the z-point store, and batched decoding.
 
-The z-point store is RUN/zpoints.npy (float32, one row per image of the source, memory-mappable),
-RUN/zpoints.parquet (one metadata row per z-point) and RUN/zpoints.json (where the images came from).
+The z-point store is one artifact folder, RUN/zpoints/, replaced as a whole by `encode`: zpoints.npy
+(float32, one row per image of the source, memory-mappable), zpoints.parquet (one metadata row per
+z-point) and zpoints.json (where the images came from, which weights encoded them). Readers check that
+the three agree with each other and with the model before using them.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import warnings
 from functools import cached_property
 from pathlib import Path
 
+import filelock
 import numpy as np
 import pandas as pd
 import torch
@@ -31,7 +34,7 @@ from latentatlas.checkpoint import (
 from latentatlas.config import DataConfig, TrainConfig
 from latentatlas.data import ImageSet, load_images
 from latentatlas.errors import LatentAtlasError
-from latentatlas.io import atomic_path, load_npy, read_json, save_npy, write_json
+from latentatlas.io import atomic_folder, atomic_path, folder_lock, load_npy, read_json, save_npy, write_json
 from latentatlas.model import (
     Autoencoder,
     ModelConfig,
@@ -43,6 +46,7 @@ from latentatlas.model import (
 from latentatlas.train import RunConfig, read_run_config
 
 SUBSETS = ("train", "val", "external")
+ZPOINTS_DIR = "zpoints"
 
 
 def _model_device(model: torch.nn.Module, device: torch.device | str | None) -> torch.device:
@@ -225,21 +229,52 @@ class Run:
             raise LatentAtlasError(f"run {self.path} has no split.npy: run `latentatlas train --out {self.path}`")
         return np.asarray(load_npy(path))
 
+    def lock(self) -> filelock.BaseFileLock:
+        """The run's advisory lock: commands that write into the run hold it, so writers never mix."""
+        if not self.path.is_dir():
+            raise LatentAtlasError(f"run folder {self.path} does not exist")
+        return folder_lock(self.path)
+
+    def zpoints_file(self, name: str) -> Path:
+        """A file of the z-point store: "zpoints.npy", "zpoints.parquet" or "zpoints.json"."""
+        return self.path / ZPOINTS_DIR / name
+
     def has_zpoints(self) -> bool:
-        return (self.path / "zpoints.npy").is_file() and (self.path / "zpoints.parquet").is_file()
+        return all(self.zpoints_file(f"zpoints.{ext}").is_file() for ext in ("npy", "parquet", "json"))
 
     def _require_zpoints(self) -> None:
-        if not self.has_zpoints():
-            raise LatentAtlasError(f"run {self.path} has no z-points: run `latentatlas encode {self.path}`")
+        if self.has_zpoints():
+            return
+        if (self.path / "zpoints.npy").is_file():
+            raise LatentAtlasError(
+                f"run {self.path} holds z-points in the old layout: run `latentatlas encode {self.path}` again"
+            )
+        raise LatentAtlasError(f"run {self.path} has no z-points: run `latentatlas encode {self.path}`")
+
+    @cached_property
+    def _checked_store(self) -> np.ndarray:
+        """The memmapped store, after checking it against its metadata, its manifest and the model."""
+        self._require_zpoints()
+        path = self.zpoints_file("zpoints.npy")
+        z = load_npy(path)
+        if z.ndim != 2 or z.dtype != np.float32:
+            raise LatentAtlasError(f"{path} is not a float32 (n, N) array: run `latentatlas encode {self.path}`")
+        info = self.zpoints_info()
+        rows = len(self.metadata())
+        if not (len(z) == rows == info.get("n")):
+            raise LatentAtlasError(
+                f"the z-point store of {self.path} is inconsistent ({len(z)} rows in zpoints.npy, {rows} in "
+                f"zpoints.parquet, {info.get('n')} in zpoints.json): run `latentatlas encode {self.path}`"
+            )
+        if (self.path / "config.json").is_file() and z.shape[1] != self.latent_dim:
+            raise LatentAtlasError(
+                f"{path} has {z.shape[1]} components but the model's latent dimension is {self.latent_dim}"
+            )
+        return z
 
     def zpoints(self, subset: str | None = None) -> np.ndarray:
         """float32 z-points: a memmap of all rows, or an in-memory copy of one subset ("train", "val", "external")."""
-        self._require_zpoints()
-        z = load_npy(self.path / "zpoints.npy")
-        if z.ndim != 2 or z.dtype != np.float32:
-            raise LatentAtlasError(
-                f"{self.path / 'zpoints.npy'} is not a float32 (n, N) array: run `latentatlas encode`"
-            )
+        z = self._checked_store
         if subset is None:
             return z
         if subset not in SUBSETS:
@@ -252,7 +287,7 @@ class Run:
     def metadata(self) -> pd.DataFrame:
         """zpoints.parquet: index, image_id, path, subset, partition, then attributes or synthetic factors."""
         self._require_zpoints()
-        path = self.path / "zpoints.parquet"
+        path = self.zpoints_file("zpoints.parquet")
         try:
             return pd.read_parquet(path)
         except (OSError, ValueError, ArrowException) as exc:
@@ -260,9 +295,9 @@ class Run:
             raise LatentAtlasError(f"corrupt z-point metadata {path}: {first_line}") from None
 
     def zpoints_info(self) -> dict:
-        """zpoints.json: the source DataConfig, n, latent_dim and whether the source is external."""
+        """zpoints.json: the source DataConfig, n, latent_dim, the weights that encoded them."""
         self._require_zpoints()
-        return read_json(self.path / "zpoints.json")
+        return read_json(self.zpoints_file("zpoints.json"))
 
     def decode(
         self, z: np.ndarray, batch_size: int = 256, device: torch.device | str | None = None, weights: str = "best"
@@ -283,10 +318,11 @@ def encode_run(
     device: torch.device | str | None = None,
     weights: str = "best",
 ) -> Path:
-    """Encode every image of the run's source (or of `data`) into RUN/zpoints.npy + .parquet + .json.
+    """Encode every image of the run's source (or of `data`) into the z-point store RUN/zpoints/.
 
     Rows of the run's own source get subset "train"/"val" from split.npy; another source's rows are
     all "external". zpoints.json records which weights (`best`/`last` and their id) encoded them.
+    The three files appear together or not at all (one artifact folder), under the run's lock.
     Returns the path of zpoints.npy.
     """
     model = run.load_model(device, weights)
@@ -315,23 +351,23 @@ def encode_run(
     leading = [c for c in ("index", "image_id", "path", "subset", "partition") if c in meta.columns]
     meta = meta[leading + [c for c in meta.columns if c not in leading]]
 
-    save_npy(run.path / "zpoints.npy", z)
-    with atomic_path(run.path / "zpoints.parquet") as tmp:
-        meta.to_parquet(tmp, index=False)
-    write_json(
-        run.path / "zpoints.json",
-        {
-            "source": source.to_dict(),
-            "external": bool(external),
-            "n": n,
-            "latent_dim": int(z.shape[1]),
-            "subsets": {name: int((subset == name).sum()) for name in SUBSETS},
-            "skipped_files": list(imageset.skipped),
-            "weights": weights,
-            "weights_id": run.weights_id(weights),
-        },
-    )
-    return run.path / "zpoints.npy"
+    with run.lock(), atomic_folder(run.path / ZPOINTS_DIR, kind="zpoints") as folder:
+        save_npy(folder / "zpoints.npy", z)
+        meta.to_parquet(folder / "zpoints.parquet", index=False)
+        write_json(
+            folder / "zpoints.json",
+            {
+                "source": source.to_dict(),
+                "external": bool(external),
+                "n": n,
+                "latent_dim": int(z.shape[1]),
+                "subsets": {name: int((subset == name).sum()) for name in SUBSETS},
+                "skipped_files": list(imageset.skipped),
+                "weights": weights,
+                "weights_id": run.weights_id(weights),
+            },
+        )
+    return run.zpoints_file("zpoints.npy")
 
 
 def reconstruct(
