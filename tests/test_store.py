@@ -287,3 +287,15 @@ def test_encode_waits_for_the_run_lock(tiny_run_copy, monkeypatch):
         )
     assert result.returncode == 2
     assert "is still in use by another latentatlas command" in result.stderr.strip().splitlines()[-1]
+
+
+def test_zpoints_of_earlier_weights_are_refused_after_more_training(tiny_run_copy):
+    run = Run(tiny_run_copy.path)
+    info = read_json(run.zpoints_file("zpoints.json"))
+    assert run.stale_zpoints() is None
+    assert run.provenance() == {"weights": info["weights"], "weights_id": info["weights_id"]}
+    write_json(run.zpoints_file("zpoints.json"), {**info, "weights_id": "000000000000"})
+    stale = Run(tiny_run_copy.path)
+    assert "were encoded with" in stale.stale_zpoints()
+    with pytest.raises(LatentAtlasError, match="encoded with .* weights 000000000000, now .*run `latentatlas encode"):
+        stale.zpoints("train")

@@ -270,7 +270,27 @@ class Run:
             raise LatentAtlasError(
                 f"{path} has {z.shape[1]} components but the model's latent dimension is {self.latent_dim}"
             )
+        stale = self.stale_zpoints()
+        if stale:
+            raise LatentAtlasError(f"{stale}: run `latentatlas encode {self.path}` again")
         return z
+
+    def stale_zpoints(self) -> str | None:
+        """Why the z-points no longer match the run's weights (e.g. after `train --resume`), or None."""
+        info = self.zpoints_info()
+        which, encoded_with = info.get("weights"), info.get("weights_id")
+        has_checkpoints = (self.path / "checkpoints").is_dir()
+        if which not in ("best", "last") or not isinstance(encoded_with, str) or not has_checkpoints:
+            return None  # imported z-points, or a run without checkpoints: nothing to compare with
+        current = self.weights_id(which)
+        if current == encoded_with:
+            return None
+        return f"the z-points of {self.path} were encoded with {which} weights {encoded_with}, now {current}"
+
+    def provenance(self) -> dict:
+        """What an artifact was computed from, recorded in its JSON so stale results can be told apart."""
+        info = self.zpoints_info() if self.has_zpoints() else {}
+        return {"weights": info.get("weights"), "weights_id": info.get("weights_id")}
 
     def zpoints(self, subset: str | None = None) -> np.ndarray:
         """float32 z-points: a memmap of all rows, or an in-memory copy of one subset ("train", "val", "external")."""
