@@ -403,6 +403,12 @@ def _analyze(args: argparse.Namespace) -> int:
         f"radii: mean {radii['data']['mean']:.3f}, b_match {radii['b_match']:.3f}; "
         f"PCA: {pca['n_components_90']} components for 90 %, participation ratio {pca['participation_ratio']:.1f}"
     )
+    core, regions = result["core_normality"], result["regions"]
+    if "core_fraction" in core:
+        print(f"normal core: {100 * core['core_fraction']:.1f} % of the points within 3σ (robust Mahalanobis)")
+    if "n_regions" in regions:
+        print(f"regions: {regions['n_regions']} (mixture BIC), {regions['hdbscan']['n_regions']} (HDBSCAN)")
+    print("seed claims: " + ", ".join(f"{f['key']} {f['verdict']}" for f in result["findings"]))
     print(f"wrote {result['run']}/analysis/analysis.json and {len(result['figures'])} figures")
     return 0
 
