@@ -41,8 +41,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextmanager
-def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_folder(path: str | os.PathLike, kind: str = "") -> Iterator[Path]:
     """Yield an empty temporary folder beside `path`; move it onto `path` only if the block succeeds.
+
+    `kind` names the artifact (the lead's version on main writes and checks a marker with it).
 
     A failure leaves neither a partial folder nor a damaged previous version behind.
     """

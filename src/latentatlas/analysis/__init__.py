@@ -13,6 +13,7 @@ subsamples (KS test, MCD core, normality tests, projections) are ever loaded who
 - robust: the inner core by the one MCD (`stats.min_cov_det`)
 - slices: flat slices outside a coordinate plane (part V)
 - seed_claims: the seed's claims as `Finding`s
+- attributes / conditions: attribute probes and directions; conditional generation checked by the probes
 - latent: `LatentAnalysis`, all of the above in one fit; `to_dict()` is analysis.json
 
 Nothing here reads or writes a run folder: `latentatlas.pipelines.analyze.analyze_run` does.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from latentatlas.analysis.attributes import AttributeAnalysis, AttributeEffect, AttributeLabels, attribute_labels
 from latentatlas.analysis.correlations import confidence_ellipse, correlation_matrix, default_planes, strongest_pairs
 from latentatlas.analysis.distributions import ComponentDistributions, ks_distance_normal, measure_hwhm
 from latentatlas.analysis.dominant import DominantComponents
@@ -35,6 +37,10 @@ from latentatlas.checks import plane as check_plane
 from latentatlas.stats import PCA, BulkStatistics, Mahalanobis, ZView, min_cov_det, precision_matrix
 
 __all__ = [
+    "AttributeAnalysis",
+    "AttributeEffect",
+    "AttributeLabels",
+    "attribute_labels",
     "PCA",
     "SCHEMA",
     "BulkStatistics",
