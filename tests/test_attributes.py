@@ -130,6 +130,7 @@ def test_attribute_labels_from_metadata():
             "flag": [0, 1, 1, 0, 0, 1],
             "width": [0.1, 0.2, 0.3, 0.4, 10.0, -5.0],
             "constant": [1] * 6,
+            "Bald": np.array([-1, -1, 0, -1, -1, -1], np.int8),
             "label": list("abcdef"),
         }
     )
@@ -141,7 +142,7 @@ def test_attribute_labels_from_metadata():
     # split at the training rows' median (0.25): held-out extremes do not move it
     assert labels.thresholds[2] == pytest.approx(0.25) and labels.column("width").tolist() == [0, 0, 1, 1, 1, 0]
     assert labels.kinds == ("binary", "binary", "median-split")
-    assert labels.skipped == {"constant": "constant", "label": "not numeric"}
+    assert labels.skipped == {"constant": "constant", "Bald": "one class only", "label": "not numeric"}
     assert attribute_labels(meta, binarise="skip").names == ("Male", "flag")
     with pytest.raises(LatentAtlasError, match="binarise must be 'median' or 'skip'"):
         attribute_labels(meta, binarise="mean")

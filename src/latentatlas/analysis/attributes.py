@@ -130,7 +130,8 @@ def attribute_labels(
             labels[values == without] = 0
             kind, threshold = "binary", None
         elif len(present) <= 2:
-            skipped[str(name)] = "constant" if len(present) < 2 else "two values other than -1/1 or 0/1"
+            reason = "two values other than -1/1 or 0/1" if not present <= {-1.0, 0.0, 1.0} else "one class only"
+            skipped[str(name)] = "constant" if len(present) < 2 else reason
             continue
         elif binarise == "skip":
             skipped[str(name)] = "not binary (binarise='skip')"
