@@ -63,6 +63,7 @@ def attributes_run(
     """
     if not isinstance(run, Run):
         run = Run(run)
+    where = [where] if isinstance(where, str) else list(where)  # one condition given as a plain string
     n = checks.positive_int(n, "n")
     seed = checks.seed(seed)
     strips = checks.positive_int(strips, "strips", minimum=0)
