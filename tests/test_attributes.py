@@ -301,3 +301,18 @@ def test_cli_prints_the_table(tiny_run_copy, capsys):
     assert "attribute probes on 300 training / 100 held-out z-points" in out
     assert "skin_tone=1:" in out and "of 32 gaussian samples fitted on 150 rows" in out
     assert (tiny_run_copy.path / "attributes" / "attributes.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"class_weight": "equal"}, "class_weight must be 'balanced' or None"),
+        ({"C": 0}, "C must be a finite number > 0"),
+        ({"min_class_rows": 0}, "min_class_rows must be an integer >= 1"),
+        ({"random_state": -1}, "random_state"),
+    ],
+)
+def test_bad_probe_options(options, message):
+    z, y, _ = _planted(seed=11, correlated=False, n=200)
+    with pytest.raises(LatentAtlasError, match=message):
+        AttributeAnalysis(**options).fit(z[:150], _labels(y[:150]), z[150:], _labels(y[150:]))
