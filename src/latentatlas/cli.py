@@ -760,6 +760,37 @@ COMMANDS.append(
 )
 
 
+# ----------------------------------------------------------------------------- attributes
+def _attributes_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN", help="run folder with z-points (`latentatlas encode`)")
+    p.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="COND",
+        help="condition like Male=1,Eyeglasses=1: fit a sampler on its rows, decode, re-encode, probe (repeatable)",
+    )
+    p.add_argument("-n", type=int, default=256, help="samples per condition (default 256)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the probes and the samplers")
+    p.add_argument("--strips", type=int, default=3, help="image strips along the top attribute directions")
+    p.add_argument("--sampler", default="gaussian", help="sampler fitted on a condition's rows (default gaussian)")
+
+
+def _attributes(args: argparse.Namespace) -> int:
+    from latentatlas.pipelines.attributes import attributes_run, attributes_summary
+
+    result = attributes_run(
+        args.run_dir, where=args.where, n=args.n, seed=args.seed, strips=args.strips, sampler=args.sampler
+    )
+    print("\n".join(attributes_summary(result)))
+    return 0
+
+
+COMMANDS.append(
+    ("attributes", "attribute probes, directions and conditional samples", _attributes_arguments, _attributes)
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="latentatlas",
