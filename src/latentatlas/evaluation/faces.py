@@ -111,9 +111,14 @@ def face_model_path(kind: str) -> Path:
     return path
 
 
+def _dlib() -> Any:
+    """The dlib module (imported by name: its compiled module ships no type information)."""
+    return importlib.import_module("dlib")
+
+
 @lru_cache(maxsize=1)
 def _dlib_models() -> tuple[Any, Any, Any]:
-    import dlib
+    dlib = _dlib()
 
     return (
         dlib.cnn_face_detection_model_v1(str(face_model_path("detector"))),
@@ -183,8 +188,7 @@ class FaceEmbedder:
         self.side = side
 
     def embed(self, images: np.ndarray) -> np.ndarray:
-        import dlib
-
+        dlib = _dlib()
         images = _face_images(images)
         side = checks.positive_int(self.side, "embedding side", minimum=MIN_FACE_IMAGE_SIDE)
         _, landmarks, network = _dlib_models()
