@@ -288,6 +288,8 @@ def test_evaluate_cli_end_to_end(tiny_run_copy, capsys):
     assert 0.6 <= real["density"] <= 1.5
     assert 30.0 < real["mahalanobis_median_pct"] < 70.0 and box["mahalanobis_median_pct"] > 90.0
     assert real["face_rate"] >= 0.9 and box["face_rate"] < real["face_rate"]
+    assert np.isnan(real["latent_copy_share"])  # training points are not "copies" of themselves
+    assert box["latent_copy_share"] == 0.0 and gaussian["latent_copy_ratio"] > 0.5
     findings = {f["key"]: f for f in data["findings"]}
     assert findings["uniform-box-misses"]["verdict"] == "agrees"
     assert findings["full-covariance-hits"]["verdict"] == "agrees"
@@ -296,10 +298,11 @@ def test_evaluate_cli_end_to_end(tiny_run_copy, capsys):
 
 @pytest.mark.slow
 def test_evaluate_full_instruments(tiny_run_copy):
-    result = evaluate_run(tiny_run_copy, samplers=["uniform-box"], n=8, k=3, progress=False)
+    result = evaluate_run(tiny_run_copy, samplers=["uniform-box"], n=8, k=3, instruments="full", progress=False)
     real, box = result.row("real (held-out)").scores, result.row("uniform-box").scores
-    for key in ("fid", "fid_infinity", "kid", "cnn_face_rate", "fd_face", "face_precision", "face_copy_share"):
+    for key in ("fid", "fid_infinity", "kid", "cnn_face_rate", "fd_face", "face_precision"):
         assert key in real and key in box, key
+    assert "face_copy_share" in box and "face_copy_share" not in real  # training images do not copy themselves
     assert real["fid"].value < box["fid"].value
     assert real["fd_face"].value < box["fd_face"].value
     assert real["cnn_face_rate"].value > box["cnn_face_rate"].value

@@ -147,3 +147,23 @@ def test_nearest_distances_match_brute_force():
     np.testing.assert_allclose(nearest_distances(a, b, chunk_size=8), expected, rtol=1e-12)
     with pytest.raises(LatentAtlasError, match="dimension"):
         nearest_distances(a, b[:, :4])
+
+
+def test_held_out_log_likelihood_needs_a_density():
+    from scipy.stats import multivariate_normal
+
+    from latentatlas.evaluation.instruments import held_out_log_likelihood
+    from latentatlas.samplers import make_sampler
+
+    z = np.random.default_rng(4).standard_normal((50, 3))
+    box = make_sampler("uniform-box").fit(z)
+    with pytest.raises(LatentAtlasError, match="defines no density"):
+        held_out_log_likelihood(box, z)
+
+    class FittedGaussian:  # any object with log_likelihood(z) -> one log-density per row
+        def log_likelihood(self, points):
+            return multivariate_normal(np.zeros(3), np.eye(3)).logpdf(points)
+
+    values = held_out_log_likelihood(FittedGaussian(), z)
+    expected = -0.5 * (z**2).sum(axis=1) - 1.5 * np.log(2 * np.pi)
+    np.testing.assert_allclose(values, expected)

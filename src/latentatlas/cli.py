@@ -474,9 +474,10 @@ def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k", type=int, default=5, help="neighbours for the k-NN balls (default 5)")
     p.add_argument(
         "--instruments",
-        choices=("full", "quick"),
+        choices=("full", "standard", "quick"),
         default="full",
-        help="full: + FID/FID∞/KID, dlib CNN faces, face embeddings (default); quick: latent scores and Haar faces",
+        help="quick: latent scores and Haar faces; standard: + FID/FID∞/KID; full: + dlib CNN faces and "
+        "face embeddings (default)",
     )
     p.add_argument("--no-fid", action="store_true", help="skip FID/KID (InceptionV3 is slow on CPU)")
     p.add_argument("--no-faces", action="store_true", help="skip the face instruments")
@@ -561,9 +562,10 @@ def _demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grid", type=int, default=36, help="images per sampler grid (default 36)")
     p.add_argument(
         "--instruments",
-        choices=("quick", "full"),
+        choices=("quick", "standard", "full"),
         default="quick",
-        help="evaluation instruments: quick (latent scores, Haar faces; default) or full (+ FID, dlib faces)",
+        help="evaluation instruments: quick (latent scores, Haar faces; default), standard (+ FID) or full "
+        "(+ dlib faces)",
     )
     p.add_argument("--no-fid", action="store_true", help="skip FID/KID in a full evaluation")
     p.add_argument("--seed", type=int, default=0)

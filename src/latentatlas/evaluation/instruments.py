@@ -2,15 +2,16 @@
 an `EvaluationRow` with a 95 % interval on every score out.
 
 Instrument sets: "quick" (latent k-NN scores, radius shell, Mahalanobis, latent copies, held-out
-log-likelihood, Haar face rate: seconds on a CPU) and "full" (quick + Inception FID / FID∞ / KID, dlib's
-CNN face rate and confidence, face-embedding FD-face, precision/recall/density/coverage on embeddings and
-face copies). Interval methods: see `intervals`.
+log-likelihood, Haar face rate: seconds on a CPU), "standard" (quick + Inception FID / FID∞ / KID: the
+instruments of earlier versions) and "full" (standard + dlib's CNN face rate and confidence,
+face-embedding FD-face, precision/recall/density/coverage on embeddings and face copies). Interval
+methods: see `intervals`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,12 +26,12 @@ from latentatlas.evaluation.latent import inside_radius
 from latentatlas.evaluation.table import EvaluationRow, RowKind, Score
 from latentatlas.stats import Mahalanobis
 
-InstrumentSetName = Literal["quick", "full"]
+INSTRUMENT_SETS = ("quick", "standard", "full")
 
 
 @dataclass(frozen=True)
 class InstrumentSet:
-    """Which instruments run. `quick` and `full` are the two named sets; flags switch parts off."""
+    """Which instruments run: one of INSTRUMENT_SETS, with `fid_scores` / `faces` switching parts off."""
 
     haar: bool = True
     inception: bool = True
@@ -39,10 +40,10 @@ class InstrumentSet:
 
     @classmethod
     def named(cls, name: str, fid_scores: bool = True, faces: bool = True) -> InstrumentSet:
-        if name not in ("quick", "full"):
-            raise LatentAtlasError(f"instrument set must be 'quick' or 'full', got {name!r}")
-        full = name == "full"
-        return cls(haar=faces, inception=full and fid_scores, cnn_faces=full and faces, face_embeddings=full and faces)
+        if name not in INSTRUMENT_SETS:
+            raise LatentAtlasError(f"instrument set must be one of {', '.join(INSTRUMENT_SETS)}, got {name!r}")
+        full, inception = name == "full", name != "quick" and fid_scores
+        return cls(haar=faces, inception=inception, cnn_faces=full and faces, face_embeddings=full and faces)
 
     @property
     def images(self) -> bool:
@@ -95,18 +96,19 @@ def _knn_scores(items: KnnItems, prefix: str, seed: int) -> dict[str, Score]:
     }
 
 
-def _latent(held: HeldOut, z: np.ndarray, knn: bool) -> dict[str, Score]:
+def _latent(held: HeldOut, z: np.ndarray, knn: bool, copies: bool) -> dict[str, Score]:
     seed = held.seed
     scores: dict[str, Score] = {}
     if knn:
         items = knn_items(held.z, z, k=held.k, chunk_size=held.chunk_size, device=held.device)
         scores.update(_knn_scores(items, "", seed))
-        nearest = nearest_distances(z, held.train_z, chunk_size=held.chunk_size)
-        copies = copy_scores(nearest, held.latent_nearest, latent_threshold(held.latent_nearest))
-        scores["latent_copy_share"] = mean_interval(copies.closer, seed=seed + 4)
-        scores["latent_copy_ratio"] = Score(copies.ratio)
     else:
         scores.update({key: Score(float("nan")) for key in ("precision", "recall", "density", "coverage")})
+    if copies:
+        nearest = nearest_distances(z, held.train_z, chunk_size=held.chunk_size)
+        found = copy_scores(nearest, held.latent_nearest, latent_threshold(held.latent_nearest))
+        scores["latent_copy_share"] = mean_interval(found.closer, seed=seed + 4)
+        scores["latent_copy_ratio"] = Score(found.ratio)
     scores["mahalanobis_median_pct"] = median_interval(held.mahalanobis.percentile(z), seed=seed + 5)
     scores["inside_radius"] = mean_interval(inside_radius(z, *held.radius), seed=seed + 6)
     return scores
@@ -124,7 +126,9 @@ def _inception(held: HeldOut, features: np.ndarray) -> dict[str, Score]:
     }
 
 
-def _faces(held: HeldOut, instruments: InstrumentSet, images: np.ndarray, embeddings: np.ndarray | None) -> dict:
+def _faces(
+    held: HeldOut, instruments: InstrumentSet, images: np.ndarray, embeddings: np.ndarray | None, copies: bool
+) -> dict:
     seed, scores = held.seed, {}
     if instruments.haar:
         scores["face_rate"] = mean_interval(FaceDetector().detect(images), seed=seed + 7)
@@ -138,11 +142,11 @@ def _faces(held: HeldOut, instruments: InstrumentSet, images: np.ndarray, embedd
         if len(embeddings) > held.k and len(held.embeddings) > held.k:
             items = knn_items(held.embeddings, embeddings, k=held.k, chunk_size=held.chunk_size, device=held.device)
             scores.update(_knn_scores(items, "face_", seed + 10))
-        if held.train_embeddings is not None and held.face_nearest is not None:
+        if copies and held.train_embeddings is not None and held.face_nearest is not None:
             nearest = nearest_distances(embeddings, held.train_embeddings)
-            copies = copy_scores(nearest, held.face_nearest, SAME_IDENTITY_DISTANCE)
-            scores["face_copy_share"] = mean_interval(copies.closer, seed=seed + 14)
-            scores["face_copy_ratio"] = Score(copies.ratio)
+            found = copy_scores(nearest, held.face_nearest, SAME_IDENTITY_DISTANCE)
+            scores["face_copy_share"] = mean_interval(found.closer, seed=seed + 14)
+            scores["face_copy_ratio"] = Score(found.ratio)
     return scores
 
 
@@ -155,19 +159,21 @@ def score_row(
     images: np.ndarray | None = None,
     *,
     knn: bool = True,
+    copies: bool = True,
     features: np.ndarray | None = None,
     embeddings: np.ndarray | None = None,
     log_likelihood: np.ndarray | None = None,
 ) -> EvaluationRow:
     """Every instrument of `instruments` on one row. `features` / `embeddings` of `images` when already
-    computed (cached real sets); knn=False for the reconstruction row, whose z-points are the held-out ones."""
-    scores: dict[str, Any] = _latent(held, z, knn)
+    computed (cached real sets); knn=False for the reconstruction row, whose z-points are the held-out ones;
+    copies=False for the training reference row, whose items are training items themselves."""
+    scores: dict[str, Any] = _latent(held, z, knn, copies and knn)
     if log_likelihood is not None:
         scores["log_likelihood"] = mean_interval(log_likelihood / z.shape[1], seed=held.seed + 15)
     if images is not None:
         if features is not None and held.features is not None:
             scores.update(_inception(held, features))
-        scores.update(_faces(held, instruments, images, embeddings))
+        scores.update(_faces(held, instruments, images, embeddings, copies))
     return EvaluationRow(name=name, kind=kind, n=len(z), scores=scores)
 
 

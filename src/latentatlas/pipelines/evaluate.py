@@ -35,12 +35,11 @@ from latentatlas.evaluation.table import REAL_ROW, RECONSTRUCTION_ROW, Evaluatio
 from latentatlas.evaluation.verdicts import evaluation_findings, ranking
 from latentatlas.findings import Finding
 from latentatlas.io import load_npy, read_json, save_npy, write_json, write_text
+from latentatlas.pipelines.evaluate_figures import PREVIEW, write_figures
 from latentatlas.stats import Mahalanobis
 
 if TYPE_CHECKING:
     from latentatlas.store import Run
-
-from latentatlas.pipelines.evaluate_figures import PREVIEW
 
 
 @dataclass
@@ -201,14 +200,15 @@ def evaluate_run(
     device: torch.device | str | None = None,
     progress: bool = True,
     write: bool = True,
-    instruments: str = "full",
+    instruments: str = "standard",
 ) -> Evaluation:
     """Score each sampler (fitted on the training z-points, n samples) against the run's held-out data.
 
     The held-out set is a seeded subsample of at most n validation rows; an n larger than the held-out
-    set is capped to it (with a message) so that every row uses the same n. `instruments` is "full"
-    or "quick" (see `evaluation.instruments`). Writes RUN/evaluation/evaluation.{json,csv,md} and
-    figures (unless write=False) and returns the rows, findings and ranking.
+    set is capped to it (with a message) so that every row uses the same n. `instruments` is "quick",
+    "standard" (the default: + FID/KID) or "full" (+ dlib faces; see `evaluation.instruments`).
+    Writes RUN/evaluation/evaluation.{json,csv,md}, entries/ and figures (unless write=False) and returns
+    the rows, findings and ranking.
     """
     n = checks.positive_int(n, "n")
     seed = checks.seed(seed)
@@ -297,6 +297,7 @@ def evaluate_run(
             z,
             images,
             knn=knn,
+            copies=step != REAL_ROW,
             features=features,
             embeddings=embeddings,
             log_likelihood=likelihood,
@@ -337,8 +338,6 @@ def evaluate_run(
         }
     result = Evaluation(rows=rows, settings=settings, findings=evaluation_findings(rows), ranking=ranking(rows))
     if write:
-        from latentatlas.pipelines.evaluate_figures import write_figures
-
         result.rows = accumulate_entries(out_dir, rows, sampler_options or {}, seed)
         result.figures = write_figures(out_dir, result.rows, previews)
         write_evaluation(run, result)
