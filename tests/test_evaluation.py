@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -297,6 +298,10 @@ def test_evaluate_cli_end_to_end(tiny_run_copy, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("dlib") is None or importlib.util.find_spec("face_recognition_models") is None,
+    reason="dlib-bin / face-recognition-models not installed",
+)
 def test_evaluate_full_instruments(tiny_run_copy):
     result = evaluate_run(tiny_run_copy, samplers=["uniform-box"], n=8, k=3, instruments="full", progress=False)
     real, box = result.row("real (held-out)").scores, result.row("uniform-box").scores
