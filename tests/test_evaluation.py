@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -254,26 +255,30 @@ def test_face_detector_finds_faces_not_noise(face_images):
 # ----------------------------------------------------------------------------- a run
 
 
-@pytest.mark.slow
 def test_evaluate_cli_end_to_end(tiny_run_copy, capsys):
     run = tiny_run_copy
-    code = main(["evaluate", str(run.path), "--samplers", "gaussian,uniform-box", "-n", "60", "--k", "3"])
+    arguments = ["--samplers", "gaussian,diagonal-gaussian,uniform-box", "-n", "60", "--k", "3"]
+    code = main(["evaluate", str(run.path), *arguments, "--instruments", "quick"])
     assert code == 0
     out = capsys.readouterr().out
-    assert "| name |" in out and "reconstruction" in out
+    assert "| name |" in out and "reconstruction" in out and "Ranking" in out and "Seed claims" in out
+    assert " ± " in out  # every score with its interval
     folder = run.path / "evaluation"
     data = json.loads((folder / "evaluation.json").read_text())
     names = [row["name"] for row in data["rows"]]
-    assert names == ["real (held-out)", "reconstruction", "gaussian", "uniform-box"]
+    assert names == ["real (held-out)", "reconstruction", "gaussian", "diagonal-gaussian", "uniform-box"]
     table = pd.read_csv(folder / "evaluation.csv")
-    assert {"precision", "recall", "density", "coverage", "fid", "kid", "kid_se", "face_rate"} <= set(table.columns)
+    assert {"precision", "precision_low", "precision_high", "coverage", "face_rate", "face_rate_low"} <= set(
+        table.columns
+    )
     assert (folder / "evaluation.md").read_text().startswith("| name |")
-    assert (folder / "real_features.npy").is_file()
-    assert [f["file"] for f in data["figures"]] == ["scores.png", "samples.png"]
+    assert [f["file"] for f in data["figures"]] == ["leaderboard.png", "scores.png", "samples.png"]
     assert all((folder / f["file"]).is_file() and f["caption"] for f in data["figures"])
     rows = table.set_index("name")
     assert (rows["n"] == 60).all()
     assert np.isnan(rows.loc["reconstruction", "precision"])
+    assert (rows["precision_low"].dropna() <= rows["precision"].dropna()).all()
+    assert (rows["precision"].dropna() <= rows["precision_high"].dropna()).all()
     real, gaussian, box = rows.loc["real (held-out)"], rows.loc["gaussian"], rows.loc["uniform-box"]
     # Training z-points lie in the held-out support; a full-covariance Gaussian mostly does; a box in 16-d
     # (volume far from the bulk) almost never: real separation, not a tie at 0.
@@ -283,8 +288,39 @@ def test_evaluate_cli_end_to_end(tiny_run_copy, capsys):
     assert real["precision"] - box["precision"] >= 0.6
     assert 0.6 <= real["density"] <= 1.5
     assert 30.0 < real["mahalanobis_median_pct"] < 70.0 and box["mahalanobis_median_pct"] > 90.0
-    assert real["fid"] < gaussian["fid"] < box["fid"]
     assert real["face_rate"] >= 0.9 and box["face_rate"] < real["face_rate"]
+    assert np.isnan(real["latent_copy_share"])  # training points are not "copies" of themselves
+    assert box["latent_copy_share"] == 0.0 and gaussian["latent_copy_ratio"] > 0.5
+    findings = {f["key"]: f for f in data["findings"]}
+    assert findings["uniform-box-misses"]["verdict"] == "agrees"
+    assert findings["full-covariance-hits"]["verdict"] == "agrees"
+    assert any(line.startswith("precision (higher is better): gaussian") for line in data["ranking"])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("dlib") is None or importlib.util.find_spec("face_recognition_models") is None,
+    reason="dlib-bin / face-recognition-models not installed",
+)
+def test_evaluate_full_instruments(tiny_run_copy):
+    result = evaluate_run(tiny_run_copy, samplers=["uniform-box"], n=8, k=3, instruments="full", progress=False)
+    real, box = result.row("real (held-out)").scores, result.row("uniform-box").scores
+    for key in ("fid", "fid_infinity", "kid", "cnn_face_rate", "fd_face", "face_precision"):
+        assert key in real and key in box, key
+    assert "face_copy_share" in box and "face_copy_share" not in real  # training images do not copy themselves
+    assert real["fid"].value < box["fid"].value
+    assert real["fd_face"].value < box["fd_face"].value
+    assert real["cnn_face_rate"].value > box["cnn_face_rate"].value
+    assert real["fid"].low <= real["fid"].value <= real["fid"].high
+    assert (tiny_run_copy.path / "evaluation" / "real_embeddings.npy").is_file()
+
+
+def test_n_larger_than_the_held_out_set_is_capped(tiny_run_copy, capsys):
+    result = evaluate_run(
+        tiny_run_copy, samplers=["gaussian"], n=5000, k=3, instruments="quick", faces=False, progress=False, write=False
+    )
+    assert {row.n for row in result.rows} == {100} and result.settings["n"] == 100
+    assert "-n 5000 is larger than the 100 held-out points; every row uses n = 100" in capsys.readouterr().err
 
 
 def test_evaluate_run_latent_only_and_cache_free(tiny_run_copy):
@@ -348,3 +384,45 @@ def test_evaluate_without_held_out_data(tiny_run_copy, capsys):
 def test_evaluate_not_a_run(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path), "--no-fid"]) == 2
     assert "not a latentatlas run folder" in capsys.readouterr().err
+
+
+def test_saved_samplers_are_reused_not_refitted(tiny_run_copy, monkeypatch, capsys):
+    from latentatlas.pipelines.evaluate import fitted_sampler
+    from latentatlas.samplers import SAMPLERS, sample_run
+
+    run = tiny_run_copy
+    sample_run(run, "gaussian", n=4)
+    train_z = run.zpoints("train")
+    gaussian = SAMPLERS["gaussian"]
+    monkeypatch.setattr(gaussian, "fit", lambda self, z: pytest.fail("refitted a saved sampler"))
+    reused = fitted_sampler(run, "gaussian", {}, train_z, progress=True)
+    assert np.allclose(reused.mean_, train_z.mean(axis=0), atol=1e-5)
+    assert "fitting" not in capsys.readouterr().err
+    with pytest.raises(pytest.fail.Exception, match="refitted"):  # other training z-points: fitted anew
+        fitted_sampler(run, "gaussian", {}, train_z[:-1], progress=True)
+    assert "fitting gaussian on" in capsys.readouterr().err
+
+
+def test_evaluations_accumulate_per_sampler_n_and_seed(tiny_run_copy, capsys):
+    def evaluate(samplers, n, seed=0):
+        options = dict(k=3, instruments="quick", faces=False, progress=False)
+        return evaluate_run(tiny_run_copy, samplers=samplers, n=n, seed=seed, **options)
+
+    evaluate(["gaussian", "uniform-box"], 40)
+    assert "replacing" not in capsys.readouterr().err
+    merged = evaluate(["gaussian"], 30)  # another n: a new entry beside the first evaluation
+    assert [(row.name, row.n) for row in merged.rows] == [
+        ("real (held-out)", 40),
+        ("reconstruction", 40),
+        ("real (held-out)", 30),
+        ("reconstruction", 30),
+        ("gaussian", 40),
+        ("uniform-box", 40),
+        ("gaussian", 30),
+    ]
+    again = evaluate(["uniform-box"], 40)  # the same entry again: replaced, and said so
+    err = capsys.readouterr().err
+    assert "replacing the evaluation entry uniform-box-n40-seed0.json" in err
+    assert len(again.rows) == 7
+    table = pd.read_csv(tiny_run_copy.path / "evaluation" / "evaluation.csv")
+    assert len(table) == 7 and sorted(set(table["n"])) == [30, 40]

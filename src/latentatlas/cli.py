@@ -599,16 +599,22 @@ def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed for samples and subsets")
     p.add_argument("--k", type=int, default=5, help="neighbours for the k-NN balls (default 5)")
+    p.add_argument(
+        "--instruments",
+        choices=("full", "standard", "quick"),
+        default="full",
+        help="quick: latent scores and Haar faces; standard: + FID/FID∞/KID; full: + dlib CNN faces and "
+        "face embeddings (default)",
+    )
     p.add_argument("--no-fid", action="store_true", help="skip FID/KID (InceptionV3 is slow on CPU)")
-    p.add_argument("--no-faces", action="store_true", help="skip the face detector")
+    p.add_argument("--no-faces", action="store_true", help="skip the face instruments")
     p.add_argument(
         "--chunk-size", type=int, default=4096, help="rows per k-NN distance block (memory ~ chunk² x 8 bytes)"
     )
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from latentatlas.evaluation import table_markdown
-    from latentatlas.pipelines.evaluate import evaluate_run
+    from latentatlas.pipelines.evaluate import evaluate_run, evaluation_markdown
     from latentatlas.store import Run
 
     names = None if args.samplers.strip() == "all" else [s.strip() for s in args.samplers.split(",") if s.strip()]
@@ -622,8 +628,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         fid_scores=not args.no_fid,
         faces=not args.no_faces,
         chunk_size=args.chunk_size,
+        instruments=args.instruments,
     )
-    print(table_markdown(result.rows), end="")
+    print(evaluation_markdown(result), end="")
     print(f"wrote {run.path / 'evaluation'}/evaluation.json, evaluation.csv, evaluation.md")
     return 0
 
@@ -673,14 +680,21 @@ COMMANDS.append(("explore", "interactive explorer of the latent space in the bro
 # ----------------------------------------------------------------------------- demo
 def _demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/demo", help="run folder (default runs/demo; an existing demo run is reused)")
-    p.add_argument("--synthetic-count", type=int, default=3000, help="synthetic faces to train on (default 3000)")
+    p.add_argument("--synthetic-count", type=int, default=2000, help="synthetic faces to train on (default 2000)")
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--latent-dim", type=int, default=256)
     p.add_argument("--channels", type=_int_list, default=None, help="conv widths (default 32,64,128,256)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("-n", type=int, default=250, help="samples per sampler in the evaluation (default 250)")
+    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("-n", type=int, default=200, help="samples per sampler in the evaluation (default 200)")
     p.add_argument("--grid", type=int, default=36, help="images per sampler grid (default 36)")
-    p.add_argument("--no-fid", action="store_true", help="skip FID/KID in the evaluation (faster on a CPU)")
+    p.add_argument(
+        "--instruments",
+        choices=("quick", "standard", "full"),
+        default="quick",
+        help="evaluation instruments: quick (latent scores, Haar faces; default), standard (+ FID) or full "
+        "(+ dlib faces)",
+    )
+    p.add_argument("--no-fid", action="store_true", help="skip FID/KID in a full evaluation")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -690,9 +704,8 @@ def _demo(args: argparse.Namespace) -> int:
 
     from latentatlas.analysis import analyze_run
     from latentatlas.data import DataConfig
-    from latentatlas.evaluation import table_markdown
     from latentatlas.model import ModelConfig
-    from latentatlas.pipelines.evaluate import evaluate_run
+    from latentatlas.pipelines.evaluate import evaluate_run, evaluation_markdown
     from latentatlas.pipelines.path import path_run
     from latentatlas.pipelines.sample import sample_run
     from latentatlas.report import write_report
@@ -738,11 +751,13 @@ def _demo(args: argparse.Namespace) -> int:
     paths += [path_run(run, "plane", steps=8, plane=plane, angle=angle)["path"] for angle in (0.0, 60.0)]
     print("[6/8] evaluating every sampler against held-out data")
     n = min(args.n, int((run.split() == 1).sum()))
-    evaluation = evaluate_run(run, samplers=None, n=n, seed=args.seed, fid_scores=not args.no_fid)
+    evaluation = evaluate_run(
+        run, samplers=None, n=n, seed=args.seed, fid_scores=not args.no_fid, instruments=args.instruments
+    )
     print("[7/8] writing the report")
     report = write_report(run.path)
     print("[8/8] done\n")
-    print(table_markdown(evaluation.rows), end="")
+    print(evaluation_markdown(evaluation), end="")
     print(f"\nrun folder:     {run.path}")
     print(f"analysis:       {run.path / 'analysis'}/analysis.json and figures:")
     for figure in analysis["figures"]:

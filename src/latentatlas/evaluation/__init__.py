@@ -3,7 +3,11 @@
 * `knn`: precision / recall / density / coverage with exact k-NN balls (latent or feature space);
 * `latent`: the held-out radius shell; Mahalanobis percentiles come from `stats.Mahalanobis`;
 * `inception`: InceptionV3 features, FID and KID;
-* `faces`: face detection in decoded images;
+* `faces`: face detection (Haar, dlib CNN) and dlib face embeddings;
+* `copies`: nearest-training distances of samples against held-out data;
+* `intervals`: bootstrap intervals, FID∞, significance;
+* `instruments`: every instrument on one row (quick / standard / full sets);
+* `verdicts`: the seed's sampler claims as `Finding`s, and the ranking;
 * `table`: the typed rows (`EvaluationRow`, `Score`) and their Markdown/CSV form.
 
 The run-level command lives in `latentatlas.pipelines.evaluate`; `evaluate_run` and `evaluate_points`
@@ -14,9 +18,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from latentatlas.evaluation.faces import FaceDetector, face_rate
+from latentatlas.evaluation.copies import copy_scores, nearest_distances
+from latentatlas.evaluation.faces import CnnFaceDetector, FaceDetector, FaceEmbedder, face_rate
 from latentatlas.evaluation.inception import fid, inception_features, inception_path, kid
-from latentatlas.evaluation.knn import KNN_SCORES, knn_scores, kth_neighbour_distances, real_ball_counts
+from latentatlas.evaluation.intervals import extrapolated_fid, mean_interval, paired_interval
+from latentatlas.evaluation.knn import KNN_SCORES, knn_items, knn_scores, kth_neighbour_distances, real_ball_counts
 from latentatlas.evaluation.latent import RADIUS_PERCENTILES, inside_radius, radius_range
 from latentatlas.evaluation.table import (
     METRICS,
@@ -45,16 +51,24 @@ __all__ = [
     "RADIUS_PERCENTILES",
     "REAL_ROW",
     "RECONSTRUCTION_ROW",
+    "CnnFaceDetector",
     "EvaluationRow",
     "FaceDetector",
+    "FaceEmbedder",
     "Score",
+    "copy_scores",
+    "extrapolated_fid",
     "face_rate",
     "fid",
     "inception_features",
     "inception_path",
     "inside_radius",
     "kid",
+    "knn_items",
     "knn_scores",
+    "mean_interval",
+    "nearest_distances",
+    "paired_interval",
     "kth_neighbour_distances",
     "radius_range",
     "real_ball_counts",

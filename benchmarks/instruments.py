@@ -1,0 +1,86 @@
+"""Throughput of every evaluation instrument, in images (or points) per second, and what a full
+evaluation row at n images costs.
+
+    python benchmarks/instruments.py [--images 100] [--size 64] [--n 1000] [--threads 2]
+
+Images are synthetic 64 px faces (`latentatlas.data.synthetic_faces`); each instrument runs once on a few
+images to load its model, then is timed on `--images` images. The estimate per row multiplies the
+per-image rates by n and adds the per-row score costs (k-NN with intervals, FID with its bootstrap and
+FID∞, FD-face), measured on random features of the right shapes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+
+def _rate(name: str, work: Callable[[np.ndarray], object], images: np.ndarray) -> float:
+    work(images[:2])  # load the model, warm up
+    started = time.perf_counter()
+    work(images)
+    seconds = time.perf_counter() - started
+    rate = len(images) / seconds
+    print(f"{name:<32} {rate:>9.1f} images/s  ({seconds:.1f} s for {len(images)})", flush=True)
+    return rate
+
+
+def _seconds(name: str, work: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    work()
+    seconds = time.perf_counter() - started
+    print(f"{name:<32} {seconds:>9.2f} s per row", flush=True)
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=100)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--n", type=int, default=1000, help="row size for the per-row estimate")
+    parser.add_argument("--dim", type=int, default=256, help="latent dimension for the k-NN timing")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    args = parser.parse_args()
+
+    import torch
+
+    from latentatlas.data import synthetic_faces
+    from latentatlas.evaluation.faces import CnnFaceDetector, FaceDetector, FaceEmbedder
+    from latentatlas.evaluation.inception import fid, inception_features
+    from latentatlas.evaluation.instruments import _knn_scores
+    from latentatlas.evaluation.intervals import extrapolated_fid, paired_interval
+    from latentatlas.evaluation.knn import knn_items
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = "cuda" if torch.cuda.is_available() else f"cpu, {torch.get_num_threads()} threads"
+    print(f"instruments on {args.images} synthetic {args.size}px faces ({device})")
+    images, _ = synthetic_faces(args.images, image_size=args.size, seed=0)
+    rates = {
+        "haar": _rate("Haar face detector", FaceDetector().detect, images),
+        "cnn": _rate("dlib CNN face detector", CnnFaceDetector().detect, images),
+        "embedding": _rate("dlib face embedding", FaceEmbedder().embed, images),
+        "inception": _rate("InceptionV3 features", inception_features, images),
+    }
+    rng = np.random.default_rng(0)
+    n = args.n
+    latent = rng.standard_normal((n, args.dim)), rng.standard_normal((n, args.dim))
+    features = rng.standard_normal((n, 2048)), rng.standard_normal((n, 2048)) + 0.1
+    faces = rng.standard_normal((n, 128)) * 0.1, rng.standard_normal((n, 128)) * 0.1
+    row = {
+        "knn": _seconds("latent k-NN + intervals", lambda: _knn_scores(knn_items(*latent), "", 0)),
+        "fid": _seconds(
+            "FID + bootstrap (20) + FID∞",
+            lambda: (paired_interval(fid, *features, resamples=20), extrapolated_fid(fid, *features)),
+        ),
+        "fd_face": _seconds("FD-face + bootstrap (50)", lambda: paired_interval(fid, *faces, resamples=50)),
+    }
+    per_row = sum(n / rate for rate in rates.values()) + sum(row.values())
+    print(f"\nestimated full-instrument row at n = {n}: {per_row:.0f} s (images decoded separately)")
+
+
+if __name__ == "__main__":
+    main()
