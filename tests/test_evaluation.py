@@ -312,7 +312,7 @@ def test_evaluate_full_instruments(tiny_run_copy):
     assert real["fd_face"].value < box["fd_face"].value
     assert real["cnn_face_rate"].value > box["cnn_face_rate"].value
     assert real["fid"].low <= real["fid"].value <= real["fid"].high
-    assert (tiny_run_copy.path / "evaluation" / "real_embeddings.npy").is_file()
+    assert (tiny_run_copy.path / "cache" / "features" / "real_embeddings.npy").is_file()
 
 
 def test_n_larger_than_the_held_out_set_is_capped(tiny_run_copy, capsys):
@@ -388,7 +388,8 @@ def test_evaluate_not_a_run(tmp_path, capsys):
 
 def test_saved_samplers_are_reused_not_refitted(tiny_run_copy, monkeypatch, capsys):
     from latentatlas.pipelines.evaluate import fitted_sampler
-    from latentatlas.samplers import SAMPLERS, sample_run
+    from latentatlas.pipelines.sample import sample_run
+    from latentatlas.samplers import SAMPLERS
 
     run = tiny_run_copy
     sample_run(run, "gaussian", n=4)

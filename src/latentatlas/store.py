@@ -287,10 +287,21 @@ class Run:
             return None
         return f"the z-points of {self.path} were encoded with {which} weights {encoded_with}, now {current}"
 
-    def provenance(self) -> dict:
-        """What an artifact was computed from, recorded in its JSON so stale results can be told apart."""
-        info = self.zpoints_info() if self.has_zpoints() else {}
-        return {"weights": info.get("weights"), "weights_id": info.get("weights_id")}
+    def current_weights_id(self) -> str | None:
+        """The id of the weights an artifact made now would come from (those that encoded the z-points:
+        `best` unless `encode --weights last`); None for a run without a trained model."""
+        if not (self.path / "checkpoints").is_dir() and not (self.path / "model.safetensors").is_file():
+            return None
+        which = self.zpoints_info().get("weights", "best") if self.has_zpoints() else "best"
+        return self.weights_id(which if which in ("best", "last") else "best")
+
+    def artifact_weights(self) -> str | None:
+        """The weights id every artifact records (the z-points' encoder weights), so stale results show."""
+        if self.has_zpoints():
+            encoded_with = self.zpoints_info().get("weights_id")
+            if isinstance(encoded_with, str):
+                return encoded_with
+        return self.current_weights_id()
 
     def zpoints(self, subset: str | None = None) -> np.ndarray:
         """float32 z-points: a memmap of all rows, or an in-memory copy of one subset ("train", "val", "external")."""

@@ -179,7 +179,7 @@ def score_row(
 
 def held_out_log_likelihood(sampler: Any, z: np.ndarray) -> np.ndarray:
     """Per held-out z-point: the sampler's log-density (nats). Refused for samplers that define none."""
-    method = getattr(sampler, "log_likelihood", None)
+    method = getattr(sampler, "score_samples", None)
     if method is None:
         name = getattr(sampler, "name", type(sampler).__name__)
         raise LatentAtlasError(f"sampler {name} defines no density; a held-out log-likelihood needs one")

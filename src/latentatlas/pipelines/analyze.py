@@ -238,7 +238,8 @@ def analyze_run(
         "artificial_points": artificial_points,
         "hist_components": hist_components,
     }
-    with atomic_folder(Path(run.path) / "analysis") as out:
+    result["weights"] = run.artifact_weights()
+    with run.lock(), atomic_folder(Path(run.path) / "analysis", kind="analysis") as out:
         result["arrays"] = _save_arrays(analysis, out)
         result["figures"] = (
             _write_figures(

@@ -127,8 +127,9 @@ def attributes_run(
     ]
     result["findings"] = [f.to_dict() for f in attribute_findings(analysis, conditional)]
     result["options"] = {"n": n, "seed": seed, "strips": strips, "sampler": sampler, "steps": steps, "t_max": t_max}
+    result["weights"] = run.artifact_weights()
     folder = run.path / "attributes"
-    with atomic_folder(folder, kind="attributes") as out:
+    with run.lock(), atomic_folder(folder, kind="attributes") as out:
         for rank, name in walked:
             plots.save_image_grid(images[name], out / _strip_file(rank, name), ncols=steps, scale=scale)
         pd.DataFrame([e.to_dict() for e in analysis.effects_]).to_csv(out / "attributes.csv", index=False)

@@ -34,7 +34,7 @@ from latentatlas.evaluation.latent import RADIUS_PERCENTILES, inside_radius, rad
 from latentatlas.evaluation.table import REAL_ROW, RECONSTRUCTION_ROW, EvaluationRow, table_frame, table_markdown
 from latentatlas.evaluation.verdicts import evaluation_findings, ranking
 from latentatlas.findings import Finding
-from latentatlas.io import load_npy, read_json, save_npy, write_json, write_text
+from latentatlas.io import atomic_folder, load_npy, read_json, save_npy, write_json, write_text
 from latentatlas.pipelines.evaluate_figures import PREVIEW, write_figures
 from latentatlas.stats import Mahalanobis
 
@@ -144,7 +144,7 @@ def _log_likelihood(sampler: Any, held_z: np.ndarray) -> np.ndarray | None:
     """Held-out log-densities when the sampler defines a density (samplers without one: no column value)."""
     from latentatlas.evaluation.instruments import held_out_log_likelihood
 
-    return held_out_log_likelihood(sampler, held_z) if hasattr(sampler, "log_likelihood") else None
+    return held_out_log_likelihood(sampler, held_z) if getattr(sampler, "defines_density", False) else None
 
 
 def _jsonable(value: Any) -> Any:
@@ -232,8 +232,8 @@ def evaluate_run(
     held_rows = _pick(val_rows, n, rng)
     reference_rows = _pick(train_rows, n, rng)
     held_z = np.asarray(all_z[held_rows])
-    out_dir = run.path / "evaluation"
-    cache = _FeatureCache(out_dir if write else None, seed, device, progress)  # write=False: run untouched
+    cache_dir = run.path / "cache" / "features"
+    cache = _FeatureCache(cache_dir if write else None, seed, device, progress)  # write=False: run untouched
 
     source_images = run.images().images if tools.images else None
     held_images = train_images = None
@@ -338,14 +338,16 @@ def evaluate_run(
         }
     result = Evaluation(rows=rows, settings=settings, findings=evaluation_findings(rows), ranking=ranking(rows))
     if write:
-        result.rows = accumulate_entries(out_dir, rows, sampler_options or {}, seed)
-        result.figures = write_figures(out_dir, result.rows, previews)
-        write_evaluation(run, result)
+        with run.lock():
+            result.rows = accumulate_entries(
+                run.path / "evaluation-entries", rows, sampler_options or {}, seed, run.artifact_weights()
+            )
+            write_evaluation(run, result, previews)
     return result
 
 
 class _FeatureCache:
-    """Inception features and face embeddings of real image sets, cached under RUN/evaluation/."""
+    """Inception features and face embeddings of real image sets, cached under RUN/cache/features/."""
 
     def __init__(self, folder: Path | None, seed: int, device: torch.device | str | None, progress: bool):
         self.folder, self.seed, self.device, self.progress = folder, seed, device, progress
@@ -368,12 +370,15 @@ def _entry_file(row: EvaluationRow, options: dict[str, Any], seed: int) -> str:
 
 
 def accumulate_entries(
-    out_dir: Path, rows: list[EvaluationRow], sampler_options: dict[str, dict], seed: int
+    folder: Path,
+    rows: list[EvaluationRow],
+    sampler_options: dict[str, dict],
+    seed: int,
+    weights: str | None = None,
 ) -> list[EvaluationRow]:
-    """Save each row as RUN/evaluation/entries/<name>[-options]-n<n>-seed<seed>.json (saying so on stderr when
+    """Save each row as RUN/evaluation-entries/<name>[-options]-n<n>-seed<seed>.json (saying so on stderr when
     it replaces an earlier entry) and return every entry: earlier evaluations of other samplers, options,
     n or seeds stay in the table. Reference rows first, then samplers, each in the order first evaluated."""
-    folder = out_dir / "entries"
     for position, row in enumerate(rows):
         options = sampler_options.get(row.name, {}) if row.kind == "sampler" else {}
         path = folder / _entry_file(row, options, seed)
@@ -385,35 +390,47 @@ def accumulate_entries(
             except (LatentAtlasError, AttributeError, TypeError, ValueError):
                 pass  # a damaged entry is simply replaced
         entry = {"row": row.record(), "options": options, "seed": seed, "created": created, "position": position}
-        write_json(path, entry)
-    entries = []
+        write_json(path, {**entry, "weights": weights})
+    entries, stale = [], []
     for path in sorted(folder.glob("*.json")):
         try:
             entry = read_json(path)
+            if entry.get("weights") != weights:
+                stale.append(path.name)  # computed from other weights: never mixed into this table
+                continue
             entries.append((entry["row"]["kind"] != "reference", entry["created"], entry["position"], entry["row"]))
-        except (LatentAtlasError, KeyError, TypeError):
+        except (LatentAtlasError, KeyError, TypeError, AttributeError):
             print(f"latentatlas: skipping the unreadable evaluation entry {path.name}", file=sys.stderr)
+    if stale:
+        print(
+            f"latentatlas: left out {len(stale)} earlier evaluation entries computed from other weights "
+            f"(stale: {', '.join(stale[:3])}{', ...' if len(stale) > 3 else ''})",
+            file=sys.stderr,
+        )
     entries.sort(key=lambda entry: entry[:3])
     return [EvaluationRow.from_record(entry[3]) for entry in entries]
 
 
-def write_evaluation(run: Run, result: Evaluation) -> None:
-    """RUN/evaluation/evaluation.json (settings, flat row records, figures), .csv and .md."""
-    out_dir = run.path / "evaluation"
-    records = [row.record() for row in result.rows]
-    write_json(
-        out_dir / "evaluation.json",
-        {
-            "run": str(run.path),
-            "settings": result.settings,
-            "rows": records,
-            "figures": result.figures,
-            "findings": [finding.to_dict() for finding in result.findings],
-            "ranking": result.ranking,
-        },
-    )
-    write_text(out_dir / "evaluation.csv", result.table.to_csv(index=False))
-    write_text(out_dir / "evaluation.md", evaluation_markdown(result))
+def write_evaluation(run: Run, result: Evaluation, previews: dict[str, np.ndarray]) -> None:
+    """RUN/evaluation/: evaluation.json (settings, flat row records, figures), .csv, .md and the figures, as one
+    artifact folder, so a kill never leaves a table and its figures from two different evaluations."""
+    with atomic_folder(run.path / "evaluation", kind="evaluation") as out_dir:
+        result.figures = write_figures(out_dir, result.rows, previews)
+        records = [row.record() for row in result.rows]
+        write_json(
+            out_dir / "evaluation.json",
+            {
+                "run": str(run.path),
+                "weights": run.artifact_weights(),
+                "settings": result.settings,
+                "rows": records,
+                "figures": result.figures,
+                "findings": [finding.to_dict() for finding in result.findings],
+                "ranking": result.ranking,
+            },
+        )
+        write_text(out_dir / "evaluation.csv", result.table.to_csv(index=False))
+        write_text(out_dir / "evaluation.md", evaluation_markdown(result))
 
 
 def evaluation_markdown(result: Evaluation) -> str:

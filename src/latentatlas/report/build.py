@@ -123,9 +123,11 @@ def figure(file: FigureFile) -> Figure:
 
 
 def current_weights(run: Run) -> str | None:
-    """The id of the weights the run holds now (`Run.weights_id`); None when the run records none."""
-    value = getattr(run, "weights_id", None)
-    return value if isinstance(value, str) and value else None
+    """The id of the weights the run holds now (`Run.current_weights_id`); None when the run has no model."""
+    try:
+        return run.current_weights_id()
+    except LatentAtlasError:
+        return None
 
 
 def is_stale(weights: str | None, run_weights: str | None) -> bool:

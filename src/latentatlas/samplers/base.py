@@ -69,11 +69,20 @@ class Sampler(ABC):
         rng = np.random.default_rng(checks.seed(seed))
         return np.ascontiguousarray(self._sample(n, rng), dtype=np.float32)
 
+    @property
+    def defines_density(self) -> bool:
+        """Whether the sampler has a log-density (`score_samples`), not only a way to draw vectors."""
+        return type(self)._log_density is not Sampler._log_density
+
+    def score_samples(self, z: np.ndarray) -> np.ndarray:
+        """Log-density (nats) of each row of `z` under the fitted density, as scikit-learn's `score_samples`."""
+        self._check_fitted("call fit(z) before score_samples()")
+        z = np.asarray(checks.points(z, min_rows=1, dim=self.n_features_), dtype=np.float64)
+        return np.asarray(self._log_density(z), dtype=np.float64).reshape(len(z))
+
     def score(self, z: np.ndarray) -> float:
         """Mean log-likelihood per point (nats) of `z` under the fitted density, as scikit-learn's `score`."""
-        self._check_fitted("call fit(z) before score()")
-        z = np.asarray(checks.points(z, min_rows=1, dim=self.n_features_), dtype=np.float64)
-        return float(np.mean(self._log_density(z)))
+        return float(np.mean(self.score_samples(z)))
 
     def log_likelihood(self, z: np.ndarray) -> float:
         """Mean log-likelihood of `z` in nats per point and dimension (comparable across latent sizes)."""
