@@ -16,7 +16,13 @@ from latentatlas.stats import moments
 DIM = 8
 N_SAMPLES = 2000
 # Small options keep the slow fits (GMM, MCD) to a fraction of a second on 2 shared cores.
-FAST_OPTIONS = {"gmm": {"components": 3}, "robust-gaussian": {"max_points": 800}}
+FAST_OPTIONS = {
+    "gmm": {"components": 3},
+    "gmm-bic": {"candidates": (1, 2)},
+    "robust-gaussian": {"max_points": 800},
+    "flow": {"epochs": 2, "hidden": 16, "max_points": 600},
+    "two-stage": {"epochs": 2, "hidden": 16, "max_points": 600},
+}
 
 
 def _known_gaussian(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -344,6 +350,13 @@ def _written(run_path) -> list[str]:
         (["--sampler", "ellipsoid", "--confidence", "0.8"], "ellipsoid-confidence0.8-seed0"),
         (["--sampler", "gmm", "--components", "2"], "gmm-components2-seed0"),
         (["--sampler", "resample", "--jitter", "scott"], "resample-jitterscott-seed0"),
+        (["--sampler", "planar-ellipses", "--confidence", "0.8"], "planar-ellipses-confidence0.8-seed0"),
+        (
+            ["--sampler", "gmm-bic", "--candidates", "1,2", "--criterion", "heldout"],
+            "gmm-bic-candidates1,2-criterionheldout-seed0",
+        ),
+        (["--sampler", "flow", "--epochs", "2"], "flow-epochs2-seed0"),
+        (["--sampler", "two-stage", "--epochs", "2"], "two-stage-epochs2-seed0"),
     ],
 )
 def test_cli_sample_writes_grid_vectors_sampler_and_info(flags, folder, tiny_run_copy, capsys):
@@ -398,6 +411,9 @@ def test_cli_sample_is_deterministic_and_grid_is_limited(tiny_run_copy, tmp_path
         (["--sampler", "component-box", "--percentiles", "1,50,99"], "two numbers"),
         (["--sampler", "ellipsoid", "--confidence", "1.5"], "confidence must be in"),
         (["--sampler", "gaussian", "--b", "1.5"], "--b does not apply to sampler gaussian"),
+        (["--sampler", "gaussian", "--epochs", "3"], "--epochs does not apply to sampler gaussian"),
+        (["--sampler", "flow", "--epochs", "0"], "epochs must be an integer >= 1"),
+        (["--sampler", "gmm-bic", "--candidates", "0,2"], "every candidate number of components"),
         (["--sampler", "no-such"], "invalid choice"),
         (["--sampler", "gaussian", "--grid", "0"], "grid size must be an integer >= 1"),
         (["--sampler", "gaussian", "--seed", "-1"], "seed must be an integer >= 0"),

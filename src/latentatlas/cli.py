@@ -371,6 +371,9 @@ _SAMPLER_FLAGS = {
     "confidence": "--confidence",
     "jitter": "--jitter",
     "support_fraction": "--support-fraction",
+    "candidates": "--candidates",
+    "criterion": "--criterion",
+    "epochs": "--epochs",
 }
 
 
@@ -390,6 +393,8 @@ def _sample_options(name: str, flags: dict) -> dict:
         if len(given["percentiles"]) != 2:
             raise LatentAtlasError(f"--percentiles needs two numbers like 1,99, got {given['percentiles']}")
         given["percentiles"] = tuple(given["percentiles"])
+    if "candidates" in given:
+        given["candidates"] = tuple(given["candidates"])
     return given
 
 
@@ -414,6 +419,9 @@ def _sample_arguments(p: argparse.ArgumentParser) -> None:
     options.add_argument("--confidence", type=float, help="ellipsoid: confidence level in (0, 1) (default 0.9)")
     options.add_argument("--jitter", type=_number_or_word("scott"), help="resample: fraction of std, or 'scott'")
     options.add_argument("--support-fraction", type=float, help="robust-gaussian: MCD support fraction in (0, 1]")
+    options.add_argument("--candidates", type=_int_list, help="gmm-bic: component counts to sweep, e.g. 1,2,4,8,16")
+    options.add_argument("--criterion", choices=["bic", "heldout"], help="gmm-bic: how to choose (default bic)")
+    options.add_argument("--epochs", type=int, help="flow, two-stage: at most this many epochs (default 100)")
 
 
 def _sample(args: argparse.Namespace) -> int:
