@@ -411,6 +411,11 @@ def _sample_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="output folder (default RUN/samples/<sampler>[-options]-seed<seed>)")
     p.add_argument("--subset", choices=["train", "val"], default="train", help="z-points the sampler is fitted on")
     p.add_argument("--grid", type=int, default=64, help="at most this many images in grid.png (default 64)")
+    p.add_argument(
+        "--where",
+        metavar="CONDITION",
+        help="fit only on z-points whose attributes satisfy it, e.g. Male=1,Eyeglasses=1",
+    )
     options = p.add_argument_group("sampler options (only for the samplers that have them)")
     options.add_argument("--b", type=_number_or_word("matched"), help="uniform-box: half-width, or 'matched'")
     options.add_argument("--percentiles", type=_float_list, help="component-box: interval percentiles, e.g. 1,99")
@@ -431,7 +436,15 @@ def _sample(args: argparse.Namespace) -> int:
     options = _sample_options(args.sampler, {flag: getattr(args, flag) for flag in _SAMPLER_FLAGS})
     run = Run(args.run_dir)
     info = sample_run(
-        run, args.sampler, n=args.n, seed=args.seed, out=args.out, subset=args.subset, grid_limit=args.grid, **options
+        run,
+        args.sampler,
+        n=args.n,
+        seed=args.seed,
+        out=args.out,
+        subset=args.subset,
+        grid_limit=args.grid,
+        where=args.where,
+        **options,
     )
     print(f"wrote {info['path']}: {info['n']} {args.sampler} vectors (z.npy), grid.png, sampler/, info.json")
     return 0
