@@ -460,8 +460,8 @@ def _path_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--subset", choices=["train", "val"], default="train", help="z-points giving centre and spread")
     p.add_argument("--plane", type=_plane, help="plane: two components J1,J2")
     p.add_argument("--angle", type=float, help="plane: direction in degrees from the J1 axis (default 0)")
-    p.add_argument("--length", type=float, help="plane: half-length in units of the bulk's spread (default 2)")
-    p.add_argument("--from", dest="from_index", type=int, metavar="I", help="between: start z-point row")
+    p.add_argument("--length", type=float, help="plane/attribute: half-length in the bulk's spread (default 2)")
+    p.add_argument("--from", dest="from_index", type=int, metavar="I", help="between/attribute: start z-point row")
     p.add_argument("--to", dest="to_index", type=int, metavar="J", help="between: end z-point row")
     p.add_argument("--from-image", metavar="PATH", help="between: start at the encoding of this image")
     p.add_argument("--to-image", metavar="PATH", help="between: end at the encoding of this image")
@@ -475,6 +475,7 @@ def _path_arguments(p: argparse.ArgumentParser) -> None:
         help="traverse: sweep in units of the component's std around the base (default -3,3)",
     )
     p.add_argument("--base", help="plane/traverse: 'centre' (default) or a z-point row index for the other components")
+    p.add_argument("--attribute", metavar="NAME", help="attribute: the attribute or factor whose direction to follow")
 
 
 # Path-option flags: path_run keyword -> the flag the user types.
@@ -490,6 +491,7 @@ _PATH_FLAGS = {
     "interpolation": "--interpolation",
     "component": "--component",
     "value_range": "--range",
+    "attribute": "--attribute",
 }
 
 
@@ -521,6 +523,7 @@ def _path(args: argparse.Namespace) -> int:
         interpolation=args.interpolation,
         component=args.component,
         value_range=args.value_range,
+        attribute=args.attribute,
     )
     print(f"wrote {info['path']}: {info['steps']} images along a {args.kind} path (grid.png, z.npy, projection.png)")
     return 0

@@ -68,18 +68,23 @@ def parse_where(text: str) -> list[tuple[str, str, float]]:
     return conditions
 
 
-def where_rows(meta, conditions: list[tuple[str, str, float]]) -> np.ndarray:
-    """Boolean mask of the metadata rows that satisfy every condition; unknown names suggest the nearest."""
+def attribute_values(meta, name: str, flag: str = "--where") -> np.ndarray:
+    """One attribute or factor column as float64; an unknown name suggests the nearest known one."""
     known = [c for c in meta.columns if c not in _BOOKKEEPING]
     if not known:
-        raise LatentAtlasError("--where: this run's source has no attributes or factors to condition on")
+        raise LatentAtlasError(f"{flag}: this run's source has no attributes or factors to condition on")
+    if name not in known:
+        near = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean {near[0]}?" if near else f" (known: {', '.join(known[:12])}...)"
+        raise LatentAtlasError(f"{flag}: unknown attribute {name!r}{hint}")
+    return meta[name].to_numpy(dtype=np.float64)
+
+
+def where_rows(meta, conditions: list[tuple[str, str, float]]) -> np.ndarray:
+    """Boolean mask of the metadata rows that satisfy every condition; unknown names suggest the nearest."""
     mask = np.ones(len(meta), dtype=bool)
     for name, operator, value in conditions:
-        if name not in known:
-            near = difflib.get_close_matches(name, known, n=1)
-            hint = f"; did you mean {near[0]}?" if near else f" (known: {', '.join(known[:12])}...)"
-            raise LatentAtlasError(f"--where: unknown attribute {name!r}{hint}")
-        column = meta[name].to_numpy(dtype=np.float64)
+        column = attribute_values(meta, name)
         compare = {"=": np.equal, "<": np.less, ">": np.greater, "<=": np.less_equal, ">=": np.greater_equal}
         mask &= compare[operator](column, value)
     return mask
