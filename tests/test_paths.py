@@ -381,6 +381,9 @@ def test_cli_between_rows_and_images(tiny_run_copy, tmp_path):
         (["--kind", "traverse", "--component", "1", "--angle", "30"], "--angle does not apply"),
         (["--kind", "traverse", "--component", "1", "--base", "middle"], "--base must be"),
         (["--kind", "spiral"], "invalid choice"),
+        (["--kind", "attribute"], "needs --attribute NAME"),
+        (["--kind", "attribute", "--attribute", "skin_tnoe"], "unknown attribute 'skin_tnoe'; did you mean skin_tone?"),
+        (["--kind", "attribute", "--attribute", "skin_tone", "--angle", "3"], "--angle does not apply"),
     ],
 )
 def test_cli_path_errors_exit_2_and_write_nothing(flags, message, tiny_run_copy, capsys):
@@ -426,3 +429,65 @@ def test_load_image_file_refuses_a_file_that_is_no_image(tmp_path):
     (tmp_path / "notes.png").write_text("not an image")
     with pytest.raises(LatentAtlasError, match="cannot read image"):
         load_image_file(tmp_path / "notes.png", 8)
+
+
+# ----------------------------------------------------------------------------- attribute directions
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_attribute_direction_recovers_a_planted_direction(binary):
+    from latentatlas.paths import attribute_direction
+
+    rng = np.random.default_rng(3)
+    planted = rng.normal(size=DIM)
+    planted /= np.linalg.norm(planted)
+    score = rng.normal(size=2000)
+    values = np.where(score > 0, 1.0, -1.0) if binary else score
+    z = rng.normal(size=(2000, DIM)) + 1.5 * np.sign(score)[:, None] * planted
+    direction, shift = attribute_direction(z, values)
+    assert float(direction @ planted) >= 0.95
+    np.testing.assert_allclose(np.linalg.norm(direction), 1.0)
+    # the class means sit at -1.5 u and +1.5 u: the shift along u is 3 (5 standard errors: 0.15)
+    assert float(shift @ planted) == pytest.approx(3.0, abs=0.15)
+
+
+def test_attribute_direction_needs_two_classes():
+    from latentatlas.paths import attribute_direction
+
+    with pytest.raises(LatentAtlasError, match="does not split"):
+        attribute_direction(np.zeros((5, 3)), np.ones(5))
+
+
+def test_direction_path_runs_through_its_base(bulk):
+    from latentatlas.paths import direction_path
+
+    centre, _ = bulk
+    u = np.eye(DIM)[2]
+    path = direction_path(centre, u, spread=0.5, steps=5, length=2.0)
+    np.testing.assert_allclose(path[2], centre, atol=1e-12)
+    np.testing.assert_allclose(path[-1] - path[0], 2 * 2.0 * 0.5 * u, atol=1e-12)
+
+
+@pytest.mark.parametrize("start", [None, 7])
+def test_cli_attribute_path_follows_the_class_mean_difference(start, tiny_run_copy):
+    run = tiny_run_copy
+    flags = ["--from", str(start)] if start is not None else []
+    args = ["path", str(run.path), "--kind", "attribute", "--attribute", "skin_tone", "--steps", "5", *flags]
+    assert exit_status(args) == 0
+    label = "centre" if start is None else f"from{start}"
+    vectors, info = _check_outputs(run, run.path / "paths" / f"attribute-skin_tone-{label}-length2-steps5", 5)
+    meta = run.metadata()
+    skin = meta[meta["subset"] == "train"]["skin_tone"].to_numpy()
+    z = run.zpoints("train").astype(np.float64)
+    upper = skin > np.median(skin)
+    shift = z[upper].mean(axis=0) - z[~upper].mean(axis=0)
+    base = z.mean(axis=0) if start is None else run.zpoints()[start].astype(np.float64)
+    np.testing.assert_allclose(vectors[2], base, rtol=1e-5, atol=1e-5)
+    step = np.diff(vectors.astype(np.float64), axis=0)
+    cosines = step @ shift / (np.linalg.norm(step, axis=1) * np.linalg.norm(shift))
+    np.testing.assert_allclose(cosines, 1.0, atol=1e-5)
+    # half-length: 2 x the bulk's spread along the direction
+    u = shift / np.linalg.norm(shift)
+    spread = math.sqrt(u @ np.cov(z, rowvar=False) @ u)
+    assert np.linalg.norm(vectors[-1].astype(np.float64) - vectors[0]) == pytest.approx(4 * spread, rel=1e-4)
+    assert info["options"]["attribute"] == "skin_tone"

@@ -16,7 +16,13 @@ from latentatlas.stats import moments
 DIM = 8
 N_SAMPLES = 2000
 # Small options keep the slow fits (GMM, MCD) to a fraction of a second on 2 shared cores.
-FAST_OPTIONS = {"gmm": {"components": 3}, "robust-gaussian": {"max_points": 800}}
+FAST_OPTIONS = {
+    "gmm": {"components": 3},
+    "gmm-bic": {"candidates": (1, 2)},
+    "robust-gaussian": {"max_points": 800},
+    "flow": {"epochs": 2, "hidden": 16, "max_points": 600},
+    "two-stage": {"epochs": 2, "hidden": 16, "max_points": 600},
+}
 
 
 def _known_gaussian(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -344,6 +350,13 @@ def _written(run_path) -> list[str]:
         (["--sampler", "ellipsoid", "--confidence", "0.8"], "ellipsoid-confidence0.8-seed0"),
         (["--sampler", "gmm", "--components", "2"], "gmm-components2-seed0"),
         (["--sampler", "resample", "--jitter", "scott"], "resample-jitterscott-seed0"),
+        (["--sampler", "planar-ellipses", "--confidence", "0.8"], "planar-ellipses-confidence0.8-seed0"),
+        (
+            ["--sampler", "gmm-bic", "--candidates", "1,2", "--criterion", "heldout"],
+            "gmm-bic-candidates1,2-criterionheldout-seed0",
+        ),
+        (["--sampler", "flow", "--epochs", "2"], "flow-epochs2-seed0"),
+        (["--sampler", "two-stage", "--epochs", "2"], "two-stage-epochs2-seed0"),
     ],
 )
 def test_cli_sample_writes_grid_vectors_sampler_and_info(flags, folder, tiny_run_copy, capsys):
@@ -398,6 +411,9 @@ def test_cli_sample_is_deterministic_and_grid_is_limited(tiny_run_copy, tmp_path
         (["--sampler", "component-box", "--percentiles", "1,50,99"], "two numbers"),
         (["--sampler", "ellipsoid", "--confidence", "1.5"], "confidence must be in"),
         (["--sampler", "gaussian", "--b", "1.5"], "--b does not apply to sampler gaussian"),
+        (["--sampler", "gaussian", "--epochs", "3"], "--epochs does not apply to sampler gaussian"),
+        (["--sampler", "flow", "--epochs", "0"], "epochs must be an integer >= 1"),
+        (["--sampler", "gmm-bic", "--candidates", "0,2"], "every candidate number of components"),
         (["--sampler", "no-such"], "invalid choice"),
         (["--sampler", "gaussian", "--grid", "0"], "grid size must be an integer >= 1"),
         (["--sampler", "gaussian", "--seed", "-1"], "seed must be an integer >= 0"),
@@ -417,3 +433,63 @@ def test_cli_sample_needs_z_points(tiny_run_copy, capsys):
     err = capsys.readouterr().err
     assert "no z-points" in err and err.count("\n") == 1
     assert _written(tiny_run_copy.path) == []
+
+
+# ----------------------------------------------------------------------------- conditional sampling: --where
+
+
+def test_cli_sample_where_fits_only_the_rows_that_satisfy_the_condition(tiny_run_copy):
+    from latentatlas.cli import main
+    from latentatlas.io import read_json
+
+    run = tiny_run_copy
+    args = ["sample", str(run.path), "--sampler", "gaussian", "-n", "6", "--where", "skin_tone>0.5,eye_size<=0.11"]
+    assert main(args) == 0
+    out = run.path / "samples" / "gaussian-where-skin_tone-gt0.5,eye_size-le0.11-seed0"
+    meta = run.metadata()
+    train = meta[meta["subset"] == "train"]
+    chosen = (train["skin_tone"].to_numpy() > 0.5) & (train["eye_size"].to_numpy() <= 0.11)
+    info = read_json(out / "info.json")
+    assert info["where"] == "skin_tone>0.5,eye_size<=0.11" and info["fitted_on"] == chosen.sum() < len(train)
+    # the saved sampler is the Gaussian of exactly those z-points
+    z = run.zpoints("train")[chosen].astype(np.float64)
+    fitted = load_sampler(out / "sampler")
+    np.testing.assert_allclose(fitted.mean_, z.mean(axis=0), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(fitted.cov_, np.cov(z, rowvar=False), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("skin_tnoe>0.5", "unknown attribute 'skin_tnoe'; did you mean skin_tone?"),
+        ("skin_tone>2", "selects 0 of"),
+        ("skin_tone", "is not a condition like Male=1"),
+        ("skin_tone=abc", "is not a condition like Male=1"),
+    ],
+)
+def test_cli_sample_where_errors(where, message, tiny_run_copy, capsys):
+    status = exit_status(["sample", str(tiny_run_copy.path), "--sampler", "gaussian", "--where", where])
+    err = capsys.readouterr().err
+    assert status == 2 and message in err and err.count("\n") == 1
+    assert _written(tiny_run_copy.path) == []
+
+
+def test_where_rows_on_celeba_style_attributes():
+    import pandas as pd
+
+    from latentatlas.pipelines.sample import parse_where, where_rows
+
+    meta = pd.DataFrame(
+        {
+            "image_id": ["a", "b", "c", "d"],
+            "subset": ["train"] * 4,
+            "Male": np.array([1, 1, -1, 1], np.int8),
+            "Eyeglasses": np.array([1, -1, 1, 1], np.int8),
+        }
+    )
+    np.testing.assert_array_equal(where_rows(meta, parse_where("Male=1, Eyeglasses=1")), [True, False, False, True])
+    np.testing.assert_array_equal(where_rows(meta, parse_where("Male<0")), [False, False, True, False])
+    with pytest.raises(LatentAtlasError, match="did you mean Male"):
+        where_rows(meta, parse_where("male=1"))
+    with pytest.raises(LatentAtlasError, match="has no attributes or factors"):
+        where_rows(meta[["image_id", "subset"]], parse_where("Male=1"))

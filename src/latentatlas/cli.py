@@ -448,6 +448,9 @@ _SAMPLER_FLAGS = {
     "confidence": "--confidence",
     "jitter": "--jitter",
     "support_fraction": "--support-fraction",
+    "candidates": "--candidates",
+    "criterion": "--criterion",
+    "epochs": "--epochs",
 }
 
 
@@ -467,6 +470,8 @@ def _sample_options(name: str, flags: dict) -> dict:
         if len(given["percentiles"]) != 2:
             raise LatentAtlasError(f"--percentiles needs two numbers like 1,99, got {given['percentiles']}")
         given["percentiles"] = tuple(given["percentiles"])
+    if "candidates" in given:
+        given["candidates"] = tuple(given["candidates"])
     return given
 
 
@@ -483,6 +488,11 @@ def _sample_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="output folder (default RUN/samples/<sampler>[-options]-seed<seed>)")
     p.add_argument("--subset", choices=["train", "val"], default="train", help="z-points the sampler is fitted on")
     p.add_argument("--grid", type=int, default=64, help="at most this many images in grid.png (default 64)")
+    p.add_argument(
+        "--where",
+        metavar="CONDITION",
+        help="fit only on z-points whose attributes satisfy it, e.g. Male=1,Eyeglasses=1",
+    )
     options = p.add_argument_group("sampler options (only for the samplers that have them)")
     options.add_argument("--b", type=_number_or_word("matched"), help="uniform-box: half-width, or 'matched'")
     options.add_argument("--percentiles", type=_float_list, help="component-box: interval percentiles, e.g. 1,99")
@@ -491,6 +501,9 @@ def _sample_arguments(p: argparse.ArgumentParser) -> None:
     options.add_argument("--confidence", type=float, help="ellipsoid: confidence level in (0, 1) (default 0.9)")
     options.add_argument("--jitter", type=_number_or_word("scott"), help="resample: fraction of std, or 'scott'")
     options.add_argument("--support-fraction", type=float, help="robust-gaussian: MCD support fraction in (0, 1]")
+    options.add_argument("--candidates", type=_int_list, help="gmm-bic: component counts to sweep, e.g. 1,2,4,8,16")
+    options.add_argument("--criterion", choices=["bic", "heldout"], help="gmm-bic: how to choose (default bic)")
+    options.add_argument("--epochs", type=int, help="flow, two-stage: at most this many epochs (default 100)")
 
 
 def _sample(args: argparse.Namespace) -> int:
@@ -500,7 +513,15 @@ def _sample(args: argparse.Namespace) -> int:
     options = _sample_options(args.sampler, {flag: getattr(args, flag) for flag in _SAMPLER_FLAGS})
     run = Run(args.run_dir)
     info = sample_run(
-        run, args.sampler, n=args.n, seed=args.seed, out=args.out, subset=args.subset, grid_limit=args.grid, **options
+        run,
+        args.sampler,
+        n=args.n,
+        seed=args.seed,
+        out=args.out,
+        subset=args.subset,
+        grid_limit=args.grid,
+        where=args.where,
+        **options,
     )
     print(f"wrote {info['path']}: {info['n']} {args.sampler} vectors (z.npy), grid.png, sampler/, info.json")
     return 0
@@ -516,8 +537,8 @@ def _path_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--subset", choices=["train", "val"], default="train", help="z-points giving centre and spread")
     p.add_argument("--plane", type=_plane, help="plane: two components J1,J2")
     p.add_argument("--angle", type=float, help="plane: direction in degrees from the J1 axis (default 0)")
-    p.add_argument("--length", type=float, help="plane: half-length in units of the bulk's spread (default 2)")
-    p.add_argument("--from", dest="from_index", type=int, metavar="I", help="between: start z-point row")
+    p.add_argument("--length", type=float, help="plane/attribute: half-length in the bulk's spread (default 2)")
+    p.add_argument("--from", dest="from_index", type=int, metavar="I", help="between/attribute: start z-point row")
     p.add_argument("--to", dest="to_index", type=int, metavar="J", help="between: end z-point row")
     p.add_argument("--from-image", metavar="PATH", help="between: start at the encoding of this image")
     p.add_argument("--to-image", metavar="PATH", help="between: end at the encoding of this image")
@@ -531,6 +552,7 @@ def _path_arguments(p: argparse.ArgumentParser) -> None:
         help="traverse: sweep in units of the component's std around the base (default -3,3)",
     )
     p.add_argument("--base", help="plane/traverse: 'centre' (default) or a z-point row index for the other components")
+    p.add_argument("--attribute", metavar="NAME", help="attribute: the attribute or factor whose direction to follow")
 
 
 # Path-option flags: path_run keyword -> the flag the user types.
@@ -546,6 +568,7 @@ _PATH_FLAGS = {
     "interpolation": "--interpolation",
     "component": "--component",
     "value_range": "--range",
+    "attribute": "--attribute",
 }
 
 
@@ -577,6 +600,7 @@ def _path(args: argparse.Namespace) -> int:
         interpolation=args.interpolation,
         component=args.component,
         value_range=args.value_range,
+        attribute=args.attribute,
     )
     print(f"wrote {info['path']}: {info['steps']} images along a {args.kind} path (grid.png, z.npy, projection.png)")
     return 0

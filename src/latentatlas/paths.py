@@ -5,6 +5,8 @@
   angle measured from the j1 axis; all other components stay at the centre (or a chosen base point).
 - `between`: from one z-point to another, linear or spherical (slerp, White 2016).
 - `traverse`: one component swept through given values, all others fixed.
+- `attribute_direction` / `direction_path`: the difference of class means of an attribute, and a
+  straight path along it through a base point (the centre or a real z-point).
 
 Every function returns a float64 array (steps, N) whose first and last rows are exactly the endpoints.
 """
@@ -170,11 +172,42 @@ def most_moving_plane(path: np.ndarray, spread: np.ndarray | None = None) -> tup
     return int(order[0]), int(order[1])
 
 
+def attribute_direction(z: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(unit direction, mean shift) from the points without an attribute to those with it.
+
+    The classes: for a two-valued attribute (CelebA's -1/1) its larger value; for a continuous factor
+    the points above its median. The mean shift is the difference of the class means.
+    """
+    z = checks.points(z, min_rows=2)
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape != (len(z),) or not np.isfinite(values).all():
+        raise LatentAtlasError(f"attribute values must be {len(z)} finite numbers, one per z-point")
+    levels = np.unique(values)
+    positive = values == levels[-1] if len(levels) == 2 else values > np.median(values)
+    if positive.all() or not positive.any():
+        raise LatentAtlasError("the attribute does not split the z-points into two classes")
+    z = np.asarray(z, dtype=np.float64)
+    shift = z[positive].mean(axis=0) - z[~positive].mean(axis=0)
+    norm = float(np.linalg.norm(shift))
+    if norm == 0.0:
+        raise LatentAtlasError("the two classes of the attribute have the same mean: no direction")
+    return shift / norm, shift
+
+
+def direction_path(base: np.ndarray, direction: np.ndarray, spread: float, steps: int, length: float = 2.0):
+    """`steps` points from base - length·spread·u to base + length·spread·u along the unit direction u."""
+    base = _vector(base, "base point")
+    direction = _vector(direction, "direction", base.size)
+    offset = checks.positive_number(length, "length") * checks.positive_number(spread, "spread") * direction
+    return lerp(base - offset, base + offset, steps)
+
+
 # The kinds `latentatlas path` builds from these functions (pipelines/path.py) and the options each uses.
-KINDS = ("origin-to-centre", "plane", "between", "traverse")
+KINDS = ("origin-to-centre", "plane", "between", "traverse", "attribute")
 KIND_OPTIONS = {
     "origin-to-centre": set(),
     "plane": {"plane", "angle", "length", "base"},
     "between": {"from_index", "to_index", "from_image", "to_image", "interpolation"},
     "traverse": {"component", "value_range", "base"},
+    "attribute": {"attribute", "from_index", "length"},
 }

@@ -18,14 +18,16 @@ from latentatlas.paths import (
     INTERPOLATIONS,
     KIND_OPTIONS,
     KINDS,
+    attribute_direction,
     between,
     component_index,
+    direction_path,
     most_moving_plane,
     origin_to_centre,
     plane_path,
     traverse,
 )
-from latentatlas.pipelines.sample import grid_scale, run_zpoints
+from latentatlas.pipelines.sample import attribute_values, grid_scale, run_zpoints
 from latentatlas.stats import Mahalanobis, moments
 from latentatlas.store import Run
 
@@ -82,6 +84,8 @@ def _check_options(kind: str, given: dict[str, Any]) -> None:
         raise LatentAtlasError("--kind plane needs --plane J1,J2")
     if kind == "traverse" and "component" not in given:
         raise LatentAtlasError("--kind traverse needs --component J")
+    if kind == "attribute" and "attribute" not in given:
+        raise LatentAtlasError("--kind attribute needs --attribute NAME")
     if kind == "between":
         for side, index, image in (("start", "from_index", "from_image"), ("end", "to_index", "to_image")):
             if (index in given) == (image in given):
@@ -125,12 +129,15 @@ def path_run(
     interpolation: str | None = None,
     component: int | None = None,
     value_range: Sequence[float] | None = None,
+    attribute: str | None = None,
 ) -> dict:
     """Build a path of `kind` through the run's latent space, decode it, and write its folder.
 
     The centre and covariance come from the run's `subset` z-points; `base` ("centre" or a z-point row
     index) fixes the components a plane path or traversal leaves alone. A traversal's `value_range`
-    is in units of that component's std, relative to the base point. Writes grid.png, z.npy,
+    is in units of that component's std, relative to the base point. An attribute path runs along the
+    difference of the attribute's class means through the centre (or the z-point row `from_index`),
+    ±`length` (default 2) times the bulk's spread along it. Writes grid.png, z.npy,
     projection.png and info.json into `out` (default RUN/paths/<kind>-<options>/), all at once.
     """
     import matplotlib.pyplot as plt
@@ -149,6 +156,7 @@ def path_run(
         "interpolation": interpolation,
         "component": component,
         "value_range": value_range,
+        "attribute": attribute,
     }
     given = {name: value for name, value in options.items() if value is not None}
     _check_options(kind, given)
@@ -191,6 +199,21 @@ def path_run(
         path = between(ends[0], ends[1], steps, method=interpolation)
         name = f"between-{labels[0]}-{labels[1]}-{interpolation}-steps{steps}"
         description = f"{interpolation} interpolation from {labels[0]} to {labels[1]}"
+    elif kind == "attribute":
+        assert attribute is not None
+        meta = run.metadata()
+        values = attribute_values(meta[meta["subset"].to_numpy() == subset], attribute, "--attribute")
+        direction, shift = attribute_direction(z_fit, values)
+        spread = float(np.sqrt(direction @ cov @ direction))
+        start = centre if from_index is None else _row(z_all, from_index, "--from")
+        length = 2.0 if length is None else length
+        path = direction_path(start, direction, spread, steps, length=length)
+        label = "centre" if from_index is None else f"from{from_index}"
+        name = f"attribute-{attribute}-{label}-length{_number(length)}-steps{steps}"
+        description = (
+            f"along the {attribute} direction (difference of class means, {np.linalg.norm(shift):.3g} long) "
+            f"through the {'centre' if from_index is None else f'z-point {from_index}'}, ±{_number(length)} spreads"
+        )
     else:
         j = component_index(component, dim)
         low, high = (-3.0, 3.0) if value_range is None else (float(value_range[0]), float(value_range[1]))

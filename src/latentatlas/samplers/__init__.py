@@ -13,15 +13,26 @@ returns float32 (n, N). A fitted sampler is saved as `sampler.json` plus one `.n
 | gaussian | one multivariate normal with the full covariance (part VIII) |
 | robust-gaussian | the same with a Minimum Covariance Determinant core (the later posts) |
 | ellipsoid | PCA-whitened sampling inside one N-dimensional confidence ellipsoid, mapped back |
+| planar-ellipses | part X exactly: the principal frame split into independent 2-D confidence ellipses |
 | gmm | a full-covariance Gaussian mixture fitted ex post (Ghosh et al. 2020, pythae) |
+| gmm-bic | the same, its number of components chosen by BIC or held-out likelihood (sweep kept) |
 | resample | real z-points with a small Gaussian jitter (a KDE-style baseline) |
+| flow | a normalizing flow (zuko MAF or NSF), early-stopped on validation likelihood |
+| two-stage | a two-stage VAE on z (Dai & Wipf 2019) |
+
+`ellipsoid` and `planar-ellipses` share the affine transform (centre, rotate onto the principal axes)
+but not the truncation: the ellipsoid cuts one joint N-dimensional Gaussian at a chi2_N bound, part X
+solves N/2 independent 2-D problems, each plane inside its own measured confidence ellipse.
+
+The density ladder (`log_likelihood(z)`, mean nats per dimension, on held-out z-points): diagonal-gaussian,
+gaussian, robust-gaussian, gmm, gmm-bic, flow, two-stage (an importance-sampled bound). The other
+samplers define no density and raise LatentAtlasError when asked for one.
 
 Usage: ``make_sampler("gaussian").fit(z).sample(64, seed=0)``.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 from pathlib import Path
 from typing import Any
@@ -32,20 +43,27 @@ from latentatlas.errors import LatentAtlasError
 from latentatlas.io import load_npy, read_json
 from latentatlas.samplers.base import FORMAT, FORMAT_VERSION, Sampler
 from latentatlas.samplers.box import ComponentBox, UniformBox
+from latentatlas.samplers.flow import Flow
 from latentatlas.samplers.gaussian import DiagonalGaussian, Ellipsoid, Gaussian, RobustGaussian
-from latentatlas.samplers.mixture import GaussianMixtureSampler
+from latentatlas.samplers.mixture import GaussianMixtureSampler, GaussianMixtureSweep
+from latentatlas.samplers.planar import PlanarEllipses
 from latentatlas.samplers.resample import Resample
+from latentatlas.samplers.two_stage import TwoStage
 
 __all__ = [
     "SAMPLERS",
     "ComponentBox",
     "DiagonalGaussian",
     "Ellipsoid",
+    "Flow",
     "Gaussian",
     "GaussianMixtureSampler",
+    "GaussianMixtureSweep",
+    "PlanarEllipses",
     "Resample",
     "RobustGaussian",
     "Sampler",
+    "TwoStage",
     "UniformBox",
     "load_sampler",
     "make_sampler",
@@ -62,15 +80,20 @@ SAMPLERS: dict[str, type[Sampler]] = {
         Gaussian,
         RobustGaussian,
         Ellipsoid,
+        PlanarEllipses,
         GaussianMixtureSampler,
+        GaussianMixtureSweep,
         Resample,
+        Flow,
+        TwoStage,
     )
 }
 
 
-def sampler_names() -> list[str]:
-    """Every registered sampler name, in the order of the series."""
-    return list(SAMPLERS)
+def sampler_names(neural: bool = True) -> list[str]:
+    """The registered sampler names in the order of the series; `neural=False` leaves out those that
+    train a network (flow, two-stage), for callers that fit samplers interactively."""
+    return [name for name, cls in SAMPLERS.items() if neural or not cls.neural]
 
 
 def _sampler_class(name: str) -> type[Sampler]:
@@ -81,8 +104,7 @@ def _sampler_class(name: str) -> type[Sampler]:
 
 def sampler_options(name: str) -> list[str]:
     """The parameter names `make_sampler(name, ...)` accepts."""
-    cls = _sampler_class(name)
-    return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    return _sampler_class(name).param_names()
 
 
 def make_sampler(name: str, **options: Any) -> Sampler:

@@ -18,6 +18,13 @@ FORMAT = "latentatlas-sampler"
 FORMAT_VERSION = 1
 
 
+def split_rows(n: int, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, validation rows): a seeded random split with at least one row on each side."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = min(max(1, round(validation_fraction * n)), n - 1)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
 class Sampler(ABC):
     """Base class of every latent-vector sampler (scikit-learn conventions).
 
@@ -35,6 +42,7 @@ class Sampler(ABC):
     """
 
     name: ClassVar[str] = ""
+    neural: ClassVar[bool] = False  # trains a network: seconds to minutes, where the others take moments
     _learned_arrays: ClassVar[tuple[str, ...]] = ()  # saved as <attr>.npy
     _learned_scalars: ClassVar[tuple[str, ...]] = ()  # saved in sampler.json
 
@@ -42,10 +50,24 @@ class Sampler(ABC):
         """Samplers without parameters keep this; the others take keyword-only ones and only store them."""
         return None
 
+    @classmethod
+    def param_names(cls) -> list[str]:
+        """The constructor's keyword parameters; an `__init__` that passes `**options` on to its base
+        class (the neural samplers' shared training options) adds the base's parameters after its own."""
+        names: list[str] = []
+        for klass in cls.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is None:
+                continue
+            parameters = list(inspect.signature(init).parameters.values())
+            names += [p.name for p in parameters if p.name != "self" and p.kind is not p.VAR_KEYWORD]
+            if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+                break
+        return names
+
     def get_params(self) -> dict[str, Any]:
         """The constructor's parameters, as scikit-learn's `get_params`."""
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {p: getattr(self, p) for p in names}
+        return {p: getattr(self, p) for p in self.param_names()}
 
     def validate_params(self) -> None:
         """Raise LatentAtlasError for an invalid parameter; subclasses extend it."""

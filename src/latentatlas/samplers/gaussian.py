@@ -13,6 +13,13 @@ from latentatlas.samplers.base import Sampler
 from latentatlas.stats import PCA, gaussian_factor, gaussian_log_density, min_cov_det, moments, subsample
 
 
+def principal_frame(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The affine frame of part X: (mean, principal axes as rows largest first, spread along each axis)."""
+    fitted = moments(z)
+    pca = PCA().fit(covariance=fitted.cov)
+    return fitted.mean, pca.components_, np.sqrt(pca.eigenvalues_)
+
+
 def truncated_normal_ball(rng: np.random.Generator, n: int, dim: int, radius: float) -> np.ndarray:
     """n standard normal vectors (n, dim) restricted to the ball of `radius`: a uniform direction and a
     squared radius drawn by inverse CDF from chi2_dim truncated at radius² (exact, no rejection loop)."""
@@ -143,11 +150,8 @@ class Ellipsoid(Sampler):
         checks.fraction(self.confidence, "confidence")
 
     def _fit(self, z: np.ndarray) -> None:
-        fitted = moments(z)
-        pca = PCA().fit(covariance=fitted.cov)
-        self.mean_ = fitted.mean
-        self.components_ = pca.components_
-        self.explained_variance_ = pca.eigenvalues_
+        self.mean_, self.components_, scales = principal_frame(z)
+        self.explained_variance_ = scales**2
         self.radius_ = float(math.sqrt(scipy_stats.chi2.ppf(float(self.confidence), z.shape[1])))
 
     def _sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
