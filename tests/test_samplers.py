@@ -461,7 +461,7 @@ def test_cli_sample_where_fits_only_the_rows_that_satisfy_the_condition(tiny_run
 @pytest.mark.parametrize(
     ("where", "message"),
     [
-        ("skin_tnoe>0.5", "unknown attribute 'skin_tnoe'; did you mean skin_tone?"),
+        ("skin_tnoe>0.5", "unknown attribute 'skin_tnoe'; did you mean 'skin_tone'?"),
         ("skin_tone>2", "selects 0 of"),
         ("skin_tone", "is not a condition like Male=1"),
         ("skin_tone=abc", "is not a condition like Male=1"),
@@ -477,7 +477,7 @@ def test_cli_sample_where_errors(where, message, tiny_run_copy, capsys):
 def test_where_rows_on_celeba_style_attributes():
     import pandas as pd
 
-    from latentatlas.pipelines.sample import parse_where, where_rows
+    from latentatlas.analysis.conditions import parse_where, where_rows
 
     meta = pd.DataFrame(
         {
@@ -489,7 +489,7 @@ def test_where_rows_on_celeba_style_attributes():
     )
     np.testing.assert_array_equal(where_rows(meta, parse_where("Male=1, Eyeglasses=1")), [True, False, False, True])
     np.testing.assert_array_equal(where_rows(meta, parse_where("Male<0")), [False, False, True, False])
-    with pytest.raises(LatentAtlasError, match="did you mean Male"):
+    with pytest.raises(LatentAtlasError, match="did you mean 'Male'"):
         where_rows(meta, parse_where("male=1"))
     with pytest.raises(LatentAtlasError, match="has no attributes or factors"):
         where_rows(meta[["image_id", "subset"]], parse_where("Male=1"))

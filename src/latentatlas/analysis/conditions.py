@@ -8,19 +8,62 @@ probes (`AttributeAnalysis`) classify as satisfying the condition closes the loo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import pandas as pd
 
 from latentatlas import checks
 from latentatlas.analysis.attributes import AttributeAnalysis, AttributeLabels, unknown_name
 from latentatlas.errors import LatentAtlasError
 from latentatlas.samplers import make_sampler, sampler_options
 
+# One condition language for `sample --where` and `attributes --where`: NAME OP VALUE terms joined by
+# commas, OP one of = < > <= >=, on the metadata's attribute or factor columns.
+# metadata columns that describe the row, not the image: never conditions
+_BOOKKEEPING = {"index", "image_id", "path", "subset", "partition"}
+_CONDITION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|=|<|>)\s*([-+0-9.eE]+)\s*$")
+MIN_CONDITIONED_ROWS = 10
+
+
+def parse_where(text: str) -> list[tuple[str, str, float]]:
+    """ "Male=1,Eyeglasses=1" or "face_width>0.5" -> [(name, operator, value), ...]."""
+    conditions = []
+    for part in text.split(","):
+        match = _CONDITION.match(part)
+        if not match:
+            raise LatentAtlasError(
+                f"--where: {part.strip()!r} is not a condition like Male=1 or face_width>0.5 (operators = < > <= >=)"
+            )
+        name, operator, value = match.groups()
+        conditions.append((name, operator, checks.finite_number(value, f"--where value of {name}")))
+    return conditions
+
+
+def attribute_values(meta: pd.DataFrame, name: str, flag: str = "--where") -> np.ndarray:
+    """One attribute or factor column as float64; an unknown name suggests the nearest known one."""
+    known = [c for c in meta.columns if c not in _BOOKKEEPING]
+    if not known:
+        raise LatentAtlasError(f"{flag}: this run's source has no attributes or factors to condition on")
+    if name not in known:
+        raise LatentAtlasError(f"{flag}: {unknown_name(name, known)}")
+    return meta[name].to_numpy(dtype=np.float64)
+
+
+def where_rows(meta: pd.DataFrame, conditions: list[tuple[str, str, float]]) -> np.ndarray:
+    """Boolean mask of the metadata rows that satisfy every condition; unknown names suggest the nearest."""
+    mask = np.ones(len(meta), dtype=bool)
+    for name, operator, value in conditions:
+        column = attribute_values(meta, name)
+        compare = {"=": np.equal, "<": np.less, ">": np.greater, "<=": np.less_equal, ">=": np.greater_equal}
+        mask &= compare[operator](column, value)
+    return mask
+
+
 # Samplers that fit a full covariance: they need more than N + 1 rows for a non-singular estimate.
 FULL_COVARIANCE_SAMPLERS = ("gaussian", "robust-gaussian", "ellipsoid", "gmm")
-_TRUE, _FALSE = ("1", "true", "yes"), ("0", "-1", "false", "no")
 
 
 @dataclass(frozen=True)
@@ -48,15 +91,14 @@ def parse_condition(text: str, names: Sequence[str]) -> Condition:
     if not names:
         raise LatentAtlasError(f"condition {text!r} needs attributes, but the source has none")
     terms: dict[str, int] = {}
-    for item in text.split(","):
-        name, sep, value = (part.strip() for part in item.partition("="))
-        if not sep or not name:
-            raise LatentAtlasError(f"condition item {item.strip()!r} must look like NAME=1 or NAME=0")
+    for name, operator, value in parse_where(text):
         if name not in names:
             raise LatentAtlasError(unknown_name(name, names))
-        if value.lower() not in _TRUE + _FALSE:
-            raise LatentAtlasError(f"condition {name}={value}: the value must be 1 (has it) or 0 / -1 (has it not)")
-        flag = int(value.lower() in _TRUE)
+        if operator != "=" or value not in (1.0, 0.0, -1.0):
+            raise LatentAtlasError(
+                f"condition on {name}: an attribute check needs {name}=1 (has it) or {name}=0 / -1 (has it not)"
+            )
+        flag = int(value == 1.0)
         if terms.get(name, flag) != flag:
             raise LatentAtlasError(f"condition {text!r} asks for {name} both with and without it")
         terms[name] = flag

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import difflib
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from latentatlas import checks
+from latentatlas.analysis.conditions import MIN_CONDITIONED_ROWS, parse_where, where_rows
 from latentatlas.errors import LatentAtlasError
 from latentatlas.io import atomic_folder, save_npy, write_json
 from latentatlas.plots import save_image_grid
@@ -46,48 +45,6 @@ def run_zpoints(run: Run, subset: str) -> np.ndarray:
             f"run `latentatlas encode {run.path}`"
         )
     return z
-
-
-# metadata columns that describe the row, not the image: never conditions
-_BOOKKEEPING = {"index", "image_id", "path", "subset", "partition"}
-_CONDITION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|=|<|>)\s*([-+0-9.eE]+)\s*$")
-MIN_CONDITIONED_ROWS = 10
-
-
-def parse_where(text: str) -> list[tuple[str, str, float]]:
-    """ "Male=1,Eyeglasses=1" or "face_width>0.5" -> [(name, operator, value), ...]."""
-    conditions = []
-    for part in text.split(","):
-        match = _CONDITION.match(part)
-        if not match:
-            raise LatentAtlasError(
-                f"--where: {part.strip()!r} is not a condition like Male=1 or face_width>0.5 (operators = < > <= >=)"
-            )
-        name, operator, value = match.groups()
-        conditions.append((name, operator, checks.finite_number(value, f"--where value of {name}")))
-    return conditions
-
-
-def attribute_values(meta, name: str, flag: str = "--where") -> np.ndarray:
-    """One attribute or factor column as float64; an unknown name suggests the nearest known one."""
-    known = [c for c in meta.columns if c not in _BOOKKEEPING]
-    if not known:
-        raise LatentAtlasError(f"{flag}: this run's source has no attributes or factors to condition on")
-    if name not in known:
-        near = difflib.get_close_matches(name, known, n=1)
-        hint = f"; did you mean {near[0]}?" if near else f" (known: {', '.join(known[:12])}...)"
-        raise LatentAtlasError(f"{flag}: unknown attribute {name!r}{hint}")
-    return meta[name].to_numpy(dtype=np.float64)
-
-
-def where_rows(meta, conditions: list[tuple[str, str, float]]) -> np.ndarray:
-    """Boolean mask of the metadata rows that satisfy every condition; unknown names suggest the nearest."""
-    mask = np.ones(len(meta), dtype=bool)
-    for name, operator, value in conditions:
-        column = attribute_values(meta, name)
-        compare = {"=": np.equal, "<": np.less, ">": np.greater, "<=": np.less_equal, ">=": np.greater_equal}
-        mask &= compare[operator](column, value)
-    return mask
 
 
 def sample_run(
