@@ -461,7 +461,7 @@ def test_cli_sample_where_fits_only_the_rows_that_satisfy_the_condition(tiny_run
 @pytest.mark.parametrize(
     ("where", "message"),
     [
-        ("skin_tnoe>0.5", "unknown attribute 'skin_tnoe'; did you mean 'skin_tone'?"),
+        ("skin_tnoe>0.5", "unknown attribute 'skin_tnoe'; did you mean 'skin_tone'"),
         ("skin_tone>2", "selects 0 of"),
         ("skin_tone", "is not a condition like Male=1"),
         ("skin_tone=abc", "is not a condition like Male=1"),
