@@ -61,15 +61,15 @@ def test_load_npy_never_unpickles(tmp_path):
 
 def test_atomic_folder_replaces_whole_folder_or_nothing(tmp_path):
     target = tmp_path / "out"
-    with atomic_folder(target) as tmp:
+    with atomic_folder(target, kind="k") as tmp:
         (tmp / "a.txt").write_text("1")
     assert (target / "a.txt").read_text() == "1"
     with pytest.raises(RuntimeError):
-        with atomic_folder(target) as tmp:
+        with atomic_folder(target, kind="k") as tmp:
             (tmp / "b.txt").write_text("2")
             raise RuntimeError("crash")
     assert sorted(p.name for p in target.iterdir()) == [".artifact.json", "a.txt"]
-    with atomic_folder(target) as tmp:
+    with atomic_folder(target, kind="k") as tmp:
         (tmp / "c.txt").write_text("3")
     assert sorted(p.name for p in target.iterdir()) == [".artifact.json", "c.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -142,7 +142,7 @@ def check_replaceable(path: str | os.PathLike, kind: str) -> None:
 
 
 @contextmanager
-def atomic_folder(path: str | os.PathLike, kind: str = "folder") -> Iterator[Path]:
+def atomic_folder(path: str | os.PathLike, kind: str) -> Iterator[Path]:
     """Yield an empty temporary folder beside `path`; it replaces `path` as a whole only if the block succeeds.
 
     The folder gets a marker naming its `kind`; an existing `path` must be an earlier artifact of the same

@@ -153,14 +153,13 @@ def _jsonable(value: Any) -> Any:
 
 def fitted_sampler(run: Run, name: str, options: dict[str, Any], train_z: np.ndarray, progress: bool) -> Any:
     """The sampler `name` fitted on the training z-points: reused from a `latentatlas sample` folder of the run
-    when one holds the same sampler, options and training z-points (and is newer than the z-point store);
+    when one holds the same sampler, options and training z-points (encoded by the same weights);
     otherwise fitted here, with a message (some fits take minutes)."""
     from latentatlas.samplers import load_sampler, make_sampler
 
     estimator = make_sampler(name, **options)
     wanted = _jsonable(estimator.get_params())
-    store = run.path / "zpoints.npy"
-    encoded = store.stat().st_mtime if store.is_file() else float("inf")
+    weights = run.artifact_weights()
     for info_path in sorted((run.path / "samples").glob("*/info.json")):
         folder = info_path.parent / "sampler"
         try:
@@ -170,9 +169,10 @@ def fitted_sampler(run: Run, name: str, options: dict[str, Any], train_z: np.nda
                 and info.get("sampler") == name
                 and _jsonable(info.get("options")) == wanted
                 and info.get("subset") == "train"
+                and info.get("where") is None
                 and info.get("fitted_on") == len(train_z)
                 and folder.is_dir()
-                and folder.stat().st_mtime >= encoded
+                and info.get("weights") == weights
             )
             if same:
                 sampler = load_sampler(folder)

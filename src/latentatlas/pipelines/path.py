@@ -244,6 +244,7 @@ def path_run(
     ax.legend(loc="best", fontsize=7)
     folder = Path(out) if out is not None else run.path / "paths" / name
     info = {
+        "weights": run.artifact_weights(),
         "command": "path",
         "run": str(run.path),
         "kind": kind,
@@ -271,7 +272,7 @@ def path_run(
         ],
     }
     try:
-        with atomic_folder(folder, kind="path") as tmp:
+        with run.lock(), atomic_folder(folder, kind="path") as tmp:
             save_image_grid(
                 images, tmp / "grid.png", ncols=steps if steps <= 12 else None, scale=grid_scale(images.shape[1])
             )

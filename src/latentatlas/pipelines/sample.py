@@ -90,6 +90,7 @@ def sample_run(
     default = f"{sampler}{_option_slug(options)}{condition_slug}-seed{seed}"
     folder = Path(out) if out is not None else run.path / "samples" / default
     info = {
+        "weights": run.artifact_weights(),
         "command": "sample",
         "run": str(run.path),
         "sampler": sampler,
@@ -110,7 +111,7 @@ def sample_run(
             }
         ],
     }
-    with atomic_folder(folder, kind="samples") as tmp:
+    with run.lock(), atomic_folder(folder, kind="samples") as tmp:
         save_image_grid(images, tmp / "grid.png", scale=grid_scale(images.shape[1]))
         save_npy(tmp / "z.npy", vectors)
         estimator.save(tmp / "sampler")
