@@ -377,14 +377,20 @@ def _environment() -> jinja2.Environment:
     return environment
 
 
-def build_report(run: Run | str | os.PathLike) -> str:
-    """The report's HTML text for a run folder (nothing is written)."""
+def build_report(run: Run | str | os.PathLike, umap: bool = True) -> str:
+    """The report's HTML text for a run folder (nothing is written).
+
+    `umap=False` leaves out the UMAP map of the bulk (fitting it takes from seconds to minutes).
+    """
+    from latentatlas.report.maps import umap_blocks
     from latentatlas.report.samples import path_section, sampler_sections
 
     run = run if isinstance(run, Run) else Run(run)
     problems = Problems()
     blocks = {DATA.anchor: data_section(run, problems)}
     blocks.update(analysis_sections(run, problems))
+    if umap:
+        blocks[BULK.anchor] += umap_blocks(run)
     blocks.update(sampler_sections(run, problems))
     blocks[PATHS.anchor] = path_section(run, problems)
     sections = [Section(spec.anchor, spec.title, spec.intro, blocks[spec.anchor]) for spec in SECTIONS]
@@ -403,13 +409,13 @@ def build_report(run: Run | str | os.PathLike) -> str:
     )
 
 
-def write_report(run: Run | str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
+def write_report(run: Run | str | os.PathLike, out: str | os.PathLike | None = None, umap: bool = True) -> Path:
     """Write RUN/report.html (or `out`) atomically and return its path."""
     run = run if isinstance(run, Run) else Run(run)
     path = Path(out) if out is not None else run.path / "report.html"
     if path.suffix.lower() not in (".html", ".htm"):
         raise LatentAtlasError(f"the report is an HTML file; give a name ending in .html, not {path.name}")
-    write_text(path, build_report(run))
+    write_text(path, build_report(run, umap=umap))
     return path
 
 
