@@ -42,8 +42,9 @@ def measure(path: Path, figures: bool, chunk_size: int) -> dict:
     import resource
     import tracemalloc
 
-    from latentatlas.analysis import LatentAnalysis, ZView, _write_figures
+    from latentatlas.analysis import LatentAnalysis, ZView
     from latentatlas.io import load_npy
+    from latentatlas.pipelines.analyze import _write_figures
 
     z = load_npy(path)
     with open("/proc/self/statm") as statm:  # current resident set (pages), unlike ru_maxrss's high-water mark

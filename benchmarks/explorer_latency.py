@@ -28,9 +28,9 @@ def build_run(folder: Path, n_points: int) -> Path:
 
     from latentatlas.data import DataConfig
     from latentatlas.io import save_npy, write_json
-    from latentatlas.model import Autoencoder, ModelConfig
+    from latentatlas.model import Autoencoder, ModelConfig, save_model
     from latentatlas.store import Run, encode_run
-    from latentatlas.train import TrainConfig, make_split, save_model
+    from latentatlas.train import TrainConfig, make_split
 
     run_dir = folder / "run"
     model_config = ModelConfig()

@@ -1,19 +1,17 @@
 """Benchmark the evaluation scores.
 
-1. k-NN scores (precision, recall, density, coverage) of `latentatlas.evaluation.knn_scores` (exact,
-   float64, torch, in blocks) against a straightforward full-matrix NumPy / scikit-learn version
-   (`sklearn.metrics.pairwise_distances`, as in Naeem et al.'s prdc code) on the same data: time,
-   peak memory, their ratio, and an equality check of all four scores.
-   Each measurement runs in its own subprocess so that its peak resident memory is its own.
-   The full-matrix version needs about 3.5 x n² x 8 bytes at once (distance matrix, np.partition's
-   copy, boolean masks: 2.7 GB at n = 10,000); it only runs where that fits into
-   `--naive-memory-fraction` of the available memory and n <= --naive-max (20,000 by default: ~11 GB),
-   and the benchmark says why when it skips it.
+1. k-NN scores (precision, recall, density, coverage) of `latentatlas.evaluation.knn_scores` (float32
+   matrix products in blocks with a running top-k, float64 decisions near every radius: exact) against
+   the reference implementation itself, the `prdc` package of Naeem et al. (clovaai; full float32
+   distance matrices via scikit-learn), on the same float32 data: time, peak memory, the speed ratio,
+   and whether all four scores are identical. Each measurement runs in its own subprocess (its own peak
+   resident memory), once with one thread (OMP/OpenBLAS/MKL/torch) and once with the default threads.
+   `prdc` is a benchmark-only dependency: `pip install prdc==0.2`.
 2. InceptionV3 throughput (images/s) on the run's kind of images (synthetic 64x64 faces), and the time
    of FID and KID on 2048-d features.
 
-    python benchmarks/metrics.py                       # 10k and 20k points x 256 dims, ~3-4 min on 2 cores
-    python benchmarks/metrics.py --sizes 10000,50000,200000 --naive-max 20000
+    python benchmarks/metrics.py                       # 10k and 20k points x 256 dims
+    python benchmarks/metrics.py --sizes 10000,50000 --threads 1
 """
 
 from __future__ import annotations
@@ -29,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
 
 def _data(n: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
@@ -42,42 +42,29 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _naive_scores(real: np.ndarray, fake: np.ndarray, k: int) -> dict:
-    from sklearn.metrics import pairwise_distances
-
-    real, fake = real.astype(np.float64), fake.astype(np.float64)
-    # A copy as the second argument: numpy turns X @ X.T into BLAS syrk, and the multithreaded syrk of
-    # the scipy-openblas 0.3.31 that numpy 2.4 bundles segfaults at 20000 x 256. The self-distances then
-    # come out ~1e-7 instead of exactly 0, far below any k-th neighbour distance.
-    real_radii = np.partition(pairwise_distances(real, real.copy(), n_jobs=1), k, axis=1)[:, k]
-    fake_radii = np.partition(pairwise_distances(fake, fake.copy(), n_jobs=1), k, axis=1)[:, k]
-    d = pairwise_distances(real, fake, n_jobs=1)
-    inside = d < real_radii[:, None]
-    return {
-        "precision": float(inside.any(axis=0).mean()),
-        "recall": float((d < fake_radii[None, :]).any(axis=1).mean()),
-        "density": float(inside.sum() / (k * len(fake))),
-        "coverage": float((d.min(axis=1) < real_radii).mean()),
-    }
-
-
 def _worker(args: argparse.Namespace) -> None:
     """One measurement in this process; prints a JSON line."""
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     real, fake = _data(args.n, args.dim, args.seed)
     baseline = _rss_mb()
+    device = "cpu"
     started = time.perf_counter()
-    if args.worker == "naive":
-        scores = _naive_scores(real, fake, args.k)
-        device = "cpu"
+    if args.worker == "prdc":
+        from prdc import compute_prdc
+
+        scores = {key: float(value) for key, value in compute_prdc(real, fake, nearest_k=args.k).items()}
     else:
         from latentatlas.evaluation import knn_scores
 
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = "cuda" if torch.cuda.is_available() and not args.threads else "cpu"
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         scores = knn_scores(real, fake, k=args.k, chunk_size=args.chunk_size, device=device)
+        if device == "cuda":
+            torch.cuda.synchronize()
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     result = {"seconds": seconds, "peak_mb": max(peak - baseline, 0.0), "scores": scores, "device": device}
@@ -86,24 +73,16 @@ def _worker(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
-def _measure(kind: str, n: int, args: argparse.Namespace) -> dict:
-    command = [
-        sys.executable,
-        __file__,
-        "--worker",
-        kind,
-        "--n",
-        str(n),
-        "--dim",
-        str(args.dim),
-        "--k",
-        str(args.k),
-        "--chunk-size",
-        str(args.chunk_size),
-        "--seed",
-        str(args.seed),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+def _measure(kind: str, n: int, threads: int, args: argparse.Namespace) -> dict:
+    command = [sys.executable, __file__, "--worker", kind, "--n", str(n), "--dim", str(args.dim), "--k", str(args.k)]
+    command += ["--chunk-size", str(args.chunk_size), "--seed", str(args.seed), "--worker-threads", str(threads)]
+    env = dict(os.environ)
+    for name in _THREAD_VARIABLES:
+        if threads:
+            env[name] = str(threads)
+        else:
+            env.pop(name, None)
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         why = f"killed by signal {-done.returncode}" if done.returncode < 0 else f"exit status {done.returncode}"
         print(f"  {kind} worker at n={n} failed ({why}; out of memory?) {done.stderr.strip()[-500:]}", flush=True)
@@ -111,46 +90,30 @@ def _measure(kind: str, n: int, args: argparse.Namespace) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _available_bytes() -> int:
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-
-
 def benchmark_knn(args: argparse.Namespace) -> list[dict]:
-    print(f"k-NN scores: n real = n fake points x {args.dim} dims, k={args.k}, chunk {args.chunk_size}", flush=True)
-    print(
-        f"{'n':>8} {'chunked s':>10} {'chunked MB':>11} {'naive s':>9} {'naive MB':>9} {'time ratio':>10} {'mem ratio':>9}  scores"
+    print(f"k-NN scores: n real = n fake float32 points x {args.dim} dims, k={args.k}, chunk {args.chunk_size}")
+    header = (
+        f"{'n':>7} {'threads':>8} {'latentatlas s':>13} {'MB':>6} {'prdc s':>8} {'MB':>6} {'speed-up':>8}  identical"
     )
+    print(header, flush=True)
     rows = []
     for n in args.sizes:
-        chunked = _measure("chunked", n, args)
-        if not chunked:
-            continue
-        naive_bytes = int(3.5 * n * n * 8)  # measured: ~3.3 n² doubles (distances, partition copy, masks)
-        reason = None
-        if n > args.naive_max:
-            reason = f"n > --naive-max {args.naive_max}"
-        elif naive_bytes > args.naive_memory_fraction * _available_bytes():
-            reason = f"needs ~{naive_bytes / 2**30:.1f} GiB, {_available_bytes() / 2**30:.1f} GiB available"
-        naive = None if reason else _measure("naive", n, args)
-        if reason is None and not naive:
-            reason, naive = "the full-matrix worker failed", None
-        if naive is not None and naive["scores"] != chunked["scores"]:
-            raise SystemExit(f"scores differ at n={n}: chunked {chunked['scores']} vs naive {naive['scores']}")
-        scores = " ".join(f"{key}={value:.4f}" for key, value in chunked["scores"].items())
-        if naive is None:
+        for threads in args.threads:
+            ours = _measure("latentatlas", n, threads, args)
+            reference = _measure("prdc", n, threads, args) if ours else {}
+            if not ours or not reference:
+                continue
+            same = ours["scores"] == reference["scores"]
+            differing = {key: (ours["scores"][key], reference["scores"][key]) for key in ours["scores"]}
             print(
-                f"{n:>8} {chunked['seconds']:>10.1f} {chunked['peak_mb']:>11.0f} {'-':>9} {'-':>9} {'-':>10} {'-':>9}  "
-                f"{scores}  (full-matrix version skipped: {reason})",
+                f"{n:>7} {threads or 'default':>8} {ours['seconds']:>13.2f} {ours['peak_mb']:>6.0f} "
+                f"{reference['seconds']:>8.2f} {reference['peak_mb']:>6.0f} "
+                f"{reference['seconds'] / ours['seconds']:>7.2f}x  "
+                + ("yes" if same else f"no: {differing}")
+                + (f" (latentatlas on {ours['device']})" if ours["device"] != "cpu" else ""),
                 flush=True,
             )
-        else:
-            print(
-                f"{n:>8} {chunked['seconds']:>10.1f} {chunked['peak_mb']:>11.0f} {naive['seconds']:>9.1f} "
-                f"{naive['peak_mb']:>9.0f} {naive['seconds'] / chunked['seconds']:>10.2f} "
-                f"{naive['peak_mb'] / max(chunked['peak_mb'], 1.0):>9.1f}  {scores}  (identical: yes)",
-                flush=True,
-            )
-        rows.append({"n": n, "chunked": chunked, "naive": naive, "naive_skipped": reason})
+            rows.append({"n": n, "threads": threads or "default", "latentatlas": ours, "prdc": reference})
     return rows
 
 
@@ -201,25 +164,22 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--chunk-size", type=int, default=4096)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--naive-max", type=int, default=20000, help="largest n for the full-matrix version")
-    parser.add_argument(
-        "--naive-memory-fraction",
-        type=float,
-        default=0.6,
-        help="run the full-matrix version only if 2 n² x 8 bytes fit in this share of free memory",
-    )
+    parser.add_argument("--threads", default="1,0", help="thread counts to measure; 0 = default (default 1,0)")
     parser.add_argument("--images", type=int, default=64, help="images for the Inception throughput (0: skip)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--features", type=int, default=1000, help="feature rows per set for FID/KID timing")
     parser.add_argument("--kid-subsets", type=int, default=100)
     parser.add_argument("--json", help="also write the results to this JSON file")
-    parser.add_argument("--worker", choices=["chunked", "naive"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=["latentatlas", "prdc"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker-threads", dest="worker_threads", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
+        args.threads = args.worker_threads
         _worker(args)
         return
     args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    args.threads = [int(t) for t in args.threads.split(",") if t.strip()]
     results = {"knn": benchmark_knn(args)}
     if args.images > 0:
         results["inception"] = benchmark_inception(args)

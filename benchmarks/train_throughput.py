@@ -25,8 +25,8 @@ import torch.nn.functional as F
 
 from latentatlas.data import DataConfig, load_images
 from latentatlas.errors import LatentAtlasError
-from latentatlas.model import Autoencoder, ModelConfig
-from latentatlas.store import default_device, encode_images
+from latentatlas.model import Autoencoder, ModelConfig, default_device
+from latentatlas.store import Run, encode_images
 from latentatlas.train import TrainConfig, _autocast, _deterministic, train, use_all_cores
 
 CELEBA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "celeba-10k"
@@ -72,13 +72,15 @@ def train_pipeline(
 ) -> tuple[float, int]:
     """Images/s of `train` (its own measurement of epoch 2) and the number of training images."""
     with tempfile.TemporaryDirectory(prefix="latentatlas-bench-run-") as folder:
-        run = train(
-            Path(folder) / "run",
-            data,
-            model_config,
-            TrainConfig(epochs=2, batch_size=batch_size, val_fraction=0.1),
-            progress=False,
-            device=device,
+        run = Run(
+            train(
+                Path(folder) / "run",
+                data,
+                model_config,
+                TrainConfig(epochs=2, batch_size=batch_size, val_fraction=0.1),
+                progress=False,
+                device=device,
+            )
         )
         history = run.history()
         return float(history["images_per_s"].iloc[-1]), run.train_state()["n_train"]

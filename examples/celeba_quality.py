@@ -41,7 +41,7 @@ def run_quality_check(out: Path, data: DataConfig, epochs: int) -> float:
     for epoch in range(done + 1, epochs + 1):
         started = time.perf_counter()
         # Resume is exact, so training one epoch per call equals one uninterrupted run of `epochs`.
-        run = train(out, data, ModelConfig(), TrainConfig(epochs=epoch), resume=epoch > 1, progress=True)
+        run = Run(train(out, data, ModelConfig(), TrainConfig(epochs=epoch), resume=epoch > 1, progress=True))
         row = run.history().iloc[-1]
         mark = "  <= target" if row["val_loss"] <= TARGET_MSE else ""
         print(

@@ -44,10 +44,10 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, _isolated_cache: Path):
     """A trained and encoded Run (400 synthetic 32x32 faces, latent 16, 3 epochs, 100 held out). Read-only."""
     from latentatlas.data import DataConfig
     from latentatlas.model import ModelConfig
-    from latentatlas.store import encode_run
+    from latentatlas.store import Run, encode_run
     from latentatlas.train import TrainConfig, train
 
-    run = train(
+    run_dir = train(
         tmp_path_factory.mktemp("tiny") / "run",
         DataConfig(**TINY_DATA),
         ModelConfig(**TINY_MODEL),
@@ -55,6 +55,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, _isolated_cache: Path):
         progress=False,
         device="cpu",
     )
+    run = Run(run_dir)
     encode_run(run, progress=False)
     return run
 

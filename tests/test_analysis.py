@@ -13,6 +13,7 @@ from latentatlas import analysis as an
 from latentatlas.cli import main
 from latentatlas.errors import LatentAtlasError
 from latentatlas.io import load_npy, save_npy, write_json
+from latentatlas.pipelines.analyze import analyze_run
 
 
 def diagonal_gaussian(n: int, mean: np.ndarray, std: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -277,27 +278,29 @@ def test_robust_core_resists_outliers_and_agrees_with_sklearn() -> None:
 
 
 @pytest.mark.parametrize(
-    "call",
+    "call,message",
     [
-        lambda z: an.slice_mask(z, (0, 9), 1.5),
-        lambda z: an.slice_mask(z, (2, 2), 1.5),
-        lambda z: an.slice_mask(z, (0, 1), 0.0),
-        lambda z: an.slice_fraction(z, (0, 1), -1.0),
-        lambda z: an.confidence_ellipse([0, 0], np.eye(2), 1.0),
-        lambda z: an.confidence_ellipse([0, 0], np.eye(2), 0.0),
-        lambda z: an.LatentAnalysis(planes=[(0, 1), (1, 0)]).fit(z),
-        lambda z: an.LatentAnalysis(planes=[(0, 4)]).fit(z),
-        lambda z: an.LatentAnalysis(confidences=[0.5, 1.5]).fit(z),
-        lambda z: an.LatentAnalysis(radius_b=[1.0, 0.0]).fit(z),
-        lambda z: an.LatentAnalysis(slice_b=[-1.5]).fit(z),
-        lambda z: an.LatentAnalysis(percentiles=(99, 1)).fit(z),
-        lambda z: an.BulkStatistics().fit(np.where(np.arange(4) == 2, np.nan, z)),
-        lambda z: an.BulkStatistics().fit(z[:1]),
+        (lambda z: an.slice_mask(z, (0, 9), 1.5), "axis 9 is out of range for latent dimension 4"),
+        (lambda z: an.slice_mask(z, (2, 2), 1.5), r"plane \(2, 2\) repeats an axis"),
+        (lambda z: an.slice_mask(z, (0, 1), 0.0), "b must be a finite number > 0, got 0.0"),
+        (lambda z: an.slice_fraction(z, (0, 1), -1.0), "b must be a finite number > 0, got -1.0"),
+        (lambda z: an.confidence_ellipse([0, 0], np.eye(2), 1.0), r"a confidence level must be in \(0, 1\), got 1.0"),
+        (lambda z: an.confidence_ellipse([0, 0], np.eye(2), 0.0), r"a confidence level must be in \(0, 1\), got 0.0"),
+        (lambda z: an.LatentAnalysis(planes=[(0, 1), (1, 0)]).fit(z), r"plane \(1, 0\) is given twice"),
+        (lambda z: an.LatentAnalysis(planes=[(0, 4)]).fit(z), "axis 4 is out of range for latent dimension 4"),
+        (lambda z: an.LatentAnalysis(confidences=[0.5, 1.5]).fit(z), r"confidence level must be in \(0, 1\), got 1.5"),
+        (lambda z: an.LatentAnalysis(radius_b=[1.0, 0.0]).fit(z), "a radius b must be a finite number > 0, got 0.0"),
+        (lambda z: an.LatentAnalysis(slice_b=[-1.5]).fit(z), "a slice b must be a finite number > 0, got -1.5"),
+        (lambda z: an.LatentAnalysis(percentiles=(99, 1)).fit(z), "percentiles must be two numbers 0 <= lo < hi"),
+        (lambda z: an.LatentAnalysis(random_state=-1).fit(z), "random_state must be an integer >= 0"),
+        (lambda z: an.BulkStatistics().fit(np.where(np.arange(4) == 2, np.nan, z)), "NaN or infinite values"),
+        (lambda z: an.BulkStatistics().fit(z[:1]), "need at least 2 z-points, got 1"),
+        (lambda z: an.RobustCore(max_samples=4).fit(z), r"more than N \+ 1 = 5 points in its subsample, got 4"),
     ],
 )
-def test_bad_options_raise(call) -> None:
+def test_bad_options_raise(call, message: str) -> None:
     z = diagonal_gaussian(200, np.zeros(4), np.ones(4))
-    with pytest.raises(LatentAtlasError):
+    with pytest.raises(LatentAtlasError, match=message):
         call(z)
 
 
@@ -361,6 +364,26 @@ def test_cli_analyze_end_to_end(tiny_run_copy, capsys) -> None:
     }
     for figure in result["figures"]:
         assert (folder / figure["file"]).stat().st_size > 1000 and figure["caption"]
+    # the seed's claims, the normal core and the regions, each judged from this run's numbers
+    keys = [f["key"] for f in result["findings"]]
+    assert keys[:6] == [
+        "origin-position",
+        "dominant-components",
+        "gaussian-marginals",
+        "strong-correlations",
+        "uniform-shell-misses-bulk",
+        "bulk-off-centre",
+    ]
+    assert {"normal-core", "one-compact-region"} <= set(keys)
+    assert all(
+        f["verdict"] in ("agrees", "disagrees", "mixed", "undecided") and f["evidence"] for f in result["findings"]
+    )
+    core = result["core_normality"]
+    assert 0.5 < core["core_fraction"] <= 1.0 and core["dof"] == 16 and core["core"][-1]["n"] <= result["n_points"]
+    assert {"core_normality.png", "regions.png"} <= {f["file"] for f in result["figures"]}
+    regions = result["regions"]
+    assert regions["n_regions"] == len(regions["regions"]) >= 1
+    assert sum(r["share"] for r in regions["regions"]) == pytest.approx(1.0)
     for name in result["arrays"].values():
         assert (folder / name).is_file()
     train = run.zpoints("train").astype(np.float64)
@@ -390,7 +413,7 @@ def test_cli_analyze_end_to_end(tiny_run_copy, capsys) -> None:
     assert [p["plane"] for p in result["planes"]] == [[0, 1], [3, 5]]
     assert [s["b"] for s in result["slices"]] == [2.0, 2.0]
     with pytest.raises(LatentAtlasError, match="unknown analysis option"):
-        an.analyze_run(run.path, confidence=0.5)
+        analyze_run(run.path, confidence=0.5)
 
 
 @pytest.mark.parametrize(
@@ -413,9 +436,9 @@ def test_cli_bad_options_exit_2_with_one_line(tiny_run_copy, capsys, args: list[
 
 
 def test_cli_nan_store_and_missing_run(tiny_run_copy, tmp_path, capsys) -> None:
-    z = np.array(load_npy(tiny_run_copy.path / "zpoints.npy"))
+    z = np.array(load_npy(tiny_run_copy.zpoints_file("zpoints.npy")))
     z[5, 3] = np.nan
-    save_npy(tiny_run_copy.path / "zpoints.npy", z)
+    save_npy(tiny_run_copy.zpoints_file("zpoints.npy"), z)
     assert main(["analyze", str(tiny_run_copy.path), "--subset", "all"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "NaN" in err

@@ -109,6 +109,9 @@ def test_resume_with_other_settings(tiny_run_copy, capsys, arguments, message):
 
 @pytest.mark.parametrize("command", ["encode", "reconstruct"])
 def test_commands_on_a_folder_without_model(tiny_run_copy, capsys, command):
+    import shutil
+
+    shutil.rmtree(tiny_run_copy.path / "checkpoints")  # a training killed before its first commit
     (tiny_run_copy.path / "model.safetensors").unlink()
     assert main([command, str(tiny_run_copy.path)]) == 2
     assert "no trained model" in _one_line_error(capsys)
@@ -130,7 +133,11 @@ def test_encode_another_source_marks_it_external(tiny_run_copy, capsys):
 
 @pytest.mark.parametrize(
     "arguments, message",
-    [(["-n", "0"], "must be >= 1"), (["--out", "{run}/grid.jpg"], "ending in .png"), (["--columns", "0"], "--columns")],
+    [
+        (["-n", "0"], "the number of images must be an integer >= 1, got 0"),
+        (["--out", "{run}/grid.jpg"], "ending in .png"),
+        (["--columns", "0"], "--columns"),
+    ],
 )
 def test_reconstruct_mistakes(tiny_run_copy, capsys, arguments, message):
     arguments = [a.replace("{run}", str(tiny_run_copy.path)) for a in arguments]
@@ -190,8 +197,8 @@ def test_demo_runs_every_step_and_is_rerunnable(tmp_path, capsys):
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        (["analyze", "{run}", "--radius-b", "-1,2"], "must be a number > 0"),
-        (["analyze", "{run}", "--slice-b", "-1.5"], "must be a number > 0"),
+        (["analyze", "{run}", "--radius-b", "-1,2"], "number > 0"),
+        (["analyze", "{run}", "--slice-b", "-1.5"], "number > 0"),
         (["path", "{run}", "--kind", "traverse", "--component", "0", "--range", "-3,-5", "--steps", "2"], ""),
     ],
 )
@@ -203,3 +210,55 @@ def test_negative_comma_lists_reach_the_command(tiny_run_copy, capsys, arguments
         assert status == 2 and message in _one_line_error(capsys)
     else:
         assert status == 0
+
+
+def test_train_from_a_config_file_with_flags_overriding_it(tmp_path, capsys):
+    config = tmp_path / "run.toml"
+    config.write_text(
+        "[model]\nimage_size = 32\nchannels = [8, 16]\nlatent_dim = 6\n\n"
+        "[train]\nepochs = 1\nbatch_size = 16\nval_fraction = 0.25\nlr = 2e-3\n\n"
+        '[data]\nsource = "synthetic-faces"\nsynthetic_count = 32\n'
+    )
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--out", str(out), "--latent-dim", "4"]) == 0
+    run = Run(out)
+    assert run.model_config.latent_dim == 4  # the flag wins over the file
+    assert run.model_config.channels == (8, 16) and run.train_config.lr == 2e-3
+    assert run.data_config.synthetic_count == 32 and run.data_config.image_size == 32
+    # Not a terminal: the per-epoch line still reaches stderr.
+    err = capsys.readouterr().err
+    assert "epoch 1/1: train loss " in err and "images/s" in err
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[model]\nlatent_dim = 16.0\n", "model.latent_dim must be an integer, got 16.0"),
+        ('[model]\nbatch_norm = "no"\n', "model.batch_norm must be true or false"),
+        ("[train]\nepochs = 2\nlearning_rate = 1\n", "unknown train config keys: learning_rate"),
+    ],
+)
+def test_bad_config_files_are_one_line(tmp_path, capsys, text, message):
+    config = tmp_path / "run.toml"
+    config.write_text(text)
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--data", "synthetic-faces", "--out", str(out)]) == 2
+    assert message in _one_line_error(capsys)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["path", "R", "--range", "-3,3"], ["path", "R", "--range=-3,3"]),
+        (["analyze", "R", "--radius-b", "-1,2", "--seed", "3"], ["analyze", "R", "--radius-b=-1,2", "--seed", "3"]),
+        (["x", "-p", "-1.5,2"], ["x", "-p-1.5,2"]),
+        (["x", "--slice-b", "-1.5"], ["x", "--slice-b", "-1.5"]),  # one negative number: argparse handles it
+        (["x", "--range=-3,3"], ["x", "--range=-3,3"]),
+        (["x", "--", "--range", "-3,3"], ["x", "--", "--range", "-3,3"]),
+    ],
+)
+def test_negative_comma_lists_are_attached_to_their_flag(argv, expected):
+    from latentatlas.cli import _attach_negative_lists
+
+    assert _attach_negative_lists(argv) == expected

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import zipfile
 from pathlib import Path
 
@@ -39,21 +40,22 @@ def _jpeg_bytes(image: Image.Image, quality: int = 95) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "options",
+    "options, message",
     [
-        {"image_size": 30},
-        {"image_size": 0},
-        {"image_size": -16},
-        {"image_size": 64.0},
-        {"partition": "training"},
-        {"synthetic_count": 0},
-        {"limit": 0},
-        {"limit": -5},
-        {"source": ""},
+        ({"image_size": 30}, "image size must be a positive multiple of 16, got 30"),
+        ({"image_size": 0}, "image size must be a positive multiple of 16, got 0"),
+        ({"image_size": -16}, "image size must be a positive multiple of 16, got -16"),
+        ({"image_size": 64.0}, "data.image_size must be an integer, got 64.0"),
+        ({"partition": "training"}, "partition must be one of all, train, valid, test, got 'training'"),
+        ({"synthetic_count": 0}, "synthetic count must be a positive integer, got 0"),
+        ({"synthetic_seed": -1}, "synthetic seed must be an integer >= 0, got -1"),
+        ({"limit": 0}, "limit must be a positive integer or None, got 0"),
+        ({"limit": -5}, "limit must be a positive integer or None, got -5"),
+        ({"source": ""}, "data source is empty"),
     ],
 )
-def test_config_rejects_bad_values(options: dict) -> None:
-    with pytest.raises(LatentAtlasError):
+def test_config_rejects_bad_values(options: dict, message: str) -> None:
+    with pytest.raises(LatentAtlasError, match=re.escape(message)):
         DataConfig(**options)
 
 
@@ -149,7 +151,7 @@ def test_synthetic_smile_and_frown_bend_the_mouth() -> None:
     base[["light_strength", "shift_x", "shift_y"]] = 0.0
     smile, frown = base.copy(), base.copy()
     smile["mouth_curve"], frown["mouth_curve"] = 1.0, -1.0
-    rendered = data._render_faces(pd.concat([smile, frown], ignore_index=True), 64)
+    rendered = data.synthetic._render_faces(pd.concat([smile, frown], ignore_index=True), 64)
     luma = rendered.astype(float).mean(axis=3)
     face_height = float(base["face_height"].iloc[0])
     mouth_y = 0.06 + 0.5 * face_height  # the renderer's mouth line, in [-1, 1] coordinates
@@ -193,7 +195,7 @@ def test_synthetic_source_loads_through_cache(cache_in_tmp: Path, monkeypatch: p
     def must_not_render(*args, **kwargs):
         raise AssertionError("the cache should have been used")
 
-    monkeypatch.setattr(data, "_render_faces", must_not_render)
+    monkeypatch.setattr(data.synthetic, "_render_faces", must_not_render)
     second = load_images(config, progress=False)
     assert isinstance(second.images, np.memmap) and np.array_equal(second.images, direct)
     assert Path(second.images.filename).parent == cache_in_tmp
@@ -390,13 +392,13 @@ def test_corrupt_files_are_skipped_and_listed(tmp_path: Path, capsys: pytest.Cap
     assert loaded.meta["image_id"].tolist() == ["good.jpg", "good2.png"]
     assert loaded.images.shape == (2, 16, 16, 3)
     assert np.abs(loaded.images[1].astype(int) - (10, 20, 30)).max() <= 2
-    assert "skipped 3 unreadable file(s): empty.png, text.jpg, truncated.jpg" in capsys.readouterr().err
+    assert "skipped 3 file(s): empty.png, text.jpg, truncated.jpg" in capsys.readouterr().err
     # The skipped list survives in the cache.
     assert load_images(DataConfig(source=str(folder), image_size=16)).skipped == loaded.skipped
 
 
 @pytest.mark.parametrize("form", ["folder", "zip"])
-def test_threaded_decoding_matches_serial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str) -> None:
+def test_parallel_decoding_matches_serial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str) -> None:
     rng = np.random.default_rng(1)
     files = {}
     for i in range(150):
@@ -415,9 +417,9 @@ def test_threaded_decoding_matches_serial(tmp_path: Path, monkeypatch: pytest.Mo
             for name, blob in files.items():
                 archive.writestr(name, blob)
     config = DataConfig(source=str(source), image_size=16)
-    serial = load_images(config, cache_dir=tmp_path / "a", progress=False)
-    monkeypatch.setattr(data, "_decode_worker_count", lambda n: 2)
-    threaded = load_images(config, cache_dir=tmp_path / "b", progress=False)
+    serial = load_images(config, cache_dir=tmp_path / "a", progress=False, workers=1)
+    monkeypatch.setattr(data.cache, "_DECODE_BLOCK", 16)  # ten blocks over two worker processes
+    threaded = load_images(config, cache_dir=tmp_path / "b", progress=False, workers=2)
     assert threaded.skipped == serial.skipped == ["075.png"]
     assert threaded.images.shape == (149, 16, 16, 3)
     assert np.array_equal(np.asarray(threaded.images), np.asarray(serial.images))
@@ -473,7 +475,7 @@ def test_cache_is_reused_without_decoding(tmp_path: Path, cache_in_tmp: Path, mo
         raise AssertionError("the cache should have been used")
 
     with monkeypatch.context() as patch:
-        patch.setattr(data, "_decode_image", must_not_decode)
+        patch.setattr(data.cache, "decode_image", must_not_decode)
         second = load_images(config, progress=False)
     assert isinstance(second.images, np.memmap) and not second.images.flags.writeable
     assert np.array_equal(second.images, first.images)

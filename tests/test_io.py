@@ -68,8 +68,88 @@ def test_atomic_folder_replaces_whole_folder_or_nothing(tmp_path):
         with atomic_folder(target) as tmp:
             (tmp / "b.txt").write_text("2")
             raise RuntimeError("crash")
-    assert sorted(p.name for p in target.iterdir()) == ["a.txt"]
+    assert sorted(p.name for p in target.iterdir()) == [".artifact.json", "a.txt"]
     with atomic_folder(target) as tmp:
         (tmp / "c.txt").write_text("3")
-    assert sorted(p.name for p in target.iterdir()) == ["c.txt"]
+    assert sorted(p.name for p in target.iterdir()) == [".artifact.json", "c.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_atomic_folder_refuses_a_folder_of_another_kind_and_touches_nothing(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.safetensors").write_bytes(b"weights")
+    with pytest.raises(LatentAtlasError, match="refusing to replace .*not an output of latentatlas"):
+        with atomic_folder(run, kind="samples") as tmp:
+            (tmp / "grid.png").write_bytes(b"png")
+    assert sorted(p.name for p in run.iterdir()) == ["model.safetensors"]
+    with atomic_folder(tmp_path / "s", kind="samples") as tmp:
+        (tmp / "z.npy").write_bytes(b"1")
+    with pytest.raises(LatentAtlasError, match="it is a samples output, not a previous path output"):
+        with atomic_folder(tmp_path / "s", kind="path"):
+            pass
+    with atomic_folder(tmp_path / "s", kind="samples") as tmp:  # same kind: replaced as a whole
+        (tmp / "y.npy").write_bytes(b"2")
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [".artifact.json", "y.npy"]
+
+
+def test_atomic_folder_swap_leaves_old_or_new_never_a_mix(tmp_path, monkeypatch):
+    from latentatlas import io
+
+    target = tmp_path / "out"
+    with atomic_folder(target, kind="k") as tmp:
+        (tmp / "old.txt").write_text("old")
+    monkeypatch.setattr(io, "_exchange", lambda a, b: False)  # the two-rename fallback
+    with atomic_folder(target, kind="k") as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert sorted(p.name for p in target.iterdir()) == [".artifact.json", "new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_stale_temps_of_dead_writers_are_cleaned_and_live_ones_kept(tmp_path):
+    import subprocess
+    import sys
+
+    from latentatlas.io import clean_stale_temps
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    (tmp_path / f".zpoints.npy.{dead_pid}.0123abcd.tmp.npy").write_bytes(b"x" * 100)
+    (tmp_path / f".samples.{dead_pid}.89abcdef.tmp").mkdir()
+    live = tmp_path / f".other.npy.{os.getpid()}.0123abcd.tmp.npy"
+    live.write_bytes(b"y")
+    (tmp_path / ".hidden-user-file").write_text("keep")
+    removed = clean_stale_temps(tmp_path)
+    assert len(removed) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".hidden-user-file", live.name]
+    write_text(tmp_path / "a.txt", "a")  # every atomic write cleans its folder too
+    assert live.exists()
+
+
+def test_atomic_path_onto_a_folder_or_unwritable_place_is_one_line(tmp_path):
+    (tmp_path / "d").mkdir()
+    with pytest.raises(LatentAtlasError, match="a folder of that name exists"):
+        write_text(tmp_path / "d", "x")
+    with pytest.raises(LatentAtlasError, match="cannot write /proc/x.png"):
+        write_text("/proc/x.png", "x")
+
+
+def test_folder_lock_makes_a_second_process_wait_then_give_up(tmp_path):
+    import subprocess
+    import sys
+
+    from latentatlas.io import folder_lock
+
+    script = (
+        "import sys\nfrom latentatlas.io import folder_lock\nfrom latentatlas.errors import LatentAtlasError\n"
+        "try:\n    folder_lock(sys.argv[1], timeout=0.3).acquire()\nexcept LatentAtlasError as e:\n"
+        "    print(e); sys.exit(2)\n"
+    )
+    with folder_lock(tmp_path):
+        with folder_lock(tmp_path):  # reentrant within a process
+            other = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True)
+    assert other.returncode == 2
+    assert "is in use by another latentatlas command; waiting" in other.stderr
+    assert "still in use by another latentatlas command after 0.3 s" in other.stdout
+    free = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True)
+    assert free.returncode == 0, free.stdout

@@ -165,8 +165,8 @@ def test_most_moving_plane():
         (lambda c, C: plane_path(c, C, (0, DIM), 0.0, 5), "out of range"),
         (lambda c, C: plane_path(c, C, (-1, 2), 0.0, 5), "out of range"),
         (lambda c, C: plane_path(c, C, (0, 1, 2), 0.0, 5), "two integer axis indices"),
-        (lambda c, C: plane_path(c, C, (0, 1), 0.0, 5, length=0), "length must be a positive"),
-        (lambda c, C: plane_path(c, C, (0, 1), math.inf, 5), "angle must be a finite"),
+        (lambda c, C: plane_path(c, C, (0, 1), 0.0, 5, length=0), "length must be a finite number > 0"),
+        (lambda c, C: plane_path(c, C, (0, 1), math.inf, 5), "angle must be a finite number"),
         (lambda c, C: plane_path(c, C[:3, :3], (0, 1), 0.0, 5), "covariance must have shape"),
         (lambda c, C: plane_path(c, np.zeros_like(C), (0, 1), 0.0, 5), "no spread"),
         (lambda c, C: plane_path(c, C, (0, 1), 0.0, 5, base=c[:5]), "base point has dimension"),
@@ -187,20 +187,62 @@ def _written(run_path) -> list[str]:
     return sorted(str(p.relative_to(run_path)) for p in run_path.rglob("*") if "paths" in p.parts)
 
 
-def _check_outputs(out, steps: int, dim: int) -> tuple[np.ndarray, dict]:
-    from latentatlas.io import read_json
+def _check_outputs(run, out, steps: int) -> tuple[np.ndarray, dict]:
+    """The folder's files and their values, each recomputed here independently of the pipeline."""
+    from matplotlib.colors import to_rgb
+    from PIL import Image
+    from scipy.spatial.distance import cdist
 
-    assert sorted(p.name for p in out.iterdir()) == ["grid.png", "info.json", "projection.png", "z.npy"]
+    from latentatlas.io import read_json
+    from latentatlas.plots import CENTRE, ORIGIN, PATH, image_grid
+
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "grid.png",
+        "info.json",
+        "projection.png",
+        "z.npy",
+    ]
     vectors = np.load(out / "z.npy")
-    assert vectors.shape == (steps, dim) and vectors.dtype == np.float32
+    assert vectors.shape == (steps, run.latent_dim) and vectors.dtype == np.float32
     info = read_json(out / "info.json")
+    assert info["steps"] == steps and info["command"] == "path"
     assert [f["file"] for f in info["figures"]] == ["grid.png", "projection.png"]
-    assert all(f["caption"] for f in info["figures"])
-    # Every step is scored: where it lies among the real z-points, and whether its image holds a face.
+    assert f"{steps} images decoded along a path" in info["figures"][0]["caption"]
+    # The grid is exactly the decoded path, one row, each image enlarged 4x (32 px images).
+    with Image.open(out / "grid.png") as grid:
+        expected = Image.fromarray(image_grid(run.decode(vectors), ncols=steps))
+        expected = expected.resize((expected.width * 4, expected.height * 4), Image.NEAREST)
+        np.testing.assert_array_equal(np.asarray(grid.convert("RGB")), np.asarray(expected))
+    # The projection shows the origin (yellow), the centre (orange) and the path (black).
+    with Image.open(out / "projection.png") as projection:
+        pixels = np.asarray(projection.convert("RGB")).astype(int)
+    for colour in (ORIGIN, CENTRE, PATH):
+        target = np.array(to_rgb(colour)) * 255
+        assert (np.abs(pixels - target).max(axis=2) <= 3).sum() >= 20, colour
+    plane = info["projection_plane"]
+    assert f"plane ({plane[0]}, {plane[1]})" in info["figures"][1]["caption"]
+    # Distances of each step from the centre of the training z-points, in the bulk's spread.
+    z_train = run.zpoints("train").astype(np.float64)
+    precision = np.linalg.inv(np.cov(z_train, rowvar=False))
+    centred = vectors.astype(np.float64) - z_train.mean(axis=0)
+    sq = np.einsum("ij,ij->i", centred @ precision, centred)
+    np.testing.assert_allclose(info["mahalanobis"], np.sqrt(sq), rtol=1e-4, atol=1e-4)
+    # Every step is scored: its Mahalanobis percentile among the training points, its norm, and how many
+    # held-out points' 5-NN balls hold it.
+    train_centred = z_train - z_train.mean(axis=0)
+    train_sq = np.einsum("ij,ij->i", train_centred @ precision, train_centred)
+    held = run.zpoints("val").astype(np.float64)
+    held_d = cdist(held, held)
+    radii = np.sort(held_d, axis=1)[:, 5]  # column 0 is the point itself
+    # a step that is itself a held-out point sits exactly on its neighbours' ball boundaries: allow rounding
+    step_d = cdist(vectors.astype(np.float64), held)
+    fewest, most = (step_d < radii * (1 - 1e-6)).sum(axis=1), (step_d < radii * (1 + 1e-6)).sum(axis=1)
     assert len(info["points"]) == steps
-    for point in info["points"]:
-        assert 0.0 <= point["mahalanobis_pct"] <= 100.0 and isinstance(point["face"], bool)
-        assert point["in_real_support"] == (point["real_balls"] > 0)
+    for step, point in enumerate(info["points"]):
+        assert point["mahalanobis_pct"] == pytest.approx(100 * np.mean(train_sq < sq[step]), abs=100 / len(z_train))
+        assert point["norm"] == pytest.approx(np.linalg.norm(vectors[step].astype(np.float64)), rel=1e-6)
+        assert fewest[step] <= point["real_balls"] <= most[step]
+        assert point["in_real_support"] == (point["real_balls"] > 0) and isinstance(point["face"], bool)
     return vectors, info
 
 
@@ -225,7 +267,7 @@ def test_cli_plane_path(tiny_run_copy):
         )
         == 0
     )
-    vectors, info = _check_outputs(run.path / "paths" / "plane-2-9-angle-30-length1.5-steps5", 5, run.latent_dim)
+    vectors, info = _check_outputs(run, run.path / "paths" / "plane-2-9-angle-30-length1.5-steps5", 5)
     centre = run.zpoints("train").astype(np.float64).mean(axis=0)
     others = [j for j in range(run.latent_dim) if j not in (2, 9)]
     np.testing.assert_allclose(vectors[:, others], np.tile(centre[others], (5, 1)), rtol=1e-5, atol=1e-6)
@@ -238,7 +280,7 @@ def test_cli_plane_path(tiny_run_copy):
 def test_cli_origin_to_centre_and_traverse(tiny_run_copy):
     run = tiny_run_copy
     assert exit_status(["path", str(run.path), "--kind", "origin-to-centre", "--steps", "4"]) == 0
-    vectors, _ = _check_outputs(run.path / "paths" / "origin-to-centre-steps4", 4, run.latent_dim)
+    vectors, _ = _check_outputs(run, run.path / "paths" / "origin-to-centre-steps4", 4)
     z = run.zpoints("train").astype(np.float64)
     np.testing.assert_array_equal(vectors[0], 0)
     np.testing.assert_allclose(vectors[-1], z.mean(axis=0), rtol=1e-5, atol=1e-6)
@@ -262,7 +304,7 @@ def test_cli_origin_to_centre_and_traverse(tiny_run_copy):
         )
         == 0
     )
-    vectors, info = _check_outputs(run.path / "paths" / "traverse-c3-from-2-to2-steps3-base7", 3, run.latent_dim)
+    vectors, info = _check_outputs(run, run.path / "paths" / "traverse-c3-from-2-to2-steps3-base7", 3)
     base = run.zpoints()[7]
     np.testing.assert_array_equal(np.delete(vectors, 3, axis=1), np.tile(np.delete(base, 3), (3, 1)))
     std = z[:, 3].std(ddof=1)
@@ -294,7 +336,7 @@ def test_cli_between_rows_and_images(tiny_run_copy, tmp_path):
         )
         == 0
     )
-    vectors, _ = _check_outputs(run.path / "paths" / "between-0-5-slerp-steps6", 6, run.latent_dim)
+    vectors, _ = _check_outputs(run, run.path / "paths" / "between-0-5-slerp-steps6", 6)
     np.testing.assert_array_equal(vectors[0], z_all[0])
     np.testing.assert_array_equal(vectors[-1], z_all[5])
 
@@ -320,7 +362,7 @@ def test_cli_between_rows_and_images(tiny_run_copy, tmp_path):
         )
         == 0
     )
-    vectors, _ = _check_outputs(out, 2, run.latent_dim)
+    vectors, _ = _check_outputs(run, out, 2)
     np.testing.assert_allclose(vectors[0], z_all[3], atol=1e-4)
 
 
@@ -331,7 +373,7 @@ def test_cli_between_rows_and_images(tiny_run_copy, tmp_path):
         (["--kind", "plane", "--plane", "3,3"], "repeats an axis"),
         (["--kind", "plane", "--plane", "0,16"], "out of range"),
         (["--kind", "plane"], "needs --plane"),
-        (["--kind", "plane", "--plane", "0,1", "--length", "0"], "length must be a positive"),
+        (["--kind", "plane", "--plane", "0,1", "--length", "0"], "length must be a finite number > 0"),
         (["--kind", "between", "--from", "0"], "exactly one end point"),
         (["--kind", "between", "--from", "0", "--to", "100000"], "out of range"),
         (["--kind", "between", "--from-image", "missing.png", "--to", "1"], "does not exist"),
@@ -355,9 +397,32 @@ def test_cli_path_endpoints_of_the_wrong_dimension(tiny_run_copy, tmp_path, caps
     run = tiny_run_copy
     Image.fromarray(np.asarray(run.images().images[0])).save(tmp_path / "face.png")
     # z-points that no longer match the model: an image encodes to 16 numbers, the stored rows have 3.
-    np.save(run.path / "zpoints.npy", np.zeros((len(run.zpoints()), 3), np.float32))
+    np.save(run.zpoints_file("zpoints.npy"), np.zeros((len(run.zpoints()), 3), np.float32))
     args = ["path", str(run.path), "--kind", "between", "--from-image", str(tmp_path / "face.png"), "--to", "1"]
     assert exit_status(args) == 2
     err = capsys.readouterr().err
     assert "dimension" in err and err.count("\n") == 1
     assert _written(run.path) == []
+
+
+def test_load_image_file_crops_before_resizing(tmp_path):
+    """The centred square is cut out first: no pixel of the blue side strips may leak into the red square."""
+    from PIL import Image
+
+    from latentatlas.pipelines.path import load_image_file
+
+    picture = np.zeros((40, 64, 3), np.uint8)
+    picture[:, :, 2] = 255  # blue strips left and right
+    picture[:, 12:52] = (255, 0, 0)  # the centred 40 x 40 square is pure red
+    Image.fromarray(picture).save(tmp_path / "wide.png")
+    pixels = load_image_file(tmp_path / "wide.png", 8)
+    assert pixels.shape == (1, 8, 8, 3) and pixels.dtype == np.uint8
+    np.testing.assert_array_equal(pixels[0], np.broadcast_to(np.array([255, 0, 0], np.uint8), (8, 8, 3)))
+
+
+def test_load_image_file_refuses_a_file_that_is_no_image(tmp_path):
+    from latentatlas.pipelines.path import load_image_file
+
+    (tmp_path / "notes.png").write_text("not an image")
+    with pytest.raises(LatentAtlasError, match="cannot read image"):
+        load_image_file(tmp_path / "notes.png", 8)

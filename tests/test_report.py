@@ -242,8 +242,8 @@ def test_report_of_the_real_pipeline(tiny_run_copy):
     """The files written by analyze / sample / path / evaluate end up in the right sections."""
     from latentatlas.analysis import analyze_run
     from latentatlas.evaluation import evaluate_run
-    from latentatlas.paths import path_run
-    from latentatlas.samplers import sample_run
+    from latentatlas.pipelines.path import path_run
+    from latentatlas.pipelines.sample import sample_run
 
     run = tiny_run_copy
     tiny_run_copy.path.joinpath("reconstructions.png").write_bytes(png((1, 2, 3)))

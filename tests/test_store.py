@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -110,7 +114,7 @@ def test_external_source_is_marked_external(tiny_run_copy):
     assert run.zpoints().shape == (30, 16)
     assert set(run.metadata()["subset"]) == {"external"}
     assert run.zpoints("external").shape == (30, 16)
-    info = read_json(run.path / "zpoints.json")
+    info = read_json(run.zpoints_file("zpoints.json"))
     assert info["external"] is True and DataConfig.from_dict(info["source"]) == data
     with pytest.raises(LatentAtlasError, match="no z-points in subset 'val'"):
         run.zpoints("val")
@@ -127,7 +131,10 @@ def test_reconstruction_grid_png_and_summary(tiny_run_copy):
     assert read_json(tiny_run_copy.path / "reconstructions.json") == summary
 
 
-@pytest.mark.parametrize("options, message", [({"n": 0}, "must be >= 1"), ({"subset": "test"}, "unknown subset")])
+@pytest.mark.parametrize(
+    "options, message",
+    [({"n": 0}, "the number of images must be an integer >= 1, got 0"), ({"subset": "test"}, "unknown subset")],
+)
 def test_reconstruction_rejects_bad_options(tiny_run_copy, options, message):
     with pytest.raises(LatentAtlasError, match=message):
         save_reconstructions(tiny_run_copy, **options)
@@ -145,14 +152,16 @@ def test_not_a_run_folder(tmp_path):
 
 
 def test_run_without_model_names_the_command(tiny_run_copy):
+    import shutil
+
+    shutil.rmtree(tiny_run_copy.path / "checkpoints")
     (tiny_run_copy.path / "model.safetensors").unlink()
     with pytest.raises(LatentAtlasError, match="no trained model.*latentatlas train"):
         Run(tiny_run_copy.path).load_model()
 
 
 def test_run_without_zpoints_names_the_command(tiny_run_copy):
-    for name in ("zpoints.npy", "zpoints.parquet"):
-        (tiny_run_copy.path / name).unlink()
+    shutil.rmtree(tiny_run_copy.path / "zpoints")
     run = Run(tiny_run_copy.path)
     for call in (run.zpoints, run.metadata):
         with pytest.raises(LatentAtlasError, match="has no z-points: run `latentatlas encode"):
@@ -160,15 +169,34 @@ def test_run_without_zpoints_names_the_command(tiny_run_copy):
 
 
 @pytest.mark.parametrize(
-    "section, value", [("model", {"latent_dims": 3}), ("model", {"image_size": 40}), ("data", [1, 2])]
+    "section, change, message",
+    [
+        ("model", {"latent_dims": 3}, "unknown model config keys: latent_dims"),
+        ("model", {"image_size": 40}, "image size must be a positive multiple of 16, got 40"),
+        ("model", {"latent_dim": 16.0}, "model.latent_dim must be an integer, got 16.0"),
+        ("model", {"batch_norm": "no"}, "model.batch_norm must be true or false, got 'no'"),
+        ("model", {"channels": "16,32"}, "model.channels must be a list"),
+        ("train", {"lr": "fast"}, "train.lr must be a number"),
+        ("data", {"limit": 2.5}, "data.limit must be an integer"),
+    ],
 )
-def test_invalid_config_json_is_one_clear_error(tiny_run_copy, section, value):
+def test_invalid_config_json_is_one_clear_error(tiny_run_copy, section, change, message):
     config = read_json(tiny_run_copy.path / "config.json")
-    config[section] = value
+    config[section] = {**config[section], **change}
     write_json(tiny_run_copy.path / "config.json", config)
     run = Run(tiny_run_copy.path)
-    with pytest.raises(LatentAtlasError, match=f"{section} section|multiple of 16"):
-        run.model_config if section == "model" else run.data_config
+    with pytest.raises(LatentAtlasError, match=f"invalid .*config.json: {re.escape(message)}"):
+        _ = run.config
+    with pytest.raises(LatentAtlasError, match="config.json"):
+        run.load_model()
+
+
+def test_config_json_with_a_section_that_is_not_a_table(tiny_run_copy):
+    config = read_json(tiny_run_copy.path / "config.json")
+    config["data"] = [1, 2]
+    write_json(tiny_run_copy.path / "config.json", config)
+    with pytest.raises(LatentAtlasError, match="config.json: the data config must be a table of keys, got list"):
+        _ = Run(tiny_run_copy.path).data_config
 
 
 def test_unknown_subset(tiny_run):
@@ -181,7 +209,7 @@ def test_real_celeba_train_and_encode(celeba_dir, tmp_path):
     from latentatlas.train import TrainConfig, train
 
     data = DataConfig(source=str(celeba_dir), image_size=32, limit=300)
-    run = train(
+    run_dir = train(
         tmp_path / "run",
         data,
         ModelConfig(image_size=32, channels=(16, 32), latent_dim=16),
@@ -189,6 +217,7 @@ def test_real_celeba_train_and_encode(celeba_dir, tmp_path):
         progress=False,
         device="cpu",
     )
+    run = Run(run_dir)
     encode_run(run, progress=False)
     meta = run.metadata()
     assert run.zpoints().shape == (300, 16)
@@ -201,8 +230,72 @@ def test_real_celeba_train_and_encode(celeba_dir, tmp_path):
 
 def test_models_of_other_runs_do_not_fit(tiny_run_copy):
     other = Autoencoder(ModelConfig(image_size=32, channels=(8, 16), latent_dim=16))
-    from latentatlas.train import save_model
+    from latentatlas.model import save_model
 
-    save_model(other, tiny_run_copy.path / "model.safetensors")
+    save_model(other, Run(tiny_run_copy.path).weights_path("best"))
     with pytest.raises(LatentAtlasError, match="does not fit config.json"):
         Run(tiny_run_copy.path).load_model()
+
+
+def test_a_failed_encode_leaves_the_previous_store_whole(tiny_run_copy, monkeypatch):
+    import latentatlas.store as store
+
+    before = np.array(tiny_run_copy.zpoints())
+    meta_before = tiny_run_copy.metadata()
+
+    def fail_after_npy(*args, **kwargs):
+        raise RuntimeError("killed between the writes of the store")
+
+    monkeypatch.setattr(store.pd.DataFrame, "to_parquet", fail_after_npy)
+    with pytest.raises(RuntimeError, match="killed between"):
+        encode_run(Run(tiny_run_copy.path), progress=False)
+    run = Run(tiny_run_copy.path)
+    np.testing.assert_array_equal(run.zpoints(), before)
+    pd.testing.assert_frame_equal(run.metadata(), meta_before)
+    assert sorted(p.name for p in (run.path / "zpoints").iterdir()) == [
+        ".artifact.json",
+        "zpoints.json",
+        "zpoints.npy",
+        "zpoints.parquet",
+    ]
+    assert not [p for p in run.path.iterdir() if p.name.startswith(".zpoints.")]
+
+
+def test_a_mixed_store_is_detected_with_one_line(tiny_run_copy):
+    from latentatlas.io import save_npy
+
+    z = np.array(tiny_run_copy.zpoints())
+    save_npy(tiny_run_copy.zpoints_file("zpoints.npy"), z[:-3])
+    with pytest.raises(LatentAtlasError, match=r"inconsistent \(\d+ rows in zpoints.npy, \d+ in zpoints.parquet"):
+        Run(tiny_run_copy.path).zpoints("train")
+    save_npy(tiny_run_copy.zpoints_file("zpoints.npy"), np.zeros((len(z), 3), np.float32))
+    with pytest.raises(LatentAtlasError, match="has 3 components but the model's latent dimension is"):
+        Run(tiny_run_copy.path).zpoints()
+
+
+def test_encode_waits_for_the_run_lock(tiny_run_copy, monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("LATENTATLAS_LOCK_TIMEOUT", "0.5")
+    with Run(tiny_run_copy.path).lock():
+        result = subprocess.run(
+            [sys.executable, "-m", "latentatlas.cli", "encode", str(tiny_run_copy.path)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "LATENTATLAS_LOCK_TIMEOUT": "0.5"},
+        )
+    assert result.returncode == 2
+    assert "is still in use by another latentatlas command" in result.stderr.strip().splitlines()[-1]
+
+
+def test_zpoints_of_earlier_weights_are_refused_after_more_training(tiny_run_copy):
+    run = Run(tiny_run_copy.path)
+    info = read_json(run.zpoints_file("zpoints.json"))
+    assert run.stale_zpoints() is None
+    assert run.provenance() == {"weights": info["weights"], "weights_id": info["weights_id"]}
+    write_json(run.zpoints_file("zpoints.json"), {**info, "weights_id": "000000000000"})
+    stale = Run(tiny_run_copy.path)
+    assert "were encoded with" in stale.stale_zpoints()
+    with pytest.raises(LatentAtlasError, match="encoded with .* weights 000000000000, now .*run `latentatlas encode"):
+        stale.zpoints("train")

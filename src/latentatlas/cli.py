@@ -9,17 +9,37 @@ import argparse
 import re
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from latentatlas.errors import LatentAtlasError
 
+# A comma list starting with a negative number ("-3,3", "-1.5,2"): argparse would read it as an option.
+_NEGATIVE_LIST = re.compile(r"^-[\d.]+(,-?[\d.]*)+$")
+
+
+def _attach_negative_lists(argv: Sequence[str]) -> list[str]:
+    """Rewrite `--flag -3,3` as `--flag=-3,3` (and `-f -3,3` as `-f-3,3`), so every command receives its
+    comma lists, negative ones included, and answers them with its own validation."""
+    out: list[str] = []
+    tokens = list(argv)
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token == "--":
+            out.extend(tokens[i:])
+            break
+        following = tokens[i + 1] if i + 1 < len(tokens) else None
+        is_flag = token.startswith("-") and "=" not in token and not _NEGATIVE_LIST.match(token)
+        if is_flag and len(token) > 1 and following is not None and _NEGATIVE_LIST.match(following):
+            out.append(f"{token}={following}" if token.startswith("--") else f"{token}{following}")
+            i += 2
+            continue
+        out.append(token)
+        i += 1
+    return out
+
 
 class _Parser(argparse.ArgumentParser):
-    # argparse reads a value like "-3,3" (a comma list starting with a negative number) as an unknown option;
-    # every command takes such lists (--range, --percentiles, --radius-b ...), so all parsers accept them.
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._negative_number_matcher = re.compile(r"^-\d+$|^-\d*\.\d+$|^-[\d.]+(,-?[\d.]+)+$")
-
     def error(self, message: str) -> None:  # one line, exit 2, no usage dump
         self.exit(2, f"latentatlas: error: {message} (see --help)\n")
 
@@ -54,15 +74,27 @@ def _source_argument(text: str) -> str:
     """Paths are stored absolute in config.json so a run folder works from any working directory."""
     from pathlib import Path
 
-    from latentatlas.data import DataConfig
+    from latentatlas.config import BUILTIN_SOURCES
 
-    return text if text == DataConfig().source else str(Path(text).expanduser().resolve())
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the data source is empty: give a folder, a zip or 'synthetic-faces'")
+    return text if text in BUILTIN_SOURCES else str(Path(text).expanduser().resolve())
+
+
+def _device_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: the GPU when torch sees one, else cpu)")
+
+
+def _weights_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--weights", choices=["best", "last"], default="best", help="best (lowest validation loss) or last epoch"
+    )
 
 
 def _train_arguments(p: argparse.ArgumentParser) -> None:
     from latentatlas.model import ACTIVATIONS
 
-    p.add_argument("--data", type=_source_argument, help="image folder, zip, CelebA root, or synthetic-faces")
+    p.add_argument("--data", type=_source_argument, help="image folder, zip, CelebA root, synthetic-faces, or digits")
     p.add_argument("--out", required=True, help="run folder to create (or to continue with --resume)")
     model = p.add_argument_group("model (defaults: 64, 256, 32,64,128,256, batch norm, leaky_relu)")
     model.add_argument("--image-size", type=int, help="square image side, a multiple of 16")
@@ -83,11 +115,22 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     training.add_argument("--lr", type=float, help="Adam learning rate")
     training.add_argument("--seed", type=int, help="seeds weights, split and shuffling")
     training.add_argument("--val-fraction", type=float, help="share of images held out for validation")
+    training.add_argument(
+        "--lr-schedule", choices=["none", "cosine", "plateau"], help="cosine decay, or halve after 2 flat epochs"
+    )
+    training.add_argument("--patience", type=int, help="stop after N epochs without a better validation loss")
     data = p.add_argument_group("data")
     data.add_argument("--partition", choices=["all", "train", "valid", "test"], help="CelebA partition")
     data.add_argument("--limit", type=int, help="keep only the first N images")
     data.add_argument("--synthetic-count", type=int, help="number of synthetic faces")
+    data.add_argument("--synthetic-classes", type=int, help="synthetic faces in N strongly different classes")
     p.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
+    _device_argument(p)
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML or JSON file with [model], [train], [data] sections; flags given here override it",
+    )
 
 
 def _given(args: argparse.Namespace, names: dict[str, str]) -> dict:
@@ -95,67 +138,57 @@ def _given(args: argparse.Namespace, names: dict[str, str]) -> dict:
     return {field: getattr(args, option) for option, field in names.items() if getattr(args, option) is not None}
 
 
+_MODEL_FLAGS = {name: name for name in ("image_size", "latent_dim", "channels", "batch_norm", "activation")}
+_TRAIN_FLAGS = {
+    name: name for name in ("epochs", "batch_size", "lr", "seed", "val_fraction", "lr_schedule", "patience")
+}
+_DATA_FLAGS = {name: name for name in ("partition", "limit", "synthetic_count", "synthetic_classes")} | {
+    "data": "source"
+}
+
+
+def _config_file_sections(path: str | None) -> dict[str, dict]:
+    """The [model], [train], [data] sections of --config (empty without one). A relative data source in the
+    file is taken relative to the file's folder, so the file works from any working directory."""
+    from pathlib import Path
+
+    from latentatlas.config import CONFIG_SECTIONS, SYNTHETIC_SOURCE, read_config_file
+
+    if path is None:
+        return {name: {} for name in CONFIG_SECTIONS}
+    sections = read_config_file(path)
+    source = sections["data"].get("source")
+    if isinstance(source, str) and source and source != SYNTHETIC_SOURCE:
+        sections["data"]["source"] = str((Path(path).parent / Path(source).expanduser()).resolve())
+    return sections
+
+
 def _train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from latentatlas.data import DataConfig
+    from latentatlas.config import DataConfig, TrainConfig
     from latentatlas.model import ModelConfig
     from latentatlas.store import Run
-    from latentatlas.train import TrainConfig, train, use_all_cores
+    from latentatlas.train import read_run_config, train, use_all_cores
 
     out = Path(args.out)
+    from_file = _config_file_sections(args.config)
     if args.resume:
         if not (out / "config.json").is_file():
             raise LatentAtlasError(f"cannot resume: {out} holds no checkpoint; train without --resume first")
-        saved = Run(out)  # options not given again are taken from the run
-        model_base, data_base = saved.model_config.to_dict(), saved.data_config.to_dict()
-        train_base = saved.train_config.to_dict()
+        saved = read_run_config(out).to_dict()  # options not given again are taken from the run
+        model_base, data_base, train_base = saved["model"], saved["data"], saved["train"]
     else:
-        if args.data is None:
+        if args.data is None and "source" not in from_file["data"]:
             raise LatentAtlasError("--data is required: an image folder, a zip, a CelebA root or synthetic-faces")
         model_base, data_base, train_base = ModelConfig().to_dict(), DataConfig().to_dict(), TrainConfig().to_dict()
-    model = ModelConfig(
-        **{
-            **model_base,
-            **_given(
-                args,
-                {
-                    "image_size": "image_size",
-                    "latent_dim": "latent_dim",
-                    "channels": "channels",
-                    "batch_norm": "batch_norm",
-                    "activation": "activation",
-                },
-            ),
-        }
-    )
-    data = DataConfig(
-        **{
-            **data_base,
-            "image_size": model.image_size,
-            **_given(
-                args,
-                {"data": "source", "partition": "partition", "limit": "limit", "synthetic_count": "synthetic_count"},
-            ),
-        }
-    )
-    config = TrainConfig(
-        **{
-            **train_base,
-            **_given(
-                args,
-                {
-                    "epochs": "epochs",
-                    "batch_size": "batch_size",
-                    "lr": "lr",
-                    "seed": "seed",
-                    "val_fraction": "val_fraction",
-                },
-            ),
-        }
-    )
+    # Precedence: flags given on the command line, then the --config file, then the run (resume) or defaults.
+    model = ModelConfig.from_dict({**model_base, **from_file["model"], **_given(args, _MODEL_FLAGS)})
+    data_values = {**data_base, "image_size": model.image_size, **from_file["data"], **_given(args, _DATA_FLAGS)}
+    data = DataConfig.from_dict(data_values)
+    config = TrainConfig.from_dict({**train_base, **from_file["train"], **_given(args, _TRAIN_FLAGS)})
     use_all_cores()
-    run = train(out, data, model, config, resume=args.resume)
+    run = Run(train(out, data, model, config, resume=args.resume, device=args.device))
     state = run.train_state()
     print(
         f"trained {out}: {state['epochs_done']} epochs on {state['n_train']} images, "
@@ -172,16 +205,19 @@ def _encode_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--partition", choices=["all", "train", "valid", "test"], default="all", help="with --data")
     p.add_argument("--limit", type=int, help="with --data: keep only the first N images")
     p.add_argument("--synthetic-count", type=int, default=2000, help="with --data synthetic-faces")
+    p.add_argument("--synthetic-classes", type=int, default=1, help="with --data synthetic-faces")
     p.add_argument("--batch-size", type=int, default=256)
+    _device_argument(p)
+    _weights_argument(p)
 
 
 def _encode(args: argparse.Namespace) -> int:
-    from latentatlas.data import DataConfig
+    from latentatlas.config import DataConfig
     from latentatlas.store import Run, encode_run
     from latentatlas.train import use_all_cores
 
     run = Run(args.run_dir)
-    run.load_model()  # fail on a run without a model before touching any data
+    run.load_model(args.device, args.weights)  # fail on a run without a model before touching any data
     data = None
     if args.data is not None:
         data = DataConfig(
@@ -190,9 +226,10 @@ def _encode(args: argparse.Namespace) -> int:
             partition=args.partition,
             limit=args.limit,
             synthetic_count=args.synthetic_count,
+            synthetic_classes=args.synthetic_classes,
         )
     use_all_cores()
-    path = encode_run(run, data, batch_size=args.batch_size)
+    path = encode_run(run, data, batch_size=args.batch_size, device=args.device, weights=args.weights)
     counts = run.zpoints_info()["subsets"]
     shape = run.zpoints().shape
     summary = ", ".join(f"{name} {count}" for name, count in counts.items() if count)
@@ -208,6 +245,8 @@ def _reconstruct_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="PNG file (default RUN/reconstructions.png); a .json summary is written beside it")
     p.add_argument("--columns", type=int, default=8, help="images per row")
     p.add_argument("--seed", type=int, default=0, help="which images are picked")
+    _device_argument(p)
+    _weights_argument(p)
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
@@ -216,8 +255,17 @@ def _reconstruct(args: argparse.Namespace) -> int:
     if args.columns < 1:
         raise LatentAtlasError(f"--columns must be >= 1, got {args.columns}")
     run = Run(args.run_dir)
-    run.load_model()
-    summary = save_reconstructions(run, args.out, n=args.n, subset=args.subset, seed=args.seed, ncols=args.columns)
+    run.load_model(args.device, args.weights)
+    summary = save_reconstructions(
+        run,
+        args.out,
+        n=args.n,
+        subset=args.subset,
+        seed=args.seed,
+        ncols=args.columns,
+        device=args.device,
+        weights=args.weights,
+    )
     png = args.out or run.path / "reconstructions.png"
     print(f"wrote {png}: {summary['figures'][0]['caption']}")
     return 0
@@ -226,6 +274,29 @@ def _reconstruct(args: argparse.Namespace) -> int:
 COMMANDS.append(("train", "train the autoencoder on an image source into a run folder", _train_arguments, _train))
 COMMANDS.append(("encode", "encode the run's images (or --data) into the z-point store", _encode_arguments, _encode))
 COMMANDS.append(("reconstruct", "PNG grid of images and their reconstructions", _reconstruct_arguments, _reconstruct))
+
+
+def _export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN", help="run folder made by `latentatlas train`")
+    p.add_argument("--decoder", required=True, metavar="FILE", help="TorchScript file to write (e.g. decoder.pt)")
+    _weights_argument(p)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from latentatlas.store import Run, export_decoder
+
+    run = Run(args.run_dir)
+    info = export_decoder(run, args.decoder, weights=args.weights)
+    print(
+        f"wrote {args.decoder}: TorchScript decoder, z ({info['latent_dim']},) -> image (3, {info['image_size']}, "
+        f"{info['image_size']}) in [0, 1], {args.weights} weights {info['weights_id']}"
+    )
+    return 0
+
+
+COMMANDS.append(
+    ("export", "export the decoder as TorchScript, for use without latentatlas", _export_arguments, _export)
+)
 
 
 # ----------------------------------------------------------------------------- analyze
@@ -294,7 +365,7 @@ def _analyze_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    from latentatlas.analysis import analyze_run
+    from latentatlas.pipelines.analyze import analyze_run
 
     if len(args.percentiles) != 2:
         raise LatentAtlasError(f"--percentiles takes two numbers LO,HI, got {args.percentiles}")
@@ -361,8 +432,36 @@ def _number_or_word(word: str):
     return parse
 
 
-# Sampler-option flags (argparse dest = sampler parameter name); only the flags the user gives are passed on.
-_SAMPLER_FLAGS = ("b", "percentiles", "k_sigma", "components", "confidence", "jitter", "support_fraction")
+# Sampler-option flags: argparse dest (= sampler parameter name) -> the flag the user types. Only the flags
+# the user gives are passed on.
+_SAMPLER_FLAGS = {
+    "b": "--b",
+    "percentiles": "--percentiles",
+    "k_sigma": "--k-sigma",
+    "components": "--components",
+    "confidence": "--confidence",
+    "jitter": "--jitter",
+    "support_fraction": "--support-fraction",
+}
+
+
+def _sample_options(name: str, flags: dict) -> dict:
+    """The sampler options from the CLI's flags that were given; a flag the sampler lacks is an error."""
+    from latentatlas.samplers import sampler_options
+
+    accepted = sampler_options(name)
+    given = {key: value for key, value in flags.items() if value is not None}
+    stray = [_SAMPLER_FLAGS.get(key) or key for key in given if key not in accepted]
+    if stray:
+        own = [_SAMPLER_FLAGS[key] for key in accepted if key in _SAMPLER_FLAGS]
+        raise LatentAtlasError(
+            f"{', '.join(stray)} does not apply to sampler {name} (its options: {', '.join(own) or 'none'})"
+        )
+    if "percentiles" in given:
+        if len(given["percentiles"]) != 2:
+            raise LatentAtlasError(f"--percentiles needs two numbers like 1,99, got {given['percentiles']}")
+        given["percentiles"] = tuple(given["percentiles"])
+    return given
 
 
 def _sample_arguments(p: argparse.ArgumentParser) -> None:
@@ -389,10 +488,10 @@ def _sample_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from latentatlas.samplers import sample_options_from_flags, sample_run
+    from latentatlas.pipelines.sample import sample_run
     from latentatlas.store import Run
 
-    options = sample_options_from_flags(args.sampler, {flag: getattr(args, flag) for flag in _SAMPLER_FLAGS})
+    options = _sample_options(args.sampler, {flag: getattr(args, flag) for flag in _SAMPLER_FLAGS})
     run = Run(args.run_dir)
     info = sample_run(
         run, args.sampler, n=args.n, seed=args.seed, out=args.out, subset=args.subset, grid_limit=args.grid, **options
@@ -428,10 +527,32 @@ def _path_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base", help="plane/traverse: 'centre' (default) or a z-point row index for the other components")
 
 
+# Path-option flags: path_run keyword -> the flag the user types.
+_PATH_FLAGS = {
+    "plane": "--plane",
+    "angle": "--angle",
+    "length": "--length",
+    "base": "--base",
+    "from_index": "--from",
+    "to_index": "--to",
+    "from_image": "--from-image",
+    "to_image": "--to-image",
+    "interpolation": "--interpolation",
+    "component": "--component",
+    "value_range": "--range",
+}
+
+
 def _path(args: argparse.Namespace) -> int:
-    from latentatlas.paths import path_run
+    from latentatlas.paths import KIND_OPTIONS
+    from latentatlas.pipelines.path import path_run
     from latentatlas.store import Run
 
+    # a flag the kind does not use is a mistake worth reporting, not silently ignoring
+    used = KIND_OPTIONS[args.kind]
+    stray = [flag for key, flag in _PATH_FLAGS.items() if getattr(args, key) is not None and key not in used]
+    if stray:
+        raise LatentAtlasError(f"{', '.join(stray)} does not apply to --kind {args.kind}")
     run = Run(args.run_dir)
     info = path_run(
         run,
@@ -480,12 +601,13 @@ def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from latentatlas.evaluation import evaluate_run, table_markdown
+    from latentatlas.evaluation import table_markdown
+    from latentatlas.pipelines.evaluate import evaluate_run
     from latentatlas.store import Run
 
     names = None if args.samplers.strip() == "all" else [s.strip() for s in args.samplers.split(",") if s.strip()]
     run = Run(args.run_dir)
-    table = evaluate_run(
+    result = evaluate_run(
         run,
         samplers=names,
         n=args.n,
@@ -495,7 +617,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         faces=not args.no_faces,
         chunk_size=args.chunk_size,
     )
-    print(table_markdown(table), end="")
+    print(table_markdown(result.rows), end="")
     print(f"wrote {run.path / 'evaluation'}/evaluation.json, evaluation.csv, evaluation.md")
     return 0
 
@@ -563,19 +685,21 @@ def _demo(args: argparse.Namespace) -> int:
 
     from latentatlas.analysis import analyze_run
     from latentatlas.data import DataConfig
-    from latentatlas.evaluation import evaluate_run, table_markdown
+    from latentatlas.evaluation import table_markdown
     from latentatlas.model import ModelConfig
-    from latentatlas.paths import path_run
+    from latentatlas.pipelines.evaluate import evaluate_run
+    from latentatlas.pipelines.path import path_run
+    from latentatlas.pipelines.sample import sample_run
     from latentatlas.report import write_report
-    from latentatlas.samplers import SAMPLERS, sample_run
-    from latentatlas.store import encode_run, save_reconstructions
+    from latentatlas.samplers import SAMPLERS
+    from latentatlas.store import Run, encode_run, save_reconstructions
     from latentatlas.train import TrainConfig, train, use_all_cores
 
     out = Path(args.out)
     model = ModelConfig(
         image_size=args.image_size,
         latent_dim=args.latent_dim,
-        **({"channels": tuple(args.channels)} if args.channels else {}),
+        channels=tuple(args.channels) if args.channels else ModelConfig().channels,
     )
     data = DataConfig(
         source="synthetic-faces",
@@ -590,7 +714,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(
         f"[1/8] training on {args.synthetic_count} synthetic faces -> {out}" + (" (reusing the run)" if resume else "")
     )
-    run = train(out, data, model, config, resume=resume)
+    run = Run(train(out, data, model, config, resume=resume))
     print("[2/8] encoding every image into the z-point store")
     encode_run(run)
     save_reconstructions(run, None, n=32, subset="val", seed=args.seed, ncols=8)
@@ -600,7 +724,7 @@ def _demo(args: argparse.Namespace) -> int:
     print("[4/8] decoding a grid per sampler")
     samples = []
     for name in SAMPLERS:
-        options = {"b": 1.5} if name == "uniform-box" else {}  # the seed's "optimal" common interval
+        options: dict[str, Any] = {"b": 1.5} if name == "uniform-box" else {}  # the seed's "optimal" interval
         samples.append(sample_run(run, name, n=args.grid, seed=args.seed, **options)["path"])
     samples.append(sample_run(run, "uniform-box", n=args.grid, seed=args.seed, b="matched")["path"])
     print("[5/8] paths: origin -> centre, and a plane through the centre at two angles")
@@ -609,11 +733,11 @@ def _demo(args: argparse.Namespace) -> int:
     paths += [path_run(run, "plane", steps=8, plane=plane, angle=angle)["path"] for angle in (0.0, 60.0)]
     print("[6/8] evaluating every sampler against held-out data")
     n = min(args.n, int((run.split() == 1).sum()))
-    table = evaluate_run(run, samplers=None, n=n, seed=args.seed, fid_scores=not args.no_fid)
+    evaluation = evaluate_run(run, samplers=None, n=n, seed=args.seed, fid_scores=not args.no_fid)
     print("[7/8] writing the report")
     report = write_report(run.path)
     print("[8/8] done\n")
-    print(table_markdown(table), end="")
+    print(table_markdown(evaluation.rows), end="")
     print(f"\nrun folder:     {run.path}")
     print(f"analysis:       {run.path / 'analysis'}/analysis.json and figures:")
     for figure in analysis["figures"]:
@@ -646,7 +770,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_attach_negative_lists(sys.argv[1:] if argv is None else argv))
     try:
         return args.run(args) or 0
     except LatentAtlasError as exc:

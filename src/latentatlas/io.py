@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import base64
+import ctypes
+import errno
 import io
 import json
 import os
+import re
 import shutil
-import tempfile
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import filelock
 import numpy as np
 from PIL import Image
 
@@ -23,48 +27,190 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+# Temporary names carry the writer's pid, so a later process can tell a dead writer's leftovers from
+# a live writer's work in progress: ".<name>.<pid>.<random>.tmp<suffix>".
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp")
+MARKER = ".artifact.json"
+
+
+def _temp_name(name: str, suffix: str = "") -> str:
+    return f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{suffix}"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def clean_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Delete temporary files and folders that writers killed mid-write left in `folder`; returns them.
+
+    Only names this module creates, and only those of processes that are no longer running.
+    """
+    folder = Path(folder)
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        if match is None or _pid_alive(int(match["pid"])):
+            continue
+        path = Path(entry.path)
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    if path.is_dir():
+        raise LatentAtlasError(f"cannot write the file {path}: a folder of that name exists")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale_temps(path.parent)
+        tmp_path = path.parent / _temp_name(path.name, path.suffix)
+        tmp_path.touch()
+    except OSError as exc:
+        raise LatentAtlasError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         yield tmp_path
-        # mkstemp creates 0600 files; give the artifact the permissions a plain open() would.
+        # give the artifact the permissions a plain open() would
         os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
 
 
-@contextmanager
-def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield an empty temporary folder beside `path`; move it onto `path` only if the block succeeds.
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    if sys.platform != "linux":
+        return False
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.EINVAL, errno.ENOSYS, errno.EPERM):  # file system or kernel without the flag
+        return False
+    raise OSError(error, os.strerror(error), str(a))
 
-    A failure leaves neither a partial folder nor a damaged previous version behind.
+
+def artifact_kind(path: str | os.PathLike) -> str | None:
+    """The kind recorded in a folder's artifact marker, or None for a folder without one."""
+    marker = Path(path) / MARKER
+    if not marker.is_file():
+        return None
+    try:
+        return str(json.loads(marker.read_text(encoding="utf-8")).get("kind"))
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def check_replaceable(path: str | os.PathLike, kind: str) -> None:
+    """Refuse an output folder that exists and is not a previous output of the same kind.
+
+    So `--out RUN` can never delete a run, a sample folder never replaces an analysis, and so on.
     """
     path = Path(path)
-    if path.exists() and not path.is_dir():
+    if not path.exists():
+        return
+    if not path.is_dir():
         raise LatentAtlasError(f"{path} exists and is not a folder")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    found = artifact_kind(path)
+    if found == kind or (found is None and not any(path.iterdir())):
+        return
+    what = f"a {found} output" if found else "not an output of latentatlas"
+    raise LatentAtlasError(
+        f"refusing to replace {path}: it is {what}, not a previous {kind} output; choose another --out"
+    )
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike, kind: str = "folder") -> Iterator[Path]:
+    """Yield an empty temporary folder beside `path`; it replaces `path` as a whole only if the block succeeds.
+
+    The folder gets a marker naming its `kind`; an existing `path` must be an earlier artifact of the same
+    kind (or empty), else nothing is touched. A kill at any moment leaves the old folder or the new one,
+    never a mix: the swap is one `renameat2(RENAME_EXCHANGE)` on Linux.
+    """
+    path = Path(path)
+    check_replaceable(path, kind)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale_temps(path.parent)
+        tmp = path.parent / _temp_name(path.name)
+        tmp.mkdir()
+    except OSError as exc:
+        raise LatentAtlasError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes 0700 folders
-        if path.exists():
-            # A folder cannot be renamed over a non-empty one: swap via a hidden name, then delete the old.
-            old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        (tmp / MARKER).write_text(json.dumps({"kind": kind, "pid": os.getpid()}) + "\n", encoding="utf-8")
+        os.chmod(tmp, 0o777 & ~_UMASK)
+        check_replaceable(path, kind)  # again: another process may have written there meanwhile
+        if not path.exists():
+            os.rename(tmp, path)
+        elif not _exchange(tmp, path):
+            # No atomic swap here: move the old folder aside under a temp name (cleaned later if we die).
+            aside = path.parent / _temp_name(path.name)
+            os.rename(path, aside)
+            os.rename(tmp, path)
+            tmp = aside
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def folder_lock(folder: str | os.PathLike, timeout: float | None = None) -> filelock.BaseFileLock:
+    """An advisory lock on a folder (a run): one writer at a time, reentrant within a process.
+
+    A second process waits, saying so once on stderr, and gives up with a clear message after `timeout`
+    seconds (default: $LATENTATLAS_LOCK_TIMEOUT or 600).
+    """
+    folder = Path(folder)
+    if timeout is None:
+        timeout = float(os.environ.get("LATENTATLAS_LOCK_TIMEOUT", "600"))
+    key = str(folder.resolve())
+    lock = _LOCKS.get(key)
+    if lock is None:
+        lock = _LOCKS[key] = _FolderLock(str(folder / ".lock"), timeout=timeout)
+    return lock
+
+
+class _FolderLock(filelock.FileLock):
+    def acquire(self, *args: Any, **kwargs: Any):  # type: ignore[override]
+        if self.is_locked:
+            return super().acquire(*args, **kwargs)
+        try:
+            return super().acquire(timeout=0)
+        except filelock.Timeout:
+            folder = Path(self.lock_file).parent
+            print(f"latentatlas: {folder} is in use by another latentatlas command; waiting", file=sys.stderr)
+        try:
+            return super().acquire(*args, **kwargs)
+        except filelock.Timeout:
+            folder = Path(self.lock_file).parent
+            raise LatentAtlasError(
+                f"{folder} is still in use by another latentatlas command after {self.timeout:g} s; try again later"
+            ) from None
+
+
+_LOCKS: dict[str, _FolderLock] = {}
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

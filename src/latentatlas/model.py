@@ -8,26 +8,37 @@ The latent layer is a plain linear layer: this is a standard AE, not a VAE.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
 
+import numpy as np
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 from torch import nn
 
+from latentatlas import checks
+from latentatlas.config import Config
 from latentatlas.errors import LatentAtlasError
+from latentatlas.io import atomic_path
 
 ACTIVATIONS = {"leaky_relu": lambda: nn.LeakyReLU(0.2), "relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(Config):
+    section: ClassVar[str] = "model"
+
     image_size: int = 64
     channels: tuple[int, ...] = field(default=(32, 64, 128, 256))  # one entry per down-sampling stage
     latent_dim: int = 256
     batch_norm: bool = True
     activation: str = "leaky_relu"
 
-    def __post_init__(self) -> None:
-        self.channels = tuple(int(c) for c in self.channels)
+    def check(self) -> None:
         if self.image_size <= 0 or self.image_size % 16:
             raise LatentAtlasError(f"image size must be a positive multiple of 16, got {self.image_size}")
         if self.latent_dim <= 0:
@@ -40,16 +51,13 @@ class ModelConfig:
             )
         if self.activation not in ACTIVATIONS:
             raise LatentAtlasError(f"unknown activation {self.activation!r}; choose from {sorted(ACTIVATIONS)}")
+        # Counted before anything is allocated: a typo like --latent-dim 1000000000 is one line, not an OOM.
+        checks.allocation((estimate_parameters(self),), 4, "the model")
 
     @property
     def bottom_size(self) -> int:
         """Side length of the smallest feature map, between the last conv stage and the latent layer."""
         return self.image_size // 2 ** len(self.channels)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["channels"] = list(self.channels)
-        return d
 
 
 def _stage(conv: nn.Module, out_channels: int, config: ModelConfig) -> nn.Sequential:
@@ -111,3 +119,75 @@ class Autoencoder(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def default_device() -> torch.device:
+    """CUDA when available, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def parse_device(device: torch.device | str) -> torch.device:
+    """ "cpu", "cuda" or "cuda:N" as a torch.device, refused with one line when it is unknown or absent."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise LatentAtlasError(f"device must be cpu, cuda or cuda:N, got {device!r}") from None
+    if parsed.type not in ("cpu", "cuda"):
+        raise LatentAtlasError(f"device must be cpu, cuda or cuda:N, got {device!r}")
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise LatentAtlasError(f"device {device!r} asked for, but torch sees no CUDA GPU here")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise LatentAtlasError(f"device {device!r}: torch sees only {torch.cuda.device_count()} GPU(s)")
+    return parsed
+
+
+def estimate_parameters(config: ModelConfig) -> int:
+    """The number of parameters `Autoencoder(config)` will have, computed without allocating it."""
+    widths = list(config.channels)
+    bottom = widths[-1] * config.bottom_size**2
+    bias = 0 if config.batch_norm else 1
+    norm = 2 if config.batch_norm else 0
+    encoder, in_channels = 0, 3
+    for width in widths:
+        encoder += in_channels * width * 16 + width * (bias + norm)
+        in_channels = width
+    encoder += bottom * config.latent_dim + config.latent_dim
+    decoder = config.latent_dim * bottom + bottom
+    reversed_widths = widths[::-1]
+    for in_channels, out_channels in zip(reversed_widths, reversed_widths[1:]):
+        decoder += in_channels * out_channels * 16 + out_channels * (bias + norm)
+    decoder += reversed_widths[-1] * 3 * 16 + 3
+    return encoder + decoder
+
+
+def to_model_input(batch: torch.Tensor | np.ndarray, device: torch.device | str) -> torch.Tensor:
+    """uint8 images (B, H, W, 3) -> float (B, 3, H, W) in [0, 1] on `device`; the permuted view is
+    channels_last in memory, which the convolutions prefer."""
+    if isinstance(batch, np.ndarray):
+        batch = torch.from_numpy(np.array(batch))  # a copy: memmaps are read-only
+    return batch.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
+
+
+def save_model(model: Autoencoder, path: str | os.PathLike) -> None:
+    """The weights as safetensors (no pickle), with the model config in the metadata."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt", "model_config": json.dumps(model.config.to_dict())})
+
+
+def load_model_weights(model: Autoencoder, path: str | os.PathLike) -> None:
+    """Load safetensors weights into `model`; a damaged, mismatched or non-finite file is a LatentAtlasError."""
+    path = Path(path)
+    try:
+        state = load_file(str(path))
+    except (OSError, ValueError, SafetensorError) as exc:
+        raise LatentAtlasError(f"corrupt model checkpoint {path}: {str(exc).splitlines()[0]}") from None
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first_line = str(exc).strip().splitlines()[0]
+        raise LatentAtlasError(f"model checkpoint {path} does not fit config.json: {first_line}") from None
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise LatentAtlasError(f"model checkpoint {path} holds NaN or infinite weights ({name})")

@@ -12,15 +12,12 @@ Every function returns a float64 array (steps, N) whose first and last rows are 
 from __future__ import annotations
 
 import math
-import os
-import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from latentatlas.analysis import check_plane
+from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
 
 INTERPOLATIONS = ("linear", "slerp")
@@ -41,17 +38,11 @@ def _vector(value: Any, name: str, dim: int | None = None) -> np.ndarray:
     return vector
 
 
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
 def _steps(steps: Any) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 2:
-        raise LatentAtlasError(f"steps must be an integer >= 2, got {steps!r}")
-    return int(steps)
+    return checks.positive_int(steps, "steps", minimum=2)
 
 
-def _component(index: Any, dim: int, name: str = "component") -> int:
+def component_index(index: Any, dim: int, name: str = "component") -> int:
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
         raise LatentAtlasError(f"{name} must be an integer index, got {index!r}")
     if not 0 <= index < dim:
@@ -133,23 +124,21 @@ def plane_path(
     """
     centre = _vector(centre, "centre")
     dim = centre.size
-    j1, j2 = check_plane(plane, dim)
+    j1, j2 = checks.plane(plane, dim)
     steps = _steps(steps)
-    if not _is_real(angle_deg) or not math.isfinite(angle_deg):
-        raise LatentAtlasError(f"angle must be a finite number of degrees, got {angle_deg!r}")
-    if not _is_real(length) or not 0 < length < math.inf:
-        raise LatentAtlasError(f"length must be a positive number (units of the bulk's spread), got {length!r}")
+    angle_deg = checks.finite_number(angle_deg, "angle")
+    length = checks.positive_number(length, "length")
     cov = np.asarray(cov, dtype=np.float64)
     if cov.shape not in {(dim, dim), (2, 2)}:
         raise LatentAtlasError(f"covariance must have shape ({dim}, {dim}) or (2, 2), got {cov.shape}")
     if not np.isfinite(cov).all():
         raise LatentAtlasError("covariance contains NaN or infinite values")
-    spread = plane_spread(cov, (j1, j2), float(angle_deg))
+    spread = plane_spread(cov, (j1, j2), angle_deg)
     if spread == 0.0:
         raise LatentAtlasError(f"the bulk has no spread along {angle_deg} degrees in plane ({j1}, {j2})")
     origin_point = centre if base is None else _vector(base, "base point", dim)
-    theta = math.radians(float(angle_deg))
-    offset = float(length) * spread * np.array([math.cos(theta), math.sin(theta)])
+    theta = math.radians(angle_deg)
+    offset = length * spread * np.array([math.cos(theta), math.sin(theta)])
     in_plane = centre[[j1, j2]]
     # Off-plane components are copied, not interpolated, so they stay bit-identical to the base point.
     path = np.repeat(origin_point[None, :], steps, axis=0)
@@ -160,10 +149,10 @@ def plane_path(
 def traverse(base: np.ndarray, component: int, values: Sequence[float]) -> np.ndarray:
     """Copies of `base` with component `component` set to each of `values` in turn."""
     base = _vector(base, "base point")
-    component = _component(component, base.size)
-    values = _vector(values, "traversal values")
-    path = np.repeat(base[None, :], values.size, axis=0)
-    path[:, component] = values
+    component = component_index(component, base.size)
+    column = _vector(values, "traversal values")
+    path = np.repeat(base[None, :], column.size, axis=0)
+    path[:, component] = column
     return path
 
 
@@ -181,255 +170,11 @@ def most_moving_plane(path: np.ndarray, spread: np.ndarray | None = None) -> tup
     return int(order[0]), int(order[1])
 
 
-# ----------------------------------------------------------------------------- paths through a run
-
+# The kinds `latentatlas path` builds from these functions (pipelines/path.py) and the options each uses.
 KINDS = ("origin-to-centre", "plane", "between", "traverse")
-# Which options each kind uses; giving another one is a mistake worth reporting, not silently ignoring.
-_KIND_OPTIONS = {
+KIND_OPTIONS = {
     "origin-to-centre": set(),
     "plane": {"plane", "angle", "length", "base"},
     "between": {"from_index", "to_index", "from_image", "to_image", "interpolation"},
     "traverse": {"component", "value_range", "base"},
 }
-_OPTION_FLAGS = {
-    "plane": "--plane",
-    "angle": "--angle",
-    "length": "--length",
-    "base": "--base",
-    "from_index": "--from",
-    "to_index": "--to",
-    "from_image": "--from-image",
-    "to_image": "--to-image",
-    "interpolation": "--interpolation",
-    "component": "--component",
-    "value_range": "--range",
-}
-
-
-def _number(value: float) -> str:
-    return f"{float(value):g}"
-
-
-def _safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "image"
-
-
-def load_image_file(path: str | os.PathLike, image_size: int) -> np.ndarray:
-    """One image file as uint8 (1, S, S, 3): the largest centred square, resized to the run's image size."""
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    if not path.is_file():
-        raise LatentAtlasError(f"image file {path} does not exist")
-    try:
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-            side = min(image.size)
-            left, top = (image.width - side) // 2, (image.height - side) // 2
-            box = (left, top, left + side, top + side)
-            image = image.resize((image_size, image_size), Image.Resampling.LANCZOS, box=box)
-            return np.asarray(image, dtype=np.uint8)[None]
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
-        raise LatentAtlasError(f"cannot read image {path}: {exc}") from None
-
-
-def _row(z_all: np.ndarray, index: Any, flag: str) -> np.ndarray:
-    if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-        raise LatentAtlasError(f"{flag} must be a z-point row index, got {index!r}")
-    if not 0 <= index < len(z_all):
-        last = len(z_all) - 1
-        raise LatentAtlasError(f"{flag} {index} is out of range: the run has {len(z_all)} z-points (0..{last})")
-    return np.asarray(z_all[int(index)], dtype=np.float64)
-
-
-def _score_points(run: Any, vectors: np.ndarray, images: np.ndarray):
-    """evaluate_points for the path (k-NN support, Mahalanobis percentile, face verdict of its decoded
-    `images`), or None when the run holds too few held-out z-points to score against."""
-    from latentatlas.evaluation import evaluate_points
-
-    try:
-        return evaluate_points(run, vectors, k=5, faces=True, images=images)
-    except LatentAtlasError:
-        return None
-
-
-def path_run(
-    run: Any,
-    kind: str,
-    steps: int = 8,
-    out: str | os.PathLike | None = None,
-    subset: str = "train",
-    *,
-    plane: Sequence[int] | None = None,
-    angle: float | None = None,
-    length: float | None = None,
-    base: str | int | None = None,
-    from_index: int | None = None,
-    to_index: int | None = None,
-    from_image: str | os.PathLike | None = None,
-    to_image: str | os.PathLike | None = None,
-    interpolation: str | None = None,
-    component: int | None = None,
-    value_range: Sequence[float] | None = None,
-) -> dict:
-    """Build a path of `kind` through the run's latent space, decode it, and write its folder.
-
-    The centre and covariance come from the run's `subset` z-points; `base` ("centre" or a z-point row
-    index) fixes the components a plane path or traversal leaves alone. A traversal's `value_range`
-    is in units of that component's std, relative to the base point. Writes grid.png, z.npy,
-    projection.png and info.json into `out` (default RUN/paths/<kind>-<options>/), all at once.
-    """
-    import matplotlib.pyplot as plt
-
-    from latentatlas.io import atomic_folder, save_npy, write_json
-    from latentatlas.plots import plot_projection, save_figure, save_image_grid
-    from latentatlas.samplers import grid_scale, mean_and_covariance
-
-    if kind not in KINDS:
-        raise LatentAtlasError(f"unknown path kind {kind!r}; choose from {', '.join(KINDS)}")
-    given = {
-        name: value
-        for name, value in {
-            "plane": plane,
-            "angle": angle,
-            "length": length,
-            "base": base,
-            "from_index": from_index,
-            "to_index": to_index,
-            "from_image": from_image,
-            "to_image": to_image,
-            "interpolation": interpolation,
-            "component": component,
-            "value_range": value_range,
-        }.items()
-        if value is not None
-    }
-    stray = [_OPTION_FLAGS[name] for name in given if name not in _KIND_OPTIONS[kind]]
-    if stray:
-        raise LatentAtlasError(f"{', '.join(stray)} does not apply to --kind {kind}")
-    steps = _steps(steps)
-    if kind == "plane" and plane is None:
-        raise LatentAtlasError("--kind plane needs --plane J1,J2")
-    if kind == "traverse" and component is None:
-        raise LatentAtlasError("--kind traverse needs --component J")
-    if kind == "between":
-        for side, index, image in (("start", from_index, from_image), ("end", to_index, to_image)):
-            if (index is None) == (image is None):
-                flags = "--from I or --from-image PATH" if side == "start" else "--to J or --to-image PATH"
-                raise LatentAtlasError(f"--kind between needs exactly one {side} point: {flags}")
-        interpolation = interpolation or "linear"
-        if interpolation not in INTERPOLATIONS:
-            raise LatentAtlasError(f"unknown interpolation {interpolation!r}; choose from {', '.join(INTERPOLATIONS)}")
-    if value_range is not None and (len(value_range) != 2 or not np.isfinite(value_range).all()):
-        raise LatentAtlasError(f"--range needs two finite numbers like -3,3, got {value_range!r}")
-    if isinstance(base, str) and base not in ("centre", "center"):
-        try:
-            base = int(base)
-        except ValueError:
-            raise LatentAtlasError(f"--base must be 'centre' or a z-point row index, got {base!r}") from None
-
-    z_fit = run.zpoints(subset)
-    z_all = run.zpoints()
-    dim = z_fit.shape[1]
-    if dim != run.latent_dim:
-        raise LatentAtlasError(
-            f"the z-points of {run.path} have dimension {dim}, the model {run.latent_dim}: "
-            f"run `latentatlas encode {run.path}`"
-        )
-    centre, cov = mean_and_covariance(z_fit)
-    std = np.sqrt(np.diag(cov))
-    base_point = centre if base is None or isinstance(base, str) else _row(z_all, base, "--base")
-    base_label = "" if base is None or isinstance(base, str) else f"-base{base}"
-
-    if kind == "origin-to-centre":
-        path = origin_to_centre(centre, steps)
-        name = f"origin-to-centre-steps{steps}"
-        description = "from the latent origin to the centre of the z-points"
-    elif kind == "plane":
-        j1, j2 = check_plane(plane, dim)
-        angle, length = (0.0 if angle is None else angle), (2.0 if length is None else length)
-        path = plane_path(centre, cov, (j1, j2), angle, steps, length=length, base=base_point)
-        name = f"plane-{j1}-{j2}-angle{_number(angle)}-length{_number(length)}-steps{steps}{base_label}"
-        description = (
-            f"through the centre in plane ({j1}, {j2}) at {_number(angle)} degrees, ±{_number(length)} spreads"
-        )
-    elif kind == "between":
-        ends, labels = [], []
-        for index, image, flag in ((from_index, from_image, "--from"), (to_index, to_image, "--to")):
-            if index is not None:
-                ends.append(_row(z_all, index, flag))
-                labels.append(str(index))
-            else:
-                pixels = load_image_file(image, run.model_config.image_size)
-                ends.append(run.encode(pixels)[0].astype(np.float64))
-                labels.append("img-" + _safe_name(Path(image).stem))
-        path = between(ends[0], ends[1], steps, method=interpolation)
-        name = f"between-{labels[0]}-{labels[1]}-{interpolation}-steps{steps}"
-        description = f"{interpolation} interpolation from {labels[0]} to {labels[1]}"
-    else:
-        j = _component(component, dim)
-        low, high = (-3.0, 3.0) if value_range is None else (float(value_range[0]), float(value_range[1]))
-        path = traverse(base_point, j, base_point[j] + np.linspace(low, high, steps) * std[j])
-        name = f"traverse-c{j}-from{_number(low)}-to{_number(high)}-steps{steps}{base_label}"
-        description = f"component {j} swept from {_number(low)} to {_number(high)} std around the base point"
-
-    projection_plane = check_plane(plane, dim) if kind == "plane" else most_moving_plane(path, std)
-    vectors = path.astype(np.float32)
-    images = run.decode(vectors)
-    centred = path - centre
-    mahalanobis = np.sqrt(np.clip(np.einsum("ij,ij->i", centred @ np.linalg.pinv(cov), centred), 0, None))
-    points = _score_points(run, vectors, images)
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    plot_projection(ax, z_fit, projection_plane, centre=centre, path_points=path)
-    if points is not None and points["face"].any():
-        faces = path[points["face"].to_numpy()]
-        ax.scatter(
-            faces[:, projection_plane[0]],
-            faces[:, projection_plane[1]],
-            s=90,
-            facecolors="none",
-            edgecolors="limegreen",
-            linewidths=1.5,
-            zorder=6,
-            label="decodes to a face",
-        )
-    ax.legend(loc="best", fontsize=7)
-    folder = Path(out) if out is not None else run.path / "paths" / name
-    info = {
-        "command": "path",
-        "run": str(run.path),
-        "kind": kind,
-        "steps": steps,
-        "subset": subset,
-        "options": {key: (str(value) if isinstance(value, os.PathLike) else value) for key, value in given.items()},
-        "projection_plane": list(projection_plane),
-        "mahalanobis": mahalanobis,  # distance of each step from the centre, in units of the bulk's spread
-        # per step: Mahalanobis percentile, k-NN support among held-out points, the face detector's verdict
-        "points": None if points is None else points.to_dict(orient="records"),
-        "files": {"vectors": "z.npy"},
-        "figures": [
-            {"file": "grid.png", "caption": f"{steps} images decoded along a path {description}"},
-            {
-                "file": "projection.png",
-                "caption": f"the path (black) over the real z-points projected onto plane "
-                f"({projection_plane[0]}, {projection_plane[1]}); origin yellow, centre orange"
-                + (
-                    ""
-                    if points is None
-                    else f"; green rings: {int(points['face'].sum())} of {steps} points decode "
-                    "to an image in which the face detector finds a face"
-                ),
-            },
-        ],
-    }
-    try:
-        with atomic_folder(folder) as tmp:
-            save_image_grid(
-                images, tmp / "grid.png", ncols=steps if steps <= 12 else None, scale=grid_scale(images.shape[1])
-            )
-            save_npy(tmp / "z.npy", vectors)
-            save_figure(fig, tmp / "projection.png")
-            write_json(tmp / "info.json", info)
-    finally:
-        plt.close(fig)
-    return {**info, "path": str(folder)}

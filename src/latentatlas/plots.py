@@ -11,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")  # headless: figures go to files, never to a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from latentatlas.errors import LatentAtlasError  # noqa: E402
@@ -39,19 +41,19 @@ def save_image_grid(images: np.ndarray, path: str | os.PathLike, ncols: int | No
     """Write uint8 images (n, H, W, 3) as one PNG grid; `scale` enlarges small images (nearest neighbour)."""
     picture = Image.fromarray(image_grid(images, ncols))
     if scale > 1:
-        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+        picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
     with atomic_path(path) as tmp:
         picture.save(tmp, format="PNG")
 
 
-def save_figure(fig: plt.Figure, path: str | os.PathLike, dpi: int = 110) -> None:
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 110) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
 
 
 def plot_projection(
-    ax: plt.Axes,
+    ax: Axes,
     z: np.ndarray,
     plane: Sequence[int],
     centre: np.ndarray | None = None,
@@ -86,7 +88,7 @@ def plot_projection(
 # ----------------------------------------------------------------------------- analysis figures
 
 
-def draw_ellipses(ax: plt.Axes, ellipses: Sequence[dict], color: str = "black") -> None:
+def draw_ellipses(ax: Axes, ellipses: Sequence[dict], color: str = "black") -> None:
     """Outline confidence ellipses ({"centre", "half_axes", "angle_deg", "confidence"}) on an axes."""
     from matplotlib.patches import Ellipse
 
@@ -106,7 +108,7 @@ def draw_ellipses(ax: plt.Axes, ellipses: Sequence[dict], color: str = "black") 
         ax.add_patch(patch)
 
 
-def _panel_grid(count: int, ncols: int, size: float = 2.6) -> tuple[plt.Figure, np.ndarray]:
+def _panel_grid(count: int, ncols: int, size: float = 2.6) -> tuple[Figure, np.ndarray]:
     ncols = max(1, min(ncols, count))
     nrows = max(1, math.ceil(count / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * 0.8 * nrows), squeeze=False)
@@ -124,7 +126,7 @@ def plot_histogram_grid(
     hwhm: np.ndarray | None = None,
     highlight: Sequence[int] = (),
     ncols: int = 6,
-) -> plt.Figure:
+) -> Figure:
     """Histograms (as densities) of chosen components with their fitted Gaussians; `highlight` in red titles."""
     fig, axes = _panel_grid(len(components), ncols)
     highlighted = {int(j) for j in highlight}
@@ -146,7 +148,7 @@ def plot_histogram_grid(
     return fig
 
 
-def plot_component_summary(mean: np.ndarray, std: np.ndarray, dominant: Sequence[int] = ()) -> plt.Figure:
+def plot_component_summary(mean: np.ndarray, std: np.ndarray, dominant: Sequence[int] = ()) -> Figure:
     """Every component's mean with a ±1 std bar; dominant components in red."""
     n = len(mean)
     fig, ax = plt.subplots(figsize=(min(24, max(6, n / 12)), 3.6))
@@ -163,7 +165,7 @@ def plot_component_summary(mean: np.ndarray, std: np.ndarray, dominant: Sequence
     return fig
 
 
-def plot_correlation_heatmap(corr: np.ndarray) -> plt.Figure:
+def plot_correlation_heatmap(corr: np.ndarray) -> Figure:
     n = len(corr)
     fig, ax = plt.subplots(figsize=(7, 6))
     image = ax.imshow(corr, cmap="coolwarm", vmin=-1, vmax=1, interpolation="nearest")
@@ -174,7 +176,7 @@ def plot_correlation_heatmap(corr: np.ndarray) -> plt.Figure:
     return fig
 
 
-def plot_spectrum(explained_ratio: np.ndarray, n90: int, n99: int) -> plt.Figure:
+def plot_spectrum(explained_ratio: np.ndarray, n90: int, n99: int) -> Figure:
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     k = np.arange(1, len(explained_ratio) + 1)
     left.semilogy(k, np.clip(explained_ratio, 1e-12, None), ".-", c=REAL, ms=3, lw=0.8)
@@ -193,9 +195,7 @@ def plot_spectrum(explained_ratio: np.ndarray, n90: int, n99: int) -> plt.Figure
     return fig
 
 
-def plot_radii(
-    data_radii: np.ndarray, uniform: Sequence[dict], bins: int = 80, b_match: float | None = None
-) -> plt.Figure:
+def plot_radii(data_radii: np.ndarray, uniform: Sequence[dict], bins: int = 80, b_match: float | None = None) -> Figure:
     """Histogram of the z-point radii against radii of uniform [-b, b]^N vectors (simulated) for several b.
 
     With `b_match`, the shell of uniform vectors whose mean radius equals the data's is drawn too
@@ -219,7 +219,7 @@ def plot_radii(
     if b_match is not None:
         mean, spread = float(np.mean(data_radii)), b_match / np.sqrt(15.0)
         x = np.linspace(mean - 5 * spread, mean + 5 * spread, 200)
-        ax.plot(x, stats.norm(mean, spread).pdf(x), "k--", lw=1, label=f"uniform b_match={b_match:.2f} (theory)")
+        ax.plot(x, stats.norm.pdf(x, mean, spread), "k--", lw=1, label=f"uniform b_match={b_match:.2f} (theory)")
     ax.set_yscale("log")
     ax.set_ylim(bottom=1e-4)
     ax.set_xlabel("radius |z|")
@@ -231,7 +231,7 @@ def plot_radii(
 
 def plot_mahalanobis(
     sq_distances: np.ndarray, dof: int, origin_sq: float | None = None, max_quantiles: int = 2000
-) -> plt.Figure:
+) -> Figure:
     """Squared Mahalanobis distances against the chi-square law with `dof` dof: histogram and Q-Q plot."""
     from scipy import stats
 
@@ -239,7 +239,7 @@ def plot_mahalanobis(
     upper = float(np.percentile(sq_distances, 99.5))
     left.hist(sq_distances[sq_distances <= upper], bins=80, density=True, color=REAL, alpha=0.6, label="z-points")
     x = np.linspace(max(0.0, float(sq_distances.min())), upper, 300)
-    left.plot(x, stats.chi2(dof).pdf(x), c="k", lw=1, label=f"χ² ({dof} dof)")
+    left.plot(x, stats.chi2.pdf(x, dof), c="k", lw=1, label=f"χ² ({dof} dof)")
     if origin_sq is not None and origin_sq <= upper * 1.5:
         left.axvline(origin_sq, c=ORIGIN, lw=1.5, label="origin")
     left.set_xlabel("squared Mahalanobis distance")
@@ -267,7 +267,7 @@ def plot_projection_grid(
     path_points: np.ndarray | None = None,
     ncols: int = 2,
     title: str | None = None,
-) -> plt.Figure:
+) -> Figure:
     """One seed-style projection panel per plane dict ({"plane", "ellipses", optional "z"}), with legends.
 
     A plane's own "z" (e.g. only the points inside a slice) replaces the shared `z` for that panel.
@@ -293,5 +293,70 @@ def plot_projection_grid(
         ax.legend(fontsize=6, loc="best")
     if title:
         fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+NORMALITY_TESTS = (
+    ("component_min_p_holm", "per component (Holm, min p)"),
+    ("henze_zirkler_p", "Henze-Zirkler"),
+    ("mardia_skewness_p", "Mardia skewness"),
+    ("mardia_kurtosis_p", "Mardia kurtosis"),
+    ("sq_distance_p", "law of d²"),
+)
+
+
+def plot_core_normality(
+    robust_sq: np.ndarray, cutoff: float, dof: int, core: Sequence[dict], untrimmed: Sequence[dict], alpha: float = 0.05
+) -> Figure:
+    """Robust squared distances with the 3σ cutoff (left); every test's p-value against n, core and all (right)."""
+    from scipy import stats
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    upper = max(float(np.percentile(robust_sq, 99.5)), cutoff * 1.2)
+    shown = robust_sq[robust_sq <= upper]
+    left.hist(shown, bins=80, density=True, color=REAL, alpha=0.6, label="z-points")
+    x = np.linspace(max(0.0, float(shown.min())), upper, 300)
+    left.plot(x, stats.chi2.pdf(x, dof), c="k", lw=1, label=f"χ² ({dof} dof)")
+    left.axvline(cutoff, c="tab:red", lw=1.2, label="3σ cutoff")
+    left.set_xlabel("robust squared Mahalanobis distance")
+    left.set_ylabel("density")
+    left.legend(fontsize=8)
+    floor = 1e-300
+    for k, (key, label) in enumerate(NORMALITY_TESTS):
+        color = f"C{k}"
+        for rows, style, suffix in ((core, "-o", "core"), (untrimmed, ":x", "all")):
+            points = [(r["n"], max(r[key], floor)) for r in rows if r.get(key) is not None]
+            if points:
+                n, p = zip(*points)
+                right.plot(n, p, style, c=color, ms=4, lw=1, label=f"{label} ({suffix})")
+    right.axhline(alpha, c="k", lw=0.8, ls="--")
+    right.set_xscale("log")
+    right.set_yscale("log")
+    right.set_xlabel("sample size n")
+    right.set_ylabel("p-value")
+    right.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_regions(projected: np.ndarray, labels: np.ndarray, centres: np.ndarray, bic: Sequence[dict]) -> Figure:
+    """Points on the first two detector axes coloured by region, with the centres (left); BIC per count (right)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for r in range(len(centres)):
+        inside = labels == r
+        left.scatter(projected[inside, 0], projected[inside, 1], s=2, alpha=0.4, c=f"C{r}", label=f"region {r}")
+    left.scatter(centres[:, 0], centres[:, 1], marker="x", s=60, c="k", label="centres")
+    left.set_xlabel("principal axis 1")
+    left.set_ylabel("principal axis 2")
+    left.legend(fontsize=7, markerscale=3)
+    counts = [row["regions"] for row in bic]
+    values = [row["bic"] for row in bic]
+    right.plot(counts, values, "-o", c=REAL, ms=4)
+    best = counts[int(np.argmin(values))]
+    right.axvline(best, c="tab:red", lw=1, ls="--", label=f"lowest BIC: {best}")
+    right.set_xlabel("mixture components")
+    right.set_ylabel("BIC")
+    right.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -1,64 +1,55 @@
-"""Training: `TrainConfig`, the loop, per-epoch checkpoints and exact resume.
+"""Training: the loop, exact resume, learning-rate schedules, early stopping and divergence checks.
 
-A run folder is written only after the first epoch finishes, and every file in it is replaced
-atomically after each epoch, with train_state.json last: it is the commit point that --resume trusts.
-Resuming reproduces the uninterrupted run bit for bit on CPU: the batch order of every epoch comes
-from a generator seeded by (seed, epoch) alone, and the Adam state is saved exactly.
+Every epoch ends in one checkpoint folder committed by a rename (see `latentatlas.checkpoint`), so a
+kill at any moment leaves the previous or the new checkpoint. Resuming reproduces the uninterrupted run
+bit for bit on CPU: the batch order of every epoch comes from a generator seeded by (seed, epoch) alone,
+the Adam state is saved exactly, and the schedule's state lives in train_state.json.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
+import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from latentatlas.data import DataConfig, ImageSet, load_images
+from latentatlas import checks
+from latentatlas.checkpoint import (
+    Checkpoint,
+    clean_stale_temporaries,
+    latest_checkpoint,
+    load_optimizer,
+    read_history,
+    write_checkpoint,
+)
+from latentatlas.config import DataConfig, TrainConfig
+from latentatlas.data import ImageSet, load_images
 from latentatlas.errors import LatentAtlasError
-from latentatlas.io import atomic_path, load_npy, read_json, save_npy, write_json, write_text
-from latentatlas.model import Autoencoder, ModelConfig
-from latentatlas.store import Run, default_device
+from latentatlas.io import load_npy, read_json, save_npy, write_json
+from latentatlas.model import (
+    Autoencoder,
+    ModelConfig,
+    default_device,
+    estimate_parameters,
+    load_model_weights,
+    parse_device,
+    to_model_input,
+)
 
-HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "seconds", "images_per_s")
+# The plateau schedule halves the learning rate after every PLATEAU_EPOCHS epochs without a better validation loss.
+PLATEAU_EPOCHS = 2
+PLATEAU_DECAY = 0.5
 # Training images are held in RAM as uint8; above this size they are streamed from the memmap in chunks.
 RAM_BUDGET_BYTES = 4 * 2**30
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 15
-    batch_size: int = 64  # beat 128 at every epoch on CelebA (val MSE 0.018 vs 0.023 after 4 short epochs)
-    lr: float = 1e-3
-    seed: int = 0
-    val_fraction: float = 0.1
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise LatentAtlasError(f"epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise LatentAtlasError(f"batch size must be >= 1, got {self.batch_size}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise LatentAtlasError(f"learning rate must be a positive number, got {self.lr}")
-        if not 0 <= self.val_fraction < 1:
-            raise LatentAtlasError(f"validation fraction must be in [0, 1), got {self.val_fraction}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 def make_split(n: int, val_fraction: float, seed: int) -> np.ndarray:
@@ -111,10 +102,10 @@ class _BatchFeeder:
     def __len__(self) -> int:
         return len(self.indices)
 
-    def batches(self, order: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
-        order = order.numpy()
+    def batches(self, order_tensor: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
+        order = order_tensor.numpy()
         if self.in_ram is not None:
-            order_tensor = torch.from_numpy(order).to(self.in_ram.device)
+            order_tensor = order_tensor.to(self.in_ram.device)
             for start in range(0, len(order), batch_size):
                 yield self.in_ram[order_tensor[start : start + batch_size]]
             return
@@ -125,11 +116,6 @@ class _BatchFeeder:
             position = torch.from_numpy(np.searchsorted(sorted_rows, wanted))
             for start in range(0, len(wanted), batch_size):
                 yield block[position[start : start + batch_size]]
-
-
-def to_model_input(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 (B, H, W, 3) -> float (B, 3, H, W) in [0, 1]; the permuted view is already channels_last."""
-    return batch.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
 
 
 def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
@@ -167,95 +153,35 @@ def evaluate_loss(model: Autoencoder, feeder: _BatchFeeder, device: torch.device
     return total / (len(feeder) * 3 * int(np.prod(feeder.images.shape[1:3])))
 
 
-# --------------------------------------------------------------------------- checkpoints
-
-
-def save_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
-    """Adam state as safetensors: tensors flattened to "state.<param>.<name>", the rest as JSON metadata."""
-    state = optimizer.state_dict()
-    tensors, scalars = {}, {}
-    for param_id, entries in state["state"].items():
-        for name, value in entries.items():
-            key = f"state.{param_id}.{name}"
-            if torch.is_tensor(value):
-                tensors[key] = value.detach().cpu().contiguous()
-            else:
-                scalars[key] = value
-    metadata = {"param_groups": json.dumps(state["param_groups"]), "scalars": json.dumps(scalars)}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
-
-
-def load_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-        tensors = load_file(str(path))
-        # JSON turned tuples (Adam's betas) into lists; give them back their type.
-        param_groups = [
-            {k: (v if k == "params" or not isinstance(v, list) else tuple(v)) for k, v in group.items()}
-            for group in json.loads(metadata["param_groups"])
-        ]
-        scalars = json.loads(metadata.get("scalars", "{}"))
-    except (OSError, KeyError, ValueError, json.JSONDecodeError) as exc:
-        raise LatentAtlasError(f"corrupt optimizer checkpoint {path}: {exc}") from None
-    state: dict[int, dict] = {}
-    for key, value in {**tensors, **scalars}.items():
-        _, param_id, name = key.split(".", 2)
-        state.setdefault(int(param_id), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": param_groups})
-
-
-def save_model(model: Autoencoder, path: Path) -> None:
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": "pt", "model_config": json.dumps(model.config.to_dict())})
-
-
-def load_model_weights(model: Autoencoder, path: Path) -> None:
-    try:
-        state = load_file(str(path))
-    except (OSError, ValueError) as exc:
-        raise LatentAtlasError(f"corrupt model checkpoint {path}: {exc}") from None
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        first_line = str(exc).strip().splitlines()[0]
-        raise LatentAtlasError(f"model checkpoint {path} does not fit config.json: {first_line}") from None
-
-
-def _history_text(rows: list[dict]) -> str:
-    lines = [",".join(HISTORY_COLUMNS)]
-    for row in rows:
-        lines.append(",".join(_format_value(row[c]) for c in HISTORY_COLUMNS))
-    return "\n".join(lines) + "\n"
-
-
-def _format_value(value: float | int) -> str:
-    if isinstance(value, int):
-        return str(value)
-    return "" if not math.isfinite(value) else repr(float(value))
-
-
-def read_history(path: Path) -> list[dict]:
-    """Rows of history.csv as dicts (empty val_loss -> nan); [] when the file does not exist yet."""
-    if not path.is_file():
-        return []
-    rows = []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for line in lines[1:]:
-        if not line.strip():
-            continue
-        values = line.split(",")
-        row = {c: (float(v) if v else float("nan")) for c, v in zip(HISTORY_COLUMNS, values)}
-        row["epoch"] = int(row["epoch"])
-        rows.append(row)
-    return rows
-
-
 # --------------------------------------------------------------------------- validation before any write
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The three sections of a run's config.json."""
+
+    model: ModelConfig
+    train: TrainConfig
+    data: DataConfig
+
+    def to_dict(self) -> dict:
+        return {"model": self.model.to_dict(), "train": self.train.to_dict(), "data": self.data.to_dict()}
+
+
+def read_run_config(run_dir: str | os.PathLike) -> RunConfig:
+    """RUN/config.json, every section checked by type and range; one clear line naming the file if not."""
+    path = Path(run_dir) / "config.json"
+    document = read_json(path)
+    if not isinstance(document, dict) or set(document) != {"model", "train", "data"}:
+        raise LatentAtlasError(f"{path} must hold exactly the sections model, train and data")
+    try:
+        return RunConfig(
+            model=ModelConfig.from_dict(document["model"]),
+            train=TrainConfig.from_dict(document["train"]),
+            data=DataConfig.from_dict(document["data"]),
+        )
+    except LatentAtlasError as exc:
+        raise LatentAtlasError(f"invalid {path}: {exc}") from None
 
 
 def _describe_difference(old: dict, new: dict) -> str:
@@ -263,31 +189,33 @@ def _describe_difference(old: dict, new: dict) -> str:
     return ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in keys)
 
 
-def _check_resume(run_dir: Path, data: DataConfig, model: ModelConfig, config: TrainConfig) -> dict:
-    """Compare the request with the saved run; returns the saved train_state."""
-    if not (run_dir / "config.json").is_file() or not (run_dir / "train_state.json").is_file():
+def _check_resume(run_dir: Path, data: DataConfig, model: ModelConfig, config: TrainConfig) -> Checkpoint:
+    """Compare the request with the saved run; returns its last committed checkpoint."""
+    last = latest_checkpoint(run_dir) if (run_dir / "config.json").is_file() else None
+    if last is None:
         raise LatentAtlasError(f"cannot resume: {run_dir} holds no checkpoint; train without --resume first")
-    saved = Run(run_dir)
-    saved_model = saved.model_config.to_dict()
+    saved = read_run_config(run_dir)
+    saved_model = saved.model.to_dict()
     if saved_model != model.to_dict():
         raise LatentAtlasError(
-            f"cannot resume {run_dir} with a different architecture ({_describe_difference(saved_model, model.to_dict())})"
+            f"cannot resume {run_dir} with a different architecture "
+            f"({_describe_difference(saved_model, model.to_dict())})"
         )
-    saved_data = saved.data_config.to_dict()
+    saved_data = saved.data.to_dict()
     if saved_data != data.to_dict():
         raise LatentAtlasError(
             f"cannot resume {run_dir} with different data ({_describe_difference(saved_data, data.to_dict())})"
         )
-    saved_train = saved.train_config
     for name in ("seed", "val_fraction"):  # both decide the split, which must not move
-        if getattr(saved_train, name) != getattr(config, name):
+        if getattr(saved.train, name) != getattr(config, name):
             raise LatentAtlasError(
-                f"cannot resume {run_dir} with a different {name} ({getattr(saved_train, name)} -> {getattr(config, name)})"
+                f"cannot resume {run_dir} with a different {name} "
+                f"({getattr(saved.train, name)} -> {getattr(config, name)})"
             )
-    for name in ("model.safetensors", "optimizer.safetensors", "split.npy"):
-        if not (run_dir / name).is_file():
-            raise LatentAtlasError(f"cannot resume: {run_dir / name} is missing")
-    return read_json(run_dir / "train_state.json")
+    for path in (last.model_path, last.optimizer_path, run_dir / "split.npy"):
+        if not path.is_file():
+            raise LatentAtlasError(f"cannot resume: {path} is missing")
+    return last
 
 
 def _load_and_split(
@@ -295,20 +223,31 @@ def _load_and_split(
 ) -> tuple[ImageSet, np.ndarray]:
     if data.image_size != model.image_size:
         raise LatentAtlasError(f"data image size {data.image_size} differs from the model's {model.image_size}")
+    checks.allocation((estimate_parameters(model),), 4 * 4, "the model, its gradients and Adam's state")
     images = load_images(data, progress=progress)
     n = len(images.images)
     if n < 2:
         raise LatentAtlasError(f"training needs at least 2 images, {data.source} has {n}")
     if resume:
         split = np.asarray(load_npy(run_dir / "split.npy", mmap=False))
-        if len(split) != n:
-            raise LatentAtlasError(f"cannot resume: split.npy has {len(split)} entries but the data has {n} images")
+        if split.ndim != 1 or len(split) != n or not np.isin(split, (0, 1)).all():
+            raise LatentAtlasError(f"cannot resume: {run_dir / 'split.npy'} is not a 0/1 split of the {n} images")
     else:
         split = make_split(n, config.val_fraction, config.seed)
     return images, split
 
 
 # --------------------------------------------------------------------------- the loop
+
+
+def learning_rate_factor(config: TrainConfig, epoch: int, plateau_factor: float) -> float:
+    """The factor applied to `config.lr` in `epoch` (1-based): cosine decay over `config.epochs`, or the
+    factor the plateau rule has reached, or 1."""
+    if config.lr_schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / config.epochs))
+    if config.lr_schedule == "plateau":
+        return plateau_factor
+    return 1.0
 
 
 def train(
@@ -319,60 +258,129 @@ def train(
     resume: bool = False,
     progress: bool = True,
     device: torch.device | str | None = None,
-) -> Run:
-    """Train an autoencoder into `run_dir` (or continue one with `resume`) and return the Run.
+) -> Path:
+    """Train an autoencoder into `run_dir` (or continue one with `resume`); returns the run folder.
 
     `config.epochs` is the total: resuming a 2-epoch run with epochs=4 trains epochs 3 and 4.
-    Everything is validated (and the data loaded) before the first file is written.
+    Everything is validated (and the data loaded) before the first file is written. A non-finite loss
+    stops training with a LatentAtlasError; the last committed (finite) checkpoint stays.
     """
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise LatentAtlasError(f"{run_dir} exists and is not a folder")
-    if not resume and ((run_dir / "model.safetensors").exists() or (run_dir / "train_state.json").exists()):
+    if not resume and latest_checkpoint(run_dir) is not None:
         raise LatentAtlasError(f"{run_dir} already holds a trained model; use --resume or another --out")
-    train_state = _check_resume(run_dir, data, model, config) if resume else {}
-    device = torch.device(device) if device is not None else default_device()
+    last = _check_resume(run_dir, data, model, config) if resume else None
+    device = parse_device(device) if device is not None else default_device()
     imageset, split = _load_and_split(run_dir, data, model, config, resume, progress)
 
     with torch.random.fork_rng(devices=[]):  # seeding must not disturb the caller's global RNG
         torch.manual_seed(config.seed)
         net = Autoencoder(model)
-    net = net.to(device, memory_format=torch.channels_last)
+    # Module.to accepts memory_format at runtime; torch's type stubs omit it.
+    net = net.to(device=device, memory_format=torch.channels_last)  # pyright: ignore[reportCallIssue]
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
-    history = []
-    start_epoch = 0
-    if resume:
-        load_model_weights(net, run_dir / "model.safetensors")
-        load_optimizer(optimizer, run_dir / "optimizer.safetensors")
-        for group in optimizer.param_groups:
-            group["lr"] = config.lr  # a resumed run may continue with another learning rate
-        start_epoch = int(train_state.get("epochs_done", 0))
-        history = [row for row in read_history(run_dir / "history.csv") if row["epoch"] <= start_epoch]
+    history: list[dict] = []
+    state: dict = {"epochs_done": 0, "best_epoch": None, "best_val_loss": float("inf"), "lr_factor": 1.0}
+    if last is not None:
+        load_model_weights(net, last.model_path)
+        load_optimizer(optimizer, last.optimizer_path)
+        history = [row for row in read_history(last.history_path) if row["epoch"] <= last.epoch]
+        state.update({k: last.state[k] for k in ("best_epoch", "lr_factor", "epochs_since_best") if k in last.state})
+        state["epochs_done"] = last.epoch
+        best = last.state.get("best_val_loss")
+        state["best_val_loss"] = float(best) if isinstance(best, (int, float)) else float("inf")
+    clean_stale_temporaries(run_dir)
 
     train_feeder = _BatchFeeder(imageset.images, np.flatnonzero(split == 0), device=device)
     val_feeder = _BatchFeeder(imageset.images, np.flatnonzero(split == 1), device=device)
-    best = min((row["val_loss"] for row in history if math.isfinite(row["val_loss"])), default=float("inf"))
-    config_json = {"model": model.to_dict(), "train": config.to_dict(), "data": data.to_dict()}
+    fixed = {
+        "seed": config.seed,
+        "shuffle_seeds": "torch.Generator per epoch from numpy SeedSequence([seed, epoch])",
+        "n_images": len(split),
+        "n_train": int((split == 0).sum()),
+        "n_val": int((split == 1).sum()),
+        "skipped_files": len(imageset.skipped),
+        "device": device.type,
+        "torch": torch.__version__,
+    }
+    run_files_written = False
 
     net.train()
     with _deterministic(device):
-        for epoch in range(start_epoch + 1, config.epochs + 1):
+        for epoch in range(state["epochs_done"] + 1, config.epochs + 1):
+            if config.patience is not None and state.get("epochs_since_best", 0) >= config.patience:
+                break
+            lr = config.lr * learning_rate_factor(config, epoch, state["lr_factor"])
+            for group in optimizer.param_groups:
+                group["lr"] = lr  # a resumed run may continue with another learning rate or schedule
             started = time.perf_counter()
             train_loss = _train_epoch(net, optimizer, train_feeder, device, config, epoch, progress)
+            if not math.isfinite(train_loss):
+                _diverged(epoch, train_loss, "training", state)
+            if not all(torch.isfinite(p).all() for p in net.parameters()):
+                _diverged(epoch, float("nan"), "weights'", state)
             seconds = time.perf_counter() - started
             val_loss = evaluate_loss(net, val_feeder, device)
-            history.append(
-                {
-                    "epoch": epoch,
-                    "train_loss": train_loss,
-                    "val_loss": val_loss,
-                    "seconds": seconds,
-                    "images_per_s": len(train_feeder) / seconds,
-                }
-            )
-            best = min(best, val_loss) if math.isfinite(val_loss) else best
-            _write_checkpoint(run_dir, net, optimizer, split, config_json, history, epoch, best, imageset, device)
-    return Run(run_dir)
+            if not math.isfinite(val_loss) and len(val_feeder):
+                _diverged(epoch, val_loss, "validation", state)
+            row = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "seconds": seconds,
+                "images_per_s": len(train_feeder) / seconds,
+                "lr": lr,
+            }
+            history.append(row)
+            _update_progress_state(state, config, epoch, val_loss)
+            if not run_files_written:  # config and split belong to this training, written before its first commit
+                write_json(run_dir / "config.json", RunConfig(model, config, data).to_dict())
+                save_npy(run_dir / "split.npy", split)
+                run_files_written = True
+            state_row = {**fixed, **state, "train_loss": train_loss, "val_loss": val_loss, "lr": lr}
+            best_epoch = state["best_epoch"]
+            write_checkpoint(run_dir, net, optimizer, history, state_row, keep=lambda e, b=best_epoch: e == b)
+            if progress:
+                log_epoch(row, config.epochs)
+            if config.patience is not None and state["epochs_since_best"] >= config.patience and progress:
+                print(
+                    f"early stop after epoch {epoch}: no better validation loss for {config.patience} epochs "
+                    f"(best {state['best_val_loss']:.5f} at epoch {state['best_epoch']})",
+                    file=sys.stderr,
+                )
+    return run_dir
+
+
+def _update_progress_state(state: dict, config: TrainConfig, epoch: int, val_loss: float) -> None:
+    """Best epoch, epochs without improvement, and the plateau rule's learning-rate factor."""
+    state["epochs_done"] = epoch
+    if not math.isfinite(val_loss):  # no validation set: the last epoch counts as the best
+        state.update(best_epoch=epoch, epochs_since_best=0)
+        return
+    if val_loss < state["best_val_loss"]:
+        state.update(best_epoch=epoch, best_val_loss=val_loss, epochs_since_best=0)
+    else:
+        state["epochs_since_best"] = state.get("epochs_since_best", 0) + 1
+        if config.lr_schedule == "plateau" and state["epochs_since_best"] % PLATEAU_EPOCHS == 0:
+            state["lr_factor"] = state["lr_factor"] * PLATEAU_DECAY
+
+
+def _diverged(epoch: int, loss: float, which: str, state: dict) -> None:
+    kept = f"the checkpoint of epoch {state['epochs_done']} is kept" if state["epochs_done"] else "nothing was saved"
+    raise LatentAtlasError(
+        f"training diverged in epoch {epoch}: the {which} loss became {loss}; {kept}; try a smaller --lr"
+    )
+
+
+def log_epoch(row: dict, epochs: int) -> None:
+    """One line per epoch on stderr, on a terminal or not (a batch job's log shows progress too)."""
+    print(
+        f"epoch {row['epoch']}/{epochs}: train loss {row['train_loss']:.5f}, val loss {row['val_loss']:.5f}, "
+        f"{row['images_per_s']:.0f} images/s",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _train_epoch(
@@ -392,7 +400,7 @@ def _train_epoch(
         desc=f"epoch {epoch}/{config.epochs}",
         unit="img",
         disable=None if progress else True,
-        leave=False,
+        leave=True,
     )
     with bar:
         for batch in feeder.batches(order, config.batch_size):
@@ -403,50 +411,26 @@ def _train_epoch(
             loss.backward()
             optimizer.step()
             # .item() syncs with the GPU; once per batch is cheap next to a forward/backward pass.
-            total += loss.item() * len(x)
+            value = loss.item()
+            if not math.isfinite(value):
+                return value  # the caller stops with a clear message; no checkpoint of this epoch is written
+            total += value * len(x)
             seen += len(x)
             bar.update(len(x))
             bar.set_postfix(loss=f"{total / seen:.5f}", img_s=f"{seen / (time.perf_counter() - started):.0f}")
     return total / seen
 
 
-def _write_checkpoint(
-    run_dir: Path,
-    net: Autoencoder,
-    optimizer: torch.optim.Optimizer,
-    split: np.ndarray,
-    config_json: dict,
-    history: list[dict],
-    epoch: int,
-    best: float,
-    imageset: ImageSet,
-    device: torch.device,
-) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not (run_dir / "split.npy").is_file():
-        save_npy(run_dir / "split.npy", split)
-    write_json(run_dir / "config.json", config_json)
-    save_model(net, run_dir / "model.safetensors")
-    save_optimizer(optimizer, run_dir / "optimizer.safetensors")
-    write_text(run_dir / "history.csv", _history_text(history))
-    last = history[-1]
-    write_json(
-        run_dir / "train_state.json",
-        {
-            "epochs_done": epoch,
-            "train_loss": last["train_loss"],
-            "val_loss": last["val_loss"],
-            "best_val_loss": best,
-            "seed": config_json["train"]["seed"],
-            "shuffle_seeds": "torch.Generator per epoch from numpy SeedSequence([seed, epoch])",
-            "n_images": len(split),
-            "n_train": int((split == 0).sum()),
-            "n_val": int((split == 1).sum()),
-            "skipped_files": len(imageset.skipped),
-            "device": device.type,
-            "torch": torch.__version__,
-        },
-    )
-
-
-__all__ = ["TrainConfig", "train", "make_split", "epoch_generator", "use_all_cores", "read_history"]
+__all__ = [
+    "TrainConfig",
+    "RunConfig",
+    "read_run_config",
+    "log_epoch",
+    "train",
+    "make_split",
+    "epoch_generator",
+    "use_all_cores",
+    "read_history",
+    "estimate_parameters",
+    "learning_rate_factor",
+]

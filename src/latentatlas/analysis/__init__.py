@@ -1,0 +1,85 @@
+"""Fitted analyses of a z-point set: one module per finding of the seed, all computed in chunks.
+
+Every estimator follows the scikit-learn convention (keyword-only ``__init__`` that stores options,
+``fit(z)`` returns ``self``, learned attributes end in ``_``). ``z`` is a float array ``(n, N)``, typically
+a run's memory-mapped ``zpoints.npy``, or a `ZView` (a boolean row selection applied chunkwise); only
+subsamples (KS test, MCD core, normality tests, projections) are ever loaded whole.
+
+- distributions: per-component histograms, Gaussian fits, half widths, KS distances (part II)
+- dominant: the dominant components (part II)
+- correlations: correlation matrix, strongest pairs, confidence ellipses, default planes (part III)
+- radii: radii against uniform [-b, b]^N vectors (part II)
+- origin: the origin's position and the chi-square comparison of Mahalanobis distances (part IV)
+- robust: the inner core by the one MCD (`stats.min_cov_det`)
+- normality: the author's normal core (trim beyond 3σ, test at several n) (later posts)
+- regions: fragmentation, regions by a mixture BIC sweep cross-checked by HDBSCAN; `RegionModel` for samplers
+- slices: flat slices outside a coordinate plane (part V)
+- seed_claims: the seed's claims as `Finding`s
+- latent: `LatentAnalysis`, all of the above in one fit; `to_dict()` is analysis.json
+
+Nothing here reads or writes a run folder: `latentatlas.pipelines.analyze.analyze_run` does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from latentatlas.analysis.correlations import confidence_ellipse, correlation_matrix, default_planes, strongest_pairs
+from latentatlas.analysis.distributions import ComponentDistributions, ks_distance_normal, measure_hwhm
+from latentatlas.analysis.dominant import DominantComponents
+from latentatlas.analysis.latent import SCHEMA, LatentAnalysis
+from latentatlas.analysis.normality import CoreNormality, NormalityTests, mardia
+from latentatlas.analysis.origin import OriginPosition, chi2_comparison
+from latentatlas.analysis.radii import Radii, uniform_box, uniform_radius_moments
+from latentatlas.analysis.regions import RegionModel, Regions
+from latentatlas.analysis.robust import RobustCore
+from latentatlas.analysis.seed_claims import seed_findings
+from latentatlas.analysis.slices import independent_gaussian_slice_fraction, slice_counts, slice_fraction, slice_mask
+from latentatlas.checks import plane as check_plane
+from latentatlas.stats import PCA, BulkStatistics, Mahalanobis, ZView, min_cov_det, precision_matrix
+
+__all__ = [
+    "PCA",
+    "SCHEMA",
+    "BulkStatistics",
+    "ComponentDistributions",
+    "CoreNormality",
+    "DominantComponents",
+    "LatentAnalysis",
+    "Mahalanobis",
+    "NormalityTests",
+    "OriginPosition",
+    "Radii",
+    "RegionModel",
+    "Regions",
+    "RobustCore",
+    "ZView",
+    "check_plane",
+    "chi2_comparison",
+    "confidence_ellipse",
+    "correlation_matrix",
+    "default_planes",
+    "independent_gaussian_slice_fraction",
+    "ks_distance_normal",
+    "mardia",
+    "measure_hwhm",
+    "min_cov_det",
+    "precision_matrix",
+    "seed_findings",
+    "slice_counts",
+    "slice_fraction",
+    "slice_mask",
+    "strongest_pairs",
+    "uniform_box",
+    "uniform_radius_moments",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """`analyze_run` moved to `latentatlas.pipelines.analyze`; the old import keeps working, loaded on use
+    only (so importing the pure analysis never imports the run folder or plotting)."""
+    if name == "analyze_run":
+        from latentatlas.pipelines.analyze import analyze_run
+
+        return analyze_run
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,301 @@
+"""Fragmentation: does the encoder fill one compact region or several? (the series' title question)
+
+`Regions` projects the z-points onto their leading principal axes and detects regions twice, by a
+Gaussian-mixture BIC sweep (the regions) and by HDBSCAN (a density-based cross-check, agreement measured
+by the adjusted Rand index). Each region is then described in the full latent space from all points
+(read in chunks): centre, covariance, share, extent, and the Mahalanobis distance between regions.
+The voids are measured as the seed's samplers would meet them: the share of draws from one Gaussian
+fitted to all points that land in no region's core (d^2 within a region above its chi2 `core_level`
+quantile, in the projected space).
+
+`Regions.model()` returns a `RegionModel` (weights, means, covariances in the full latent space, and a
+`predict` for labels): everything a per-region sampler needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+from sklearn.cluster import HDBSCAN
+from sklearn.metrics import adjusted_rand_score
+from sklearn.mixture import GaussianMixture
+
+from latentatlas import checks
+from latentatlas.errors import LatentAtlasError
+from latentatlas.findings import Finding, Verdict
+from latentatlas.stats import DEFAULT_CHUNK, PCA, ZView, as_view, moments, one_blas_thread, precision_matrix
+
+# agreement between the two detectors that counts as a cross-check
+ARI_AGREE = 0.5
+
+
+@dataclass(frozen=True)
+class RegionModel:
+    """Regions as a mixture in the full latent space, plus the projection that assigns points to them.
+
+    Attributes
+    ----------
+    weights : ndarray (k,)
+        Share of the points in each region.
+    means, covariances : ndarray (k, N), (k, N, N)
+        Moments of each region's points in the latent space.
+    projection_mean, projection_axes : ndarray (N,), (d, N)
+        z -> (z - projection_mean) @ projection_axes.T is the space the mixture was fitted in.
+    mixture : GaussianMixture
+        The fitted mixture in that space.
+    """
+
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+    projection_mean: np.ndarray
+    projection_axes: np.ndarray
+    mixture: GaussianMixture
+
+    def project(self, z: np.ndarray) -> np.ndarray:
+        return (np.asarray(z, dtype=np.float64) - self.projection_mean) @ self.projection_axes.T
+
+    def predict(self, z: np.ndarray) -> np.ndarray:
+        """Region label (0..k-1) of each point (m, N)."""
+        return self.mixture.predict(self.project(z))
+
+
+class Regions:
+    """Regions of the z-points by a Gaussian-mixture BIC sweep, cross-checked by HDBSCAN.
+
+    Parameters
+    ----------
+    max_regions : int
+        Largest number of mixture components tried (1..max_regions; the lowest BIC wins).
+    pca_dims : int
+        Leading principal axes the detectors work in (capped by N).
+    max_samples : int
+        Seeded subsample for the mixture sweep and HDBSCAN (both are superlinear in n).
+    min_share : float
+        HDBSCAN's smallest cluster, as a share of the subsample.
+    core_level : float
+        A point lies in a region's core when its d^2 to that region is within this chi2 quantile.
+    void_samples : int
+        Draws from the one-Gaussian fit used to measure the voids.
+    random_state : int
+    chunk_size : int
+
+    Attributes
+    ----------
+    bic_ : list of (int, float)
+        BIC per number of components.
+    n_regions_ : int
+    labels_ : ndarray (n,)
+        Region of every point (mixture assignment), in row order.
+    shares_ : ndarray (k,)
+    means_, covariances_ : ndarray (k, N), (k, N, N)
+    extent_rms_, extent_major_ : ndarray (k,)
+        sqrt(trace) and the largest standard deviation of each region's covariance.
+    separation_ : ndarray (k, k)
+        Mahalanobis distance between region centres under the mean of the two covariances.
+    hdbscan_n_regions_ : int
+    hdbscan_noise_share_ : float
+    adjusted_rand_ : float or None
+        Agreement of mixture and HDBSCAN labels on the subsample points HDBSCAN does not call noise.
+    void_share_ : float
+        Share of one-Gaussian draws outside every region's core.
+    data_outside_cores_ : float
+        The same share for the z-points themselves (the baseline: about 1 - core_level).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_regions: int = 6,
+        pca_dims: int = 10,
+        max_samples: int = 5000,
+        min_share: float = 0.02,
+        core_level: float = 0.99,
+        void_samples: int = 5000,
+        random_state: int = 0,
+        chunk_size: int = DEFAULT_CHUNK,
+    ):
+        self.max_regions = max_regions
+        self.pca_dims = pca_dims
+        self.max_samples = max_samples
+        self.min_share = min_share
+        self.core_level = core_level
+        self.void_samples = void_samples
+        self.random_state = random_state
+        self.chunk_size = chunk_size
+
+    def validate(self) -> None:
+        checks.positive_int(self.max_regions, "max_regions")
+        checks.positive_int(self.pca_dims, "pca_dims")
+        checks.positive_int(self.max_samples, "max_samples", 10)
+        checks.fraction(self.min_share, "min_share")
+        checks.fraction(self.core_level, "core_level")
+        checks.positive_int(self.void_samples, "void_samples")
+        checks.seed(self.random_state, "random_state")
+        checks.positive_int(self.chunk_size, "chunk_size")
+
+    @one_blas_thread
+    def fit(self, z: np.ndarray | ZView, pca: PCA | None = None) -> Regions:
+        self.validate()
+        view = as_view(z)
+        everything = moments(view, self.chunk_size)
+        if pca is None:
+            pca = PCA().fit(covariance=everything.cov)
+        dims = min(int(self.pca_dims), view.dim)
+        self.projection_mean_ = everything.mean
+        self.projection_axes_ = pca.components_[:dims]
+        sample = view.subsample(min(int(self.max_samples), view.n), self.random_state)
+        projected = self._project(sample)
+        if len(projected) < 2 * dims + 2:
+            raise LatentAtlasError(f"region detection needs more than {2 * dims + 1} points, got {len(projected)}")
+        self.bic_, best = [], None
+        for k in range(1, min(int(self.max_regions), len(projected) // (dims + 1)) + 1):
+            mixture = GaussianMixture(
+                k, covariance_type="full", n_init=2, init_params="k-means++", random_state=self.random_state
+            )
+            mixture.fit(projected)
+            bic = float(mixture.bic(projected))
+            self.bic_.append((k, bic))
+            if best is None or bic < best[1]:
+                best = (mixture, bic)
+        assert best is not None  # k = 1 always runs
+        self.mixture_ = best[0]
+        self.n_regions_ = int(self.mixture_.n_components)
+        self._cross_check(projected)
+        self._describe(view)
+        self._voids(view, everything.mean, everything.cov)
+        return self
+
+    def _project(self, x: np.ndarray) -> np.ndarray:
+        return (x - self.projection_mean_) @ self.projection_axes_.T
+
+    def _cross_check(self, projected: np.ndarray) -> None:
+        size = max(5, int(round(float(self.min_share) * len(projected))))
+        # copy=True: the projected points are reused below (sklearn annotates the parameter str for its 'warn' default)
+        density = HDBSCAN(min_cluster_size=size, allow_single_cluster=True, copy=True).fit(  # pyright: ignore[reportArgumentType]
+            projected
+        )
+        labels = density.labels_
+        clustered = labels >= 0
+        self.hdbscan_labels_ = labels
+        self.hdbscan_n_regions_ = int(len(set(labels[clustered].tolist())))
+        self.hdbscan_noise_share_ = float(1.0 - clustered.mean())
+        mixture_labels = self.mixture_.predict(projected)
+        both_single = self.n_regions_ == 1 and self.hdbscan_n_regions_ <= 1
+        self.adjusted_rand_ = (
+            1.0
+            if both_single
+            else float(adjusted_rand_score(mixture_labels[clustered], labels[clustered]))
+            if clustered.sum() > 1
+            else None
+        )
+
+    def _describe(self, view: ZView) -> None:
+        k, dim = self.n_regions_, view.dim
+        counts = np.zeros(k)
+        sums = np.zeros((k, dim))
+        products = np.zeros((k, dim, dim))
+        labels = []
+        for chunk in view.chunks(checks.positive_int(self.chunk_size, "chunk_size")):
+            label = self.mixture_.predict(self._project(chunk))
+            labels.append(label)
+            for r in range(k):
+                rows = chunk[label == r]
+                counts[r] += len(rows)
+                sums[r] += rows.sum(axis=0)
+                products[r] += rows.T @ rows
+        self.labels_ = np.concatenate(labels)
+        safe = np.maximum(counts, 1.0)
+        self.shares_ = counts / counts.sum()
+        self.means_ = sums / safe[:, None]
+        self.covariances_ = products / safe[:, None, None] - np.einsum("ri,rj->rij", self.means_, self.means_)
+        self.covariances_ *= (safe / np.maximum(safe - 1.0, 1.0))[:, None, None]
+        self.extent_rms_ = np.sqrt(np.clip(np.trace(self.covariances_, axis1=1, axis2=2), 0.0, None))
+        self.extent_major_ = np.sqrt(np.clip(np.linalg.eigvalsh(self.covariances_)[:, -1], 0.0, None))
+        self.separation_ = np.zeros((k, k))
+        for a in range(k):
+            for b in range(a + 1, k):
+                precision, _ = precision_matrix((self.covariances_[a] + self.covariances_[b]) / 2.0)
+                d = self.means_[a] - self.means_[b]
+                self.separation_[a, b] = self.separation_[b, a] = float(np.sqrt(max(d @ precision @ d, 0.0)))
+
+    def _in_some_core(self, projected: np.ndarray) -> np.ndarray:
+        cutoff = stats.chi2(projected.shape[1]).ppf(float(self.core_level))
+        inside = np.zeros(len(projected), dtype=bool)
+        for mean, cov in zip(np.asarray(self.mixture_.means_), np.asarray(self.mixture_.covariances_)):
+            precision, _ = precision_matrix(cov)
+            d = projected - mean
+            inside |= np.einsum("ij,ij->i", d @ precision, d) <= cutoff
+        return inside
+
+    def _voids(self, view: ZView, mean: np.ndarray, cov: np.ndarray) -> None:
+        rng = np.random.default_rng(self.random_state)
+        draws = rng.multivariate_normal(mean, cov, size=int(self.void_samples), method="eigh")
+        self.void_share_ = float(1.0 - self._in_some_core(self._project(draws)).mean())
+        sample = view.subsample(min(int(self.void_samples), view.n), self.random_state + 1)
+        self.data_outside_cores_ = float(1.0 - self._in_some_core(self._project(sample)).mean())
+
+    def model(self) -> RegionModel:
+        """The fitted regions as a mixture in the full latent space (for per-region samplers)."""
+        return RegionModel(
+            weights=self.shares_,
+            means=self.means_,
+            covariances=self.covariances_,
+            projection_mean=self.projection_mean_,
+            projection_axes=self.projection_axes_,
+            mixture=self.mixture_,
+        )
+
+    def to_dict(self) -> dict:
+        """The analysis.json "regions" section."""
+        return {
+            "pca_dims": int(self.projection_axes_.shape[0]),
+            "bic": [{"regions": k, "bic": bic} for k, bic in self.bic_],
+            "n_regions": self.n_regions_,
+            "hdbscan": {
+                "n_regions": self.hdbscan_n_regions_,
+                "noise_share": self.hdbscan_noise_share_,
+                "min_cluster_share": float(self.min_share),
+            },
+            "adjusted_rand_index": self.adjusted_rand_,
+            "regions": [
+                {
+                    "share": float(self.shares_[r]),
+                    "centre_norm": float(np.linalg.norm(self.means_[r])),
+                    "centre_projected": np.asarray(self.mixture_.means_)[r].tolist(),
+                    "extent_rms": float(self.extent_rms_[r]),
+                    "extent_major": float(self.extent_major_[r]),
+                }
+                for r in range(self.n_regions_)
+            ],
+            "separation_mahalanobis": self.separation_.tolist(),
+            "core_level": float(self.core_level),
+            "void_share": self.void_share_,
+            "data_outside_cores": self.data_outside_cores_,
+        }
+
+    def finding(self) -> Finding:
+        """The seed's picture (one compact region), judged by both detectors."""
+        single = self.n_regions_ == 1 and self.hdbscan_n_regions_ <= 1
+        several = self.n_regions_ > 1 and self.hdbscan_n_regions_ > 1
+        ari = self.adjusted_rand_
+        if single:
+            verdict: Verdict = "agrees"
+        elif several and ari is not None and ari >= ARI_AGREE:
+            verdict = "disagrees"
+        else:
+            verdict = "mixed"
+        closest = float(self.separation_[np.triu_indices(self.n_regions_, 1)].min()) if self.n_regions_ > 1 else None
+        apart = f"; closest regions {closest:.1f} Mahalanobis units apart" if closest is not None else ""
+        return Finding(
+            key="one-compact-region",
+            claim="the encoder fills one compact region of latent space, not several fragments",
+            verdict=verdict,
+            evidence=f"Gaussian-mixture BIC picks {self.n_regions_} region(s), HDBSCAN finds {self.hdbscan_n_regions_} "
+            f"({100 * self.hdbscan_noise_share_:.0f} % noise), adjusted Rand index "
+            f"{'n/a' if ari is None else f'{ari:.2f}'}{apart}; {100 * self.void_share_:.1f} % of draws from one "
+            f"Gaussian fitted to all points land outside every region's core "
+            f"({100 * self.data_outside_cores_:.1f} % of the z-points do)",
+        )

@@ -1,0 +1,100 @@
+"""`latentatlas sample`: fit a sampler on a run's z-points, draw vectors, decode them, write the folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from latentatlas import checks
+from latentatlas.errors import LatentAtlasError
+from latentatlas.io import atomic_folder, save_npy, write_json
+from latentatlas.plots import save_image_grid
+from latentatlas.samplers import make_sampler
+from latentatlas.samplers.box import mean_radius
+from latentatlas.store import Run
+
+
+def _option_slug(options: dict[str, Any]) -> str:
+    """Readable folder-name parts for the options the user set, e.g. "-b1.5" or "-percentiles5,95"."""
+    parts = []
+    for key, value in sorted(options.items()):
+        text = (
+            ",".join(f"{v:g}" for v in value)
+            if isinstance(value, (tuple, list))
+            else (f"{value:g}" if isinstance(value, float) else str(value))
+        )
+        parts.append(f"-{key.replace('_', '-')}{text}")
+    return "".join(parts)
+
+
+def grid_scale(image_size: int) -> int:
+    """Enlarge small images in PNG grids so faces stay recognisable."""
+    return max(1, 128 // max(1, image_size)) if image_size < 64 else 1
+
+
+def run_zpoints(run: Run, subset: str) -> np.ndarray:
+    """The run's `subset` z-points, refused when they do not match the model's latent dimension."""
+    z = run.zpoints(subset)
+    if z.shape[1] != run.latent_dim:
+        raise LatentAtlasError(
+            f"the z-points of {run.path} have dimension {z.shape[1]}, the model {run.latent_dim}: "
+            f"run `latentatlas encode {run.path}`"
+        )
+    return z
+
+
+def sample_run(
+    run: Run,
+    sampler: str,
+    n: int = 64,
+    seed: int = 0,
+    out: str | os.PathLike | None = None,
+    subset: str = "train",
+    grid_limit: int = 64,
+    **options: Any,
+) -> dict:
+    """Fit sampler `sampler` on the run's `subset` z-points, draw `n` vectors and decode them.
+
+    Writes, all at once, into `out` (default RUN/samples/<sampler>[-<options>]-seed<seed>/):
+    grid.png (the first `grid_limit` images), z.npy (all n vectors), sampler/ (the fitted sampler)
+    and info.json. Everything is validated and computed before the folder appears.
+    """
+    estimator = make_sampler(sampler, **options)
+    n = checks.positive_int(n, "number of samples n")
+    seed = checks.seed(seed)
+    grid_limit = checks.positive_int(grid_limit, "grid size")
+    z = run_zpoints(run, subset)
+    estimator.fit(z)
+    vectors = estimator.sample(n, seed=seed)
+    shown = min(n, grid_limit)
+    images = run.decode(vectors[:shown])
+    folder = Path(out) if out is not None else run.path / "samples" / f"{sampler}{_option_slug(options)}-seed{seed}"
+    info = {
+        "command": "sample",
+        "run": str(run.path),
+        "sampler": sampler,
+        "options": estimator.get_params(),
+        "n": n,
+        "seed": seed,
+        "subset": subset,
+        "fitted_on": int(len(z)),
+        "latent_dim": int(z.shape[1]),
+        "mean_radius": {"samples": float(np.linalg.norm(vectors, axis=1).mean()), "z_points": mean_radius(z)},
+        "files": {"vectors": "z.npy", "sampler": "sampler"},
+        "figures": [
+            {
+                "file": "grid.png",
+                "caption": f"{shown} of {n} images decoded from {sampler} latent vectors (seed {seed}), "
+                f"the sampler fitted on {len(z)} {subset} z-points",
+            }
+        ],
+    }
+    with atomic_folder(folder, kind="samples") as tmp:
+        save_image_grid(images, tmp / "grid.png", scale=grid_scale(images.shape[1]))
+        save_npy(tmp / "z.npy", vectors)
+        estimator.save(tmp / "sampler")
+        write_json(tmp / "info.json", info)
+    return {**info, "path": str(folder)}

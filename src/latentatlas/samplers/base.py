@@ -1,0 +1,133 @@
+"""The `Sampler` base class: parameter handling, validation, density scores, saving without pickle."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from latentatlas import checks
+from latentatlas.errors import LatentAtlasError
+from latentatlas.io import atomic_folder, save_npy, write_json
+
+FORMAT = "latentatlas-sampler"
+FORMAT_VERSION = 1
+
+
+class Sampler(ABC):
+    """Base class of every latent-vector sampler (scikit-learn conventions).
+
+    `__init__` takes keyword-only parameters and only stores them; `fit(z)` validates them and the
+    z-points, learns the attributes ending in `_` and returns `self`; `sample(n, seed)` returns a
+    float32 array (n, N). Subclasses implement `_fit` and `_sample`, and `_log_density` when they
+    define a density. `save(folder)` writes sampler.json plus one .npy per learned array (never pickle).
+
+    Attributes
+    ----------
+    n_features_ : int
+        Dimension N of the z-points the sampler was fitted on.
+    n_samples_fit_ : int
+        Number of z-points it was fitted on.
+    """
+
+    name: ClassVar[str] = ""
+    _learned_arrays: ClassVar[tuple[str, ...]] = ()  # saved as <attr>.npy
+    _learned_scalars: ClassVar[tuple[str, ...]] = ()  # saved in sampler.json
+
+    def __init__(self) -> None:
+        """Samplers without parameters keep this; the others take keyword-only ones and only store them."""
+        return None
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's parameters, as scikit-learn's `get_params`."""
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {p: getattr(self, p) for p in names}
+
+    def validate_params(self) -> None:
+        """Raise LatentAtlasError for an invalid parameter; subclasses extend it."""
+        return None
+
+    def fit(self, z: np.ndarray) -> Sampler:
+        """Learn the sampler from z-points (n, N), possibly a memory map; returns self."""
+        self.validate_params()
+        z = checks.points(z, min_rows=self._min_rows())
+        if not np.issubdtype(z.dtype, np.floating):
+            z = z.astype(np.float64)
+        self._fit(z)
+        self.n_features_ = int(z.shape[1])
+        self.n_samples_fit_ = int(z.shape[0])
+        return self
+
+    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+        """`n` latent vectors (n, N) as float32; the same seed gives the same vectors."""
+        self._check_fitted("call fit(z) before sample()")
+        n = checks.positive_int(n, "number of samples n")
+        rng = np.random.default_rng(checks.seed(seed))
+        return np.ascontiguousarray(self._sample(n, rng), dtype=np.float32)
+
+    def score(self, z: np.ndarray) -> float:
+        """Mean log-likelihood per point (nats) of `z` under the fitted density, as scikit-learn's `score`."""
+        self._check_fitted("call fit(z) before score()")
+        z = np.asarray(checks.points(z, min_rows=1, dim=self.n_features_), dtype=np.float64)
+        return float(np.mean(self._log_density(z)))
+
+    def log_likelihood(self, z: np.ndarray) -> float:
+        """Mean log-likelihood of `z` in nats per point and dimension (comparable across latent sizes)."""
+        return self.score(z) / self.n_features_
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write sampler.json + one .npy per learned array into `folder` (replaced atomically)."""
+        self._check_fitted("nothing to save")
+        folder = Path(folder)
+        scalars = {attr: getattr(self, attr) for attr in ("n_features_", "n_samples_fit_", *self._learned_scalars)}
+        arrays = {attr: f"{attr.rstrip('_')}.npy" for attr in self._learned_arrays}
+        with atomic_folder(folder, kind="sampler") as tmp:
+            for attr, file in arrays.items():
+                save_npy(tmp / file, np.asarray(getattr(self, attr)))
+            extra = self._save_extra(tmp)
+            manifest = {
+                "format": FORMAT,
+                "version": FORMAT_VERSION,
+                "sampler": self.name,
+                "params": self.get_params(),
+                "fitted": scalars,
+                "arrays": arrays,
+                "extra": extra,
+            }
+            write_json(tmp / "sampler.json", manifest)
+        return folder
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+    def _check_fitted(self, action: str) -> None:
+        if not hasattr(self, "n_features_"):
+            raise LatentAtlasError(f"sampler {self.name!r} is not fitted yet: {action}")
+
+    def _min_rows(self) -> int:
+        return 2
+
+    def _log_density(self, z: np.ndarray) -> np.ndarray:
+        """Log density (n,) of float64 points; samplers without a density keep this refusal."""
+        raise LatentAtlasError(f"sampler {self.name!r} defines no density (it only draws vectors)")
+
+    def _save_extra(self, folder: Path) -> dict[str, str]:
+        """Write state that is not a plain learned array (e.g. network weights); returns {key: file}."""
+        return {}
+
+    def _load_extra(self, folder: Path, files: dict[str, str]) -> None:
+        """Restore what `_save_extra` wrote."""
+        return None
+
+    @abstractmethod
+    def _fit(self, z: np.ndarray) -> None:
+        """Learn the `_` attributes from validated floating-point z-points (possibly a memmap)."""
+
+    @abstractmethod
+    def _sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Draw (n, N) vectors (any float dtype) with `rng`."""
