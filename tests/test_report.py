@@ -430,28 +430,25 @@ def test_synthetic_settings_only_for_the_synthetic_source(tiny_run_copy, source,
     assert "image size" in text
 
 
-class RunWithWeights(Run):
-    """A run whose current weights are known (the store records them as `Run.weights_id`)."""
-
-    weights_id = "epoch3-abc123"
-
-
-@pytest.mark.parametrize("weights, stale", [("epoch1-0f0f0f", True), ("epoch3-abc123", False)])
-def test_artifacts_of_other_weights_are_marked_stale(tiny_run_copy, weights, stale):
-    run = RunWithWeights(tiny_run_copy.path)
-    write_sample(run, "gaussian-seed0", "gaussian", {}, weights=weights)
+@pytest.mark.parametrize("stale", [True, False])
+def test_artifacts_of_other_weights_are_marked_stale(tiny_run_copy, stale):
+    run = tiny_run_copy
+    now = run.weights_id("best")
+    recorded = {"weights": "best", "weights_id": "0f0f0f0f0f0f" if stale else now}
+    write_sample(run, "gaussian-seed0", "gaussian", {}, **recorded)
     write_sample(run, "uniform-box-seed0", "uniform-box", {})  # records no weights: never called stale
-    write_evaluation(
-        run, [{"name": "gaussian", "sampler": "gaussian", "options": {}, "kind": "sampler", "n": 16, "seed": 0}]
-    )
-    write_analysis(run, [finding("origin-position", "c", "agrees", "e")], weights=weights)
+    row = {"name": "gaussian", "sampler": "gaussian", "options": {}, "kind": "sampler", "n": 16, "seed": 0}
+    write_evaluation(run, [row], **recorded)
+    write_analysis(run, [finding("origin-position", "c", "agrees", "e")], **recorded)
     text = build_report(run, umap=False)
     group = group_of(text, "gaussian-seed0")
-    assert ('<span class="badge stale">stale</span>' in group) is stale
-    assert ("this sample was computed from weights epoch1-0f0f0f, the run now holds epoch3-abc123" in group) is stale
+    note = f"this sample was computed from best weights 0f0f0f0f0f0f, the run&#39;s best weights are now {now}"
+    assert ('<span class="badge stale">stale</span>' in group) is stale and (note in group) is stale
+    assert ("the evaluation was computed from best weights 0f0f0f0f0f0f" in group) is stale  # beside its scores
     assert "stale" not in group_of(text, "uniform-box-seed0")
-    assert ("the analysis was computed from weights epoch1-0f0f0f" in text) is stale
+    assert ("the analysis was computed from best weights 0f0f0f0f0f0f" in text) is stale
     assert ('<span class="badge stale">stale</span></p>' in text) is stale  # on the analysis finding
+    assert f"best weights</th><td>{now}" in text
 
 
 @pytest.mark.parametrize(
