@@ -347,6 +347,7 @@ def test_cli_analyze_end_to_end(tiny_run_copy, capsys) -> None:
     assert main(["analyze", str(run.path)]) == 0
     out = capsys.readouterr().out
     assert "dominant components" in out and "b_match" in out
+    assert "seed claims: origin-position " in out and "normal core: " in out and "regions: " in out
     folder = run.path / "analysis"
     result = json.loads((folder / "analysis.json").read_text())
     assert result["schema"] == an.SCHEMA and result["subset"] == "train"

@@ -158,7 +158,8 @@ def test_run_folder_contents(tiny_run):
     # The top-level copies are the last checkpoint's files.
     for name in ("model.safetensors", "train_state.json", "history.csv"):
         assert (tiny_run.path / name).read_bytes() == (last.folder / name).read_bytes()
-    assert not any(name.endswith(".tmp") or name.startswith(".") for name in names)  # no leftovers of atomic writes
+    leftovers = [n for n in names if n.endswith(".tmp") or (n.startswith(".") and n != ".lock")]
+    assert not leftovers  # no leftovers of atomic writes (.lock is the run's advisory lock file)
     config = read_json(tiny_run.path / "config.json")
     assert set(config) == {"model", "train", "data"}
     assert ModelConfig(**config["model"]) == tiny_run.model_config

@@ -403,6 +403,12 @@ def _analyze(args: argparse.Namespace) -> int:
         f"radii: mean {radii['data']['mean']:.3f}, b_match {radii['b_match']:.3f}; "
         f"PCA: {pca['n_components_90']} components for 90 %, participation ratio {pca['participation_ratio']:.1f}"
     )
+    core, regions = result["core_normality"], result["regions"]
+    if "core_fraction" in core:
+        print(f"normal core: {100 * core['core_fraction']:.1f} % of the points within 3σ (robust Mahalanobis)")
+    if "n_regions" in regions:
+        print(f"regions: {regions['n_regions']} (mixture BIC), {regions['hdbscan']['n_regions']} (HDBSCAN)")
+    print("seed claims: " + ", ".join(f"{f['key']} {f['verdict']}" for f in result["findings"]))
     print(f"wrote {result['run']}/analysis/analysis.json and {len(result['figures'])} figures")
     return 0
 
@@ -752,6 +758,37 @@ def _demo(args: argparse.Namespace) -> int:
 
 COMMANDS.append(
     ("demo", "the whole pipeline on built-in synthetic faces, ending with the report", _demo_arguments, _demo)
+)
+
+
+# ----------------------------------------------------------------------------- attributes
+def _attributes_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN", help="run folder with z-points (`latentatlas encode`)")
+    p.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="COND",
+        help="condition like Male=1,Eyeglasses=1: fit a sampler on its rows, decode, re-encode, probe (repeatable)",
+    )
+    p.add_argument("-n", type=int, default=256, help="samples per condition (default 256)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the probes and the samplers")
+    p.add_argument("--strips", type=int, default=3, help="image strips along the top attribute directions")
+    p.add_argument("--sampler", default="gaussian", help="sampler fitted on a condition's rows (default gaussian)")
+
+
+def _attributes(args: argparse.Namespace) -> int:
+    from latentatlas.pipelines.attributes import attributes_run, attributes_summary
+
+    result = attributes_run(
+        args.run_dir, where=args.where, n=args.n, seed=args.seed, strips=args.strips, sampler=args.sampler
+    )
+    print("\n".join(attributes_summary(result)))
+    return 0
+
+
+COMMANDS.append(
+    ("attributes", "attribute probes, directions and conditional samples", _attributes_arguments, _attributes)
 )
 
 
