@@ -532,7 +532,7 @@ def test_an_unknown_column_is_refused_with_the_nearest_name(client):
 def test_binary_columns_are_told_apart_from_numeric_ones():
     import pandas as pd
 
-    from latentatlas.explorer.state import colour_columns
+    from latentatlas.embedding import colour_columns
 
     meta = pd.DataFrame(
         {

@@ -146,7 +146,7 @@ def write_artifacts(run: Run) -> dict[str, bytes]:
 
 
 def test_a_trained_run_alone_gives_section_one_and_the_missing_commands(tiny_run_copy):
-    path = write_report(tiny_run_copy)
+    path = write_report(tiny_run_copy, umap=False)
     assert path == tiny_run_copy.path / "report.html"
     text = path.read_text(encoding="utf-8")
     positions = [text.index(f"<h2>{escape(spec.title)}</h2>") for spec in SECTIONS]
@@ -169,7 +169,7 @@ def test_a_trained_run_alone_gives_section_one_and_the_missing_commands(tiny_run
 
 def test_the_report_is_self_contained(tiny_run_copy):
     write_artifacts(tiny_run_copy)
-    text = build_report(tiny_run_copy)
+    text = build_report(tiny_run_copy, umap=False)
     assert "<script" not in text.lower()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text)  # nothing fetched from the network
     assert not re.search(r"""(src|href)\s*=\s*["'](?!data:|#)""", text)  # no file beside the page either
@@ -178,7 +178,7 @@ def test_the_report_is_self_contained(tiny_run_copy):
 
 def test_figures_are_embedded_with_captions_in_their_sections(tiny_run_copy):
     images = write_artifacts(tiny_run_copy)
-    text = build_report(tiny_run_copy)
+    text = build_report(tiny_run_copy, umap=False)
     for key, section in (("hist", 2), ("ellipse", 3), ("radii", 4), ("u", 5), ("g", 6), ("p", 7), ("odd", 2)):
         assert embedded(images[key]) in text, key
         assert section_of(text, embedded(images[key])) == section, key
@@ -189,7 +189,7 @@ def test_figures_are_embedded_with_captions_in_their_sections(tiny_run_copy):
 
 def test_key_numbers_are_presented(tiny_run_copy):
     write_artifacts(tiny_run_copy)
-    text = build_report(tiny_run_copy)
+    text = build_report(tiny_run_copy, umap=False)
     assert section_of(text, "2.346") == 2  # bulk centre norm, 4 significant digits
     assert section_of(text, "-0.9806") == 3
     assert section_of(text, "0.9197") == 4  # b_match
@@ -205,7 +205,7 @@ def test_corrupt_inputs_are_reported_not_fatal(tiny_run_copy):
     write_artifacts(tiny_run_copy)
     (tiny_run_copy.path / "analysis" / "analysis.json").write_text("{not json")
     (tiny_run_copy.path / "samples" / "gaussian-seed0" / "info.json").write_text("[1, 2]")
-    text = build_report(tiny_run_copy)
+    text = build_report(tiny_run_copy, umap=False)
     assert "Files left out" in text
     assert (
         "analysis/analysis.json could not be read" in text and "gaussian-seed0/info.json is not a JSON object" in text
@@ -216,7 +216,7 @@ def test_corrupt_inputs_are_reported_not_fatal(tiny_run_copy):
 def test_html_special_characters_in_the_run_are_escaped(tiny_run, tmp_path):
     target = tmp_path / "<img src=x onerror=alert(1)>"
     run = Run(shutil.copytree(tiny_run.path, target))
-    text = build_report(run)
+    text = build_report(run, umap=False)
     assert "<img src=x" not in text and "&lt;img src=x onerror=alert(1)&gt;" in text
 
 
@@ -224,12 +224,12 @@ def test_report_write_is_validated_and_atomic(tiny_run_copy, tmp_path):
     with pytest.raises(LatentAtlasError, match="ending in .html"):
         write_report(tiny_run_copy, tmp_path / "report.pdf")
     assert not (tmp_path / "report.pdf").exists()
-    out = write_report(tiny_run_copy, tmp_path / "elsewhere" / "r.html")
+    out = write_report(tiny_run_copy, tmp_path / "elsewhere" / "r.html", umap=False)
     assert out.is_file() and sorted(p.name for p in out.parent.iterdir()) == ["r.html"]  # no temporary left over
 
 
 def test_cli_report(tiny_run_copy, capsys, tmp_path):
-    assert main(["report", str(tiny_run_copy.path)]) == 0
+    assert main(["report", str(tiny_run_copy.path), "--no-umap"]) == 0
     assert "report.html" in capsys.readouterr().out
     assert (tiny_run_copy.path / "report.html").is_file()
     assert main(["report", str(tmp_path)]) == 2
@@ -253,7 +253,8 @@ def test_report_of_the_real_pipeline(tiny_run_copy):
     path_run(run, "origin-to-centre", steps=4)
     evaluate_run(run, samplers=["uniform-box", "gaussian"], n=40, fid_scores=False, progress=False)
     text = write_report(run).read_text(encoding="utf-8")
-    assert "is missing" not in text and "Files left out" not in text
+    assert "Files left out" not in text
+    assert "is missing" not in text
     for figure in analysis["figures"]:
         data = (run.path / "analysis" / figure["file"]).read_bytes()
         assert embedded(data) in text
@@ -264,6 +265,8 @@ def test_report_of_the_real_pipeline(tiny_run_copy):
     assert section_of(text, embedded(next((run.path / "paths").glob("*/projection.png")).read_bytes())) == 7
     assert np.isfinite(analysis["origin"]["percentile"])
     assert f"{analysis['radii']['b_match']:.4g}" in text
+    assert section_of(text, "A nonlinear map of the bulk (UMAP)") == 2
+    assert "UMAP of 400 of 400 z-points (seed 0), coloured by face_width" in text
 
 
 # ----------------------------------------------------------------------------- verdicts come from the run's numbers
@@ -300,7 +303,7 @@ def group_of(text: str, folder: str) -> str:
 
 def test_no_fixed_seed_conclusion_is_printed(tiny_run_copy):
     write_artifacts(tiny_run_copy)
-    text = build_report(tiny_run_copy)
+    text = build_report(tiny_run_copy, umap=False)
     for sentence in SEED_CONCLUSIONS:
         assert sentence.lower() not in text.lower(), sentence
 
@@ -320,7 +323,7 @@ def test_the_origin_verdict_follows_the_finding(tiny_run_copy, verdict, percenti
         [finding("origin-position", claim, verdict, evidence)],
         origin={"mahalanobis": 3.1, "percentile": percentile},
     )
-    text = build_report(tiny_run_copy)
+    text = build_report(tiny_run_copy, umap=False)
     sentence = escape(f"{lead}: {claim} ({evidence})")
     assert sentence in text and section_of(text, sentence) == 4
     assert f'<p class="verdict {verdict}">' in text
@@ -336,7 +339,7 @@ def test_many_dominant_components_flip_the_dominance_verdict(tiny_run_copy):
         [finding("dominant-components", claim, "disagrees", "85 of 128 components pass the dominance rule")],
         dominant={"rule": {"offset_k": 1.0}, "components": ranked},
     )
-    text = build_report(tiny_run_copy)
+    text = build_report(tiny_run_copy, umap=False)
     sentence = escape(f"This run disagrees with the seed: {claim} (85 of 128 components pass the dominance rule)")
     assert section_of(text, sentence) == 2
     assert "Dominant components (85)" in text
@@ -355,7 +358,7 @@ def test_evaluation_findings_go_to_the_sampler_sections(tiny_run_copy):
         {"key": "broken", "claim": "no verdict"},
     ]
     path.write_text(json.dumps(evaluation))
-    text = build_report(tiny_run_copy)
+    text = build_report(tiny_run_copy, umap=False)
     assert section_of(text, "uniform-box vectors decode to no face") == 5
     assert section_of(text, "This run partly agrees with the seed: fitted samplers decode to faces") == 6
     assert "a finding in evaluation/evaluation.json lacks key, claim, verdict or evidence" in text
@@ -395,7 +398,7 @@ def test_scores_are_matched_by_sampler_options_n_and_seed(tiny_run_copy):
             {"name": "gaussian", "sampler": "gaussian", "options": {}, **row, "face_rate": 0.8125},
         ],
     )
-    text = build_report(run)
+    text = build_report(run, umap=False)
     matched = group_of(text, "uniform-box-seed0")  # options {} are the defaults, b = matched
     assert "0.176" in matched and "not evaluated" not in matched
     grid = group_of(text, "uniform-box-b1.5-seed0")
@@ -412,7 +415,7 @@ def test_scores_are_matched_by_sampler_options_n_and_seed(tiny_run_copy):
 def test_a_row_without_its_identity_is_never_matched(tiny_run_copy):
     write_sample(tiny_run_copy, "gaussian-seed0", "gaussian", {})
     write_evaluation(tiny_run_copy, [{"name": "gaussian", "kind": "sampler", "n": 16, "face_rate": 0.8125}])
-    group = group_of(build_report(tiny_run_copy), "gaussian-seed0")
+    group = group_of(build_report(tiny_run_copy, umap=False), "gaussian-seed0")
     assert "0.8125" not in group and "was not evaluated" in group
 
 
@@ -422,30 +425,45 @@ def test_synthetic_settings_only_for_the_synthetic_source(tiny_run_copy, source,
     config = json.loads(config_path.read_text())
     config["data"]["source"] = source
     config_path.write_text(json.dumps(config))
-    text = build_report(tiny_run_copy)
+    text = build_report(tiny_run_copy, umap=False)
     assert ("synthetic count" in text) is shown and ("synthetic seed" in text) is shown
     assert "image size" in text
 
 
-class RunWithWeights(Run):
-    """A run whose current weights are known (the store records them as `Run.weights_id`)."""
-
-    weights_id = "epoch3-abc123"
-
-
-@pytest.mark.parametrize("weights, stale", [("epoch1-0f0f0f", True), ("epoch3-abc123", False)])
-def test_artifacts_of_other_weights_are_marked_stale(tiny_run_copy, weights, stale):
-    run = RunWithWeights(tiny_run_copy.path)
-    write_sample(run, "gaussian-seed0", "gaussian", {}, weights=weights)
+@pytest.mark.parametrize("stale", [True, False])
+def test_artifacts_of_other_weights_are_marked_stale(tiny_run_copy, stale):
+    run = tiny_run_copy
+    now = run.weights_id("best")
+    recorded = {"weights": "best", "weights_id": "0f0f0f0f0f0f" if stale else now}
+    write_sample(run, "gaussian-seed0", "gaussian", {}, **recorded)
     write_sample(run, "uniform-box-seed0", "uniform-box", {})  # records no weights: never called stale
-    write_evaluation(
-        run, [{"name": "gaussian", "sampler": "gaussian", "options": {}, "kind": "sampler", "n": 16, "seed": 0}]
-    )
-    write_analysis(run, [finding("origin-position", "c", "agrees", "e")], weights=weights)
-    text = build_report(run)
+    row = {"name": "gaussian", "sampler": "gaussian", "options": {}, "kind": "sampler", "n": 16, "seed": 0}
+    write_evaluation(run, [row], **recorded)
+    write_analysis(run, [finding("origin-position", "c", "agrees", "e")], **recorded)
+    text = build_report(run, umap=False)
     group = group_of(text, "gaussian-seed0")
-    assert ('<span class="badge stale">stale</span>' in group) is stale
-    assert ("this sample was computed from weights epoch1-0f0f0f, the run now holds epoch3-abc123" in group) is stale
+    note = f"this sample was computed from best weights 0f0f0f0f0f0f, the run&#39;s best weights are now {now}"
+    assert ('<span class="badge stale">stale</span>' in group) is stale and (note in group) is stale
+    assert ("the evaluation was computed from best weights 0f0f0f0f0f0f" in group) is stale  # beside its scores
     assert "stale" not in group_of(text, "uniform-box-seed0")
-    assert ("the analysis was computed from weights epoch1-0f0f0f" in text) is stale
+    assert ("the analysis was computed from best weights 0f0f0f0f0f0f" in text) is stale
     assert ('<span class="badge stale">stale</span></p>' in text) is stale  # on the analysis finding
+    assert f"best weights</th><td>{now}" in text
+
+
+@pytest.mark.parametrize(
+    "columns, chosen",
+    [
+        ({"subset": ["train", "val"], "Smiling": [1, -1], "Male": [-1, 1]}, "Male"),
+        ({"subset": ["train", "val"], "hair_r": [0.1, 0.7], "eye_size": [0.2, 0.3]}, "hair_r"),
+        ({"subset": ["train", "val"], "image_id": ["a", "b"]}, "subset"),
+        ({"image_id": ["a", "b"], "path": ["x", "y"]}, None),
+    ],
+)
+def test_the_map_is_coloured_by_a_known_attribute_first(columns, chosen):
+    import pandas as pd
+
+    from latentatlas.report.maps import colour_column
+
+    column = colour_column(pd.DataFrame(columns))
+    assert (column["name"] if column else None) == chosen

@@ -293,10 +293,11 @@ def test_zpoints_of_earlier_weights_are_refused_after_more_training(tiny_run_cop
     run = Run(tiny_run_copy.path)
     info = read_json(run.zpoints_file("zpoints.json"))
     assert run.stale_zpoints() is None
-    assert run.artifact_weights() == info["weights_id"] == run.current_weights_id()
+    assert run.provenance() == {"weights": info["weights"], "weights_id": info["weights_id"]}
+    assert info["weights_id"] == run.weights_id(info["weights"])
     write_json(run.zpoints_file("zpoints.json"), {**info, "weights_id": "000000000000"})
     stale = Run(tiny_run_copy.path)
     assert "were encoded with" in stale.stale_zpoints()
-    assert stale.artifact_weights() == "000000000000" != stale.current_weights_id()
+    assert stale.provenance()["weights_id"] == "000000000000" != stale.weights_id(info["weights"])
     with pytest.raises(LatentAtlasError, match="encoded with .* weights 000000000000, now .*run `latentatlas encode"):
         stale.zpoints("train")

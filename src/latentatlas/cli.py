@@ -673,12 +673,13 @@ COMMANDS.append(
 def _report_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN", help="run folder (sections whose inputs are missing name their command)")
     p.add_argument("--out", help="HTML file to write (default RUN/report.html)")
+    p.add_argument("--no-umap", action="store_true", help="leave out the UMAP map of the bulk (it takes a while)")
 
 
 def _report(args: argparse.Namespace) -> int:
     from latentatlas.report import write_report
 
-    path = write_report(args.run_dir, args.out)
+    path = write_report(args.run_dir, args.out, umap=not args.no_umap)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained: open it in any browser)")
     return 0
 

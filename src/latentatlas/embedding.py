@@ -2,18 +2,22 @@
 
 UMAP keeps neighbourhoods, not distances: it shows clusters and how the bulk is connected, where a
 linear plane shows widths and correlations. Its coordinates mean nothing on their own, so nothing is
-decoded from them; a click on the map decodes the nearest real z-point.
+decoded from them; a click on the map decodes the nearest real z-point. `colour_columns` lists the
+z-point metadata columns (attributes, generating factors, subsets) a map can be coloured by.
 """
 
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
 
+METADATA_BOOKKEEPING = ("index", "image_id", "path")  # per-image identifiers, not something to colour by
+MAX_CATEGORIES = 24
 MAX_FIT_POINTS = 5000  # UMAP's cost grows faster than linearly; the rest of the points are placed by transform()
 
 
@@ -53,3 +57,30 @@ def nearest(embedding: np.ndarray, point: tuple[float, float]) -> int:
     """Index of the embedded point nearest to `point` (plain Euclidean distance in the map)."""
     d = np.asarray(embedding, dtype=np.float64) - np.asarray(point, dtype=np.float64)
     return int(np.argmin(np.einsum("ij,ij->i", d, d)))
+
+
+def colour_columns(metadata: Any) -> dict[str, dict]:
+    """The z-point metadata columns points can be coloured by: attributes, generating factors, subsets.
+
+    Numbers and booleans are "binary" (two distinct values) or "numeric" (with min and max); text with at
+    most MAX_CATEGORIES distinct values is a "category" (with its labels). Per-image identifiers are left out.
+    """
+    import pandas as pd
+
+    out: dict[str, dict] = {}
+    for name in metadata.columns:
+        if name in METADATA_BOOKKEEPING:
+            continue
+        series = metadata[name]
+        if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
+            values = series.dropna().astype(np.float64)
+            if values.empty:
+                continue
+            distinct = np.unique(values.to_numpy())
+            kind = "binary" if len(distinct) <= 2 else "numeric"
+            out[str(name)] = {"name": str(name), "kind": kind, "min": float(distinct[0]), "max": float(distinct[-1])}
+        else:
+            labels = sorted({str(v) for v in series.dropna()})
+            if 1 <= len(labels) <= MAX_CATEGORIES:
+                out[str(name)] = {"name": str(name), "kind": "category", "labels": labels}
+    return out

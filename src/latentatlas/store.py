@@ -287,21 +287,17 @@ class Run:
             return None
         return f"the z-points of {self.path} were encoded with {which} weights {encoded_with}, now {current}"
 
-    def current_weights_id(self) -> str | None:
-        """The id of the weights an artifact made now would come from (those that encoded the z-points:
-        `best` unless `encode --weights last`); None for a run without a trained model."""
-        if not (self.path / "checkpoints").is_dir() and not (self.path / "model.safetensors").is_file():
-            return None
-        which = self.zpoints_info().get("weights", "best") if self.has_zpoints() else "best"
-        return self.weights_id(which if which in ("best", "last") else "best")
-
-    def artifact_weights(self) -> str | None:
-        """The weights id every artifact records (the z-points' encoder weights), so stale results show."""
+    def provenance(self) -> dict[str, str | None]:
+        """What an artifact is computed from, recorded in its JSON: the weights that encoded the z-points
+        (`weights`: best or last, `weights_id`), so the report and later commands can tell stale results."""
         if self.has_zpoints():
-            encoded_with = self.zpoints_info().get("weights_id")
-            if isinstance(encoded_with, str):
-                return encoded_with
-        return self.current_weights_id()
+            info = self.zpoints_info()
+            which, weights_id = info.get("weights"), info.get("weights_id")
+            if isinstance(which, str) and isinstance(weights_id, str):
+                return {"weights": which, "weights_id": weights_id}
+        if (self.path / "checkpoints").is_dir() or (self.path / "model.safetensors").is_file():
+            return {"weights": "best", "weights_id": self.weights_id("best")}
+        return {"weights": None, "weights_id": None}
 
     def zpoints(self, subset: str | None = None) -> np.ndarray:
         """float32 z-points: a memmap of all rows, or an in-memory copy of one subset ("train", "val", "external")."""

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from latentatlas import checks
+from latentatlas.embedding import colour_columns
 from latentatlas.errors import LatentAtlasError
 from latentatlas.explorer.batching import DecodeBatcher
 from latentatlas.io import data_uri
@@ -32,8 +33,6 @@ MAX_STEPS = 32
 COORD_LIMIT = 1e6  # beyond this the decoder only produces saturated noise (or overflows)
 CONFIDENCES = (0.5, 0.9, 0.99)
 LINEAR_BASES = ("axes", "pca")
-METADATA_BOOKKEEPING = ("index", "image_id", "path")  # per-image identifiers, not something to colour by
-MAX_CATEGORIES = 24
 
 
 class ExplorerState:
@@ -335,33 +334,6 @@ class ExplorerState:
             "confidences": list(CONFIDENCES),
             "columns": list(self.columns.values()),
         }
-
-
-def colour_columns(metadata: Any) -> dict[str, dict]:
-    """The z-point metadata columns points can be coloured by: attributes, generating factors, subsets.
-
-    Numbers and booleans are "binary" (two distinct values) or "numeric" (with min and max); text with at
-    most MAX_CATEGORIES distinct values is a "category" (with its labels). Per-image identifiers are left out.
-    """
-    import pandas as pd
-
-    out: dict[str, dict] = {}
-    for name in metadata.columns:
-        if name in METADATA_BOOKKEEPING:
-            continue
-        series = metadata[name]
-        if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
-            values = series.dropna().astype(np.float64)
-            if values.empty:
-                continue
-            distinct = np.unique(values.to_numpy())
-            kind = "binary" if len(distinct) <= 2 else "numeric"
-            out[str(name)] = {"name": str(name), "kind": kind, "min": float(distinct[0]), "max": float(distinct[-1])}
-        else:
-            labels = sorted({str(v) for v in series.dropna()})
-            if 1 <= len(labels) <= MAX_CATEGORIES:
-                out[str(name)] = {"name": str(name), "kind": "category", "labels": labels}
-    return out
 
 
 Explorer = ExplorerState  # the name earlier releases exported

@@ -238,7 +238,7 @@ def analyze_run(
         "artificial_points": artificial_points,
         "hist_components": hist_components,
     }
-    result["weights"] = run.artifact_weights()
+    result.update(run.provenance())
     with run.lock(), atomic_folder(Path(run.path) / "analysis", kind="analysis") as out:
         result["arrays"] = _save_arrays(analysis, out)
         result["figures"] = (

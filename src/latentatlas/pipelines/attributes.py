@@ -127,7 +127,7 @@ def attributes_run(
     ]
     result["findings"] = [f.to_dict() for f in attribute_findings(analysis, conditional)]
     result["options"] = {"n": n, "seed": seed, "strips": strips, "sampler": sampler, "steps": steps, "t_max": t_max}
-    result["weights"] = run.artifact_weights()
+    result.update(run.provenance())
     folder = run.path / "attributes"
     with run.lock(), atomic_folder(folder, kind="attributes") as out:
         for rank, name in walked:

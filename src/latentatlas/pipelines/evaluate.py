@@ -159,7 +159,7 @@ def fitted_sampler(run: Run, name: str, options: dict[str, Any], train_z: np.nda
 
     estimator = make_sampler(name, **options)
     wanted = _jsonable(estimator.get_params())
-    weights = run.artifact_weights()
+    weights = run.provenance()["weights_id"]
     for info_path in sorted((run.path / "samples").glob("*/info.json")):
         folder = info_path.parent / "sampler"
         try:
@@ -172,7 +172,7 @@ def fitted_sampler(run: Run, name: str, options: dict[str, Any], train_z: np.nda
                 and info.get("where") is None
                 and info.get("fitted_on") == len(train_z)
                 and folder.is_dir()
-                and info.get("weights") == weights
+                and info.get("weights_id") == weights
             )
             if same:
                 sampler = load_sampler(folder)
@@ -340,7 +340,7 @@ def evaluate_run(
     if write:
         with run.lock():
             result.rows = accumulate_entries(
-                run.path / "evaluation-entries", rows, sampler_options or {}, seed, run.artifact_weights()
+                run.path / "evaluation-entries", rows, sampler_options or {}, seed, run.provenance()["weights_id"]
             )
             write_evaluation(run, result, previews)
     return result
@@ -421,7 +421,7 @@ def write_evaluation(run: Run, result: Evaluation, previews: dict[str, np.ndarra
             out_dir / "evaluation.json",
             {
                 "run": str(run.path),
-                "weights": run.artifact_weights(),
+                **run.provenance(),
                 "settings": result.settings,
                 "rows": records,
                 "figures": result.figures,

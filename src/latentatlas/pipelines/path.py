@@ -244,7 +244,7 @@ def path_run(
     ax.legend(loc="best", fontsize=7)
     folder = Path(out) if out is not None else run.path / "paths" / name
     info = {
-        "weights": run.artifact_weights(),
+        **run.provenance(),
         "command": "path",
         "run": str(run.path),
         "kind": kind,

@@ -90,7 +90,7 @@ def sample_run(
     default = f"{sampler}{_option_slug(options)}{condition_slug}-seed{seed}"
     folder = Path(out) if out is not None else run.path / "samples" / default
     info = {
-        "weights": run.artifact_weights(),
+        **run.provenance(),
         "command": "sample",
         "run": str(run.path),
         "sampler": sampler,

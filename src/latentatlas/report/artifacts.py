@@ -5,13 +5,14 @@ cannot be read is recorded in `Problems` and left out; a field of the wrong type
 
 What is read:
 - ``analysis/analysis.json``: any fields (shown by section), ``figures`` [{file, caption}],
-  ``findings`` [Finding.to_dict()], ``weights`` (id of the model weights it was computed from).
+  ``findings`` [Finding.to_dict()], and the provenance `Run.provenance()` writes: ``weights`` ("best" or
+  "last") and ``weights_id`` (the id of those weights when the artifact was computed).
 - ``samples/<name>/info.json``: ``sampler``, ``options`` (the sampler's parameters), ``n``, ``seed``,
-  ``subset``, ``fitted_on``, ``mean_radius``, ``figures``, ``weights``.
-- ``evaluation/evaluation.json``: ``settings``, ``figures``, ``findings``, ``weights`` and ``rows``; a row
+  ``subset``, ``fitted_on``, ``mean_radius``, ``figures``, ``weights``, ``weights_id``.
+- ``evaluation/evaluation.json``: ``settings``, ``figures``, ``findings``, ``weights``, ``weights_id``, ``rows``; a row
   has ``name``, ``kind`` ("reference" | "sampler"), and for a sampler row ``sampler``, ``options``, ``n``,
   ``seed`` (what identifies the sample it scored), then its scores.
-- ``paths/<name>/info.json``: any fields, ``figures``, ``points`` (per-step scores), ``weights``.
+- ``paths/<name>/info.json``: any fields, ``figures``, ``points`` (per-step scores), ``weights``, ``weights_id``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from typing import Any
 
 from latentatlas.findings import Finding
 
-IDENTITY_FIELDS = ("name", "kind", "sampler", "options", "seed", "weights")
+IDENTITY_FIELDS = ("name", "kind", "sampler", "options", "seed", "weights", "weights_id")
+PROVENANCE_FIELDS = ("weights", "weights_id")
 
 
 class Problems(list):
@@ -59,6 +61,21 @@ def as_int(value: Any) -> int | None:
 
 def as_str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Which weights an artifact was computed from: the run's "best" or "last" ones, and their id then."""
+
+    which: str
+    weights_id: str
+
+
+def provenance(data: dict) -> Provenance | None:
+    which, weights_id = as_str(data.get("weights")), as_str(data.get("weights_id"))
+    if which in ("best", "last") and weights_id is not None:
+        return Provenance(which, weights_id)
+    return None
 
 
 @dataclass(frozen=True)
@@ -134,7 +151,7 @@ class Sample:
     seed: int | None
     info: dict
     figures: list[FigureFile]
-    weights: str | None
+    weights: Provenance | None
 
     def key(self) -> tuple[str, str, int, int] | None:
         if self.sampler is None or self.n is None or self.seed is None:
@@ -167,7 +184,7 @@ class Evaluation:
     settings: dict
     figures: list[FigureFile]
     findings: list[Finding]
-    weights: str | None
+    weights: Provenance | None
 
 
 @dataclass
@@ -175,7 +192,7 @@ class Analysis:
     data: dict
     figures: list[FigureFile]
     findings: list[Finding]
-    weights: str | None
+    weights: Provenance | None
 
 
 @dataclass
@@ -183,16 +200,14 @@ class PathFolder:
     folder: Path
     info: dict
     figures: list[FigureFile] = field(default_factory=list)
-    weights: str | None = None
+    weights: Provenance | None = None
 
 
 def read_analysis(folder: Path, problems: Problems) -> Analysis | None:
     data = problems.read_json(folder / "analysis.json")
     if data is None:
         return None
-    return Analysis(
-        data, figures(data, folder), findings(data, "analysis/analysis.json", problems), as_str(data.get("weights"))
-    )
+    return Analysis(data, figures(data, folder), findings(data, "analysis/analysis.json", problems), provenance(data))
 
 
 def read_samples(root: Path, problems: Problems) -> list[Sample]:
@@ -211,7 +226,7 @@ def read_samples(root: Path, problems: Problems) -> list[Sample]:
                 seed=as_int(info.get("seed")),
                 info=info,
                 figures=figures(info, folder),
-                weights=as_str(info.get("weights")),
+                weights=provenance(info),
             )
         )
     return out
@@ -238,7 +253,7 @@ def read_evaluation(folder: Path, problems: Problems) -> Evaluation | None:
         settings=as_dict(data.get("settings")),
         figures=figures(data, folder),
         findings=findings(data, "evaluation/evaluation.json", problems),
-        weights=as_str(data.get("weights")),
+        weights=provenance(data),
     )
 
 
@@ -248,5 +263,5 @@ def read_paths(root: Path, problems: Problems) -> list[PathFolder]:
     out = []
     for folder in folders:
         info = problems.read_json(folder / "info.json") or {}
-        out.append(PathFolder(folder, info, figures(info, folder), as_str(info.get("weights"))))
+        out.append(PathFolder(folder, info, figures(info, folder), provenance(info)))
     return out

@@ -27,7 +27,7 @@ from latentatlas.errors import LatentAtlasError
 from latentatlas.findings import Finding
 from latentatlas.io import data_uri, write_text
 from latentatlas.report import artifacts
-from latentatlas.report.artifacts import Analysis, FigureFile, Problems, as_dict, as_records
+from latentatlas.report.artifacts import Analysis, FigureFile, Problems, Provenance, as_dict, as_records
 from latentatlas.report.blocks import (
     Block,
     Details,
@@ -111,7 +111,7 @@ ANALYSIS_FIELDS = {
     CORRELATIONS.anchor: ("correlations", "planes", "pca", "robust_core"),
     RADII.anchor: ("radii", "origin", "normality", "slices"),
 }
-ANALYSIS_BOOKKEEPING = ("schema", "run", "options", "arrays", "figures", "findings", "weights")
+ANALYSIS_BOOKKEEPING = ("schema", "run", "options", "arrays", "figures", "findings", "weights", "weights_id")
 
 
 # ----------------------------------------------------------------------------- shared pieces
@@ -122,24 +122,25 @@ def figure(file: FigureFile) -> Figure:
     return Figure(data_uri(file.path.read_bytes(), mime), file.caption)
 
 
-def current_weights(run: Run) -> str | None:
-    """The id of the weights the run holds now (`Run.current_weights_id`); None when the run has no model."""
+def current_weights(run: Run, which: str = "best") -> str | None:
+    """The id of the run's `which` ("best" / "last") weights now; None when it cannot be told."""
     try:
-        return run.current_weights_id()
-    except LatentAtlasError:
+        return run.weights_id(which)
+    except (LatentAtlasError, OSError):
         return None
 
 
-def is_stale(weights: str | None, run_weights: str | None) -> bool:
-    """An artifact is stale when it records weights and they are not the run's current ones."""
-    return weights is not None and run_weights is not None and weights != run_weights
-
-
-def stale_note(what: str, weights: str | None, run_weights: str | None, command: str) -> Text:
+def stale_note(what: str, recorded: Provenance | None, run: Run, command: str) -> Text | None:
+    """A "stale" note when `recorded` weights are not the run's current ones; None when fresh or unrecorded."""
+    if recorded is None:
+        return None
+    now = current_weights(run, recorded.which)
+    if now is None or now == recorded.weights_id:
+        return None
     return Text(
         style="stale",
-        text=f"stale: {what} was computed from weights {weights}, the run now holds {run_weights}; "
-        f"run `{command}` again.",
+        text=f"stale: {what} was computed from {recorded.which} weights {recorded.weights_id}, the run's "
+        f"{recorded.which} weights are now {now}; run `{command}` again.",
     )
 
 
@@ -200,9 +201,10 @@ def data_section(run: Run, problems: Problems) -> list[Block]:
         facts["z-points"] = zinfo.get("n")
         facts["latent dimension"] = zinfo.get("latent_dim")
         facts.update({f"{name} z-points": count for name, count in as_dict(zinfo.get("subsets")).items() if count})
-    weights = current_weights(run)
-    if weights:
-        facts["weights"] = weights
+    for which in ("best", "last"):
+        weights = current_weights(run, which)
+        if weights:
+            facts[f"{which} weights"] = weights
     if facts:
         blocks.append(key_values(facts))
     history_path = run.path / "history.csv"
@@ -337,11 +339,11 @@ def analysis_sections(run: Run, problems: Problems) -> dict[str, list[Block]]:
     command = f"latentatlas analyze {run.path}"
     if analysis is None:
         return {spec.anchor: [Missing("The analysis (analysis/analysis.json)", command)] for spec in ANALYSIS_SECTIONS}
-    run_weights = current_weights(run)
-    stale = is_stale(analysis.weights, run_weights)
+    note = stale_note("the analysis", analysis.weights, run, command)
+    stale = note is not None
     out: dict[str, list[Block]] = {spec.anchor: [] for spec in ANALYSIS_SECTIONS}
-    if stale:
-        out[BULK.anchor].append(stale_note("the analysis", analysis.weights, run_weights, command))
+    if note is not None:
+        out[BULK.anchor].append(note)
     for finding in analysis.findings:
         out[place(finding.key, ANALYSIS_SECTIONS, RADII).anchor] += verdicts([finding], stale)
     for spec in (BULK, CORRELATIONS, RADII):
@@ -379,14 +381,20 @@ def _environment() -> jinja2.Environment:
     return environment
 
 
-def build_report(run: Run | str | os.PathLike) -> str:
-    """The report's HTML text for a run folder (nothing is written)."""
+def build_report(run: Run | str | os.PathLike, umap: bool = True) -> str:
+    """The report's HTML text for a run folder (nothing is written).
+
+    `umap=False` leaves out the UMAP map of the bulk (fitting it takes from seconds to minutes).
+    """
+    from latentatlas.report.maps import umap_blocks
     from latentatlas.report.samples import path_section, sampler_sections
 
     run = run if isinstance(run, Run) else Run(run)
     problems = Problems()
     blocks = {DATA.anchor: data_section(run, problems)}
     blocks.update(analysis_sections(run, problems))
+    if umap:
+        blocks[BULK.anchor] += umap_blocks(run)
     blocks.update(sampler_sections(run, problems))
     blocks[PATHS.anchor] = path_section(run, problems)
     sections = [Section(spec.anchor, spec.title, spec.intro, blocks[spec.anchor]) for spec in SECTIONS]
@@ -405,13 +413,13 @@ def build_report(run: Run | str | os.PathLike) -> str:
     )
 
 
-def write_report(run: Run | str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
+def write_report(run: Run | str | os.PathLike, out: str | os.PathLike | None = None, umap: bool = True) -> Path:
     """Write RUN/report.html (or `out`) atomically and return its path."""
     run = run if isinstance(run, Run) else Run(run)
     path = Path(out) if out is not None else run.path / "report.html"
     if path.suffix.lower() not in (".html", ".htm"):
         raise LatentAtlasError(f"the report is an HTML file; give a name ending in .html, not {path.name}")
-    write_text(path, build_report(run))
+    write_text(path, build_report(run, umap=umap))
     return path
 
 

@@ -25,17 +25,26 @@ from latentatlas.report.blocks import (
 from latentatlas.report.build import (
     SAMPLERS,
     UNIFORM,
-    current_weights,
     figure,
-    is_stale,
     stale_note,
     verdicts,
 )
 from latentatlas.store import Run
 
 UNIFORM_SAMPLER = "uniform-box"
-SAMPLE_BOOKKEEPING = ("command", "run", "path", "files", "figures", "findings", "weights", "sampler", "options")
-PATH_BOOKKEEPING = ("name", "command", "run", "path", "files", "figures", "findings", "weights", "points")
+SAMPLE_BOOKKEEPING = (
+    "command",
+    "run",
+    "path",
+    "files",
+    "figures",
+    "findings",
+    "weights",
+    "weights_id",
+    "sampler",
+    "options",
+)
+PATH_BOOKKEEPING = ("name", "command", "run", "path", "files", "figures", "findings", "weights", "weights_id", "points")
 EXPLANATION = (
     "Precision / recall / density / coverage compare the sampled latent vectors with held-out real z-points "
     "(k nearest neighbours); the Mahalanobis column is the median percentile among the training z-points "
@@ -70,7 +79,6 @@ def _score_table(rows: list[EvaluationRow]) -> Table:
 
 
 def sample_group(run: Run, sample: Sample, evaluation: Evaluation | None) -> Group:
-    run_weights = current_weights(run)
     blocks: list[Block] = [figure(file) for file in sample.figures]
     facts = {k: v for k, v in sample.info.items() if k not in SAMPLE_BOOKKEEPING and _shown(v)}
     if sample.options:
@@ -81,14 +89,16 @@ def sample_group(run: Run, sample: Sample, evaluation: Evaluation | None) -> Gro
     matching = [row for row in (evaluation.rows if evaluation else []) if key is not None and row.key() == key]
     if matching and evaluation is not None:
         blocks.append(Heading("Scores of this sample (evaluation/evaluation.json, same sampler, options, n and seed)"))
-        if is_stale(evaluation.weights, run_weights):
-            blocks.append(stale_note("the evaluation", evaluation.weights, run_weights, evaluate_command(run, sample)))
+        note = stale_note("the evaluation", evaluation.weights, run, evaluate_command(run, sample))
+        if note is not None:
+            blocks.append(note)
         blocks.append(_score_table(matching))
     else:
         blocks.append(Missing("This sample", evaluate_command(run, sample), state="was not evaluated"))
-    stale = is_stale(sample.weights, run_weights)
-    if stale:
-        blocks.insert(0, stale_note("this sample", sample.weights, run_weights, f"latentatlas sample {run.path} ..."))
+    note = stale_note("this sample", sample.weights, run, f"latentatlas sample {run.path} ...")
+    stale = note is not None
+    if note is not None:
+        blocks.insert(0, note)
     title = sample.sampler or sample.folder.name
     return Group(title, sample.folder.name, blocks, ["stale"] if stale else [])
 
@@ -96,10 +106,10 @@ def sample_group(run: Run, sample: Sample, evaluation: Evaluation | None) -> Gro
 def _evaluation_blocks(run: Run, evaluation: Evaluation | None) -> list[Block]:
     if evaluation is None or not evaluation.rows:
         return [Missing("The evaluation table", f"latentatlas evaluate {run.path}")]
-    run_weights = current_weights(run)
     blocks: list[Block] = [Heading("Evaluation of all samplers"), Text(EXPLANATION)]
-    if is_stale(evaluation.weights, run_weights):
-        blocks.append(stale_note("the evaluation", evaluation.weights, run_weights, f"latentatlas evaluate {run.path}"))
+    note = stale_note("the evaluation", evaluation.weights, run, f"latentatlas evaluate {run.path}")
+    if note is not None:
+        blocks.append(note)
     table = records([row.record for row in evaluation.rows])
     blocks.append(Table(table.columns, table.rows, [row.kind == "reference" for row in evaluation.rows]))
     if evaluation.settings:
@@ -112,7 +122,7 @@ def sampler_sections(run: Run, problems: Problems) -> dict[str, list[Block]]:
     """Blocks of sections 5 (uniform-box samples) and 6 (the other samplers and the evaluation table)."""
     samples = artifacts.read_samples(run.path / "samples", problems)
     evaluation = artifacts.read_evaluation(run.path / "evaluation", problems)
-    stale = evaluation is not None and is_stale(evaluation.weights, current_weights(run))
+    stale = evaluation is not None and stale_note("", evaluation.weights, run, "") is not None
     uniform_findings = [f for f in (evaluation.findings if evaluation else []) if "uniform" in f.key]
     other_findings = [f for f in (evaluation.findings if evaluation else []) if "uniform" not in f.key]
     uniform: list[Block] = verdicts(uniform_findings, stale)
@@ -134,7 +144,6 @@ def path_section(run: Run, problems: Problems) -> list[Block]:
     folders = artifacts.read_paths(run.path / "paths", problems)
     if not folders:
         return [Missing("Paths", f"latentatlas path {run.path}")]
-    run_weights = current_weights(run)
     groups: list[Block] = []
     for path in folders:
         blocks: list[Block] = [figure(file) for file in path.figures]
@@ -144,9 +153,10 @@ def path_section(run: Run, problems: Problems) -> list[Block]:
         points = as_records(path.info.get("points"))
         if points:
             blocks += [Heading("Per step"), records(points)]
-        stale = is_stale(path.weights, run_weights)
-        if stale:
-            blocks.insert(0, stale_note("this path", path.weights, run_weights, f"latentatlas path {run.path} ..."))
+        note = stale_note("this path", path.weights, run, f"latentatlas path {run.path} ...")
+        stale = note is not None
+        if note is not None:
+            blocks.insert(0, note)
         groups.append(Group(path.folder.name, "", blocks, ["stale"] if stale else []))
     return groups
 

@@ -1,0 +1,76 @@
+"""The report's nonlinear map of the bulk: a UMAP of (a seeded subsample of) the z-points, coloured by
+one attribute or generating factor of the z-point metadata."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+
+from latentatlas.embedding import MAX_FIT_POINTS, colour_columns, umap_embedding
+from latentatlas.errors import LatentAtlasError
+from latentatlas.io import data_uri
+from latentatlas.report.blocks import Block, Figure, Heading, Text
+from latentatlas.store import Run
+
+PREFERRED_COLUMNS = ("Male", "Smiling", "Eyeglasses")  # CelebA attributes the seed's readers know
+SEED = 0
+
+
+def colour_column(metadata: pd.DataFrame) -> dict | None:
+    """The column the map is coloured by: a well-known CelebA attribute, else the first attribute or
+    factor, else the subset (train / val)."""
+    columns = colour_columns(metadata)
+    for name in PREFERRED_COLUMNS:
+        if name in columns:
+            return columns[name]
+    chosen = next((c for c in columns.values() if c["kind"] != "category"), None)
+    return chosen or columns.get("subset")
+
+
+def _figure(points: np.ndarray, values: pd.Series, column: dict) -> bytes:
+    from latentatlas.plots import plt  # the package's headless matplotlib
+
+    fig, ax = plt.subplots(figsize=(6.4, 5.2))
+    if column["kind"] == "numeric":
+        shown = ax.scatter(points[:, 0], points[:, 1], c=values.to_numpy(np.float64), s=4, cmap="viridis", alpha=0.7)
+        fig.colorbar(shown, ax=ax, label=column["name"])
+    else:
+        for value in sorted(values.dropna().unique(), key=str):
+            rows = (values == value).to_numpy()
+            ax.scatter(points[rows, 0], points[rows, 1], s=4, alpha=0.6, label=f"{column['name']} = {value}")
+        ax.legend(markerscale=3, fontsize=8)
+    ax.set_xlabel("UMAP[0]")
+    ax.set_ylabel("UMAP[1]")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def umap_blocks(run: Run, max_points: int = MAX_FIT_POINTS) -> list[Block]:
+    """The heading, the figure and its caption; nothing when the run has no z-points yet."""
+    try:
+        z = run.zpoints()
+        metadata = run.metadata()
+    except LatentAtlasError:
+        return []  # section 1 already names `latentatlas encode`
+    if len(metadata) != len(z) or len(z) < 3:
+        return [Text(f"No UMAP map: the z-point store has {len(z)} rows and its metadata {len(metadata)}.")]
+    rows = np.arange(len(z))
+    if len(z) > max_points:
+        rows = np.sort(np.random.default_rng(SEED).choice(len(z), max_points, replace=False))
+    points = umap_embedding(np.asarray(z[rows], dtype=np.float32), random_state=SEED)
+    column = colour_column(metadata)
+    heading = Heading("A nonlinear map of the bulk (UMAP)")
+    if column is None:
+        return [heading, Text("The z-point metadata has no attribute, factor or subset column to colour by.")]
+    values = metadata[column["name"]].iloc[rows].reset_index(drop=True)
+    caption = (
+        f"UMAP of {len(rows)} of {len(z)} z-points (seed {SEED}), coloured by {column['name']}. UMAP keeps "
+        "neighbourhoods, not distances or widths: read clusters and connections, not sizes."
+    )
+    return [heading, Figure(data_uri(_figure(points, values, column)), caption)]
