@@ -604,6 +604,66 @@ COMMANDS.append(("report", "write the self-contained RUN/report.html", _report_a
 COMMANDS.append(("explore", "interactive explorer of the latent space in the browser", _explore_arguments, _explore))
 
 
+# ----------------------------------------------------------------------------- import, export
+def _import_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN", help="run folder to create from the z-points")
+    p.add_argument("--zpoints", required=True, metavar="Z.npy", help="float (n, N) z-points of any encoder")
+    p.add_argument("--meta", metavar="M.parquet|csv", help="one metadata row per z-point (colour columns, labels)")
+    p.add_argument(
+        "--decoder",
+        metavar="D.pt",
+        help="TorchScript decoder (B, N) -> (B, 3, S, S) in [0, 1]; torch.jit.load runs no Python from the file",
+    )
+    held_out = p.add_mutually_exclusive_group()
+    held_out.add_argument("--val-fraction", type=float, help="seeded share of rows held out (default 0.1)")
+    held_out.add_argument("--split", metavar="S.npy", help="one 0 (train) or 1 (held out) per z-point")
+    p.add_argument("--image-size", type=int, help="the decoder's image side, checked against its output")
+    p.add_argument("--seed", type=int, default=0, help="seeds the --val-fraction split (default 0)")
+
+
+def _import(args: argparse.Namespace) -> int:
+    from latentatlas.pipelines.importer import import_run
+
+    run = import_run(
+        args.run_dir,
+        args.zpoints,
+        meta=args.meta,
+        decoder=args.decoder,
+        val_fraction=args.val_fraction,
+        split=args.split,
+        image_size=args.image_size,
+        seed=args.seed,
+    )
+    info = run.zpoints_info()
+    decoder = f"decoder {run.image_size}x{run.image_size}" if args.decoder else "no decoder (latent-space only)"
+    print(
+        f"imported {info['n']} z-points of dimension {info['latent_dim']} into {run.path} "
+        f"(train {info['subsets']['train']}, held out {info['subsets']['val']}, {decoder}); "
+        f"next: latentatlas analyze {run.path}"
+    )
+    return 0
+
+
+def _export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN", help="trained run folder")
+    p.add_argument("--decoder", required=True, metavar="OUT.pt", help="write the decoder as TorchScript here")
+
+
+def _export(args: argparse.Namespace) -> int:
+    from latentatlas.pipelines.importer import export_decoder
+    from latentatlas.store import Run
+
+    path = export_decoder(Run(args.run_dir), args.decoder)
+    print(f"wrote {path}: TorchScript decoder, load it with torch.jit.load or `latentatlas import --decoder`")
+    return 0
+
+
+COMMANDS.append(
+    ("import", "create a run from z-points of any encoder (+ TorchScript decoder)", _import_arguments, _import)
+)
+COMMANDS.append(("export", "write a run's decoder as TorchScript", _export_arguments, _export))
+
+
 # ----------------------------------------------------------------------------- demo
 def _demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/demo", help="run folder (default runs/demo; an existing demo run is reused)")

@@ -7,6 +7,7 @@ RUN/zpoints.parquet (one metadata row per z-point) and RUN/zpoints.json (where t
 from __future__ import annotations
 
 import os
+import warnings
 from functools import cached_property
 from pathlib import Path
 
@@ -23,10 +24,13 @@ from latentatlas.model import Autoencoder, ModelConfig, default_device, load_mod
 from latentatlas.train import HISTORY_COLUMNS, RunConfig, read_history, read_run_config
 
 SUBSETS = ("train", "val", "external")
+# An imported run (`latentatlas import`) has this file instead of config.json, and optionally a TorchScript decoder.
+IMPORT_FILE = "imported.json"
+DECODER_FILE = "decoder.pt"
 
 
 def _model_device(model: torch.nn.Module, device: torch.device | str | None) -> torch.device:
-    current = next(model.parameters()).device
+    current = next(model.parameters(), torch.empty(0)).device
     if device is None:
         return current
     device = torch.device(device)
@@ -76,30 +80,65 @@ def decode_latents(
     progress: bool = False,
 ) -> np.ndarray:
     """float32 z-points (n, latent_dim) -> uint8 images (n, H, W, 3), in eval mode."""
+    return decode_with(model.decoder, model.config.latent_dim, model.config.image_size, z, batch_size, device, progress)
+
+
+def decode_with(
+    decoder: torch.nn.Module,
+    latent_dim: int,
+    image_size: int,
+    z: np.ndarray,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """Decode with any module mapping float32 (B, latent_dim) to (B, 3, S, S) pixels in [0, 1]: the autoencoder's
+    decoder or an imported TorchScript one. uint8 images (n, S, S, 3) out, in eval mode."""
     z = np.asarray(z, dtype=np.float32)
     if z.ndim == 1:
         z = z[None]
-    if z.ndim != 2 or z.shape[1] != model.config.latent_dim:
-        raise LatentAtlasError(f"expected latent vectors of shape (n, {model.config.latent_dim}), got {z.shape}")
+    if z.ndim != 2 or z.shape[1] != latent_dim:
+        raise LatentAtlasError(f"expected latent vectors of shape (n, {latent_dim}), got {z.shape}")
     if not np.isfinite(z).all():
         raise LatentAtlasError("latent vectors contain NaN or infinite values")
     if batch_size < 1:
         raise LatentAtlasError(f"batch size must be >= 1, got {batch_size}")
-    device = _model_device(model, device)
-    size = model.config.image_size
-    out = np.empty((len(z), size, size, 3), np.uint8)
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
+    device = _model_device(decoder, device)
+    out = np.empty((len(z), image_size, image_size, 3), np.uint8)
+    was_training = decoder.training
+    decoder.eval()
+    # A TorchScript module's graph optimiser may fuse ops; plain execution keeps it bit-identical to eager.
+    with torch.inference_mode(), torch.jit.optimized_execution(False):  # pyright: ignore[reportPrivateImportUsage]
         for start in tqdm(
             range(0, len(z), batch_size), desc="decode", unit="batch", disable=None if progress else True
         ):
             rows = torch.from_numpy(np.array(z[start : start + batch_size]))  # copy: z may be a read-only memmap
-            x = model.decode(rows.to(device)).float()
-            pixels = x.clamp_(0, 1).mul_(255).round_().to(torch.uint8).permute(0, 2, 3, 1)
+            x = decoder(rows.to(device))
+            if not isinstance(x, torch.Tensor) or tuple(x.shape) != (len(rows), 3, image_size, image_size):
+                shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+                raise LatentAtlasError(
+                    f"the decoder returned {shape} for {len(rows)} latent vectors, "
+                    f"expected ({len(rows)}, 3, {image_size}, {image_size})"
+                )
+            pixels = x.float().clamp_(0, 1).mul_(255).round_().to(torch.uint8).permute(0, 2, 3, 1)
             out[start : start + len(x)] = pixels.cpu().numpy()
-    model.train(was_training)
+    decoder.train(was_training)
     return out
+
+
+def load_torchscript_decoder(path: str | os.PathLike, device: torch.device | str = "cpu") -> torch.nn.Module:
+    """A TorchScript decoder file. `torch.jit.load` rebuilds the module from its serialized graph and runs no
+    Python from the file (unlike a pickled model), so a user's decoder file cannot execute code on load."""
+    path = Path(path)
+    if not path.is_file():
+        raise LatentAtlasError(f"decoder file {path} does not exist")
+    try:
+        with warnings.catch_warnings():  # torch 2.x deprecates TorchScript for torch.export; jit.load still works
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.load(str(path), map_location=torch.device(device)).eval()
+    except (RuntimeError, ValueError, OSError) as exc:
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise LatentAtlasError(f"{path} is not a TorchScript decoder (torch.jit.save): {first_line}") from None
 
 
 class Run:
@@ -109,18 +148,37 @@ class Run:
         self.path = Path(path)
         if not self.path.is_dir():
             raise LatentAtlasError(f"run folder {self.path} does not exist")
-        if not (self.path / "config.json").is_file():
+        if not (self.path / "config.json").is_file() and not (self.path / IMPORT_FILE).is_file():
             raise LatentAtlasError(
                 f"{self.path} is not a latentatlas run folder (no config.json): run `latentatlas train`"
             )
         self._models: dict[str, Autoencoder] = {}
+        self._decoders: dict[str, torch.nn.Module] = {}
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"
 
+    @property
+    def imported(self) -> bool:
+        """True for a run made by `latentatlas import` from another model's z-points (no autoencoder, no images)."""
+        return (self.path / IMPORT_FILE).is_file() and not (self.path / "config.json").is_file()
+
+    @cached_property
+    def import_info(self) -> dict:
+        """imported.json: latent_dim, image_size (None without a decoder), decoder, where the z-points came from."""
+        info = read_json(self.path / IMPORT_FILE)
+        if not isinstance(info, dict) or not isinstance(info.get("latent_dim"), int):
+            raise LatentAtlasError(f"{self.path / IMPORT_FILE} is not an import record: run `latentatlas import`")
+        return info
+
+    def _refuse_imported(self, what: str) -> None:
+        if self.imported:
+            raise LatentAtlasError(f"run {self.path} was imported from z-points (latentatlas import): it has no {what}")
+
     @cached_property
     def config(self) -> RunConfig:
         """config.json, validated by type and range (one clear line naming the file if it is not valid)."""
+        self._refuse_imported("autoencoder, training or data config")
         return read_run_config(self.path)
 
     @property
@@ -137,7 +195,25 @@ class Run:
 
     @property
     def latent_dim(self) -> int:
-        return self.model_config.latent_dim
+        return int(self.import_info["latent_dim"]) if self.imported else self.model_config.latent_dim
+
+    @property
+    def image_size(self) -> int:
+        """Side of the decoded images (an imported run without a decoder has none)."""
+        if self.imported:
+            self.decoder_path()
+            return int(self.import_info["image_size"])
+        return self.model_config.image_size
+
+    def decoder_path(self) -> Path:
+        """RUN/decoder.pt of an imported run; one clear line when it was imported without one."""
+        path = self.path / DECODER_FILE
+        if not path.is_file() or not self.import_info.get("image_size"):
+            raise LatentAtlasError(
+                f"run {self.path} was imported without a decoder: images need one "
+                f"(latentatlas import {self.path} --zpoints Z.npy --decoder D.pt)"
+            )
+        return path
 
     def train_state(self) -> dict:
         """train_state.json: epochs done, last and best losses, split sizes."""
@@ -152,6 +228,7 @@ class Run:
 
     def load_model(self, device: torch.device | str | None = None) -> Autoencoder:
         """The trained autoencoder in eval mode, loaded once per device."""
+        self._refuse_imported("autoencoder (decoding uses its decoder.pt; encoding images is not possible)")
         device = torch.device(device) if device is not None else default_device()
         if str(device) not in self._models:
             weights = self.path / "model.safetensors"
@@ -178,6 +255,7 @@ class Run:
 
     def images(self) -> ImageSet:
         """The run's training source, through the image cache (loaded once)."""
+        self._refuse_imported("source images (only z-points)")
         return self._images
 
     def split(self) -> np.ndarray:
@@ -221,7 +299,16 @@ class Run:
         self._require_zpoints()
         return read_json(self.path / "zpoints.json")
 
+    def load_decoder(self, device: torch.device | str | None = None) -> torch.nn.Module:
+        """The imported TorchScript decoder in eval mode, loaded once per device."""
+        device = torch.device(device) if device is not None else default_device()
+        if str(device) not in self._decoders:
+            self._decoders[str(device)] = load_torchscript_decoder(self.decoder_path(), device)
+        return self._decoders[str(device)]
+
     def decode(self, z: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        if self.imported:
+            return decode_with(self.load_decoder(), self.latent_dim, self.image_size, z, batch_size)
         return decode_latents(self.load_model(), z, batch_size)
 
     def encode(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -336,6 +423,8 @@ __all__ = [
     "default_device",
     "encode_images",
     "decode_latents",
+    "decode_with",
+    "load_torchscript_decoder",
     "encode_run",
     "reconstruct",
     "save_reconstructions",

@@ -101,6 +101,27 @@ def held_out_rows(run: Run) -> tuple[np.ndarray, np.ndarray]:
     return train_rows, val_rows
 
 
+class _DecodedImages:
+    """An imported run has no source images: its "real" images are its decoder's images of the real z-points."""
+
+    def __init__(self, run: Run):
+        self.run = run
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        return self.run.decode(np.asarray(self.run.zpoints()[rows]))
+
+
+def _source_images(run: Run) -> np.ndarray | _DecodedImages:
+    if not run.imported:
+        return run.images().images
+    if not (run.path / "decoder.pt").is_file():
+        raise LatentAtlasError(
+            f"run {run.path} was imported without a decoder: FID/KID and face rates need images; "
+            "use --no-fid --no-faces for the latent-space scores, or import it again with --decoder"
+        )
+    return _DecodedImages(run)
+
+
 def _pick(rows: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(rows, size=n, replace=False)) if len(rows) > n else rows
 
@@ -210,10 +231,10 @@ def evaluate_run(
     cache_dir = out_dir if write else None  # write=False leaves the run folder untouched
 
     need_images = fid_scores or faces
-    source_images = run.images().images if need_images else None
+    source_images = _source_images(run) if need_images else None
     held_images = None
     if source_images is not None:
-        size = run.model_config.image_size
+        size = run.image_size
         held_images = checks.images(np.asarray(source_images[held_rows]), "held-out images")
         if held_images.shape[1:] != (size, size, 3):
             raise LatentAtlasError(
@@ -289,6 +310,7 @@ def evaluate_run(
             "input_range": list(INCEPTION_INPUT_RANGE),
         },
         "sampler_options": sampler_options or {},
+        "real_images": "decoded z-points (imported run)" if run.imported else "source images",
     }
     result = Evaluation(rows=rows, settings=settings)
     if write:
