@@ -109,6 +109,9 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     data.add_argument("--synthetic-count", type=int, help="number of synthetic faces")
     p.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
     p.add_argument(
+        "--devices", type=int, help="data-parallel processes (DDP: one per GPU, gloo on CPU); same as torchrun"
+    )
+    p.add_argument(
         "--config",
         metavar="FILE",
         help="TOML or JSON file with [model], [train], [data] sections; flags given here override it",
@@ -144,6 +147,7 @@ def _config_file_sections(path: str | None) -> dict[str, dict]:
 def _train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from latentatlas import distributed
     from latentatlas.config import DataConfig, TrainConfig
     from latentatlas.model import ModelConfig
     from latentatlas.store import Run
@@ -166,7 +170,9 @@ def _train(args: argparse.Namespace) -> int:
     data = DataConfig.from_dict(data_values)
     config = TrainConfig.from_dict({**train_base, **from_file["train"], **_given(args, _TRAIN_FLAGS)})
     use_all_cores()
-    run = Run(train(out, data, model, config, resume=args.resume))
+    run = Run(distributed.launch(args.devices, train, out, data, model, config, args.resume))
+    if not distributed.is_main():
+        return 0  # under torchrun rank 0 alone reports
     state = run.train_state()
     print(
         f"trained {out}: {state['epochs_done']} epochs on {state['n_train']} images, "

@@ -27,6 +27,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from latentatlas import distributed
 from latentatlas.config import DataConfig, TrainConfig
 from latentatlas.data import ImageSet, load_images
 from latentatlas.errors import LatentAtlasError
@@ -328,7 +329,11 @@ def train(
         raise LatentAtlasError(f"{run_dir} already holds a trained model; use --resume or another --out")
     train_state = _check_resume(run_dir, data, model, config) if resume else {}
     device = torch.device(device) if device is not None else default_device()
-    imageset, split = _load_and_split(run_dir, data, model, config, resume, progress)
+    device, progress = distributed.setup(device), progress and distributed.is_main()  # torchrun: this rank's
+    if resume:
+        distributed.check_resume(run_dir, train_state)
+    with distributed.main_first():
+        imageset, split = _load_and_split(run_dir, data, model, config, resume, progress)
 
     with torch.random.fork_rng(devices=[]):  # seeding must not disturb the caller's global RNG
         torch.manual_seed(config.seed)
@@ -351,12 +356,14 @@ def train(
     best = min((row["val_loss"] for row in history if math.isfinite(row["val_loss"])), default=float("inf"))
     config_json = {"model": model.to_dict(), "train": config.to_dict(), "data": data.to_dict()}
 
+    trainer = distributed.wrap(net)  # net itself in one process
     net.train()
     with _deterministic(device):
         for epoch in range(start_epoch + 1, config.epochs + 1):
             started = time.perf_counter()
-            train_loss = _train_epoch(net, optimizer, train_feeder, device, config, epoch, progress)
+            train_loss = _train_epoch(trainer, optimizer, train_feeder, device, config, epoch, progress)
             seconds = time.perf_counter() - started
+            train_loss = distributed.average(train_loss)
             val_loss = evaluate_loss(net, val_feeder, device)
             history.append(
                 {
@@ -368,9 +375,11 @@ def train(
                 }
             )
             best = min(best, val_loss) if math.isfinite(val_loss) else best
-            _write_checkpoint(run_dir, net, optimizer, split, config_json, history, epoch, best, imageset, device)
+            if distributed.is_main():
+                _write_checkpoint(run_dir, net, optimizer, split, config_json, history, epoch, best, imageset, device)
             if progress:
                 log_epoch(history[-1], config.epochs)
+    distributed.barrier()  # every rank returns once the checkpoint is complete
     return run_dir
 
 
@@ -385,7 +394,7 @@ def log_epoch(row: dict, epochs: int) -> None:
 
 
 def _train_epoch(
-    net: Autoencoder,
+    net: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     feeder: _BatchFeeder,
     device: torch.device,
@@ -393,11 +402,11 @@ def _train_epoch(
     epoch: int,
     progress: bool,
 ) -> float:
-    order = torch.randperm(len(feeder), generator=epoch_generator(config.seed, epoch))
+    order = distributed.shard(torch.randperm(len(feeder), generator=epoch_generator(config.seed, epoch)))
     total, seen = 0.0, 0
     started = time.perf_counter()
     bar = tqdm(
-        total=len(feeder),
+        total=len(order),
         desc=f"epoch {epoch}/{config.epochs}",
         unit="img",
         disable=None if progress else True,
@@ -453,6 +462,7 @@ def _write_checkpoint(
             "n_val": int((split == 1).sum()),
             "skipped_files": len(imageset.skipped),
             "device": device.type,
+            "world_size": distributed.world_size(),
             "torch": torch.__version__,
         },
     )
