@@ -670,6 +670,46 @@ COMMANDS.append(
 COMMANDS.append(("export", "write a run's decoder as TorchScript", _export_arguments, _export))
 
 
+# ----------------------------------------------------------------------------- sweep
+def _sweep_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="folder for one run per model and the sweep table")
+    p.add_argument("--data", type=_source_argument, action="append", help="source (repeatable; default synthetic)")
+    p.add_argument("--latent-dims", type=_int_list, default=[16, 64, 256], help="default 16,64,256")
+    p.add_argument("--batch-norm", choices=("both", "on", "off"), default="both", help="default both")
+    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--channels", type=_int_list, default=[16, 32, 64], help="conv widths (default 16,32,64)")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--synthetic-count", type=int, default=2000)
+    p.add_argument("--limit", type=int, help="keep only the first N images of each source")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from latentatlas.config import SYNTHETIC_SOURCE
+    from latentatlas.pipelines.sweep import sweep, sweep_frame, sweep_markdown
+    from latentatlas.train import use_all_cores
+
+    use_all_cores()
+    rows = sweep(
+        args.out,
+        sources=args.data or [SYNTHETIC_SOURCE],
+        latent_dims=args.latent_dims,
+        batch_norm={"both": (True, False), "on": (True,), "off": (False,)}[args.batch_norm],
+        image_size=args.image_size,
+        channels=args.channels,
+        epochs=args.epochs,
+        synthetic_count=args.synthetic_count,
+        limit=args.limit,
+        seed=args.seed,
+    )
+    print(sweep_markdown(sweep_frame(rows)), end="")
+    print(f"wrote {args.out}/sweep.csv, sweep.md, sweep.json, sweep.png")
+    return 0
+
+
+COMMANDS.append(("sweep", "train and analyse models over latent dim x batch norm x data", _sweep_arguments, _sweep))
+
+
 # ----------------------------------------------------------------------------- demo
 def _demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/demo", help="run folder (default runs/demo; an existing demo run is reused)")
