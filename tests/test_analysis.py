@@ -347,6 +347,7 @@ def test_cli_analyze_end_to_end(tiny_run_copy, capsys) -> None:
     assert main(["analyze", str(run.path)]) == 0
     out = capsys.readouterr().out
     assert "dominant components" in out and "b_match" in out
+    assert "seed claims: origin-position " in out and "normal core: " in out and "regions: " in out
     folder = run.path / "analysis"
     result = json.loads((folder / "analysis.json").read_text())
     assert result["schema"] == an.SCHEMA and result["subset"] == "train"
@@ -436,9 +437,9 @@ def test_cli_bad_options_exit_2_with_one_line(tiny_run_copy, capsys, args: list[
 
 
 def test_cli_nan_store_and_missing_run(tiny_run_copy, tmp_path, capsys) -> None:
-    z = np.array(load_npy(tiny_run_copy.path / "zpoints.npy"))
+    z = np.array(load_npy(tiny_run_copy.zpoints_file("zpoints.npy")))
     z[5, 3] = np.nan
-    save_npy(tiny_run_copy.path / "zpoints.npy", z)
+    save_npy(tiny_run_copy.zpoints_file("zpoints.npy"), z)
     assert main(["analyze", str(tiny_run_copy.path), "--subset", "all"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "NaN" in err

@@ -122,6 +122,16 @@ def test_one_gaussian_is_one_region() -> None:
     assert regions.to_dict()["regions"][0]["share"] == 1.0
 
 
+def test_heavy_tails_are_one_region_not_fragments() -> None:
+    # a multivariate Student-t needs several mixture components, but they overlap: no voids between them
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((5000, 64)) / np.sqrt(rng.chisquare(4, (5000, 1)) / 4)
+    regions = an.Regions().fit(z)
+    assert regions.n_regions_ > 1 and regions.hdbscan_n_regions_ <= 1
+    assert regions.void_share_ < 0.02
+    assert regions.finding().verdict == "agrees"
+
+
 @pytest.mark.parametrize(
     "make,message",
     [

@@ -109,6 +109,9 @@ def test_resume_with_other_settings(tiny_run_copy, capsys, arguments, message):
 
 @pytest.mark.parametrize("command", ["encode", "reconstruct"])
 def test_commands_on_a_folder_without_model(tiny_run_copy, capsys, command):
+    import shutil
+
+    shutil.rmtree(tiny_run_copy.path / "checkpoints")  # a training killed before its first commit
     (tiny_run_copy.path / "model.safetensors").unlink()
     assert main([command, str(tiny_run_copy.path)]) == 2
     assert "no trained model" in _one_line_error(capsys)
@@ -130,7 +133,11 @@ def test_encode_another_source_marks_it_external(tiny_run_copy, capsys):
 
 @pytest.mark.parametrize(
     "arguments, message",
-    [(["-n", "0"], "must be >= 1"), (["--out", "{run}/grid.jpg"], "ending in .png"), (["--columns", "0"], "--columns")],
+    [
+        (["-n", "0"], "the number of images must be an integer >= 1, got 0"),
+        (["--out", "{run}/grid.jpg"], "ending in .png"),
+        (["--columns", "0"], "--columns"),
+    ],
 )
 def test_reconstruct_mistakes(tiny_run_copy, capsys, arguments, message):
     arguments = [a.replace("{run}", str(tiny_run_copy.path)) for a in arguments]

@@ -78,3 +78,14 @@ def test_bad_config_files(tmp_path: Path, name: str, text: str, message: str) ->
         read_config_file(path)
     with pytest.raises(LatentAtlasError, match="does not exist"):
         read_config_file(tmp_path / "missing.toml")
+
+
+def test_the_example_config_file_builds_every_config() -> None:
+    from latentatlas.config import CONFIG_SECTIONS
+
+    sections = read_config_file(Path(__file__).resolve().parents[1] / "examples" / "run.toml")
+    assert set(sections) == set(CONFIG_SECTIONS)
+    assert ModelConfig.from_dict(sections["model"]) == ModelConfig()
+    train = TrainConfig.from_dict(sections["train"])
+    assert (train.lr_schedule, train.patience) == ("cosine", 4)
+    assert DataConfig.from_dict(sections["data"]).synthetic_count == 3000

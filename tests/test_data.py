@@ -392,13 +392,13 @@ def test_corrupt_files_are_skipped_and_listed(tmp_path: Path, capsys: pytest.Cap
     assert loaded.meta["image_id"].tolist() == ["good.jpg", "good2.png"]
     assert loaded.images.shape == (2, 16, 16, 3)
     assert np.abs(loaded.images[1].astype(int) - (10, 20, 30)).max() <= 2
-    assert "skipped 3 unreadable file(s): empty.png, text.jpg, truncated.jpg" in capsys.readouterr().err
+    assert "skipped 3 file(s): empty.png, text.jpg, truncated.jpg" in capsys.readouterr().err
     # The skipped list survives in the cache.
     assert load_images(DataConfig(source=str(folder), image_size=16)).skipped == loaded.skipped
 
 
 @pytest.mark.parametrize("form", ["folder", "zip"])
-def test_threaded_decoding_matches_serial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str) -> None:
+def test_parallel_decoding_matches_serial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str) -> None:
     rng = np.random.default_rng(1)
     files = {}
     for i in range(150):
@@ -417,9 +417,9 @@ def test_threaded_decoding_matches_serial(tmp_path: Path, monkeypatch: pytest.Mo
             for name, blob in files.items():
                 archive.writestr(name, blob)
     config = DataConfig(source=str(source), image_size=16)
-    serial = load_images(config, cache_dir=tmp_path / "a", progress=False)
-    monkeypatch.setattr(data.cache, "_decode_worker_count", lambda n: 2)
-    threaded = load_images(config, cache_dir=tmp_path / "b", progress=False)
+    serial = load_images(config, cache_dir=tmp_path / "a", progress=False, workers=1)
+    monkeypatch.setattr(data.cache, "_DECODE_BLOCK", 16)  # ten blocks over two worker processes
+    threaded = load_images(config, cache_dir=tmp_path / "b", progress=False, workers=2)
     assert threaded.skipped == serial.skipped == ["075.png"]
     assert threaded.images.shape == (149, 16, 16, 3)
     assert np.array_equal(np.asarray(threaded.images), np.asarray(serial.images))

@@ -15,9 +15,9 @@ from safetensors.torch import load_file
 from cli_helpers import exit_status
 from latentatlas import distributed
 from latentatlas.config import DataConfig, TrainConfig
-from latentatlas.io import read_json
 from latentatlas.model import ModelConfig
-from latentatlas.train import epoch_generator, read_history, train
+from latentatlas.store import Run
+from latentatlas.train import epoch_generator, train
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 MODEL = ["--image-size", "16", "--channels", "8,16", "--latent-dim", "8"]
@@ -41,7 +41,11 @@ def _train_two(out: Path, epochs: int, *extra: str, torchrun: bool = False) -> s
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(run / "model.safetensors"))
+    return load_file(str(Run(run).weights_path("last")))
+
+
+def _history(run: Path) -> list[dict]:
+    return Run(run).history().to_dict("records")
 
 
 @pytest.fixture(scope="module")
@@ -62,12 +66,12 @@ def test_two_processes_at_half_batch_track_one_process(two_process_run, tmp_path
         progress=False,
         device="cpu",
     )
-    single, double = read_history(one / "history.csv")[-1], read_history(two_process_run / "history.csv")[-1]
+    single, double = _history(one)[-1], _history(two_process_run)[-1]
     assert double["epoch"] == single["epoch"] == 3
     assert abs(double["val_loss"] - single["val_loss"]) <= 0.03 * single["val_loss"], (single, double)
-    first = read_history(one / "history.csv")[0]["val_loss"]
+    first = _history(one)[0]["val_loss"]
     assert single["val_loss"] < 0.7 * first  # it learned: the comparison is not between two untrained models
-    state = read_json(two_process_run / "train_state.json")
+    state = Run(two_process_run).train_state()
     assert state["world_size"] == 2 and state["n_train"] == 180 and state["epochs_done"] == 3
 
 
@@ -83,18 +87,18 @@ def test_resume_of_a_two_process_run_is_exact(two_process_run, tmp_path):
     for name in straight:
         assert torch.equal(straight[name], again[name]), name
     for column in ("train_loss", "val_loss"):  # every epoch's losses too, not only the final weights
-        expected = [row[column] for row in read_history(two_process_run / "history.csv")]
-        assert [row[column] for row in read_history(out / "history.csv")] == expected, column
+        expected = [row[column] for row in _history(two_process_run)]
+        assert [row[column] for row in _history(out)] == expected, column
 
 
 @pytest.mark.slow
 def test_resume_with_another_world_size_is_refused(two_process_run, tmp_path, capsys):
     run = Path(shutil.copytree(two_process_run, tmp_path / "run"))
-    before = (run / "model.safetensors").read_bytes()
+    before = Run(run).weights_path("last").read_bytes()
     assert exit_status(["train", "--out", str(run), "--resume", "--epochs", "4"]) == 2
     err = capsys.readouterr().err
     assert "trained by 2 process(es), this run has 1; resume with --devices 2" in err and err.count("\n") == 1
-    assert (run / "model.safetensors").read_bytes() == before
+    assert Run(run).weights_path("last").read_bytes() == before
 
 
 @pytest.mark.parametrize("world", [2, 3])
@@ -124,7 +128,7 @@ def test_one_process_runs_without_a_process_group(tmp_path):
         device="cpu",
     )
     assert not torch.distributed.is_initialized()
-    assert read_json(out / "train_state.json")["world_size"] == 1
+    assert Run(out).train_state()["world_size"] == 1
     order = torch.arange(10)
     assert distributed.shard(order) is order and distributed.average(0.25) == 0.25
 

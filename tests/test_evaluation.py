@@ -340,7 +340,7 @@ def test_evaluate_cli_errors(tiny_run, capsys, arguments, message):
 def test_evaluate_without_held_out_data(tiny_run_copy, capsys):
     meta = tiny_run_copy.metadata()
     meta["subset"] = "train"
-    meta.to_parquet(tiny_run_copy.path / "zpoints.parquet", index=False)
+    meta.to_parquet(tiny_run_copy.zpoints_file("zpoints.parquet"), index=False)
     assert main(["evaluate", str(tiny_run_copy.path), "-n", "10", "--no-fid"]) == 2
     assert "no held-out" in capsys.readouterr().err
 

@@ -397,7 +397,7 @@ def test_cli_path_endpoints_of_the_wrong_dimension(tiny_run_copy, tmp_path, caps
     run = tiny_run_copy
     Image.fromarray(np.asarray(run.images().images[0])).save(tmp_path / "face.png")
     # z-points that no longer match the model: an image encodes to 16 numbers, the stored rows have 3.
-    np.save(run.path / "zpoints.npy", np.zeros((len(run.zpoints()), 3), np.float32))
+    np.save(run.zpoints_file("zpoints.npy"), np.zeros((len(run.zpoints()), 3), np.float32))
     args = ["path", str(run.path), "--kind", "between", "--from-image", str(tmp_path / "face.png"), "--to", "1"]
     assert exit_status(args) == 2
     err = capsys.readouterr().err

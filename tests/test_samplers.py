@@ -412,7 +412,7 @@ def test_cli_sample_errors_exit_2_and_write_nothing(flags, message, tiny_run_cop
 
 
 def test_cli_sample_needs_z_points(tiny_run_copy, capsys):
-    (tiny_run_copy.path / "zpoints.npy").unlink()
+    (tiny_run_copy.zpoints_file("zpoints.npy")).unlink()
     assert exit_status(["sample", str(tiny_run_copy.path), "--sampler", "gaussian"]) == 2
     err = capsys.readouterr().err
     assert "no z-points" in err and err.count("\n") == 1

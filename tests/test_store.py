@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -112,7 +114,7 @@ def test_external_source_is_marked_external(tiny_run_copy):
     assert run.zpoints().shape == (30, 16)
     assert set(run.metadata()["subset"]) == {"external"}
     assert run.zpoints("external").shape == (30, 16)
-    info = read_json(run.path / "zpoints.json")
+    info = read_json(run.zpoints_file("zpoints.json"))
     assert info["external"] is True and DataConfig.from_dict(info["source"]) == data
     with pytest.raises(LatentAtlasError, match="no z-points in subset 'val'"):
         run.zpoints("val")
@@ -129,7 +131,10 @@ def test_reconstruction_grid_png_and_summary(tiny_run_copy):
     assert read_json(tiny_run_copy.path / "reconstructions.json") == summary
 
 
-@pytest.mark.parametrize("options, message", [({"n": 0}, "must be >= 1"), ({"subset": "test"}, "unknown subset")])
+@pytest.mark.parametrize(
+    "options, message",
+    [({"n": 0}, "the number of images must be an integer >= 1, got 0"), ({"subset": "test"}, "unknown subset")],
+)
 def test_reconstruction_rejects_bad_options(tiny_run_copy, options, message):
     with pytest.raises(LatentAtlasError, match=message):
         save_reconstructions(tiny_run_copy, **options)
@@ -147,14 +152,16 @@ def test_not_a_run_folder(tmp_path):
 
 
 def test_run_without_model_names_the_command(tiny_run_copy):
+    import shutil
+
+    shutil.rmtree(tiny_run_copy.path / "checkpoints")
     (tiny_run_copy.path / "model.safetensors").unlink()
     with pytest.raises(LatentAtlasError, match="no trained model.*latentatlas train"):
         Run(tiny_run_copy.path).load_model()
 
 
 def test_run_without_zpoints_names_the_command(tiny_run_copy):
-    for name in ("zpoints.npy", "zpoints.parquet"):
-        (tiny_run_copy.path / name).unlink()
+    shutil.rmtree(tiny_run_copy.path / "zpoints")
     run = Run(tiny_run_copy.path)
     for call in (run.zpoints, run.metadata):
         with pytest.raises(LatentAtlasError, match="has no z-points: run `latentatlas encode"):
@@ -225,6 +232,70 @@ def test_models_of_other_runs_do_not_fit(tiny_run_copy):
     other = Autoencoder(ModelConfig(image_size=32, channels=(8, 16), latent_dim=16))
     from latentatlas.model import save_model
 
-    save_model(other, tiny_run_copy.path / "model.safetensors")
+    save_model(other, Run(tiny_run_copy.path).weights_path("best"))
     with pytest.raises(LatentAtlasError, match="does not fit config.json"):
         Run(tiny_run_copy.path).load_model()
+
+
+def test_a_failed_encode_leaves_the_previous_store_whole(tiny_run_copy, monkeypatch):
+    import latentatlas.store as store
+
+    before = np.array(tiny_run_copy.zpoints())
+    meta_before = tiny_run_copy.metadata()
+
+    def fail_after_npy(*args, **kwargs):
+        raise RuntimeError("killed between the writes of the store")
+
+    monkeypatch.setattr(store.pd.DataFrame, "to_parquet", fail_after_npy)
+    with pytest.raises(RuntimeError, match="killed between"):
+        encode_run(Run(tiny_run_copy.path), progress=False)
+    run = Run(tiny_run_copy.path)
+    np.testing.assert_array_equal(run.zpoints(), before)
+    pd.testing.assert_frame_equal(run.metadata(), meta_before)
+    assert sorted(p.name for p in (run.path / "zpoints").iterdir()) == [
+        ".artifact.json",
+        "zpoints.json",
+        "zpoints.npy",
+        "zpoints.parquet",
+    ]
+    assert not [p for p in run.path.iterdir() if p.name.startswith(".zpoints.")]
+
+
+def test_a_mixed_store_is_detected_with_one_line(tiny_run_copy):
+    from latentatlas.io import save_npy
+
+    z = np.array(tiny_run_copy.zpoints())
+    save_npy(tiny_run_copy.zpoints_file("zpoints.npy"), z[:-3])
+    with pytest.raises(LatentAtlasError, match=r"inconsistent \(\d+ rows in zpoints.npy, \d+ in zpoints.parquet"):
+        Run(tiny_run_copy.path).zpoints("train")
+    save_npy(tiny_run_copy.zpoints_file("zpoints.npy"), np.zeros((len(z), 3), np.float32))
+    with pytest.raises(LatentAtlasError, match="has 3 components but the model's latent dimension is"):
+        Run(tiny_run_copy.path).zpoints()
+
+
+def test_encode_waits_for_the_run_lock(tiny_run_copy, monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("LATENTATLAS_LOCK_TIMEOUT", "0.5")
+    with Run(tiny_run_copy.path).lock():
+        result = subprocess.run(
+            [sys.executable, "-m", "latentatlas.cli", "encode", str(tiny_run_copy.path)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "LATENTATLAS_LOCK_TIMEOUT": "0.5"},
+        )
+    assert result.returncode == 2
+    assert "is still in use by another latentatlas command" in result.stderr.strip().splitlines()[-1]
+
+
+def test_zpoints_of_earlier_weights_are_refused_after_more_training(tiny_run_copy):
+    run = Run(tiny_run_copy.path)
+    info = read_json(run.zpoints_file("zpoints.json"))
+    assert run.stale_zpoints() is None
+    assert run.provenance() == {"weights": info["weights"], "weights_id": info["weights_id"]}
+    write_json(run.zpoints_file("zpoints.json"), {**info, "weights_id": "000000000000"})
+    stale = Run(tiny_run_copy.path)
+    assert "were encoded with" in stale.stale_zpoints()
+    with pytest.raises(LatentAtlasError, match="encoded with .* weights 000000000000, now .*run `latentatlas encode"):
+        stale.zpoints("train")

@@ -28,9 +28,9 @@ def test_sweep_trains_analyses_and_tabulates_each_model(tmp_path, capsys):
         assert 1 <= record.participation_ratio <= record.latent_dim
     assert (out / "sweep.png").read_bytes()[:4] == b"\x89PNG"
     assert "| synthetic | 12 | False |" in capsys.readouterr().out
-    before = (out / "synthetic-z4-bn" / "model.safetensors").stat().st_mtime_ns
+    before = Run(out / "synthetic-z4-bn").weights_path("last").stat().st_mtime_ns
     assert exit_status(argv) == 0  # a finished model is reused, not trained again
-    assert (out / "synthetic-z4-bn" / "model.safetensors").stat().st_mtime_ns == before
+    assert Run(out / "synthetic-z4-bn").weights_path("last").stat().st_mtime_ns == before
 
 
 def test_sweep_refuses_a_bad_latent_dim(tmp_path, capsys):

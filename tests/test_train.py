@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from latentatlas.checkpoint import latest_checkpoint, load_optimizer, read_history, save_optimizer
 from latentatlas.data import DataConfig
 from latentatlas.errors import LatentAtlasError
 from latentatlas.io import read_json
@@ -18,10 +19,7 @@ from latentatlas.train import (
     _BatchFeeder,
     epoch_generator,
     evaluate_loss,
-    load_optimizer,
     make_split,
-    read_history,
-    save_optimizer,
     train,
 )
 
@@ -37,7 +35,10 @@ def _micro_train(path: Path, epochs: int, resume: bool = False, seed: int = 0, *
 
 
 def _weights(path: Path, name: str = "model.safetensors") -> dict[str, torch.Tensor]:
-    return load_file(str(path / name))
+    """Tensors of the last committed checkpoint's file `name`."""
+    checkpoint = latest_checkpoint(path)
+    assert checkpoint is not None
+    return load_file(str(checkpoint.folder / name))
 
 
 def _assert_same_tensors(a: dict, b: dict) -> None:
@@ -148,16 +149,17 @@ def test_training_lowers_the_loss(tiny_run):
 
 def test_run_folder_contents(tiny_run):
     names = {p.name for p in tiny_run.path.iterdir()}
-    expected = {
-        "config.json",
-        "model.safetensors",
-        "optimizer.safetensors",
-        "train_state.json",
-        "history.csv",
-        "split.npy",
-    }
+    expected = {"config.json", "checkpoints", "model.safetensors", "train_state.json", "history.csv", "split.npy"}
     assert expected <= names
-    assert not any(name.endswith(".tmp") or name.startswith(".") for name in names)  # no leftovers of atomic writes
+    last = latest_checkpoint(tiny_run.path)
+    assert last is not None and last.folder.name == "epoch-0003"
+    files = {"model.safetensors", "optimizer.safetensors", "train_state.json", "history.csv"}
+    assert {p.name for p in last.folder.iterdir()} == files
+    # The top-level copies are the last checkpoint's files.
+    for name in ("model.safetensors", "train_state.json", "history.csv"):
+        assert (tiny_run.path / name).read_bytes() == (last.folder / name).read_bytes()
+    leftovers = [n for n in names if n.endswith(".tmp") or (n.startswith(".") and n != ".lock")]
+    assert not leftovers  # no leftovers of atomic writes (.lock is the run's advisory lock file)
     config = read_json(tiny_run.path / "config.json")
     assert set(config) == {"model", "train", "data"}
     assert ModelConfig(**config["model"]) == tiny_run.model_config
@@ -188,8 +190,8 @@ def test_resume_equals_uninterrupted_training(tmp_path):
     _micro_train(tmp_path / "resumed", epochs=4, resume=True)
     for name in ("model.safetensors", "optimizer.safetensors"):
         _assert_same_tensors(_weights(tmp_path / "straight", name), _weights(tmp_path / "resumed", name))
-    straight = read_history(tmp_path / "straight" / "history.csv")
-    resumed = read_history(tmp_path / "resumed" / "history.csv")
+    straight = read_history(tmp_path / "straight" / "checkpoints" / "epoch-0004" / "history.csv")
+    resumed = read_history(tmp_path / "resumed" / "checkpoints" / "epoch-0004" / "history.csv")
     assert [r["epoch"] for r in resumed] == [1, 2, 3, 4]
     assert [r["val_loss"] for r in resumed] == [r["val_loss"] for r in straight]
 

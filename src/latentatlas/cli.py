@@ -74,15 +74,27 @@ def _source_argument(text: str) -> str:
     """Paths are stored absolute in config.json so a run folder works from any working directory."""
     from pathlib import Path
 
-    from latentatlas.data import DataConfig
+    from latentatlas.config import BUILTIN_SOURCES
 
-    return text if text == DataConfig().source else str(Path(text).expanduser().resolve())
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the data source is empty: give a folder, a zip or 'synthetic-faces'")
+    return text if text in BUILTIN_SOURCES else str(Path(text).expanduser().resolve())
+
+
+def _device_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: the GPU when torch sees one, else cpu)")
+
+
+def _weights_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--weights", choices=["best", "last"], default="best", help="best (lowest validation loss) or last epoch"
+    )
 
 
 def _train_arguments(p: argparse.ArgumentParser) -> None:
     from latentatlas.model import ACTIVATIONS
 
-    p.add_argument("--data", type=_source_argument, help="image folder, zip, CelebA root, or synthetic-faces")
+    p.add_argument("--data", type=_source_argument, help="image folder, zip, CelebA root, synthetic-faces, or digits")
     p.add_argument("--out", required=True, help="run folder to create (or to continue with --resume)")
     model = p.add_argument_group("model (defaults: 64, 256, 32,64,128,256, batch norm, leaky_relu)")
     model.add_argument("--image-size", type=int, help="square image side, a multiple of 16")
@@ -103,11 +115,17 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     training.add_argument("--lr", type=float, help="Adam learning rate")
     training.add_argument("--seed", type=int, help="seeds weights, split and shuffling")
     training.add_argument("--val-fraction", type=float, help="share of images held out for validation")
+    training.add_argument(
+        "--lr-schedule", choices=["none", "cosine", "plateau"], help="cosine decay, or halve after 2 flat epochs"
+    )
+    training.add_argument("--patience", type=int, help="stop after N epochs without a better validation loss")
     data = p.add_argument_group("data")
     data.add_argument("--partition", choices=["all", "train", "valid", "test"], help="CelebA partition")
     data.add_argument("--limit", type=int, help="keep only the first N images")
     data.add_argument("--synthetic-count", type=int, help="number of synthetic faces")
+    data.add_argument("--synthetic-classes", type=int, help="synthetic faces in N strongly different classes")
     p.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
+    _device_argument(p)
     p.add_argument(
         "--devices", type=int, help="data-parallel processes (DDP: one per GPU, gloo on CPU); same as torchrun"
     )
@@ -124,8 +142,12 @@ def _given(args: argparse.Namespace, names: dict[str, str]) -> dict:
 
 
 _MODEL_FLAGS = {name: name for name in ("image_size", "latent_dim", "channels", "batch_norm", "activation")}
-_TRAIN_FLAGS = {name: name for name in ("epochs", "batch_size", "lr", "seed", "val_fraction")}
-_DATA_FLAGS = {"data": "source", "partition": "partition", "limit": "limit", "synthetic_count": "synthetic_count"}
+_TRAIN_FLAGS = {
+    name: name for name in ("epochs", "batch_size", "lr", "seed", "val_fraction", "lr_schedule", "patience")
+}
+_DATA_FLAGS = {name: name for name in ("partition", "limit", "synthetic_count", "synthetic_classes")} | {
+    "data": "source"
+}
 
 
 def _config_file_sections(path: str | None) -> dict[str, dict]:
@@ -170,7 +192,7 @@ def _train(args: argparse.Namespace) -> int:
     data = DataConfig.from_dict(data_values)
     config = TrainConfig.from_dict({**train_base, **from_file["train"], **_given(args, _TRAIN_FLAGS)})
     use_all_cores()
-    run = Run(distributed.launch(args.devices, train, out, data, model, config, args.resume))
+    run = Run(distributed.launch(args.devices, train, out, data, model, config, args.resume, device=args.device))
     if not distributed.is_main():
         return 0  # under torchrun rank 0 alone reports
     state = run.train_state()
@@ -189,7 +211,10 @@ def _encode_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--partition", choices=["all", "train", "valid", "test"], default="all", help="with --data")
     p.add_argument("--limit", type=int, help="with --data: keep only the first N images")
     p.add_argument("--synthetic-count", type=int, default=2000, help="with --data synthetic-faces")
+    p.add_argument("--synthetic-classes", type=int, default=1, help="with --data synthetic-faces")
     p.add_argument("--batch-size", type=int, default=256)
+    _device_argument(p)
+    _weights_argument(p)
 
 
 def _encode(args: argparse.Namespace) -> int:
@@ -198,7 +223,7 @@ def _encode(args: argparse.Namespace) -> int:
     from latentatlas.train import use_all_cores
 
     run = Run(args.run_dir)
-    run.load_model()  # fail on a run without a model before touching any data
+    run.load_model(args.device, args.weights)  # fail on a run without a model before touching any data
     data = None
     if args.data is not None:
         data = DataConfig(
@@ -207,9 +232,10 @@ def _encode(args: argparse.Namespace) -> int:
             partition=args.partition,
             limit=args.limit,
             synthetic_count=args.synthetic_count,
+            synthetic_classes=args.synthetic_classes,
         )
     use_all_cores()
-    path = encode_run(run, data, batch_size=args.batch_size)
+    path = encode_run(run, data, batch_size=args.batch_size, device=args.device, weights=args.weights)
     counts = run.zpoints_info()["subsets"]
     shape = run.zpoints().shape
     summary = ", ".join(f"{name} {count}" for name, count in counts.items() if count)
@@ -225,6 +251,8 @@ def _reconstruct_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="PNG file (default RUN/reconstructions.png); a .json summary is written beside it")
     p.add_argument("--columns", type=int, default=8, help="images per row")
     p.add_argument("--seed", type=int, default=0, help="which images are picked")
+    _device_argument(p)
+    _weights_argument(p)
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
@@ -233,8 +261,17 @@ def _reconstruct(args: argparse.Namespace) -> int:
     if args.columns < 1:
         raise LatentAtlasError(f"--columns must be >= 1, got {args.columns}")
     run = Run(args.run_dir)
-    run.load_model()
-    summary = save_reconstructions(run, args.out, n=args.n, subset=args.subset, seed=args.seed, ncols=args.columns)
+    run.load_model(args.device, args.weights)
+    summary = save_reconstructions(
+        run,
+        args.out,
+        n=args.n,
+        subset=args.subset,
+        seed=args.seed,
+        ncols=args.columns,
+        device=args.device,
+        weights=args.weights,
+    )
     png = args.out or run.path / "reconstructions.png"
     print(f"wrote {png}: {summary['figures'][0]['caption']}")
     return 0
@@ -243,6 +280,29 @@ def _reconstruct(args: argparse.Namespace) -> int:
 COMMANDS.append(("train", "train the autoencoder on an image source into a run folder", _train_arguments, _train))
 COMMANDS.append(("encode", "encode the run's images (or --data) into the z-point store", _encode_arguments, _encode))
 COMMANDS.append(("reconstruct", "PNG grid of images and their reconstructions", _reconstruct_arguments, _reconstruct))
+
+
+def _export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN", help="run folder made by `latentatlas train`")
+    p.add_argument("--decoder", required=True, metavar="FILE", help="TorchScript file to write (e.g. decoder.pt)")
+    _weights_argument(p)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from latentatlas.store import Run, export_decoder
+
+    run = Run(args.run_dir)
+    info = export_decoder(run, args.decoder, weights=args.weights)
+    print(
+        f"wrote {args.decoder}: TorchScript decoder, z ({info['latent_dim']},) -> image (3, {info['image_size']}, "
+        f"{info['image_size']}) in [0, 1], {args.weights} weights {info['weights_id']}"
+    )
+    return 0
+
+
+COMMANDS.append(
+    ("export", "export the decoder as TorchScript, for use without latentatlas", _export_arguments, _export)
+)
 
 
 # ----------------------------------------------------------------------------- analyze
@@ -349,6 +409,12 @@ def _analyze(args: argparse.Namespace) -> int:
         f"radii: mean {radii['data']['mean']:.3f}, b_match {radii['b_match']:.3f}; "
         f"PCA: {pca['n_components_90']} components for 90 %, participation ratio {pca['participation_ratio']:.1f}"
     )
+    core, regions = result["core_normality"], result["regions"]
+    if "core_fraction" in core:
+        print(f"normal core: {100 * core['core_fraction']:.1f} % of the points within 3σ (robust Mahalanobis)")
+    if "n_regions" in regions:
+        print(f"regions: {regions['n_regions']} (mixture BIC), {regions['hdbscan']['n_regions']} (HDBSCAN)")
+    print("seed claims: " + ", ".join(f"{f['key']} {f['verdict']}" for f in result["findings"]))
     print(f"wrote {result['run']}/analysis/analysis.json and {len(result['figures'])} figures")
     return 0
 
@@ -610,7 +676,7 @@ COMMANDS.append(("report", "write the self-contained RUN/report.html", _report_a
 COMMANDS.append(("explore", "interactive explorer of the latent space in the browser", _explore_arguments, _explore))
 
 
-# ----------------------------------------------------------------------------- import, export
+# ----------------------------------------------------------------------------- import
 def _import_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN", help="run folder to create from the z-points")
     p.add_argument("--zpoints", required=True, metavar="Z.npy", help="float (n, N) z-points of any encoder")
@@ -650,24 +716,9 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", metavar="RUN", help="trained run folder")
-    p.add_argument("--decoder", required=True, metavar="OUT.pt", help="write the decoder as TorchScript here")
-
-
-def _export(args: argparse.Namespace) -> int:
-    from latentatlas.pipelines.importer import export_decoder
-    from latentatlas.store import Run
-
-    path = export_decoder(Run(args.run_dir), args.decoder)
-    print(f"wrote {path}: TorchScript decoder, load it with torch.jit.load or `latentatlas import --decoder`")
-    return 0
-
-
 COMMANDS.append(
     ("import", "create a run from z-points of any encoder (+ TorchScript decoder)", _import_arguments, _import)
 )
-COMMANDS.append(("export", "write a run's decoder as TorchScript", _export_arguments, _export))
 
 
 # ----------------------------------------------------------------------------- sweep
@@ -797,6 +848,37 @@ def _demo(args: argparse.Namespace) -> int:
 
 COMMANDS.append(
     ("demo", "the whole pipeline on built-in synthetic faces, ending with the report", _demo_arguments, _demo)
+)
+
+
+# ----------------------------------------------------------------------------- attributes
+def _attributes_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN", help="run folder with z-points (`latentatlas encode`)")
+    p.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="COND",
+        help="condition like Male=1,Eyeglasses=1: fit a sampler on its rows, decode, re-encode, probe (repeatable)",
+    )
+    p.add_argument("-n", type=int, default=256, help="samples per condition (default 256)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the probes and the samplers")
+    p.add_argument("--strips", type=int, default=3, help="image strips along the top attribute directions")
+    p.add_argument("--sampler", default="gaussian", help="sampler fitted on a condition's rows (default gaussian)")
+
+
+def _attributes(args: argparse.Namespace) -> int:
+    from latentatlas.pipelines.attributes import attributes_run, attributes_summary
+
+    result = attributes_run(
+        args.run_dir, where=args.where, n=args.n, seed=args.seed, strips=args.strips, sampler=args.sampler
+    )
+    print("\n".join(attributes_summary(result)))
+    return 0
+
+
+COMMANDS.append(
+    ("attributes", "attribute probes, directions and conditional samples", _attributes_arguments, _attributes)
 )
 
 

@@ -28,9 +28,12 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 SYNTHETIC_SOURCE = "synthetic-faces"
-BUILTIN_SOURCES = (SYNTHETIC_SOURCE,)
+DIGITS_SOURCE = "digits"  # scikit-learn's bundled 8 x 8 digits, upscaled, grey as RGB
+BUILTIN_SOURCES = (SYNTHETIC_SOURCE, DIGITS_SOURCE)
+MAX_SYNTHETIC_CLASSES = 8
 PARTITIONS = ("all", "train", "valid", "test")
 CONFIG_SECTIONS = ("model", "train", "data")
+LR_SCHEDULES = ("none", "cosine", "plateau")
 
 C = TypeVar("C", bound="Config")
 
@@ -169,9 +172,16 @@ class TrainConfig(Config):
     lr: float = 1e-3
     seed: int = 0
     val_fraction: float = 0.1
+    lr_schedule: str = "none"  # none | cosine (decay to 0 over `epochs`) | plateau (halve after 2 flat epochs)
+    patience: int | None = None  # stop after this many epochs without a better validation loss
 
     def check(self) -> None:
         from latentatlas import checks
+
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise LatentAtlasError(f"lr schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if self.patience is not None:
+            _integer_at_least(self.patience, 1, "patience")
 
         _integer_at_least(self.epochs, 1, "epochs")
         _integer_at_least(self.batch_size, 1, "batch size")
@@ -186,11 +196,12 @@ class TrainConfig(Config):
 class DataConfig(Config):
     section: ClassVar[str] = "data"
 
-    source: str = SYNTHETIC_SOURCE  # path (CelebA root folder or zip, any image folder or zip) or "synthetic-faces"
+    source: str = SYNTHETIC_SOURCE  # CelebA root folder or zip, any image folder or zip, synthetic-faces, digits
     image_size: int = 64
     partition: str = "all"  # CelebA only: all | train | valid | test
     synthetic_count: int = 2000
     synthetic_seed: int = 0
+    synthetic_classes: int = 1  # several classes of faces differing in shape, palette and background
     limit: int | None = None  # keep only the first `limit` images (sorted order, after the partition filter)
 
     def check(self) -> None:
@@ -205,9 +216,12 @@ class DataConfig(Config):
             raise LatentAtlasError(f"image size must be a positive multiple of 16, got {self.image_size!r}")
         if self.partition not in PARTITIONS:
             raise LatentAtlasError(f"partition must be one of {', '.join(PARTITIONS)}, got {self.partition!r}")
+        if self.partition != "all" and self.source in BUILTIN_SOURCES:
+            raise LatentAtlasError(f"partition {self.partition!r} applies to CelebA sources only, not {self.source}")
         if self.synthetic_count <= 0:
             raise LatentAtlasError(f"synthetic count must be a positive integer, got {self.synthetic_count!r}")
         checks.seed(self.synthetic_seed, "synthetic seed")
+        checks.positive_int(self.synthetic_classes, "synthetic classes", maximum=MAX_SYNTHETIC_CLASSES)
         if self.limit is not None and self.limit <= 0:
             raise LatentAtlasError(f"limit must be a positive integer or None, got {self.limit!r}")
 

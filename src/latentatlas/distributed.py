@@ -12,8 +12,9 @@ hook is the identity and the loop runs exactly as in a single process.
 - Batch norm: on GPUs the layers become `SyncBatchNorm`, so statistics are taken over the whole global
   batch as in one process. PyTorch's SyncBatchNorm has no CPU kernel, so on the CPU (gloo) each rank
   normalises with its own B/N images' statistics, and the running statistics saved are rank 0's.
-- Only rank 0 writes checkpoints, history and progress; `barrier` at the end lets every rank return
-  after the checkpoint is complete.
+- Only rank 0 writes checkpoints, history and progress; every rank takes rank 0's validation loss
+  (`from_main`), so early stopping and the lr schedule decide alike; `barrier` at the end lets every
+  rank return after the checkpoint is complete.
 - A checkpoint records its world size; the shards depend on it, so `--resume` with another number of
   processes is refused (the resumed run would not be the uninterrupted one).
 """
@@ -114,6 +115,16 @@ def average(value: float) -> float:
     return float(total.item()) / size
 
 
+def from_main(value: float) -> float:
+    """Rank 0's `value` on every rank, so that decisions taken from it (early stopping) agree."""
+    if world_size() == 1:
+        return value
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    shared = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.broadcast(shared, src=0)
+    return float(shared.item())
+
+
 def barrier() -> None:
     if world_size() > 1:
         dist.barrier()
@@ -192,6 +203,7 @@ __all__ = [
     "shard",
     "wrap",
     "average",
+    "from_main",
     "barrier",
     "main_first",
     "check_resume",

@@ -20,6 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from latentatlas import checks
 from latentatlas.config import Config
 from latentatlas.errors import LatentAtlasError
 from latentatlas.io import atomic_path
@@ -50,6 +51,8 @@ class ModelConfig(Config):
             )
         if self.activation not in ACTIVATIONS:
             raise LatentAtlasError(f"unknown activation {self.activation!r}; choose from {sorted(ACTIVATIONS)}")
+        # Counted before anything is allocated: a typo like --latent-dim 1000000000 is one line, not an OOM.
+        checks.allocation((estimate_parameters(self),), 4, "the model")
 
     @property
     def bottom_size(self) -> int:
@@ -121,6 +124,41 @@ class Autoencoder(nn.Module):
 def default_device() -> torch.device:
     """CUDA when available, else CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def parse_device(device: torch.device | str) -> torch.device:
+    """ "cpu", "cuda" or "cuda:N" as a torch.device, refused with one line when it is unknown or absent."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise LatentAtlasError(f"device must be cpu, cuda or cuda:N, got {device!r}") from None
+    if parsed.type not in ("cpu", "cuda"):
+        raise LatentAtlasError(f"device must be cpu, cuda or cuda:N, got {device!r}")
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise LatentAtlasError(f"device {device!r} asked for, but torch sees no CUDA GPU here")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise LatentAtlasError(f"device {device!r}: torch sees only {torch.cuda.device_count()} GPU(s)")
+    return parsed
+
+
+def estimate_parameters(config: ModelConfig) -> int:
+    """The number of parameters `Autoencoder(config)` will have, computed without allocating it."""
+    widths = list(config.channels)
+    bottom = widths[-1] * config.bottom_size**2
+    bias = 0 if config.batch_norm else 1
+    norm = 2 if config.batch_norm else 0
+    encoder, in_channels = 0, 3
+    for width in widths:
+        encoder += in_channels * width * 16 + width * (bias + norm)
+        in_channels = width
+    encoder += bottom * config.latent_dim + config.latent_dim
+    decoder = config.latent_dim * bottom + bottom
+    reversed_widths = widths[::-1]
+    for in_channels, out_channels in zip(reversed_widths, reversed_widths[1:]):
+        decoder += in_channels * out_channels * 16 + out_channels * (bias + norm)
+    decoder += reversed_widths[-1] * 3 * 16 + 3
+    return encoder + decoder
 
 
 def to_model_input(batch: torch.Tensor | np.ndarray, device: torch.device | str) -> torch.Tensor:

@@ -1,42 +1,56 @@
 """The run folder (`Run`), encoding images into the z-point store, and batched decoding.
 
-The z-point store is RUN/zpoints.npy (float32, one row per image of the source, memory-mappable),
-RUN/zpoints.parquet (one metadata row per z-point) and RUN/zpoints.json (where the images came from).
+The z-point store is one artifact folder, RUN/zpoints/, replaced as a whole by `encode`: zpoints.npy
+(float32, one row per image of the source, memory-mappable), zpoints.parquet (one metadata row per
+z-point) and zpoints.json (where the images came from, which weights encoded them). Readers check that
+the three agree with each other and with the model before using them.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from functools import cached_property
 from pathlib import Path
 
+import filelock
 import numpy as np
 import pandas as pd
 import torch
+from pyarrow import ArrowException
 from tqdm.auto import tqdm
 
+from latentatlas import checks
+from latentatlas.checkpoint import (
+    HISTORY_COLUMNS,
+    WEIGHTS,
+    Checkpoint,
+    find_checkpoint,
+    latest_checkpoint,
+    read_history,
+    weights_id,
+)
 from latentatlas.config import DataConfig, TrainConfig
 from latentatlas.data import ImageSet, load_images
+from latentatlas.decoding import decode_with, load_torchscript_decoder, model_device
 from latentatlas.errors import LatentAtlasError
-from latentatlas.io import atomic_path, load_npy, read_json, save_npy, write_json
-from latentatlas.model import Autoencoder, ModelConfig, default_device, load_model_weights, to_model_input
-from latentatlas.train import HISTORY_COLUMNS, RunConfig, read_history, read_run_config
+from latentatlas.io import atomic_folder, atomic_path, folder_lock, load_npy, read_json, save_npy, write_json
+from latentatlas.model import (
+    Autoencoder,
+    ModelConfig,
+    default_device,
+    load_model_weights,
+    parse_device,
+    to_model_input,
+)
+from latentatlas.train import RunConfig, read_run_config
 
 SUBSETS = ("train", "val", "external")
+ZPOINTS_DIR = "zpoints"
 # An imported run (`latentatlas import`) has this file instead of config.json, and optionally a TorchScript decoder.
 IMPORT_FILE = "imported.json"
 DECODER_FILE = "decoder.pt"
-
-
-def _model_device(model: torch.nn.Module, device: torch.device | str | None) -> torch.device:
-    current = next(model.parameters(), torch.empty(0)).device
-    if device is None:
-        return current
-    device = torch.device(device)
-    if current != device:
-        model.to(device)
-    return device
 
 
 def encode_images(
@@ -58,7 +72,7 @@ def encode_images(
         )
     if batch_size < 1:
         raise LatentAtlasError(f"batch size must be >= 1, got {batch_size}")
-    device = _model_device(model, device)
+    device = model_device(model, device)
     out = np.empty((len(images), model.config.latent_dim), np.float32)
     was_training = model.training
     model.eval()
@@ -81,64 +95,6 @@ def decode_latents(
 ) -> np.ndarray:
     """float32 z-points (n, latent_dim) -> uint8 images (n, H, W, 3), in eval mode."""
     return decode_with(model.decoder, model.config.latent_dim, model.config.image_size, z, batch_size, device, progress)
-
-
-def decode_with(
-    decoder: torch.nn.Module,
-    latent_dim: int,
-    image_size: int,
-    z: np.ndarray,
-    batch_size: int = 256,
-    device: torch.device | str | None = None,
-    progress: bool = False,
-) -> np.ndarray:
-    """Decode with any module mapping float32 (B, latent_dim) to (B, 3, S, S) pixels in [0, 1]: the autoencoder's
-    decoder or an imported TorchScript one. uint8 images (n, S, S, 3) out, in eval mode."""
-    z = np.asarray(z, dtype=np.float32)
-    if z.ndim == 1:
-        z = z[None]
-    if z.ndim != 2 or z.shape[1] != latent_dim:
-        raise LatentAtlasError(f"expected latent vectors of shape (n, {latent_dim}), got {z.shape}")
-    if not np.isfinite(z).all():
-        raise LatentAtlasError("latent vectors contain NaN or infinite values")
-    if batch_size < 1:
-        raise LatentAtlasError(f"batch size must be >= 1, got {batch_size}")
-    device = _model_device(decoder, device)
-    out = np.empty((len(z), image_size, image_size, 3), np.uint8)
-    was_training = decoder.training
-    decoder.eval()
-    # A TorchScript module's graph optimiser may fuse ops; plain execution keeps it bit-identical to eager.
-    with torch.inference_mode(), torch.jit.optimized_execution(False):  # pyright: ignore[reportPrivateImportUsage]
-        for start in tqdm(
-            range(0, len(z), batch_size), desc="decode", unit="batch", disable=None if progress else True
-        ):
-            rows = torch.from_numpy(np.array(z[start : start + batch_size]))  # copy: z may be a read-only memmap
-            x = decoder(rows.to(device))
-            if not isinstance(x, torch.Tensor) or tuple(x.shape) != (len(rows), 3, image_size, image_size):
-                shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-                raise LatentAtlasError(
-                    f"the decoder returned {shape} for {len(rows)} latent vectors, "
-                    f"expected ({len(rows)}, 3, {image_size}, {image_size})"
-                )
-            pixels = x.float().clamp_(0, 1).mul_(255).round_().to(torch.uint8).permute(0, 2, 3, 1)
-            out[start : start + len(x)] = pixels.cpu().numpy()
-    decoder.train(was_training)
-    return out
-
-
-def load_torchscript_decoder(path: str | os.PathLike, device: torch.device | str = "cpu") -> torch.nn.Module:
-    """A TorchScript decoder file. `torch.jit.load` rebuilds the module from its serialized graph and runs no
-    Python from the file (unlike a pickled model), so a user's decoder file cannot execute code on load."""
-    path = Path(path)
-    if not path.is_file():
-        raise LatentAtlasError(f"decoder file {path} does not exist")
-    try:
-        with warnings.catch_warnings():  # torch 2.x deprecates TorchScript for torch.export; jit.load still works
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return torch.jit.load(str(path), map_location=torch.device(device)).eval()
-    except (RuntimeError, ValueError, OSError) as exc:
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise LatentAtlasError(f"{path} is not a TorchScript decoder (torch.jit.save): {first_line}") from None
 
 
 class Run:
@@ -215,32 +171,50 @@ class Run:
             )
         return path
 
+    def _checkpoint(self, which: str = "last") -> Checkpoint | None:
+        """The committed checkpoint (None for a run folder built by hand with a top-level model only)."""
+        if latest_checkpoint(self.path) is None and (self.path / "model.safetensors").is_file():
+            if which not in WEIGHTS:
+                raise LatentAtlasError(f"weights must be one of {', '.join(WEIGHTS)}, got {which!r}")
+            return None
+        return find_checkpoint(self.path, which)
+
+    def weights_path(self, which: str = "best") -> Path:
+        """The weights file of the `best` (lowest validation loss) or `last` epoch."""
+        checkpoint = self._checkpoint(which)
+        return checkpoint.model_path if checkpoint is not None else self.path / "model.safetensors"
+
+    def weights_id(self, which: str = "best") -> str:
+        """A short content id of those weights, for artifacts to record what they were computed from."""
+        checkpoint = self._checkpoint(which)
+        if checkpoint is not None and isinstance(checkpoint.state.get("weights_id"), str):
+            return checkpoint.state["weights_id"]
+        return weights_id(self.weights_path(which))
+
     def train_state(self) -> dict:
-        """train_state.json: epochs done, last and best losses, split sizes."""
-        return read_json(self.path / "train_state.json")
+        """The last checkpoint's train_state.json: epochs done, last and best losses and epoch, split sizes."""
+        checkpoint = self._checkpoint("last")
+        return checkpoint.state if checkpoint is not None else read_json(self.path / "train_state.json")
 
     def history(self) -> pd.DataFrame:
-        """history.csv: one row per epoch (epoch, train_loss, val_loss, seconds, images_per_s)."""
-        path = self.path / "history.csv"
+        """history.csv of the last checkpoint: one row per epoch (HISTORY_COLUMNS)."""
+        checkpoint = self._checkpoint("last")
+        path = checkpoint.history_path if checkpoint is not None else self.path / "history.csv"
         if not path.is_file():
             raise LatentAtlasError(f"run {self.path} has no history.csv: run `latentatlas train --out {self.path}`")
         return pd.DataFrame(read_history(path), columns=list(HISTORY_COLUMNS))
 
-    def load_model(self, device: torch.device | str | None = None) -> Autoencoder:
-        """The trained autoencoder in eval mode, loaded once per device."""
+    def load_model(self, device: torch.device | str | None = None, weights: str = "best") -> Autoencoder:
+        """The trained autoencoder (`best` or `last` weights) in eval mode, loaded once per device."""
         self._refuse_imported("autoencoder (decoding uses its decoder.pt; encoding images is not possible)")
-        device = torch.device(device) if device is not None else default_device()
-        if str(device) not in self._models:
-            weights = self.path / "model.safetensors"
-            if not weights.is_file():
-                raise LatentAtlasError(
-                    f"run {self.path} has no trained model (model.safetensors): "
-                    f"run `latentatlas train --data SOURCE --out {self.path}`"
-                )
+        device = parse_device(device) if device is not None else default_device()
+        key = f"{device}/{weights}"
+        if key not in self._models:
+            path = self.weights_path(weights)
             model = Autoencoder(self.model_config)
-            load_model_weights(model, weights)
-            self._models[str(device)] = model.to(device).eval()
-        return self._models[str(device)]
+            load_model_weights(model, path)
+            self._models[key] = model.to(device).eval()
+        return self._models[key]
 
     @cached_property
     def _images(self) -> ImageSet:
@@ -265,21 +239,72 @@ class Run:
             raise LatentAtlasError(f"run {self.path} has no split.npy: run `latentatlas train --out {self.path}`")
         return np.asarray(load_npy(path))
 
+    def lock(self) -> filelock.BaseFileLock:
+        """The run's advisory lock: commands that write into the run hold it, so writers never mix."""
+        if not self.path.is_dir():
+            raise LatentAtlasError(f"run folder {self.path} does not exist")
+        return folder_lock(self.path)
+
+    def zpoints_file(self, name: str) -> Path:
+        """A file of the z-point store: "zpoints.npy", "zpoints.parquet" or "zpoints.json"."""
+        return self.path / ZPOINTS_DIR / name
+
     def has_zpoints(self) -> bool:
-        return (self.path / "zpoints.npy").is_file() and (self.path / "zpoints.parquet").is_file()
+        return all(self.zpoints_file(f"zpoints.{ext}").is_file() for ext in ("npy", "parquet", "json"))
 
     def _require_zpoints(self) -> None:
-        if not self.has_zpoints():
-            raise LatentAtlasError(f"run {self.path} has no z-points: run `latentatlas encode {self.path}`")
+        if self.has_zpoints():
+            return
+        if (self.path / "zpoints.npy").is_file():
+            raise LatentAtlasError(
+                f"run {self.path} holds z-points in the old layout: run `latentatlas encode {self.path}` again"
+            )
+        raise LatentAtlasError(f"run {self.path} has no z-points: run `latentatlas encode {self.path}`")
+
+    @cached_property
+    def _checked_store(self) -> np.ndarray:
+        """The memmapped store, after checking it against its metadata, its manifest and the model."""
+        self._require_zpoints()
+        path = self.zpoints_file("zpoints.npy")
+        z = load_npy(path)
+        if z.ndim != 2 or z.dtype != np.float32:
+            raise LatentAtlasError(f"{path} is not a float32 (n, N) array: run `latentatlas encode {self.path}`")
+        info = self.zpoints_info()
+        rows = len(self.metadata())
+        if not (len(z) == rows == info.get("n")):
+            raise LatentAtlasError(
+                f"the z-point store of {self.path} is inconsistent ({len(z)} rows in zpoints.npy, {rows} in "
+                f"zpoints.parquet, {info.get('n')} in zpoints.json): run `latentatlas encode {self.path}`"
+            )
+        if (self.path / "config.json").is_file() and z.shape[1] != self.latent_dim:
+            raise LatentAtlasError(
+                f"{path} has {z.shape[1]} components but the model's latent dimension is {self.latent_dim}"
+            )
+        stale = self.stale_zpoints()
+        if stale:
+            raise LatentAtlasError(f"{stale}: run `latentatlas encode {self.path}` again")
+        return z
+
+    def stale_zpoints(self) -> str | None:
+        """Why the z-points no longer match the run's weights (e.g. after `train --resume`), or None."""
+        info = self.zpoints_info()
+        which, encoded_with = info.get("weights"), info.get("weights_id")
+        has_checkpoints = (self.path / "checkpoints").is_dir()
+        if which not in ("best", "last") or not isinstance(encoded_with, str) or not has_checkpoints:
+            return None  # imported z-points, or a run without checkpoints: nothing to compare with
+        current = self.weights_id(which)
+        if current == encoded_with:
+            return None
+        return f"the z-points of {self.path} were encoded with {which} weights {encoded_with}, now {current}"
+
+    def provenance(self) -> dict:
+        """What an artifact was computed from, recorded in its JSON so stale results can be told apart."""
+        info = self.zpoints_info() if self.has_zpoints() else {}
+        return {"weights": info.get("weights"), "weights_id": info.get("weights_id")}
 
     def zpoints(self, subset: str | None = None) -> np.ndarray:
         """float32 z-points: a memmap of all rows, or an in-memory copy of one subset ("train", "val", "external")."""
-        self._require_zpoints()
-        z = load_npy(self.path / "zpoints.npy")
-        if z.ndim != 2 or z.dtype != np.float32:
-            raise LatentAtlasError(
-                f"{self.path / 'zpoints.npy'} is not a float32 (n, N) array: run `latentatlas encode`"
-            )
+        z = self._checked_store
         if subset is None:
             return z
         if subset not in SUBSETS:
@@ -292,36 +317,54 @@ class Run:
     def metadata(self) -> pd.DataFrame:
         """zpoints.parquet: index, image_id, path, subset, partition, then attributes or synthetic factors."""
         self._require_zpoints()
-        return pd.read_parquet(self.path / "zpoints.parquet")
+        path = self.zpoints_file("zpoints.parquet")
+        try:
+            return pd.read_parquet(path)
+        except (OSError, ValueError, ArrowException) as exc:
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise LatentAtlasError(f"corrupt z-point metadata {path}: {first_line}") from None
 
     def zpoints_info(self) -> dict:
-        """zpoints.json: the source DataConfig, n, latent_dim and whether the source is external."""
+        """zpoints.json: the source DataConfig, n, latent_dim, the weights that encoded them."""
         self._require_zpoints()
-        return read_json(self.path / "zpoints.json")
+        return read_json(self.zpoints_file("zpoints.json"))
 
     def load_decoder(self, device: torch.device | str | None = None) -> torch.nn.Module:
         """The imported TorchScript decoder in eval mode, loaded once per device."""
-        device = torch.device(device) if device is not None else default_device()
+        device = parse_device(device) if device is not None else default_device()
         if str(device) not in self._decoders:
             self._decoders[str(device)] = load_torchscript_decoder(self.decoder_path(), device)
         return self._decoders[str(device)]
 
-    def decode(self, z: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    def decode(
+        self, z: np.ndarray, batch_size: int = 256, device: torch.device | str | None = None, weights: str = "best"
+    ) -> np.ndarray:
         if self.imported:
-            return decode_with(self.load_decoder(), self.latent_dim, self.image_size, z, batch_size)
-        return decode_latents(self.load_model(), z, batch_size)
+            return decode_with(self.load_decoder(device), self.latent_dim, self.image_size, z, batch_size)
+        return decode_latents(self.load_model(device, weights), z, batch_size)
 
-    def encode(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        return encode_images(self.load_model(), images, batch_size)
+    def encode(
+        self, images: np.ndarray, batch_size: int = 256, device: torch.device | str | None = None, weights: str = "best"
+    ) -> np.ndarray:
+        return encode_images(self.load_model(device, weights), images, batch_size)
 
 
-def encode_run(run: Run, data: DataConfig | None = None, batch_size: int = 256, progress: bool = True) -> Path:
-    """Encode every image of the run's source (or of `data`) into RUN/zpoints.npy + .parquet + .json.
+def encode_run(
+    run: Run,
+    data: DataConfig | None = None,
+    batch_size: int = 256,
+    progress: bool = True,
+    device: torch.device | str | None = None,
+    weights: str = "best",
+) -> Path:
+    """Encode every image of the run's source (or of `data`) into the z-point store RUN/zpoints/.
 
     Rows of the run's own source get subset "train"/"val" from split.npy; another source's rows are
-    all "external". Returns the path of zpoints.npy.
+    all "external". zpoints.json records which weights (`best`/`last` and their id) encoded them.
+    The three files appear together or not at all (one artifact folder), under the run's lock.
+    Returns the path of zpoints.npy.
     """
-    model = run.load_model()
+    model = run.load_model(device, weights)
     external = data is not None and data.to_dict() != run.data_config.to_dict()
     source = data if data is not None else run.data_config
     if source.image_size != run.model_config.image_size:
@@ -347,27 +390,36 @@ def encode_run(run: Run, data: DataConfig | None = None, batch_size: int = 256, 
     leading = [c for c in ("index", "image_id", "path", "subset", "partition") if c in meta.columns]
     meta = meta[leading + [c for c in meta.columns if c not in leading]]
 
-    save_npy(run.path / "zpoints.npy", z)
-    with atomic_path(run.path / "zpoints.parquet") as tmp:
-        meta.to_parquet(tmp, index=False)
-    write_json(
-        run.path / "zpoints.json",
-        {
-            "source": source.to_dict(),
-            "external": bool(external),
-            "n": n,
-            "latent_dim": int(z.shape[1]),
-            "subsets": {name: int((subset == name).sum()) for name in SUBSETS},
-            "skipped_files": list(imageset.skipped),
-        },
-    )
-    return run.path / "zpoints.npy"
+    with run.lock(), atomic_folder(run.path / ZPOINTS_DIR, kind="zpoints") as folder:
+        save_npy(folder / "zpoints.npy", z)
+        meta.to_parquet(folder / "zpoints.parquet", index=False)
+        write_json(
+            folder / "zpoints.json",
+            {
+                "source": source.to_dict(),
+                "external": bool(external),
+                "n": n,
+                "latent_dim": int(z.shape[1]),
+                "subsets": {name: int((subset == name).sum()) for name in SUBSETS},
+                "skipped_files": list(imageset.skipped),
+                "weights": weights,
+                "weights_id": run.weights_id(weights),
+            },
+        )
+    return run.zpoints_file("zpoints.npy")
 
 
-def reconstruct(run: Run, n: int = 32, subset: str = "val", seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def reconstruct(
+    run: Run,
+    n: int = 32,
+    subset: str = "val",
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    weights: str = "best",
+) -> tuple[np.ndarray, np.ndarray]:
     """(originals, reconstructions), both uint8 (n, H, W, 3), for a seeded random pick of one subset's images."""
-    if n < 1:
-        raise LatentAtlasError(f"number of images must be >= 1, got {n}")
+    checks.positive_int(n, "the number of images")
+    checks.seed(seed)
     if subset not in ("train", "val", "all"):
         raise LatentAtlasError(f"unknown subset {subset!r}; choose from train, val, all")
     split = run.split()
@@ -376,11 +428,19 @@ def reconstruct(run: Run, n: int = 32, subset: str = "val", seed: int = 0) -> tu
         raise LatentAtlasError(f"run {run.path} has no {subset} images (validation fraction 0?); use --subset train")
     picked = np.sort(np.random.default_rng(seed).choice(candidates, size=min(n, len(candidates)), replace=False))
     originals = np.asarray(run.images().images[picked])
-    return originals, run.decode(run.encode(originals))
+    model = run.load_model(device, weights)
+    return originals, decode_latents(model, encode_images(model, originals))
 
 
 def save_reconstructions(
-    run: Run, path: str | os.PathLike | None = None, n: int = 32, subset: str = "val", seed: int = 0, ncols: int = 8
+    run: Run,
+    path: str | os.PathLike | None = None,
+    n: int = 32,
+    subset: str = "val",
+    seed: int = 0,
+    ncols: int = 8,
+    device: torch.device | str | None = None,
+    weights: str = "best",
 ) -> dict:
     """PNG grid of originals (rows 1, 3, 5, ...) with their reconstructions right below (rows 2, 4, 6, ...).
 
@@ -391,7 +451,7 @@ def save_reconstructions(
     path = Path(path) if path is not None else run.path / "reconstructions.png"
     if path.suffix.lower() != ".png":
         raise LatentAtlasError(f"the reconstruction grid is a PNG; give a file name ending in .png, not {path.name}")
-    originals, recon = reconstruct(run, n, subset, seed)
+    originals, recon = reconstruct(run, n, subset, seed, device, weights)
     ncols = max(1, min(ncols, len(originals)))
     rows = []
     for start in range(0, len(originals), ncols):
@@ -406,6 +466,8 @@ def save_reconstructions(
         "subset": subset,
         "n": len(originals),
         "mse": mse,
+        "weights": weights,
+        "weights_id": run.weights_id(weights),
         "figures": [
             {
                 "file": path.name,
@@ -418,7 +480,39 @@ def save_reconstructions(
     return summary
 
 
+def export_decoder(run: Run, path: str | os.PathLike, weights: str = "best") -> dict:
+    """Write the decoder as a TorchScript file (z (B, latent_dim) -> images (B, 3, S, S) in [0, 1], on CPU).
+
+    `torch.jit.load` of the file runs no Python code. The file carries latentatlas.json (latent
+    dimension, image size, weights id) as an extra file; returns that description.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise LatentAtlasError(f"{path} is a folder; give a file name for the decoder, e.g. decoder.pt")
+    decoder = run.load_model("cpu", weights).decoder.eval()
+    info = {
+        "format": "latentatlas-decoder",
+        "latent_dim": run.model_config.latent_dim,
+        "image_size": run.model_config.image_size,
+        "weights": weights,
+        "weights_id": run.weights_id(weights),
+        "run": str(run.path),
+    }
+    # TorchScript is what the issue asks for (loadable without Python code); newer torch calls it deprecated.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        scripted = torch.jit.trace(decoder, torch.zeros(2, run.model_config.latent_dim))
+    try:
+        with atomic_path(path) as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.jit.save(scripted, str(tmp), _extra_files={"latentatlas.json": json.dumps(info)})
+    except OSError as exc:
+        raise LatentAtlasError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return info
+
+
 __all__ = [
+    "export_decoder",
     "Run",
     "default_device",
     "encode_images",

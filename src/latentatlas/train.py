@@ -1,17 +1,14 @@
-"""Training: `TrainConfig`, the loop, per-epoch checkpoints and exact resume.
+"""Training: the loop, exact resume, learning-rate schedules, early stopping and divergence checks.
 
-A run folder is written only after the first epoch finishes, and every file in it is replaced
-atomically after each epoch, with train_state.json last: it is the commit point that --resume trusts.
-Resuming reproduces the uninterrupted run bit for bit on CPU: the batch order of every epoch comes
-from a generator seeded by (seed, epoch) alone, and the Adam state is saved exactly.
+Every epoch ends in one checkpoint folder committed by a rename (see `latentatlas.checkpoint`), so a
+kill at any moment leaves the previous or the new checkpoint. Resuming reproduces the uninterrupted run
+bit for bit on CPU: the batch order of every epoch comes from a generator seeded by (seed, epoch) alone,
+the Adam state is saved exactly, and the schedule's state lives in train_state.json.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import json
 import math
 import os
 import sys
@@ -23,25 +20,34 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from latentatlas import distributed
+from latentatlas import checks, distributed
+from latentatlas.checkpoint import (
+    Checkpoint,
+    clean_stale_temporaries,
+    latest_checkpoint,
+    load_optimizer,
+    read_history,
+    write_checkpoint,
+)
 from latentatlas.config import DataConfig, TrainConfig
 from latentatlas.data import ImageSet, load_images
 from latentatlas.errors import LatentAtlasError
-from latentatlas.io import atomic_path, load_npy, read_json, save_npy, write_json, write_text
+from latentatlas.io import load_npy, read_json, save_npy, write_json
 from latentatlas.model import (
     Autoencoder,
     ModelConfig,
     default_device,
+    estimate_parameters,
     load_model_weights,
-    save_model,
+    parse_device,
     to_model_input,
 )
 
-HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "seconds", "images_per_s")
+# The plateau schedule halves the learning rate after every PLATEAU_EPOCHS epochs without a better validation loss.
+PLATEAU_EPOCHS = 2
+PLATEAU_DECAY = 0.5
 # Training images are held in RAM as uint8; above this size they are streamed from the memmap in chunks.
 RAM_BUDGET_BYTES = 4 * 2**30
 
@@ -147,81 +153,6 @@ def evaluate_loss(model: Autoencoder, feeder: _BatchFeeder, device: torch.device
     return total / (len(feeder) * 3 * int(np.prod(feeder.images.shape[1:3])))
 
 
-# --------------------------------------------------------------------------- checkpoints
-
-
-def save_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
-    """Adam state as safetensors: tensors flattened to "state.<param>.<name>", the rest as JSON metadata."""
-    state = optimizer.state_dict()
-    tensors, scalars = {}, {}
-    for param_id, entries in state["state"].items():
-        for name, value in entries.items():
-            key = f"state.{param_id}.{name}"
-            if torch.is_tensor(value):
-                tensors[key] = value.detach().cpu().contiguous()
-            else:
-                scalars[key] = value
-    metadata = {"param_groups": json.dumps(state["param_groups"]), "scalars": json.dumps(scalars)}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
-
-
-def load_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-        tensors = load_file(str(path))
-        # JSON turned tuples (Adam's betas) into lists; give them back their type.
-        param_groups = [
-            {k: (v if k == "params" or not isinstance(v, list) else tuple(v)) for k, v in group.items()}
-            for group in json.loads(metadata["param_groups"])
-        ]
-        scalars = json.loads(metadata.get("scalars", "{}"))
-    except (OSError, KeyError, ValueError, TypeError, SafetensorError) as exc:
-        raise LatentAtlasError(f"corrupt optimizer checkpoint {path}: {str(exc).splitlines()[0]}") from None
-    state: dict[int, dict] = {}
-    for key, value in {**tensors, **scalars}.items():
-        _, param_id, name = key.split(".", 2)
-        state.setdefault(int(param_id), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": param_groups})
-
-
-def history_text(rows: list[dict]) -> str:
-    """history.csv's content: a header of HISTORY_COLUMNS, one row per epoch, an empty cell for NaN."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=HISTORY_COLUMNS, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({c: _format_value(row[c]) for c in HISTORY_COLUMNS})
-    return buffer.getvalue()
-
-
-def _format_value(value: float | int) -> str:
-    if isinstance(value, int):
-        return str(value)
-    return "" if not math.isfinite(value) else repr(float(value))
-
-
-def read_history(path: str | os.PathLike) -> list[dict]:
-    """Rows of history.csv as dicts (empty cells -> nan); [] when the file does not exist yet."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    try:
-        with open(path, encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f)
-            if reader.fieldnames is None or not set(HISTORY_COLUMNS) <= set(reader.fieldnames):
-                raise ValueError(f"expected the columns {', '.join(HISTORY_COLUMNS)}")
-            rows = []
-            for record in reader:
-                row = {c: float(record[c]) if record[c] else float("nan") for c in HISTORY_COLUMNS}
-                row["epoch"] = int(row["epoch"])
-                rows.append(row)
-    except (ValueError, TypeError, UnicodeDecodeError, csv.Error) as exc:
-        raise LatentAtlasError(f"corrupt training history {path}: {exc}") from None
-    return rows
-
-
 # --------------------------------------------------------------------------- validation before any write
 
 
@@ -258,9 +189,10 @@ def _describe_difference(old: dict, new: dict) -> str:
     return ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in keys)
 
 
-def _check_resume(run_dir: Path, data: DataConfig, model: ModelConfig, config: TrainConfig) -> dict:
-    """Compare the request with the saved run; returns the saved train_state."""
-    if not (run_dir / "config.json").is_file() or not (run_dir / "train_state.json").is_file():
+def _check_resume(run_dir: Path, data: DataConfig, model: ModelConfig, config: TrainConfig) -> Checkpoint:
+    """Compare the request with the saved run; returns its last committed checkpoint."""
+    last = latest_checkpoint(run_dir) if (run_dir / "config.json").is_file() else None
+    if last is None:
         raise LatentAtlasError(f"cannot resume: {run_dir} holds no checkpoint; train without --resume first")
     saved = read_run_config(run_dir)
     saved_model = saved.model.to_dict()
@@ -274,17 +206,16 @@ def _check_resume(run_dir: Path, data: DataConfig, model: ModelConfig, config: T
         raise LatentAtlasError(
             f"cannot resume {run_dir} with different data ({_describe_difference(saved_data, data.to_dict())})"
         )
-    saved_train = saved.train
     for name in ("seed", "val_fraction"):  # both decide the split, which must not move
-        if getattr(saved_train, name) != getattr(config, name):
+        if getattr(saved.train, name) != getattr(config, name):
             raise LatentAtlasError(
                 f"cannot resume {run_dir} with a different {name} "
-                f"({getattr(saved_train, name)} -> {getattr(config, name)})"
+                f"({getattr(saved.train, name)} -> {getattr(config, name)})"
             )
-    for name in ("model.safetensors", "optimizer.safetensors", "split.npy"):
-        if not (run_dir / name).is_file():
-            raise LatentAtlasError(f"cannot resume: {run_dir / name} is missing")
-    return read_json(run_dir / "train_state.json")
+    for path in (last.model_path, last.optimizer_path, run_dir / "split.npy"):
+        if not path.is_file():
+            raise LatentAtlasError(f"cannot resume: {path} is missing")
+    return last
 
 
 def _load_and_split(
@@ -292,20 +223,31 @@ def _load_and_split(
 ) -> tuple[ImageSet, np.ndarray]:
     if data.image_size != model.image_size:
         raise LatentAtlasError(f"data image size {data.image_size} differs from the model's {model.image_size}")
+    checks.allocation((estimate_parameters(model),), 4 * 4, "the model, its gradients and Adam's state")
     images = load_images(data, progress=progress)
     n = len(images.images)
     if n < 2:
         raise LatentAtlasError(f"training needs at least 2 images, {data.source} has {n}")
     if resume:
         split = np.asarray(load_npy(run_dir / "split.npy", mmap=False))
-        if len(split) != n:
-            raise LatentAtlasError(f"cannot resume: split.npy has {len(split)} entries but the data has {n} images")
+        if split.ndim != 1 or len(split) != n or not np.isin(split, (0, 1)).all():
+            raise LatentAtlasError(f"cannot resume: {run_dir / 'split.npy'} is not a 0/1 split of the {n} images")
     else:
         split = make_split(n, config.val_fraction, config.seed)
     return images, split
 
 
 # --------------------------------------------------------------------------- the loop
+
+
+def learning_rate_factor(config: TrainConfig, epoch: int, plateau_factor: float) -> float:
+    """The factor applied to `config.lr` in `epoch` (1-based): cosine decay over `config.epochs`, or the
+    factor the plateau rule has reached, or 1."""
+    if config.lr_schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / config.epochs))
+    if config.lr_schedule == "plateau":
+        return plateau_factor
+    return 1.0
 
 
 def train(
@@ -320,18 +262,19 @@ def train(
     """Train an autoencoder into `run_dir` (or continue one with `resume`); returns the run folder.
 
     `config.epochs` is the total: resuming a 2-epoch run with epochs=4 trains epochs 3 and 4.
-    Everything is validated (and the data loaded) before the first file is written.
+    Everything is validated (and the data loaded) before the first file is written. A non-finite loss
+    stops training with a LatentAtlasError; the last committed (finite) checkpoint stays.
     """
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise LatentAtlasError(f"{run_dir} exists and is not a folder")
-    if not resume and ((run_dir / "model.safetensors").exists() or (run_dir / "train_state.json").exists()):
+    if not resume and latest_checkpoint(run_dir) is not None:
         raise LatentAtlasError(f"{run_dir} already holds a trained model; use --resume or another --out")
-    train_state = _check_resume(run_dir, data, model, config) if resume else {}
-    device = torch.device(device) if device is not None else default_device()
+    last = _check_resume(run_dir, data, model, config) if resume else None
+    device = parse_device(device) if device is not None else default_device()
     device, progress = distributed.setup(device), progress and distributed.is_main()  # torchrun: this rank's
-    if resume:
-        distributed.check_resume(run_dir, train_state)
+    if last is not None:
+        distributed.check_resume(run_dir, last.state)
     with distributed.main_first():
         imageset, split = _load_and_split(run_dir, data, model, config, resume, progress)
 
@@ -341,46 +284,106 @@ def train(
     # Module.to accepts memory_format at runtime; torch's type stubs omit it.
     net = net.to(device=device, memory_format=torch.channels_last)  # pyright: ignore[reportCallIssue]
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
-    history = []
-    start_epoch = 0
-    if resume:
-        load_model_weights(net, run_dir / "model.safetensors")
-        load_optimizer(optimizer, run_dir / "optimizer.safetensors")
-        for group in optimizer.param_groups:
-            group["lr"] = config.lr  # a resumed run may continue with another learning rate
-        start_epoch = int(train_state.get("epochs_done", 0))
-        history = [row for row in read_history(run_dir / "history.csv") if row["epoch"] <= start_epoch]
+    history: list[dict] = []
+    state: dict = {"epochs_done": 0, "best_epoch": None, "best_val_loss": float("inf"), "lr_factor": 1.0}
+    if last is not None:
+        load_model_weights(net, last.model_path)
+        load_optimizer(optimizer, last.optimizer_path)
+        history = [row for row in read_history(last.history_path) if row["epoch"] <= last.epoch]
+        state.update({k: last.state[k] for k in ("best_epoch", "lr_factor", "epochs_since_best") if k in last.state})
+        state["epochs_done"] = last.epoch
+        best = last.state.get("best_val_loss")
+        state["best_val_loss"] = float(best) if isinstance(best, (int, float)) else float("inf")
+    clean_stale_temporaries(run_dir)
 
     train_feeder = _BatchFeeder(imageset.images, np.flatnonzero(split == 0), device=device)
     val_feeder = _BatchFeeder(imageset.images, np.flatnonzero(split == 1), device=device)
-    best = min((row["val_loss"] for row in history if math.isfinite(row["val_loss"])), default=float("inf"))
-    config_json = {"model": model.to_dict(), "train": config.to_dict(), "data": data.to_dict()}
+    fixed = {
+        "seed": config.seed,
+        "shuffle_seeds": "torch.Generator per epoch from numpy SeedSequence([seed, epoch])",
+        "n_images": len(split),
+        "n_train": int((split == 0).sum()),
+        "n_val": int((split == 1).sum()),
+        "skipped_files": len(imageset.skipped),
+        "device": device.type,
+        "world_size": distributed.world_size(),
+        "torch": torch.__version__,
+    }
+    run_files_written = False
 
+    trainer = distributed.wrap(net)  # net itself in one process
     trainer = distributed.wrap(net)  # net itself in one process
     net.train()
     with _deterministic(device):
-        for epoch in range(start_epoch + 1, config.epochs + 1):
+        for epoch in range(state["epochs_done"] + 1, config.epochs + 1):
+            if config.patience is not None and state.get("epochs_since_best", 0) >= config.patience:
+                break
+            lr = config.lr * learning_rate_factor(config, epoch, state["lr_factor"])
+            for group in optimizer.param_groups:
+                group["lr"] = lr  # a resumed run may continue with another learning rate or schedule
             started = time.perf_counter()
             train_loss = _train_epoch(trainer, optimizer, train_feeder, device, config, epoch, progress)
+            train_loss = distributed.average(train_loss)
+            if not math.isfinite(train_loss):
+                _diverged(epoch, train_loss, "training", state)
+            if not all(torch.isfinite(p).all() for p in net.parameters()):
+                _diverged(epoch, float("nan"), "weights'", state)
             seconds = time.perf_counter() - started
             train_loss = distributed.average(train_loss)
-            val_loss = evaluate_loss(net, val_feeder, device)
-            history.append(
-                {
-                    "epoch": epoch,
-                    "train_loss": train_loss,
-                    "val_loss": val_loss,
-                    "seconds": seconds,
-                    "images_per_s": len(train_feeder) / seconds,
-                }
-            )
-            best = min(best, val_loss) if math.isfinite(val_loss) else best
+            val_loss = distributed.from_main(evaluate_loss(net, val_feeder, device))  # one early-stop decision
+            if not math.isfinite(val_loss) and len(val_feeder):
+                _diverged(epoch, val_loss, "validation", state)
+            row = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "seconds": seconds,
+                "images_per_s": len(train_feeder) / seconds,
+                "lr": lr,
+            }
+            history.append(row)
+            _update_progress_state(state, config, epoch, val_loss)
+            if (
+                not run_files_written and distributed.is_main()
+            ):  # config and split belong to this training, written before its first commit
+                write_json(run_dir / "config.json", RunConfig(model, config, data).to_dict())
+                save_npy(run_dir / "split.npy", split)
+                run_files_written = True
+            state_row = {**fixed, **state, "train_loss": train_loss, "val_loss": val_loss, "lr": lr}
+            best_epoch = state["best_epoch"]
             if distributed.is_main():
-                _write_checkpoint(run_dir, net, optimizer, split, config_json, history, epoch, best, imageset, device)
+                write_checkpoint(run_dir, net, optimizer, history, state_row, keep=lambda e, b=best_epoch: e == b)
             if progress:
-                log_epoch(history[-1], config.epochs)
+                log_epoch(row, config.epochs)
+            if config.patience is not None and state["epochs_since_best"] >= config.patience and progress:
+                print(
+                    f"early stop after epoch {epoch}: no better validation loss for {config.patience} epochs "
+                    f"(best {state['best_val_loss']:.5f} at epoch {state['best_epoch']})",
+                    file=sys.stderr,
+                )
     distributed.barrier()  # every rank returns once the checkpoint is complete
     return run_dir
+
+
+def _update_progress_state(state: dict, config: TrainConfig, epoch: int, val_loss: float) -> None:
+    """Best epoch, epochs without improvement, and the plateau rule's learning-rate factor."""
+    state["epochs_done"] = epoch
+    if not math.isfinite(val_loss):  # no validation set: the last epoch counts as the best
+        state.update(best_epoch=epoch, epochs_since_best=0)
+        return
+    if val_loss < state["best_val_loss"]:
+        state.update(best_epoch=epoch, best_val_loss=val_loss, epochs_since_best=0)
+    else:
+        state["epochs_since_best"] = state.get("epochs_since_best", 0) + 1
+        if config.lr_schedule == "plateau" and state["epochs_since_best"] % PLATEAU_EPOCHS == 0:
+            state["lr_factor"] = state["lr_factor"] * PLATEAU_DECAY
+
+
+def _diverged(epoch: int, loss: float, which: str, state: dict) -> None:
+    kept = f"the checkpoint of epoch {state['epochs_done']} is kept" if state["epochs_done"] else "nothing was saved"
+    raise LatentAtlasError(
+        f"training diverged in epoch {epoch}: the {which} loss became {loss}; {kept}; try a smaller --lr"
+    )
 
 
 def log_epoch(row: dict, epochs: int) -> None:
@@ -421,51 +424,14 @@ def _train_epoch(
             loss.backward()
             optimizer.step()
             # .item() syncs with the GPU; once per batch is cheap next to a forward/backward pass.
-            total += loss.item() * len(x)
+            value = loss.item()
+            if not math.isfinite(value):
+                return value  # the caller stops with a clear message; no checkpoint of this epoch is written
+            total += value * len(x)
             seen += len(x)
             bar.update(len(x))
             bar.set_postfix(loss=f"{total / seen:.5f}", img_s=f"{seen / (time.perf_counter() - started):.0f}")
     return total / seen
-
-
-def _write_checkpoint(
-    run_dir: Path,
-    net: Autoencoder,
-    optimizer: torch.optim.Optimizer,
-    split: np.ndarray,
-    config_json: dict,
-    history: list[dict],
-    epoch: int,
-    best: float,
-    imageset: ImageSet,
-    device: torch.device,
-) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not (run_dir / "split.npy").is_file():
-        save_npy(run_dir / "split.npy", split)
-    write_json(run_dir / "config.json", config_json)
-    save_model(net, run_dir / "model.safetensors")
-    save_optimizer(optimizer, run_dir / "optimizer.safetensors")
-    write_text(run_dir / "history.csv", history_text(history))
-    last = history[-1]
-    write_json(
-        run_dir / "train_state.json",
-        {
-            "epochs_done": epoch,
-            "train_loss": last["train_loss"],
-            "val_loss": last["val_loss"],
-            "best_val_loss": best,
-            "seed": config_json["train"]["seed"],
-            "shuffle_seeds": "torch.Generator per epoch from numpy SeedSequence([seed, epoch])",
-            "n_images": len(split),
-            "n_train": int((split == 0).sum()),
-            "n_val": int((split == 1).sum()),
-            "skipped_files": len(imageset.skipped),
-            "device": device.type,
-            "world_size": distributed.world_size(),
-            "torch": torch.__version__,
-        },
-    )
 
 
 __all__ = [
@@ -478,4 +444,6 @@ __all__ = [
     "epoch_generator",
     "use_all_cores",
     "read_history",
+    "estimate_parameters",
+    "learning_rate_factor",
 ]

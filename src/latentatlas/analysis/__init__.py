@@ -15,6 +15,7 @@ subsamples (KS test, MCD core, normality tests, projections) are ever loaded who
 - regions: fragmentation, regions by a mixture BIC sweep cross-checked by HDBSCAN; `RegionModel` for samplers
 - slices: flat slices outside a coordinate plane (part V)
 - seed_claims: the seed's claims as `Finding`s
+- attributes / conditions: attribute probes and directions; conditional generation checked by the probes
 - latent: `LatentAnalysis`, all of the above in one fit; `to_dict()` is analysis.json
 
 Nothing here reads or writes a run folder: `latentatlas.pipelines.analyze.analyze_run` does.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from latentatlas.analysis.attributes import AttributeAnalysis, AttributeEffect, AttributeLabels, attribute_labels
 from latentatlas.analysis.correlations import confidence_ellipse, correlation_matrix, default_planes, strongest_pairs
 from latentatlas.analysis.distributions import ComponentDistributions, ks_distance_normal, measure_hwhm
 from latentatlas.analysis.dominant import DominantComponents
@@ -39,6 +41,10 @@ from latentatlas.checks import plane as check_plane
 from latentatlas.stats import PCA, BulkStatistics, Mahalanobis, ZView, min_cov_det, precision_matrix
 
 __all__ = [
+    "AttributeAnalysis",
+    "AttributeEffect",
+    "AttributeLabels",
+    "attribute_labels",
     "PCA",
     "SCHEMA",
     "BulkStatistics",

@@ -29,6 +29,11 @@ from latentatlas.stats import DEFAULT_CHUNK, PCA, ZView, as_view, moments, one_b
 
 # agreement between the two detectors that counts as a cross-check
 ARI_AGREE = 0.5
+# fragments leave voids: at least this share of one-Gaussian draws outside every region's core; below
+# OVERLAP_VOIDS the mixture components overlap into one region of non-Gaussian shape (heavy tails need
+# several components too)
+FRAGMENT_VOIDS = 0.2
+OVERLAP_VOIDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -277,13 +282,18 @@ class Regions:
         }
 
     def finding(self) -> Finding:
-        """The seed's picture (one compact region), judged by both detectors."""
+        """The seed's picture (one compact region), judged by both detectors and the voids between regions.
+
+        Agrees when both detectors see one region, or when the mixture's components overlap so much that
+        one Gaussian's draws fall into their cores (voids < OVERLAP_VOIDS); disagrees when both detectors see
+        several regions, agree (ARI >= ARI_AGREE) and leave voids (>= FRAGMENT_VOIDS); mixed otherwise.
+        """
         single = self.n_regions_ == 1 and self.hdbscan_n_regions_ <= 1
         several = self.n_regions_ > 1 and self.hdbscan_n_regions_ > 1
         ari = self.adjusted_rand_
-        if single:
+        if single or self.void_share_ < OVERLAP_VOIDS:
             verdict: Verdict = "agrees"
-        elif several and ari is not None and ari >= ARI_AGREE:
+        elif several and ari is not None and ari >= ARI_AGREE and self.void_share_ >= FRAGMENT_VOIDS:
             verdict = "disagrees"
         else:
             verdict = "mixed"

@@ -6,7 +6,7 @@
 - `cache`: the memory-mapped uint8 cache (`load_images`)
 """
 
-from latentatlas.config import PARTITIONS, SYNTHETIC_SOURCE, DataConfig
+from latentatlas.config import DIGITS_SOURCE, PARTITIONS, SYNTHETIC_SOURCE, DataConfig
 from latentatlas.data.cache import CACHE_FORMAT_VERSION, ImageSet, default_cache_dir, load_images
 from latentatlas.data.decode import crop_box, decode_image
 from latentatlas.data.sources import CELEBA_CROP_FRACTION, IMAGE_EXTENSIONS
@@ -15,6 +15,7 @@ from latentatlas.data.synthetic import synthetic_faces
 __all__ = [
     "CACHE_FORMAT_VERSION",
     "CELEBA_CROP_FRACTION",
+    "DIGITS_SOURCE",
     "IMAGE_EXTENSIONS",
     "PARTITIONS",
     "SYNTHETIC_SOURCE",

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
+import shutil
 import sys
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from latentatlas.config import SYNTHETIC_SOURCE, DataConfig
+from latentatlas import checks
+from latentatlas.config import DIGITS_SOURCE, SYNTHETIC_SOURCE, DataConfig
 from latentatlas.data.decode import DECODE_ERRORS, decode_image
+from latentatlas.data.digits import DIGITS_COUNT, digits_into
 from latentatlas.data.sources import Source, celeba_text_fingerprint, plan_file_source, resolve_source
 from latentatlas.data.synthetic import synthetic_into
 from latentatlas.errors import LatentAtlasError
@@ -27,7 +31,8 @@ from latentatlas.io import atomic_path, read_json, write_json
 
 # Bump when decoding, cropping or the synthetic renderer changes: old cache entries then stop matching.
 CACHE_FORMAT_VERSION = 2
-_DECODE_BLOCK = 64  # images per thread-pool task: few enough tasks, fine enough progress
+_DECODE_BLOCK = 256  # images per worker task: few enough tasks, fine enough progress
+_PARALLEL_MIN_IMAGES = 1024  # below this, starting worker processes costs more than it saves
 
 
 @dataclass
@@ -47,35 +52,60 @@ def default_cache_dir() -> Path:
 
 
 def _decode_worker_count(n: int) -> int:
-    return 1 if n < 256 else min(8, os.cpu_count() or 1)
+    """Worker processes for decoding n images: one per usable core (at most 8), none for small sets, where
+    starting processes costs more than it saves."""
+    if n < _PARALLEL_MIN_IMAGES:
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))  # respects container / taskset limits, unlike cpu_count
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores))
 
 
-def _decode_into(out: np.ndarray, source: Source, members: list[str], image_size: int, progress: bool) -> np.ndarray:
-    """Decode `members` into rows of `out`; returns a bool mask of the rows that decoded."""
+def _decode_block(path: Path, source: Source, members: list[str], start: int, image_size: int) -> np.ndarray:
+    """Decode `members` into rows start, start+1, ... of the .npy memmap at `path` (opened here, so a worker
+    process holds one image at a time); returns which rows decoded."""
+    out = np.load(path, mmap_mode="r+")
     ok = np.zeros(len(members), dtype=bool)
-    crop = source.crop_fraction
-
-    def decode_block(start: int) -> int:
-        stop = min(start + _DECODE_BLOCK, len(members))
-        for i in range(start, stop):
+    with source.reader() as read:
+        for i, name in enumerate(members):
             try:
-                out[i] = decode_image(read(members[i]), image_size, crop)
+                out[start + i] = decode_image(read(name), image_size, source.crop_fraction)
                 ok[i] = True
             except DECODE_ERRORS:
                 ok[i] = False
-        return stop - start
+    out.flush()
+    return ok
 
-    starts = range(0, len(members), _DECODE_BLOCK)
+
+def _decode_into(
+    path: Path, source: Source, members: list[str], image_size: int, progress: bool, workers: int | None = None
+) -> np.ndarray:
+    """Decode `members` into the rows of the .npy at `path`, in blocks, on `workers` processes; returns a
+    bool mask of the rows that decoded. Only block results travel back: RAM stays bounded by the blocks."""
+    ok = np.zeros(len(members), dtype=bool)
+    workers = _decode_worker_count(len(members)) if workers is None else workers
+    light = replace(source, members=[], fingerprint=[], skipped=[])  # what a worker needs, cheap to send
+    blocks = [(start, members[start : start + _DECODE_BLOCK]) for start in range(0, len(members), _DECODE_BLOCK)]
     bar = tqdm(total=len(members), desc="decoding images", unit="img", disable=None if progress else True)
-    with bar, source.reader() as read:
-        workers = _decode_worker_count(len(members))
-        if workers == 1:
-            for start in starts:
-                bar.update(decode_block(start))
-        else:
-            with ThreadPoolExecutor(workers) as pool:
-                for done in pool.map(decode_block, starts):
-                    bar.update(done)
+    with bar:
+        if workers <= 1:
+            for start, block in blocks:
+                ok[start : start + len(block)] = _decode_block(path, light, block, start, image_size)
+                bar.update(len(block))
+            return ok
+        # forkserver: a clean process to fork workers from, never a copy of a parent holding torch's threads.
+        context = multiprocessing.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = {
+                pool.submit(_decode_block, path, light, block, start, image_size): start for start, block in blocks
+            }
+            for future in as_completed(futures):
+                block_ok = future.result()
+                start = futures[future]
+                ok[start : start + len(block_ok)] = block_ok
+                bar.update(len(block_ok))
     return ok
 
 
@@ -109,27 +139,35 @@ def _load_cached(cache_dir: Path, key: str) -> ImageSet | None:
 def _warn_skipped(skipped: list[str]) -> None:
     if skipped:
         shown = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
-        print(f"latentatlas: warning: skipped {len(skipped)} unreadable file(s): {shown}", file=sys.stderr)
+        print(f"latentatlas: warning: skipped {len(skipped)} file(s): {shown}", file=sys.stderr)
 
 
-def _write_synthetic(path: Path, config: DataConfig, progress: bool) -> pd.DataFrame:
-    n = config.synthetic_count if config.limit is None else min(config.synthetic_count, config.limit)
-    size = config.image_size
+def _builtin_count(config: DataConfig) -> int:
+    total = DIGITS_COUNT if config.source == DIGITS_SOURCE else config.synthetic_count
+    return total if config.limit is None else min(total, config.limit)
+
+
+def _write_builtin(path: Path, config: DataConfig, progress: bool) -> pd.DataFrame:
+    """Render (synthetic faces) or copy (digits) a built-in source straight into a memmap at `path`."""
+    n, size = _builtin_count(config), config.image_size
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
-    meta = synthetic_into(out, n, size, config.synthetic_seed, progress)
+    if config.source == DIGITS_SOURCE:
+        meta = digits_into(out, n, size)
+    else:
+        meta = synthetic_into(out, n, size, config.synthetic_seed, progress, config.synthetic_classes)
     out.flush()
     return meta
 
 
 def _write_decoded(
-    path: Path, source: Source, meta: pd.DataFrame, size: int, progress: bool
+    path: Path, source: Source, meta: pd.DataFrame, size: int, progress: bool, workers: int | None = None
 ) -> tuple[pd.DataFrame, list[str]]:
     """Decode straight into a memmap at `path` (so no more than one image at a time sits in memory per
-    thread); returns the meta of the images that decoded and the paths of those that did not."""
+    worker); returns the meta of the images that decoded and the paths of those that did not."""
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(len(meta), size, size, 3))
-    members = [name[len(source.prefix) :] for name in meta["path"]]
-    ok = _decode_into(out, source, members, size, progress)
     out.flush()
+    members = [name[len(source.prefix) :] for name in meta["path"]]
+    ok = _decode_into(path, source, members, size, progress, workers)
     if ok.all():
         return meta, []
     skipped = meta.loc[~ok, "path"].tolist()
@@ -155,14 +193,16 @@ def _build_entry(
     source: Source | None,
     plan: pd.DataFrame | None,
     progress: bool,
+    workers: int | None = None,
 ) -> ImageSet:
     """Decode the source once into the cache entry `key`; npy and parquet first, the manifest last."""
     npy, parquet, manifest_path = _cache_paths(cache_dir, key)
     with atomic_path(npy) as tmp:
         if source is None or plan is None:
-            meta, skipped = _write_synthetic(tmp, config, progress), []
+            meta, skipped = _write_builtin(tmp, config, progress), []
         else:
-            meta, skipped = _write_decoded(tmp, source, plan, config.image_size, progress)
+            meta, skipped = _write_decoded(tmp, source, plan, config.image_size, progress, workers)
+            skipped = [*source.skipped, *skipped]
         with atomic_path(parquet) as tmp_parquet:
             meta.to_parquet(tmp_parquet, index=False)
     manifest = {
@@ -185,13 +225,18 @@ def _build_entry(
 def _describe(config: DataConfig) -> tuple[dict, Source | None]:
     """What identifies the decoded result (hashed into the cache key), and the resolved file source."""
     common = {"format_version": CACHE_FORMAT_VERSION, "image_size": config.image_size, "limit": config.limit}
+    if config.source == DIGITS_SOURCE:
+        return {**common, "source": DIGITS_SOURCE}, None
     if config.is_synthetic:
-        return {
+        description = {
             **common,
             "source": SYNTHETIC_SOURCE,
             "count": config.synthetic_count,
             "seed": config.synthetic_seed,
-        }, None
+        }
+        if config.synthetic_classes > 1:  # one class keeps the key (and cache entries) of earlier versions
+            description["classes"] = config.synthetic_classes
+        return description, None
     source = resolve_source(config.source)
     if config.partition != "all" and not source.is_celeba:
         raise LatentAtlasError(
@@ -212,8 +257,23 @@ def _describe(config: DataConfig) -> tuple[dict, Source | None]:
     return description, source
 
 
-def load_images(config: DataConfig, cache_dir: str | Path | None = None, progress: bool = True) -> ImageSet:
-    """The configured images as uint8 (n, S, S, 3), decoded once into the cache and memory-mapped after."""
+def _check_disk_space(cache_dir: Path, needed: int) -> None:
+    """Refuse a cache entry the disk cannot hold, before writing any of it."""
+    free = shutil.disk_usage(cache_dir).free
+    if needed > free:
+        raise LatentAtlasError(
+            f"the decoded images need {needed / 2**30:.1f} GiB in the image cache {cache_dir}, "
+            f"which has {free / 2**30:.1f} GiB free (set LATENTATLAS_CACHE, or use --limit)"
+        )
+
+
+def load_images(
+    config: DataConfig, cache_dir: str | Path | None = None, progress: bool = True, workers: int | None = None
+) -> ImageSet:
+    """The configured images as uint8 (n, S, S, 3), decoded once into the cache and memory-mapped after.
+
+    The first use decodes on `workers` processes (default: one per core for 1,024 images or more).
+    """
     cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     description, source = _describe(config)
     key = _cache_key(description)
@@ -226,4 +286,8 @@ def load_images(config: DataConfig, cache_dir: str | Path | None = None, progres
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise LatentAtlasError(f"cannot create image cache folder {cache_dir}: {exc.strerror}") from None
-    return _build_entry(config, cache_dir, key, description, source, plan, progress)
+    n = len(plan) if plan is not None else _builtin_count(config)
+    _check_disk_space(cache_dir, n * config.image_size**2 * 3)
+    if workers is not None:
+        checks.positive_int(workers, "decoding workers", maximum=256)
+    return _build_entry(config, cache_dir, key, description, source, plan, progress, workers)

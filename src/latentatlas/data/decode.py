@@ -13,6 +13,10 @@ import zlib
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+# The most pixels one image may have (read from its header, before anything is decoded): a 50-megapixel
+# photo decodes in about 150 MB; a decompression bomb of 10 GB of pixels is refused instead.
+MAX_DECODE_PIXELS = 50_000_000
+
 
 def crop_box(width: int, height: int, fraction: float | None) -> tuple[int, int, int, int]:
     """Centred square: `fraction` of the width (CelebA face crop) or, with None, the largest one that fits."""
@@ -25,6 +29,10 @@ def decode_image(data: bytes, image_size: int, crop_fraction: float | None) -> n
     """Decode one file's bytes to a uint8 (S, S, 3) centred square. Raises on anything that is not an image."""
     with Image.open(io.BytesIO(data)) as image:
         width, height = image.size
+        if width * height > MAX_DECODE_PIXELS:
+            raise Image.DecompressionBombError(
+                f"{width} x {height} pixels is more than the {MAX_DECODE_PIXELS:,} decoded per image"
+            )
         left, top, right, _ = crop_box(width, height, crop_fraction)
         if image.format == "JPEG":
             # JPEG can decode at 1/2, 1/4, 1/8 scale for free; ask for the smallest that keeps the crop >= size.

@@ -11,8 +11,9 @@ import threading
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,8 @@ CELEBA_PARTITIONS = "list_eval_partition.txt"
 # The usual CelebA face crop: a centred 148 x 148 square of the official 178 x 218 image.
 CELEBA_CROP_FRACTION = 148 / 178
 _PARTITION_CODES = {"0": "train", "1": "valid", "2": "test"}
+# The most bytes one image file (or zip member) may have; read before decoding, so a zip bomb stays packed.
+MAX_FILE_BYTES = 256 * 2**20
 
 
 @dataclass
@@ -39,6 +42,7 @@ class Source:
     fingerprint: list  # stat data that changes when the content does
     text_root: Path | None = None  # CelebA: folder holding the attribute / partition files
     prefix: str = ""  # CelebA: the images' path prefix ("img_align_celeba/"), for the `path` column
+    skipped: list[str] = field(default_factory=list)  # listed but not usable: dangling links, loops, bad names
 
     @property
     def text_folder(self) -> Path:
@@ -59,7 +63,12 @@ class Source:
         threads would serialise every read on its file lock."""
         if not self.kind.endswith("zip"):
             root = self.root
-            yield lambda name: (root / name).read_bytes()
+
+            def read_file(name: str) -> bytes:
+                _check_file_size(name, (root / name).stat().st_size)
+                return (root / name).read_bytes()
+
+            yield read_file
             return
         local, handles, lock = threading.local(), [], threading.Lock()
 
@@ -68,6 +77,8 @@ class Source:
                 local.archive = zipfile.ZipFile(self.root)
                 with lock:
                     handles.append(local.archive)
+            # The declared size, checked before reading: a zip bomb member never gets inflated into memory.
+            _check_file_size(name, local.archive.getinfo(name).file_size)
             return local.archive.read(name)
 
         try:
@@ -75,6 +86,11 @@ class Source:
         finally:
             for archive in handles:
                 archive.close()
+
+
+def _check_file_size(name: str, size: int) -> None:
+    if size > MAX_FILE_BYTES:
+        raise ValueError(f"{name} is {size / 2**20:.0f} MiB, more than the {MAX_FILE_BYTES // 2**20} MiB per image")
 
 
 def _is_image_name(name: str) -> bool:
@@ -87,19 +103,49 @@ def _stat_entry(path: Path) -> list:
     return [path.name, stat.st_size, stat.st_mtime_ns]
 
 
-def _list_folder(folder: Path) -> tuple[list[str], list]:
-    """Image files under `folder` (relative, sorted) and their (name, size, mtime) listing for the cache key."""
-    fingerprint = []
+def _printable(name: str) -> str:
+    return os.fsencode(name).decode("utf-8", "replace")
+
+
+def _list_folder(folder: Path) -> tuple[list[str], list, list[str]]:
+    """Image files under `folder` (relative, sorted), their (name, size, mtime) listing for the cache key,
+    and the names skipped. Symbolic links are followed, but every real folder and file is taken once:
+    a link loop or a second link to the same file adds nothing. Dangling links and names that are not
+    UTF-8 are skipped and listed."""
+    fingerprint, skipped = [], []
+    seen_folders: set[str] = set()
+    seen_files: set[tuple[int, int]] = set()
     for current, dirs, files in os.walk(folder, followlinks=True):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
         rel_dir = Path(current).relative_to(folder)
-        for name in files:
+        real = os.path.realpath(current)
+        if real in seen_folders:
+            dirs[:] = []
+            skipped.append(f"{_printable(rel_dir.as_posix())}/ (a folder already listed: symbolic link loop)")
+            continue
+        seen_folders.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # sorted: the first link to a file wins
+        for name in sorted(files):
             rel = (rel_dir / name).as_posix()
-            if _is_image_name(rel):
+            if not _is_image_name(rel):
+                continue
+            try:
+                rel.encode("utf-8")
+            except UnicodeEncodeError:
+                skipped.append(f"{_printable(rel)} (file name is not UTF-8)")
+                continue
+            try:
                 stat = os.stat(os.path.join(current, name))
-                fingerprint.append([rel, stat.st_size, stat.st_mtime_ns])
+            except OSError as exc:
+                skipped.append(f"{rel} ({exc.strerror or 'unreadable'})")
+                continue
+            identity = (stat.st_dev, stat.st_ino)
+            if not S_ISREG(stat.st_mode) or identity in seen_files:
+                skipped.append(f"{rel} ({'not a regular file' if not S_ISREG(stat.st_mode) else 'a second link'})")
+                continue
+            seen_files.add(identity)
+            fingerprint.append([rel, stat.st_size, stat.st_mtime_ns])
     fingerprint.sort()
-    return [entry[0] for entry in fingerprint], fingerprint
+    return [entry[0] for entry in fingerprint], fingerprint, skipped
 
 
 def _list_zip(path: Path) -> list[str]:
@@ -127,20 +173,20 @@ def resolve_source(source: str) -> Source:
         if not path.is_dir():
             raise LatentAtlasError(f"data source {path} is neither a folder nor a zip file")
         if path.name == CELEBA_FOLDER:  # the image folder itself was given; the text files sit beside it
-            members, fingerprint = _list_folder(path)
+            members, fingerprint, skipped = _list_folder(path)
             return Source(
-                "celeba-folder", path, members, fingerprint, text_root=path.parent, prefix=f"{CELEBA_FOLDER}/"
+                "celeba-folder", path, members, fingerprint, path.parent, f"{CELEBA_FOLDER}/", skipped=skipped
             )
         if (path / CELEBA_FOLDER).is_dir():
-            members, fingerprint = _list_folder(path / CELEBA_FOLDER)
+            members, fingerprint, skipped = _list_folder(path / CELEBA_FOLDER)
             return Source(
-                "celeba-folder", path / CELEBA_FOLDER, members, fingerprint, text_root=path, prefix=f"{CELEBA_FOLDER}/"
+                "celeba-folder", path / CELEBA_FOLDER, members, fingerprint, path, f"{CELEBA_FOLDER}/", skipped=skipped
             )
         if (path / f"{CELEBA_FOLDER}.zip").is_file():
             archive = path / f"{CELEBA_FOLDER}.zip"
             return Source("celeba-zip", archive, _list_zip(archive), [_stat_entry(archive)], text_root=path)
-        members, fingerprint = _list_folder(path)
-        return Source("folder", path, members, fingerprint)
+        members, fingerprint, skipped = _list_folder(path)
+        return Source("folder", path, members, fingerprint, skipped=skipped)
     except PermissionError as exc:
         raise LatentAtlasError(f"cannot read data source {path}: {exc.strerror}") from None
 
@@ -184,7 +230,8 @@ def celeba_text_fingerprint(source: Source) -> list:
 def plan_file_source(source: Source, config: DataConfig) -> pd.DataFrame:
     """Meta rows (image_id, path, partition, attributes) for the images to decode, in sorted order."""
     if not source.members:
-        raise LatentAtlasError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {source.root}")
+        skipped = f" ({len(source.skipped)} skipped, e.g. {source.skipped[0]})" if source.skipped else ""
+        raise LatentAtlasError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {source.root}{skipped}")
     if source.is_celeba:
         ids = [name.rsplit("/", 1)[-1] if source.kind == "celeba-zip" else name for name in source.members]
         paths = [source.prefix + name for name in source.members]

@@ -29,6 +29,35 @@ _HAIR_PALETTE = np.array(
 _SKIN_DARK = np.array([0.42, 0.27, 0.18], dtype=np.float32)
 _SKIN_LIGHT = np.array([0.98, 0.85, 0.74], dtype=np.float32)
 _SYNTHETIC_CHUNK = 32  # images per render batch: the canvas stays cache-friendly
+# With several classes, each class has its own face shape (width scale, height / width), skin tint, hair
+# colour and background hue: far apart in image space, so a latent map should separate them.
+_CLASS_BACKGROUNDS = np.array(
+    [
+        [0.15, 0.25, 0.70],
+        [0.70, 0.20, 0.15],
+        [0.15, 0.55, 0.20],
+        [0.55, 0.20, 0.60],
+        [0.65, 0.55, 0.10],
+        [0.10, 0.55, 0.60],
+        [0.35, 0.35, 0.35],
+        [0.60, 0.35, 0.10],
+    ],
+    dtype=np.float32,
+)
+_CLASS_TINTS = np.array(
+    [
+        [0.95, 0.80, 0.70],
+        [0.55, 0.75, 0.55],
+        [0.60, 0.65, 0.95],
+        [0.95, 0.60, 0.60],
+        [0.90, 0.90, 0.55],
+        [0.75, 0.60, 0.90],
+        [0.50, 0.40, 0.30],
+        [0.98, 0.98, 0.98],
+    ],
+    dtype=np.float32,
+)
+_CLASS_HAIR = np.array([0, 3, 5, 1, 4, 2, 0, 3])  # rows of _HAIR_PALETTE
 
 
 def _synthetic_factors(n: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -194,23 +223,51 @@ def _render_faces(factors: pd.DataFrame, image_size: int) -> np.ndarray:
     return np.clip(small * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def synthetic_into(out: np.ndarray, n: int, image_size: int, seed: int, progress: bool = False) -> pd.DataFrame:
-    """Render n faces of `seed` into `out` (an array or a memmap) chunk by chunk; returns their meta."""
+def _apply_classes(factors: pd.DataFrame, n_classes: int, seed: int) -> np.ndarray:
+    """Give each face one of `n_classes` classes and move its shape and colours to that class; returns the
+    labels. The labels come from their own seeded stream, one draw per face, so prefixes still agree."""
+    draws = np.random.default_rng(np.random.SeedSequence([seed, 0xC1A55])).random(len(factors))
+    labels = np.minimum((draws * n_classes).astype(np.int64), n_classes - 1)
+    shape = np.linspace(0.0, 1.0, n_classes, dtype=np.float32)[labels]  # 0 = narrow and tall, 1 = wide and round
+    width = factors["face_width"].to_numpy(np.float32) * (0.78 + 0.4 * shape)
+    aspect = factors["face_height"].to_numpy(np.float32) / factors["face_width"].to_numpy(np.float32)
+    factors["face_width"] = width
+    factors["face_height"] = width * (aspect + 0.35 - 0.45 * shape)
+    skin = factors[["skin_r", "skin_g", "skin_b"]].to_numpy(np.float32)
+    skin = np.clip(0.45 * skin + 0.55 * _CLASS_TINTS[labels], 0, 1)
+    factors[["skin_r", "skin_g", "skin_b"]] = skin
+    hair = factors[["hair_r", "hair_g", "hair_b"]].to_numpy(np.float32)
+    factors[["hair_r", "hair_g", "hair_b"]] = np.clip(0.3 * hair + 0.7 * _HAIR_PALETTE[_CLASS_HAIR[labels]], 0, 1)
+    bg = factors[["bg_r", "bg_g", "bg_b"]].to_numpy(np.float32)
+    factors[["bg_r", "bg_g", "bg_b"]] = np.clip(0.25 * bg + 0.6 * _CLASS_BACKGROUNDS[labels], 0, 1)
+    return labels
+
+
+def synthetic_into(
+    out: np.ndarray, n: int, image_size: int, seed: int, progress: bool = False, n_classes: int = 1
+) -> pd.DataFrame:
+    """Render n faces of `seed` into `out` (an array or a memmap) chunk by chunk; returns their meta
+    (with a `class` column when there are several classes)."""
     factors = _synthetic_factors(n, np.random.default_rng(seed))
+    labels = _apply_classes(factors, n_classes, seed) if n_classes > 1 else None
     starts = range(0, n, _SYNTHETIC_CHUNK)
     for start in tqdm(starts, desc="synthetic faces", unit="batch", disable=None if progress else True):
         stop = min(start + _SYNTHETIC_CHUNK, n)
         out[start:stop] = _render_faces(factors.iloc[start:stop], image_size)
     ids = [f"synthetic-{i:06d}" for i in range(n)]
     head = pd.DataFrame({"image_id": ids, "path": ids, "partition": "all"})
+    if labels is not None:
+        head["class"] = labels
     return pd.concat([head, factors.astype(np.float32)], axis=1)
 
 
-def synthetic_faces(n: int, image_size: int = 64, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
-    """Procedurally drawn faces, uint8 (n, S, S, 3), and their generating factors (one row per image)."""
+def synthetic_faces(n: int, image_size: int = 64, seed: int = 0, classes: int = 1) -> tuple[np.ndarray, pd.DataFrame]:
+    """Procedurally drawn faces, uint8 (n, S, S, 3), and their generating factors (one row per image).
+    With `classes` > 1 each face belongs to one of that many strongly different kinds (meta column `class`)."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
         raise LatentAtlasError(f"number of synthetic faces must be a positive integer, got {n!r}")
-    DataConfig(image_size=image_size, synthetic_count=n, synthetic_seed=seed)  # same validation as the config
+    # The same validation as the config.
+    DataConfig(image_size=image_size, synthetic_count=n, synthetic_seed=seed, synthetic_classes=classes)
     images = np.empty((n, image_size, image_size, 3), dtype=np.uint8)
-    meta = synthetic_into(images, n, image_size, seed)
+    meta = synthetic_into(images, n, image_size, seed, n_classes=classes)
     return images, meta

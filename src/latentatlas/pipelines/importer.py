@@ -1,7 +1,7 @@
-"""`latentatlas import` and `latentatlas export`: z-points of any model in, a run's decoder out.
+"""`latentatlas import`: z-points of any model (and a TorchScript decoder, e.g. from `latentatlas export`) as a run.
 
 An imported run folder holds what the analysis, samplers, paths, evaluation and report read:
-zpoints.npy (float32), zpoints.parquet (index, subset, then the user's metadata columns), zpoints.json,
+zpoints/ (zpoints.npy float32, zpoints.parquet: index, subset, then the user's metadata columns, zpoints.json),
 split.npy (0 train, 1 held out), imported.json (in place of config.json) and, optionally, decoder.pt:
 a TorchScript module mapping float32 (B, N) latent vectors to (B, 3, S, S) pixels in [0, 1].
 `torch.jit.load` rebuilds such a module from its serialized graph and executes no Python from the file,
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ import torch
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
 from latentatlas.io import atomic_folder, atomic_path, load_npy, save_npy, write_json
-from latentatlas.store import DECODER_FILE, IMPORT_FILE, SUBSETS, Run, load_torchscript_decoder
+from latentatlas.store import DECODER_FILE, IMPORT_FILE, SUBSETS, ZPOINTS_DIR, Run, load_torchscript_decoder
 from latentatlas.train import make_split
 
 IMPORT_KIND = "imported-run"
@@ -141,13 +140,13 @@ def import_run(
         "n": n,
         "split": str(Path(split).resolve()) if split is not None else {"val_fraction": fraction, "seed": seed},
     }
-    with atomic_folder(out, kind=IMPORT_KIND) as tmp:
-        save_npy(tmp / "zpoints.npy", z)
-        with atomic_path(tmp / "zpoints.parquet") as parquet:
+    with atomic_folder(out, kind=IMPORT_KIND) as tmp, atomic_folder(tmp / ZPOINTS_DIR, kind="zpoints") as store:
+        save_npy(store / "zpoints.npy", z)
+        with atomic_path(store / "zpoints.parquet") as parquet:
             frame.to_parquet(parquet, index=False)
         save_npy(tmp / "split.npy", split_array)
         write_json(
-            tmp / "zpoints.json",
+            store / "zpoints.json",
             {
                 "source": {"imported": info["zpoints"]},
                 "external": False,
@@ -163,25 +162,4 @@ def import_run(
     return Run(out)
 
 
-def export_decoder(run: Run, out: str | os.PathLike) -> Path:
-    """The run's trained decoder as TorchScript (traced in eval mode on the CPU): `latentatlas import --decoder`
-    and plain `torch.jit.load` read it without latentatlas's classes."""
-    out = Path(out)
-    if out.suffix != ".pt":
-        raise LatentAtlasError(f"the TorchScript decoder file ends in .pt, not {out.name}")
-    if run.imported:
-        with atomic_path(out) as tmp:
-            shutil.copyfile(run.decoder_path(), tmp)
-        return out
-    decoder = run.load_model("cpu").decoder.eval()
-    example = torch.zeros(PROBE_ROWS, run.latent_dim)
-    with warnings.catch_warnings():  # torch 2.x deprecates TorchScript for torch.export; the issue asks for it
-        warnings.simplefilter("ignore", DeprecationWarning)
-        with torch.no_grad():
-            traced = torch.jit.trace(decoder, example, check_trace=False)
-        with atomic_path(out) as tmp:
-            torch.jit.save(traced, str(tmp))
-    return out
-
-
-__all__ = ["import_run", "export_decoder", "read_zpoints", "read_metadata", "read_split", "probe_decoder"]
+__all__ = ["import_run", "read_zpoints", "read_metadata", "read_split", "probe_decoder"]

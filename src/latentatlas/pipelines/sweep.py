@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from latentatlas import checks  # noqa: E402
+from latentatlas.checkpoint import latest_checkpoint  # noqa: E402
 from latentatlas.config import SYNTHETIC_SOURCE, DataConfig, TrainConfig  # noqa: E402
 from latentatlas.errors import LatentAtlasError  # noqa: E402
 from latentatlas.io import atomic_path, write_json, write_text  # noqa: E402
@@ -115,7 +116,7 @@ def sweep(
         name = "synthetic" if data.source == SYNTHETIC_SOURCE else Path(data.source).name
         for model in models:
             run_dir = out / f"{name}-z{model.latent_dim}-{'bn' if model.batch_norm else 'nobn'}"
-            if not (run_dir / "train_state.json").is_file():
+            if latest_checkpoint(run_dir) is None:
                 train(run_dir, data, model, config, progress=progress)
             run = Run(run_dir)
             if not run.has_zpoints():

@@ -189,7 +189,7 @@ def data_section(run: Run, problems: Problems) -> list[Block]:
         if values:
             blocks += [Heading(f"{name} settings"), key_values(values)]
     state = problems.read_json(run.path / "train_state.json")
-    zinfo = problems.read_json(run.path / "zpoints.json")
+    zinfo = problems.read_json(run.zpoints_file("zpoints.json"))
     facts: dict = {}
     if state:
         keys = ("epochs_done", "n_train", "n_val", "train_loss", "val_loss", "best_val_loss")
