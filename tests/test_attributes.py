@@ -291,7 +291,7 @@ def test_cli_mistakes_exit_2(tiny_run_copy, capsys, options, message):
 
 def test_cli_source_without_attributes(tiny_run_copy, capsys):
     meta = tiny_run_copy.metadata()
-    meta[["index", "image_id", "path", "subset", "partition"]].to_parquet(tiny_run_copy.path / "zpoints.parquet")
+    meta[["index", "image_id", "path", "subset", "partition"]].to_parquet(tiny_run_copy.zpoints_file("zpoints.parquet"))
     assert main(["attributes", str(tiny_run_copy.path), "--where", "Male=1"]) == 2
     assert "carry no attributes or generating factors" in _one_line_error(capsys)
 

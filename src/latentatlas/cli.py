@@ -127,6 +127,9 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
     _device_argument(p)
     p.add_argument(
+        "--devices", type=int, help="data-parallel processes (DDP: one per GPU, gloo on CPU); same as torchrun"
+    )
+    p.add_argument(
         "--config",
         metavar="FILE",
         help="TOML or JSON file with [model], [train], [data] sections; flags given here override it",
@@ -166,6 +169,7 @@ def _config_file_sections(path: str | None) -> dict[str, dict]:
 def _train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from latentatlas import distributed
     from latentatlas.config import DataConfig, TrainConfig
     from latentatlas.model import ModelConfig
     from latentatlas.store import Run
@@ -188,7 +192,9 @@ def _train(args: argparse.Namespace) -> int:
     data = DataConfig.from_dict(data_values)
     config = TrainConfig.from_dict({**train_base, **from_file["train"], **_given(args, _TRAIN_FLAGS)})
     use_all_cores()
-    run = Run(train(out, data, model, config, resume=args.resume, device=args.device))
+    run = Run(distributed.launch(args.devices, train, out, data, model, config, args.resume, device=args.device))
+    if not distributed.is_main():
+        return 0  # under torchrun rank 0 alone reports
     state = run.train_state()
     print(
         f"trained {out}: {state['epochs_done']} epochs on {state['n_train']} images, "
@@ -700,6 +706,91 @@ def _explore(args: argparse.Namespace) -> int:
 
 COMMANDS.append(("report", "write the self-contained RUN/report.html", _report_arguments, _report))
 COMMANDS.append(("explore", "interactive explorer of the latent space in the browser", _explore_arguments, _explore))
+
+
+# ----------------------------------------------------------------------------- import
+def _import_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN", help="run folder to create from the z-points")
+    p.add_argument("--zpoints", required=True, metavar="Z.npy", help="float (n, N) z-points of any encoder")
+    p.add_argument("--meta", metavar="M.parquet|csv", help="one metadata row per z-point (colour columns, labels)")
+    p.add_argument(
+        "--decoder",
+        metavar="D.pt",
+        help="TorchScript decoder (B, N) -> (B, 3, S, S) in [0, 1]; torch.jit.load runs no Python from the file",
+    )
+    held_out = p.add_mutually_exclusive_group()
+    held_out.add_argument("--val-fraction", type=float, help="seeded share of rows held out (default 0.1)")
+    held_out.add_argument("--split", metavar="S.npy", help="one 0 (train) or 1 (held out) per z-point")
+    p.add_argument("--image-size", type=int, help="the decoder's image side, checked against its output")
+    p.add_argument("--seed", type=int, default=0, help="seeds the --val-fraction split (default 0)")
+
+
+def _import(args: argparse.Namespace) -> int:
+    from latentatlas.pipelines.importer import import_run
+
+    run = import_run(
+        args.run_dir,
+        args.zpoints,
+        meta=args.meta,
+        decoder=args.decoder,
+        val_fraction=args.val_fraction,
+        split=args.split,
+        image_size=args.image_size,
+        seed=args.seed,
+    )
+    info = run.zpoints_info()
+    decoder = f"decoder {run.image_size}x{run.image_size}" if args.decoder else "no decoder (latent-space only)"
+    print(
+        f"imported {info['n']} z-points of dimension {info['latent_dim']} into {run.path} "
+        f"(train {info['subsets']['train']}, held out {info['subsets']['val']}, {decoder}); "
+        f"next: latentatlas analyze {run.path}"
+    )
+    return 0
+
+
+COMMANDS.append(
+    ("import", "create a run from z-points of any encoder (+ TorchScript decoder)", _import_arguments, _import)
+)
+
+
+# ----------------------------------------------------------------------------- sweep
+def _sweep_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="folder for one run per model and the sweep table")
+    p.add_argument("--data", type=_source_argument, action="append", help="source (repeatable; default synthetic)")
+    p.add_argument("--latent-dims", type=_int_list, default=[16, 64, 256], help="default 16,64,256")
+    p.add_argument("--batch-norm", choices=("both", "on", "off"), default="both", help="default both")
+    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--channels", type=_int_list, default=[16, 32, 64], help="conv widths (default 16,32,64)")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--synthetic-count", type=int, default=2000)
+    p.add_argument("--limit", type=int, help="keep only the first N images of each source")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from latentatlas.config import SYNTHETIC_SOURCE
+    from latentatlas.pipelines.sweep import sweep, sweep_frame, sweep_markdown
+    from latentatlas.train import use_all_cores
+
+    use_all_cores()
+    rows = sweep(
+        args.out,
+        sources=args.data or [SYNTHETIC_SOURCE],
+        latent_dims=args.latent_dims,
+        batch_norm={"both": (True, False), "on": (True,), "off": (False,)}[args.batch_norm],
+        image_size=args.image_size,
+        channels=args.channels,
+        epochs=args.epochs,
+        synthetic_count=args.synthetic_count,
+        limit=args.limit,
+        seed=args.seed,
+    )
+    print(sweep_markdown(sweep_frame(rows)), end="")
+    print(f"wrote {args.out}/sweep.csv, sweep.md, sweep.json, sweep.png")
+    return 0
+
+
+COMMANDS.append(("sweep", "train and analyse models over latent dim x batch norm x data", _sweep_arguments, _sweep))
 
 
 # ----------------------------------------------------------------------------- demo

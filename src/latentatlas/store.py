@@ -33,6 +33,7 @@ from latentatlas.checkpoint import (
 )
 from latentatlas.config import DataConfig, TrainConfig
 from latentatlas.data import ImageSet, load_images
+from latentatlas.decoding import decode_with, load_torchscript_decoder, model_device
 from latentatlas.errors import LatentAtlasError
 from latentatlas.io import atomic_folder, atomic_path, folder_lock, load_npy, read_json, save_npy, write_json
 from latentatlas.model import (
@@ -47,16 +48,9 @@ from latentatlas.train import RunConfig, read_run_config
 
 SUBSETS = ("train", "val", "external")
 ZPOINTS_DIR = "zpoints"
-
-
-def _model_device(model: torch.nn.Module, device: torch.device | str | None) -> torch.device:
-    current = next(model.parameters()).device
-    if device is None:
-        return current
-    device = torch.device(device)
-    if current != device:
-        model.to(device)
-    return device
+# An imported run (`latentatlas import`) has this file instead of config.json, and optionally a TorchScript decoder.
+IMPORT_FILE = "imported.json"
+DECODER_FILE = "decoder.pt"
 
 
 def encode_images(
@@ -78,7 +72,7 @@ def encode_images(
         )
     if batch_size < 1:
         raise LatentAtlasError(f"batch size must be >= 1, got {batch_size}")
-    device = _model_device(model, device)
+    device = model_device(model, device)
     out = np.empty((len(images), model.config.latent_dim), np.float32)
     was_training = model.training
     model.eval()
@@ -100,30 +94,7 @@ def decode_latents(
     progress: bool = False,
 ) -> np.ndarray:
     """float32 z-points (n, latent_dim) -> uint8 images (n, H, W, 3), in eval mode."""
-    z = np.asarray(z, dtype=np.float32)
-    if z.ndim == 1:
-        z = z[None]
-    if z.ndim != 2 or z.shape[1] != model.config.latent_dim:
-        raise LatentAtlasError(f"expected latent vectors of shape (n, {model.config.latent_dim}), got {z.shape}")
-    if not np.isfinite(z).all():
-        raise LatentAtlasError("latent vectors contain NaN or infinite values")
-    if batch_size < 1:
-        raise LatentAtlasError(f"batch size must be >= 1, got {batch_size}")
-    device = _model_device(model, device)
-    size = model.config.image_size
-    out = np.empty((len(z), size, size, 3), np.uint8)
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
-        for start in tqdm(
-            range(0, len(z), batch_size), desc="decode", unit="batch", disable=None if progress else True
-        ):
-            rows = torch.from_numpy(np.array(z[start : start + batch_size]))  # copy: z may be a read-only memmap
-            x = model.decode(rows.to(device)).float()
-            pixels = x.clamp_(0, 1).mul_(255).round_().to(torch.uint8).permute(0, 2, 3, 1)
-            out[start : start + len(x)] = pixels.cpu().numpy()
-    model.train(was_training)
-    return out
+    return decode_with(model.decoder, model.config.latent_dim, model.config.image_size, z, batch_size, device, progress)
 
 
 class Run:
@@ -133,18 +104,37 @@ class Run:
         self.path = Path(path)
         if not self.path.is_dir():
             raise LatentAtlasError(f"run folder {self.path} does not exist")
-        if not (self.path / "config.json").is_file():
+        if not (self.path / "config.json").is_file() and not (self.path / IMPORT_FILE).is_file():
             raise LatentAtlasError(
                 f"{self.path} is not a latentatlas run folder (no config.json): run `latentatlas train`"
             )
         self._models: dict[str, Autoencoder] = {}
+        self._decoders: dict[str, torch.nn.Module] = {}
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"
 
+    @property
+    def imported(self) -> bool:
+        """True for a run made by `latentatlas import` from another model's z-points (no autoencoder, no images)."""
+        return (self.path / IMPORT_FILE).is_file() and not (self.path / "config.json").is_file()
+
+    @cached_property
+    def import_info(self) -> dict:
+        """imported.json: latent_dim, image_size (None without a decoder), decoder, where the z-points came from."""
+        info = read_json(self.path / IMPORT_FILE)
+        if not isinstance(info, dict) or not isinstance(info.get("latent_dim"), int):
+            raise LatentAtlasError(f"{self.path / IMPORT_FILE} is not an import record: run `latentatlas import`")
+        return info
+
+    def _refuse_imported(self, what: str) -> None:
+        if self.imported:
+            raise LatentAtlasError(f"run {self.path} was imported from z-points (latentatlas import): it has no {what}")
+
     @cached_property
     def config(self) -> RunConfig:
         """config.json, validated by type and range (one clear line naming the file if it is not valid)."""
+        self._refuse_imported("autoencoder, training or data config")
         return read_run_config(self.path)
 
     @property
@@ -161,7 +151,25 @@ class Run:
 
     @property
     def latent_dim(self) -> int:
-        return self.model_config.latent_dim
+        return int(self.import_info["latent_dim"]) if self.imported else self.model_config.latent_dim
+
+    @property
+    def image_size(self) -> int:
+        """Side of the decoded images (an imported run without a decoder has none)."""
+        if self.imported:
+            self.decoder_path()
+            return int(self.import_info["image_size"])
+        return self.model_config.image_size
+
+    def decoder_path(self) -> Path:
+        """RUN/decoder.pt of an imported run; one clear line when it was imported without one."""
+        path = self.path / DECODER_FILE
+        if not path.is_file() or not self.import_info.get("image_size"):
+            raise LatentAtlasError(
+                f"run {self.path} was imported without a decoder: images need one "
+                f"(latentatlas import {self.path} --zpoints Z.npy --decoder D.pt)"
+            )
+        return path
 
     def _checkpoint(self, which: str = "last") -> Checkpoint | None:
         """The committed checkpoint (None for a run folder built by hand with a top-level model only)."""
@@ -198,6 +206,7 @@ class Run:
 
     def load_model(self, device: torch.device | str | None = None, weights: str = "best") -> Autoencoder:
         """The trained autoencoder (`best` or `last` weights) in eval mode, loaded once per device."""
+        self._refuse_imported("autoencoder (decoding uses its decoder.pt; encoding images is not possible)")
         device = parse_device(device) if device is not None else default_device()
         key = f"{device}/{weights}"
         if key not in self._models:
@@ -220,6 +229,7 @@ class Run:
 
     def images(self) -> ImageSet:
         """The run's training source, through the image cache (loaded once)."""
+        self._refuse_imported("source images (only z-points)")
         return self._images
 
     def split(self) -> np.ndarray:
@@ -326,9 +336,18 @@ class Run:
         self._require_zpoints()
         return read_json(self.zpoints_file("zpoints.json"))
 
+    def load_decoder(self, device: torch.device | str | None = None) -> torch.nn.Module:
+        """The imported TorchScript decoder in eval mode, loaded once per device."""
+        device = parse_device(device) if device is not None else default_device()
+        if str(device) not in self._decoders:
+            self._decoders[str(device)] = load_torchscript_decoder(self.decoder_path(), device)
+        return self._decoders[str(device)]
+
     def decode(
         self, z: np.ndarray, batch_size: int = 256, device: torch.device | str | None = None, weights: str = "best"
     ) -> np.ndarray:
+        if self.imported:
+            return decode_with(self.load_decoder(device), self.latent_dim, self.image_size, z, batch_size)
         return decode_latents(self.load_model(device, weights), z, batch_size)
 
     def encode(
@@ -505,6 +524,8 @@ __all__ = [
     "default_device",
     "encode_images",
     "decode_latents",
+    "decode_with",
+    "load_torchscript_decoder",
     "encode_run",
     "reconstruct",
     "save_reconstructions",

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from latentatlas import checks
+from latentatlas import checks, distributed
 from latentatlas.checkpoint import (
     Checkpoint,
     clean_stale_temporaries,
@@ -272,7 +272,11 @@ def train(
         raise LatentAtlasError(f"{run_dir} already holds a trained model; use --resume or another --out")
     last = _check_resume(run_dir, data, model, config) if resume else None
     device = parse_device(device) if device is not None else default_device()
-    imageset, split = _load_and_split(run_dir, data, model, config, resume, progress)
+    device, progress = distributed.setup(device), progress and distributed.is_main()  # torchrun: this rank's
+    if last is not None:
+        distributed.check_resume(run_dir, last.state)
+    with distributed.main_first():
+        imageset, split = _load_and_split(run_dir, data, model, config, resume, progress)
 
     with torch.random.fork_rng(devices=[]):  # seeding must not disturb the caller's global RNG
         torch.manual_seed(config.seed)
@@ -302,10 +306,13 @@ def train(
         "n_val": int((split == 1).sum()),
         "skipped_files": len(imageset.skipped),
         "device": device.type,
+        "world_size": distributed.world_size(),
         "torch": torch.__version__,
     }
     run_files_written = False
 
+    trainer = distributed.wrap(net)  # net itself in one process
+    trainer = distributed.wrap(net)  # net itself in one process
     net.train()
     with _deterministic(device):
         for epoch in range(state["epochs_done"] + 1, config.epochs + 1):
@@ -315,13 +322,15 @@ def train(
             for group in optimizer.param_groups:
                 group["lr"] = lr  # a resumed run may continue with another learning rate or schedule
             started = time.perf_counter()
-            train_loss = _train_epoch(net, optimizer, train_feeder, device, config, epoch, progress)
+            train_loss = _train_epoch(trainer, optimizer, train_feeder, device, config, epoch, progress)
+            train_loss = distributed.average(train_loss)
             if not math.isfinite(train_loss):
                 _diverged(epoch, train_loss, "training", state)
             if not all(torch.isfinite(p).all() for p in net.parameters()):
                 _diverged(epoch, float("nan"), "weights'", state)
             seconds = time.perf_counter() - started
-            val_loss = evaluate_loss(net, val_feeder, device)
+            train_loss = distributed.average(train_loss)
+            val_loss = distributed.from_main(evaluate_loss(net, val_feeder, device))  # one early-stop decision
             if not math.isfinite(val_loss) and len(val_feeder):
                 _diverged(epoch, val_loss, "validation", state)
             row = {
@@ -334,13 +343,16 @@ def train(
             }
             history.append(row)
             _update_progress_state(state, config, epoch, val_loss)
-            if not run_files_written:  # config and split belong to this training, written before its first commit
+            if (
+                not run_files_written and distributed.is_main()
+            ):  # config and split belong to this training, written before its first commit
                 write_json(run_dir / "config.json", RunConfig(model, config, data).to_dict())
                 save_npy(run_dir / "split.npy", split)
                 run_files_written = True
             state_row = {**fixed, **state, "train_loss": train_loss, "val_loss": val_loss, "lr": lr}
             best_epoch = state["best_epoch"]
-            write_checkpoint(run_dir, net, optimizer, history, state_row, keep=lambda e, b=best_epoch: e == b)
+            if distributed.is_main():
+                write_checkpoint(run_dir, net, optimizer, history, state_row, keep=lambda e, b=best_epoch: e == b)
             if progress:
                 log_epoch(row, config.epochs)
             if config.patience is not None and state["epochs_since_best"] >= config.patience and progress:
@@ -349,6 +361,7 @@ def train(
                     f"(best {state['best_val_loss']:.5f} at epoch {state['best_epoch']})",
                     file=sys.stderr,
                 )
+    distributed.barrier()  # every rank returns once the checkpoint is complete
     return run_dir
 
 
@@ -384,7 +397,7 @@ def log_epoch(row: dict, epochs: int) -> None:
 
 
 def _train_epoch(
-    net: Autoencoder,
+    net: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     feeder: _BatchFeeder,
     device: torch.device,
@@ -392,11 +405,11 @@ def _train_epoch(
     epoch: int,
     progress: bool,
 ) -> float:
-    order = torch.randperm(len(feeder), generator=epoch_generator(config.seed, epoch))
+    order = distributed.shard(torch.randperm(len(feeder), generator=epoch_generator(config.seed, epoch)))
     total, seen = 0.0, 0
     started = time.perf_counter()
     bar = tqdm(
-        total=len(feeder),
+        total=len(order),
         desc=f"epoch {epoch}/{config.epochs}",
         unit="img",
         disable=None if progress else True,

@@ -87,6 +87,27 @@ def held_out_rows(run: Run) -> tuple[np.ndarray, np.ndarray]:
     return train_rows, val_rows
 
 
+class _DecodedImages:
+    """An imported run has no source images: its "real" images are its decoder's images of the real z-points."""
+
+    def __init__(self, run: Run):
+        self.run = run
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        return self.run.decode(np.asarray(self.run.zpoints()[rows]))
+
+
+def _source_images(run: Run) -> np.ndarray | _DecodedImages:
+    if not run.imported:
+        return run.images().images
+    if not (run.path / "decoder.pt").is_file():
+        raise LatentAtlasError(
+            f"run {run.path} was imported without a decoder: FID/KID and face rates need images; "
+            "use --no-fid --no-faces for the latent-space scores, or import it again with --decoder"
+        )
+    return _DecodedImages(run)
+
+
 def _pick(rows: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(rows, size=n, replace=False)) if len(rows) > n else rows
 
@@ -235,10 +256,10 @@ def evaluate_run(
     cache_dir = run.path / "cache" / "features"
     cache = _FeatureCache(cache_dir if write else None, seed, device, progress)  # write=False: run untouched
 
-    source_images = run.images().images if tools.images else None
+    source_images = _source_images(run) if tools.images else None
     held_images = train_images = None
     if source_images is not None:
-        size = run.model_config.image_size
+        size = run.image_size
         held_images = checks.images(np.asarray(source_images[held_rows]), "held-out images")
         if held_images.shape[1:] != (size, size, 3):
             raise LatentAtlasError(
@@ -336,6 +357,7 @@ def evaluate_run(
             "resize": "bilinear 299x299",
             "input_range": list(INCEPTION_INPUT_RANGE),
         }
+    settings["real_images"] = "decoded z-points (imported run)" if run.imported else "source images"
     result = Evaluation(rows=rows, settings=settings, findings=evaluation_findings(rows), ranking=ranking(rows))
     if write:
         with run.lock():

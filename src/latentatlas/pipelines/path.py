@@ -193,7 +193,7 @@ def path_run(
                 labels.append(str(index))
             else:
                 assert image is not None
-                pixels = load_image_file(image, run.model_config.image_size)
+                pixels = load_image_file(image, run.image_size)
                 ends.append(run.encode(pixels)[0].astype(np.float64))
                 labels.append("img-" + _safe_name(Path(image).stem))
         path = between(ends[0], ends[1], steps, method=interpolation)
