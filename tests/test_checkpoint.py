@@ -240,3 +240,20 @@ def test_a_run_killed_in_its_first_checkpoint_can_be_restarted_from_the_command_
     assert main(["train", "--out", str(out), "--resume", "--epochs", "2"]) == 2
     assert "holds no checkpoint; train without --resume first" in capsys.readouterr().err
     assert main([*argv, *tiny]) == 0
+
+
+def test_weights_id_depends_on_the_tensors_not_on_the_file_bytes(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from latentatlas.checkpoint import weights_id
+
+    tensors = {"a": torch.arange(6.0).reshape(2, 3), "b": torch.ones(2)}
+    save_file(tensors, str(tmp_path / "x.safetensors"), metadata={"k1": "1", "k2": "2"})
+    save_file(
+        dict(reversed(tensors.items())), str(tmp_path / "y.safetensors"), metadata={"k2": "2", "k1": "1", "z": "3"}
+    )
+    assert weights_id(tmp_path / "x.safetensors") == weights_id(tmp_path / "y.safetensors")
+    tensors["b"][0] = 2.0
+    save_file(tensors, str(tmp_path / "z.safetensors"))
+    assert weights_id(tmp_path / "z.safetensors") != weights_id(tmp_path / "x.safetensors")

@@ -259,6 +259,6 @@ def test_bad_config_files_are_one_line(tmp_path, capsys, text, message):
     ],
 )
 def test_negative_comma_lists_are_attached_to_their_flag(argv, expected):
-    from latentatlas.cli import _attach_negative_lists
+    from latentatlas.cli.common import _attach_negative_lists
 
     assert _attach_negative_lists(argv) == expected

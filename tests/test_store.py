@@ -16,7 +16,8 @@ from latentatlas.data import DataConfig
 from latentatlas.errors import LatentAtlasError
 from latentatlas.io import read_json, write_json
 from latentatlas.model import Autoencoder, ModelConfig
-from latentatlas.store import Run, decode_latents, default_device, encode_images, encode_run, save_reconstructions
+from latentatlas.pipelines.reconstruct import save_reconstructions
+from latentatlas.store import Run, decode_latents, default_device, encode_images, encode_run
 
 
 def test_default_device_follows_cuda_availability():

@@ -140,11 +140,17 @@ def load_optimizer(optimizer: torch.optim.Optimizer, path: str | os.PathLike) ->
 
 
 def weights_id(path: str | os.PathLike) -> str:
-    """A short content id of a weights file (the first 12 hex digits of its sha256)."""
+    """A short content id of a weights file: the first 12 hex digits of the sha256 of its tensors (names,
+    dtypes, shapes and bytes, in name order). Not of the file: safetensors writes its metadata in an
+    arbitrary order, so the same weights saved twice can differ byte for byte."""
+    from safetensors import safe_open
+
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    with safe_open(str(path), framework="numpy") as f:
+        for name in sorted(f.keys()):
+            tensor = f.get_tensor(name)
+            digest.update(f"{name}:{tensor.dtype}:{tensor.shape};".encode())
+            digest.update(tensor.tobytes())
     return digest.hexdigest()[:12]
 
 

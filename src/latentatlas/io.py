@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import filelock
 import numpy as np
@@ -176,7 +176,7 @@ def atomic_folder(path: str | os.PathLike, kind: str) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def folder_lock(folder: str | os.PathLike, timeout: float | None = None) -> filelock.BaseFileLock:
+def folder_lock(folder: str | os.PathLike, timeout: float | None = None) -> _FolderLock:
     """An advisory lock on a folder (a run): one writer at a time, reentrant within a process.
 
     A second process waits, saying so once on stderr, and gives up with a clear message after `timeout`
@@ -188,7 +188,7 @@ def folder_lock(folder: str | os.PathLike, timeout: float | None = None) -> file
     key = str(folder.resolve())
     lock = _LOCKS.get(key)
     if lock is None:
-        lock = _LOCKS[key] = _FolderLock(str(folder / ".lock"), timeout=timeout)
+        lock = _LOCKS[key] = cast(_FolderLock, _FolderLock(str(folder / ".lock"), timeout=timeout))
     return lock
 
 

@@ -478,7 +478,8 @@ def gaussian_factor(cov: np.ndarray) -> np.ndarray:
 
 def gaussian_log_density(z: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
     """Log density (n,) of a multivariate normal (singular covariances allowed)."""
-    return stats.multivariate_normal(mean=mean, cov=cov, allow_singular=True).logpdf(z).reshape(-1)
+    law = stats.multivariate_normal(mean=mean, cov=cov, allow_singular=True)  # pyright: ignore[reportArgumentType]
+    return np.asarray(law.logpdf(z)).reshape(-1)
 
 
 def subsample(z: np.ndarray, max_points: int | None, seed: int) -> np.ndarray:

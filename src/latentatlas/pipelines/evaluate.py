@@ -8,12 +8,10 @@ because its latent points are the held-out points themselves).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,8 +32,9 @@ from latentatlas.evaluation.latent import RADIUS_PERCENTILES, inside_radius, rad
 from latentatlas.evaluation.table import REAL_ROW, RECONSTRUCTION_ROW, EvaluationRow, table_frame, table_markdown
 from latentatlas.evaluation.verdicts import evaluation_findings, ranking
 from latentatlas.findings import Finding
-from latentatlas.io import atomic_folder, load_npy, read_json, save_npy, write_json, write_text
+from latentatlas.io import atomic_folder, read_json, write_json, write_text
 from latentatlas.pipelines.evaluate_figures import PREVIEW, write_figures
+from latentatlas.pipelines.feature_cache import FeatureCache
 from latentatlas.stats import Mahalanobis
 
 if TYPE_CHECKING:
@@ -110,32 +109,6 @@ def _source_images(run: Run) -> np.ndarray | _DecodedImages:
 
 def _pick(rows: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(rows, size=n, replace=False)) if len(rows) > n else rows
-
-
-def _digest(*parts: Any) -> str:
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(np.ascontiguousarray(part).tobytes() if isinstance(part, np.ndarray) else repr(part).encode())
-    return h.hexdigest()[:16]
-
-
-def cached_features(folder: Path | None, name: str, key: dict, compute: Callable[[], np.ndarray]) -> np.ndarray:
-    """Features of a real image set, reused from folder/<name>.npy when its key matches (no folder: no cache)."""
-    if folder is None:
-        return compute()
-    array_path, key_path = folder / f"{name}.npy", folder / f"{name}.json"
-    if array_path.is_file() and key_path.is_file():
-        try:
-            if read_json(key_path) == key:
-                features = np.asarray(load_npy(array_path, mmap=False), dtype=np.float64)
-                if len(features) == key["n"]:
-                    return features
-        except LatentAtlasError:
-            pass  # a damaged cache is recomputed
-    features = compute()
-    save_npy(array_path, features)
-    write_json(key_path, key)
-    return features
 
 
 def _validate_samplers(samplers: list[str] | None, sampler_options: dict[str, dict] | None) -> list[str]:
@@ -254,7 +227,7 @@ def evaluate_run(
     reference_rows = _pick(train_rows, n, rng)
     held_z = np.asarray(all_z[held_rows])
     cache_dir = run.path / "cache" / "features"
-    cache = _FeatureCache(cache_dir if write else None, seed, device, progress)  # write=False: run untouched
+    cache = FeatureCache(cache_dir if write else None, seed, device, progress)  # write=False: run untouched
 
     source_images = _source_images(run) if tools.images else None
     held_images = train_images = None
@@ -366,23 +339,6 @@ def evaluate_run(
             )
             write_evaluation(run, result, previews)
     return result
-
-
-class _FeatureCache:
-    """Inception features and face embeddings of real image sets, cached under RUN/cache/features/."""
-
-    def __init__(self, folder: Path | None, seed: int, device: torch.device | str | None, progress: bool):
-        self.folder, self.seed, self.device, self.progress = folder, seed, device, progress
-
-    def features(self, name: str, rows: np.ndarray, images: np.ndarray) -> np.ndarray:
-        key = {"n": len(rows), "seed": self.seed, "rows": _digest(rows), "weights": inception_path().stat().st_size}
-        return cached_features(
-            self.folder, name, key, lambda: inception_features(images, device=self.device, progress=self.progress)
-        )
-
-    def embeddings(self, name: str, rows: np.ndarray, images: np.ndarray) -> np.ndarray:
-        key = {"n": len(rows), "seed": self.seed, "rows": _digest(rows), "embedder": FaceEmbedder().settings()}
-        return cached_features(self.folder, name, key, lambda: FaceEmbedder().embed(images))
 
 
 def _entry_file(row: EvaluationRow, options: dict[str, Any], seed: int) -> str:

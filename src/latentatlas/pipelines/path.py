@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from latentatlas import checks
+from latentatlas.analysis.conditions import attribute_values
 from latentatlas.data import decode_image
 from latentatlas.errors import LatentAtlasError
 from latentatlas.io import atomic_folder, save_npy, write_json
@@ -27,7 +28,7 @@ from latentatlas.paths import (
     plane_path,
     traverse,
 )
-from latentatlas.pipelines.sample import attribute_values, grid_scale, run_zpoints
+from latentatlas.pipelines.sample import grid_scale, run_zpoints
 from latentatlas.stats import Mahalanobis, moments
 from latentatlas.store import Run
 
@@ -202,7 +203,7 @@ def path_run(
     elif kind == "attribute":
         assert attribute is not None
         meta = run.metadata()
-        values = attribute_values(meta[meta["subset"].to_numpy() == subset], attribute, "--attribute")
+        values = attribute_values(meta.loc[meta["subset"].to_numpy() == subset], attribute, "--attribute")
         direction, shift = attribute_direction(z_fit, values)
         spread = float(np.sqrt(direction @ cov @ direction))
         start = centre if from_index is None else _row(z_all, from_index, "--from")

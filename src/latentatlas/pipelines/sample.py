@@ -73,7 +73,7 @@ def sample_run(
     z = run_zpoints(run, subset)
     if conditions:
         meta = run.metadata()
-        selected = where_rows(meta[meta["subset"].to_numpy() == subset], conditions)
+        selected = where_rows(meta.loc[meta["subset"].to_numpy() == subset], conditions)
         needed = max(MIN_CONDITIONED_ROWS, estimator._min_rows())
         if selected.sum() < needed:
             raise LatentAtlasError(

@@ -1,0 +1,60 @@
+"""Inception features and face embeddings of real image sets, cached in RUN/cache/features/ by a key of what
+they were computed from (rows, seed, network), so repeated evaluations skip the slow part."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from latentatlas.errors import LatentAtlasError
+from latentatlas.evaluation.faces import FaceEmbedder
+from latentatlas.evaluation.inception import inception_features, inception_path
+from latentatlas.io import load_npy, read_json, save_npy, write_json
+
+
+def _digest(*parts: Any) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(np.ascontiguousarray(part).tobytes() if isinstance(part, np.ndarray) else repr(part).encode())
+    return h.hexdigest()[:16]
+
+
+def cached_features(folder: Path | None, name: str, key: dict, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """Features of a real image set, reused from folder/<name>.npy when its key matches (no folder: no cache)."""
+    if folder is None:
+        return compute()
+    array_path, key_path = folder / f"{name}.npy", folder / f"{name}.json"
+    if array_path.is_file() and key_path.is_file():
+        try:
+            if read_json(key_path) == key:
+                features = np.asarray(load_npy(array_path, mmap=False), dtype=np.float64)
+                if len(features) == key["n"]:
+                    return features
+        except LatentAtlasError:
+            pass  # a damaged cache is recomputed
+    features = compute()
+    save_npy(array_path, features)
+    write_json(key_path, key)
+    return features
+
+
+class FeatureCache:
+    """Inception features and face embeddings of real image sets, cached under RUN/cache/features/."""
+
+    def __init__(self, folder: Path | None, seed: int, device: torch.device | str | None, progress: bool):
+        self.folder, self.seed, self.device, self.progress = folder, seed, device, progress
+
+    def features(self, name: str, rows: np.ndarray, images: np.ndarray) -> np.ndarray:
+        key = {"n": len(rows), "seed": self.seed, "rows": _digest(rows), "weights": inception_path().stat().st_size}
+        return cached_features(
+            self.folder, name, key, lambda: inception_features(images, device=self.device, progress=self.progress)
+        )
+
+    def embeddings(self, name: str, rows: np.ndarray, images: np.ndarray) -> np.ndarray:
+        key = {"n": len(rows), "seed": self.seed, "rows": _digest(rows), "embedder": FaceEmbedder().settings()}
+        return cached_features(self.folder, name, key, lambda: FaceEmbedder().embed(images))
