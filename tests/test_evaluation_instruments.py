@@ -160,8 +160,8 @@ def test_held_out_log_likelihood_needs_a_density():
     with pytest.raises(LatentAtlasError, match="defines no density"):
         held_out_log_likelihood(box, z)
 
-    class FittedGaussian:  # any object with log_likelihood(z) -> one log-density per row
-        def log_likelihood(self, points):
+    class FittedGaussian:  # any object with score_samples(z) -> one log-density per row
+        def score_samples(self, points):
             return multivariate_normal(np.zeros(3), np.eye(3)).logpdf(points)
 
     values = held_out_log_likelihood(FittedGaussian(), z)
