@@ -467,3 +467,23 @@ def test_the_map_is_coloured_by_a_known_attribute_first(columns, chosen):
 
     column = colour_column(pd.DataFrame(columns))
     assert (column["name"] if column else None) == chosen
+
+
+def test_real_pipeline_scores_sit_beside_the_sample_they_were_computed_on(tiny_run_copy):
+    from latentatlas.pipelines.evaluate import evaluate_run
+    from latentatlas.pipelines.sample import sample_run
+
+    run = tiny_run_copy
+    sample_run(run, "gaussian", n=40, seed=3)
+    sample_run(run, "uniform-box", n=40, seed=3, b=1.5)
+    result = evaluate_run(run, samplers=["gaussian"], n=40, seed=3, fid_scores=False, faces=False, progress=False)
+    gaussian = next(row for row in result.rows if row.name == "gaussian")
+    assert (gaussian.seed, gaussian.options) == (3, {})
+    text = build_report(run, umap=False)
+    precision = f"{gaussian.scores['precision'].value:.3g}"
+    gaussian_block = text[text.index("gaussian-seed3") :]
+    assert precision in gaussian_block[: gaussian_block.index("</section>")]
+    # the b = 1.5 box was never evaluated: it says so, with the command that would
+    box_block = text[text.index("uniform-box-b1.5-seed3") :]
+    box_block = box_block[: box_block.index("<h3", 10)] if "<h3" in box_block[10:] else box_block
+    assert "not evaluated" in box_block and "--b 1.5" in box_block

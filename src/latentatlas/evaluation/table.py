@@ -92,6 +92,10 @@ class EvaluationRow:
         Keyed by `METRICS` keys; a metric that was not computed is absent.
     seconds : float
         Wall time of the row, fitting included.
+    options : dict
+        The sampler's options (empty for reference rows), so a row can be matched to a sample folder.
+    seed : int or None
+        The seed of the draw and of the compared subsets.
     """
 
     name: str
@@ -99,10 +103,16 @@ class EvaluationRow:
     n: int
     scores: dict[str, Score] = field(default_factory=dict)
     seconds: float = math.nan
+    options: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
 
     def record(self) -> dict[str, Any]:
-        """Flat JSON/CSV record: name, kind, n, each metric (+ _low/_high where an interval exists), seconds."""
-        out: dict[str, Any] = {"name": self.name, "kind": self.kind, "n": int(self.n)}
+        """Flat JSON/CSV record: name, kind, n, seed, options, each metric (+ _low/_high where an interval
+        exists), seconds; sampler rows also name their `sampler`."""
+        out: dict[str, Any] = {"name": self.name, "kind": self.kind, "n": int(self.n), "seed": self.seed}
+        if self.kind == "sampler":
+            out["sampler"] = self.name
+        out["options"] = dict(self.options)
         for key in METRIC_KEYS:
             score = self.scores.get(key)
             if score is None:
@@ -123,7 +133,9 @@ class EvaluationRow:
             key: Score(number(key), number(f"{key}_low"), number(f"{key}_high")) for key in METRIC_KEYS if key in record
         }
         kind: RowKind = "reference" if record.get("kind") == "reference" else "sampler"
-        return cls(str(record["name"]), kind, int(record["n"]), scores, number("seconds"))
+        options = record.get("options") if isinstance(record.get("options"), dict) else {}
+        seed = record.get("seed") if isinstance(record.get("seed"), int) else None
+        return cls(str(record["name"]), kind, int(record["n"]), scores, number("seconds"), options, seed)
 
 
 def table_frame(rows: Sequence[EvaluationRow]) -> pd.DataFrame:
@@ -134,13 +146,16 @@ def table_frame(rows: Sequence[EvaluationRow]) -> pd.DataFrame:
 def table_markdown(table: pd.DataFrame | Sequence[EvaluationRow]) -> str:
     """Markdown table; a metric with an interval is shown as `value ± half-width`."""
     frame = table if isinstance(table, pd.DataFrame) else table_frame(list(table))
-    columns = [c for c in frame.columns if not (c.endswith("_low") or c.endswith("_high"))]
+    hidden = {"sampler"}  # the name column says it
+    columns = [c for c in frame.columns if not (c.endswith("_low") or c.endswith("_high")) and c not in hidden]
 
     def cell(record: dict[str, Any], column: str) -> str:
         value = record.get(column)
         if column in METRIC_KEYS:
             low, high = record.get(f"{column}_low", math.nan), record.get(f"{column}_high", math.nan)
             return Score(_float(value), _float(low), _float(high)).cell()
+        if isinstance(value, dict):
+            return ", ".join(f"{k}={v}" for k, v in value.items()) or "–"
         if isinstance(value, (float, np.floating)):
             return "–" if not np.isfinite(value) else f"{value:.4g}"
         return str(value)

@@ -297,6 +297,9 @@ def evaluate_run(
             log_likelihood=likelihood,
         )
         row.seconds = round(time.perf_counter() - started, 2)
+        row.seed = seed
+        if kind == "sampler":
+            row.options = dict((sampler_options or {}).get(step, {}))
         rows.append(row)
         if images is not None:
             previews[step] = np.asarray(images[:PREVIEW])
