@@ -114,7 +114,8 @@ def main() -> int:
             ),
         }
         print(
-            f"explorer latency, default model (64x64, latent 256, channels 32,64,128,256), torch threads {args.threads}, "
+            "explorer latency, default model (64x64, latent 256, channels 32,64,128,256), "
+            f"torch threads {args.threads}, "
             f"{os.cpu_count()} CPUs visible; run built in {built:.1f} s, app startup {startup:.1f} s"
         )
         print(f"{'request':50s} {'median ms':>10s} {'p95 ms':>8s} {'max ms':>8s}")
