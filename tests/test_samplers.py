@@ -493,3 +493,21 @@ def test_where_rows_on_celeba_style_attributes():
         where_rows(meta, parse_where("male=1"))
     with pytest.raises(LatentAtlasError, match="has no attributes or factors"):
         where_rows(meta[["image_id", "subset"]], parse_where("Male=1"))
+
+
+def test_cli_sample_save_images_device_and_weights(tiny_run_copy):
+    from PIL import Image
+
+    from latentatlas.store import Run
+
+    run = tiny_run_copy
+    args = ["sample", str(run.path), "--sampler", "gaussian", "-n", "5", "--grid", "2", "--save-images"]
+    assert exit_status([*args, "--device", "cpu", "--weights", "last"]) == 0
+    folder = run.path / "samples" / "gaussian-seed0"
+    files = sorted(p.name for p in (folder / "images").iterdir())
+    assert files == [f"{i:06d}.png" for i in range(5)]
+    vectors = np.load(folder / "z.npy")
+    expected = Run(run.path, device="cpu", weights="last").decode(vectors)
+    np.testing.assert_array_equal(np.asarray(Image.open(folder / "images" / "000004.png")), expected[4])
+    assert exit_status([*args, "--device", "tpu"]) == 2
+    assert exit_status([*args, "--weights", "middle"]) == 2

@@ -97,7 +97,9 @@ def decode_latents(
 class Run:
     """A run folder: configuration, trained model, split and z-point store. Read-only access."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, device: torch.device | str | None = None, weights: str = "best"):
+        """`device` and `weights` are the defaults of every encode/decode through this Run (the commands'
+        `--device` and `--weights`)."""
         self.path = Path(path)
         if not self.path.is_dir():
             raise LatentAtlasError(f"run folder {self.path} does not exist")
@@ -107,6 +109,10 @@ class Run:
             )
         self._models: dict[str, Autoencoder] = {}
         self._decoders: dict[str, torch.nn.Module] = {}
+        self.device = parse_device(device) if device is not None else None
+        if weights not in WEIGHTS:
+            raise LatentAtlasError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
+        self.weights = weights
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"
@@ -341,16 +347,25 @@ class Run:
         return self._decoders[str(device)]
 
     def decode(
-        self, z: np.ndarray, batch_size: int = 256, device: torch.device | str | None = None, weights: str = "best"
+        self, z: np.ndarray, batch_size: int = 256, device: torch.device | str | None = None, weights: str | None = None
     ) -> np.ndarray:
+        device = device if device is not None else self.device
+        weights = weights if weights is not None else self.weights
         if self.imported:
             return decode_with(self.load_decoder(device), self.latent_dim, self.image_size, z, batch_size)
         return decode_latents(self.load_model(device, weights), z, batch_size)
 
     def encode(
-        self, images: np.ndarray, batch_size: int = 256, device: torch.device | str | None = None, weights: str = "best"
+        self,
+        images: np.ndarray,
+        batch_size: int = 256,
+        device: torch.device | str | None = None,
+        weights: str | None = None,
     ) -> np.ndarray:
-        return encode_images(self.load_model(device, weights), images, batch_size)
+        device = device if device is not None else self.device
+        return encode_images(
+            self.load_model(device, weights if weights is not None else self.weights), images, batch_size
+        )
 
 
 def encode_run(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from latentatlas.cli.common import _float_list, _int_list, _number_or_word, _plane
+from latentatlas.cli.common import _device_argument, _float_list, _int_list, _number_or_word, _plane, _weights_argument
 from latentatlas.errors import LatentAtlasError
 
 COMMANDS: list = []  # (name, help, add_arguments, run), in the order `latentatlas --help` lists them
@@ -175,6 +175,9 @@ def _sample_options(name: str, flags: dict) -> dict:
 
 
 def _sample_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--save-images", action="store_true", help="also write every decoded sample as images/NNNNNN.png")
+    _device_argument(p)
+    _weights_argument(p)
     from latentatlas.samplers import SAMPLERS
 
     # dest "run" would shadow the `run` callable that build_parser stores in the namespace
@@ -210,7 +213,7 @@ def _sample(args: argparse.Namespace) -> int:
     from latentatlas.store import Run
 
     options = _sample_options(args.sampler, {flag: getattr(args, flag) for flag in _SAMPLER_FLAGS})
-    run = Run(args.run_dir)
+    run = Run(args.run_dir, device=args.device, weights=args.weights)
     info = sample_run(
         run,
         args.sampler,
@@ -220,6 +223,7 @@ def _sample(args: argparse.Namespace) -> int:
         subset=args.subset,
         grid_limit=args.grid,
         where=args.where,
+        save_images=args.save_images,
         **options,
     )
     print(f"wrote {info['path']}: {info['n']} {args.sampler} vectors (z.npy), grid.png, sampler/, info.json")
@@ -227,6 +231,8 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _path_arguments(p: argparse.ArgumentParser) -> None:
+    _device_argument(p)
+    _weights_argument(p)
     from latentatlas.paths import INTERPOLATIONS, KINDS
 
     p.add_argument("run_dir", metavar="RUN", help="run folder with z-points (`latentatlas encode`)")
@@ -281,7 +287,7 @@ def _path(args: argparse.Namespace) -> int:
     stray = [flag for key, flag in _PATH_FLAGS.items() if getattr(args, key) is not None and key not in used]
     if stray:
         raise LatentAtlasError(f"{', '.join(stray)} does not apply to --kind {args.kind}")
-    run = Run(args.run_dir)
+    run = Run(args.run_dir, device=args.device, weights=args.weights)
     info = path_run(
         run,
         args.kind,
@@ -317,6 +323,8 @@ COMMANDS.append(
 
 # ----------------------------------------------------------------------------- attributes
 def _attributes_arguments(p: argparse.ArgumentParser) -> None:
+    _device_argument(p)
+    _weights_argument(p)
     p.add_argument("run_dir", metavar="RUN", help="run folder with z-points (`latentatlas encode`)")
     p.add_argument(
         "--where",
@@ -333,9 +341,15 @@ def _attributes_arguments(p: argparse.ArgumentParser) -> None:
 
 def _attributes(args: argparse.Namespace) -> int:
     from latentatlas.pipelines.attributes import attributes_run, attributes_summary
+    from latentatlas.store import Run
 
     result = attributes_run(
-        args.run_dir, where=args.where, n=args.n, seed=args.seed, strips=args.strips, sampler=args.sampler
+        Run(args.run_dir, device=args.device, weights=args.weights),
+        where=args.where,
+        n=args.n,
+        seed=args.seed,
+        strips=args.strips,
+        sampler=args.sampler,
     )
     print("\n".join(attributes_summary(result)))
     return 0

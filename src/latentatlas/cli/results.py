@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from latentatlas.cli.common import _int_list, _source_argument
+from latentatlas.cli.common import _device_argument, _int_list, _source_argument, _weights_argument
 
 COMMANDS: list = []
 
@@ -26,6 +26,8 @@ def _instruments_argument(p: argparse.ArgumentParser, default: str) -> None:
 
 # ----------------------------------------------------------------------------- evaluate
 def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    _device_argument(p)
+    _weights_argument(p)
     p.add_argument("run_dir", metavar="RUN", help="run folder with z-points and held-out data (`latentatlas encode`)")
     p.add_argument("--samplers", default="all", help="'all' or comma-separated sampler names (default all)")
     p.add_argument(
@@ -46,7 +48,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from latentatlas.store import Run
 
     names = None if args.samplers.strip() == "all" else [s.strip() for s in args.samplers.split(",") if s.strip()]
-    run = Run(args.run_dir)
+    run = Run(args.run_dir, device=args.device, weights=args.weights)
     result = evaluate_run(
         run,
         samplers=names,
@@ -57,6 +59,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         faces=not args.no_faces,
         chunk_size=args.chunk_size,
         instruments=args.instruments,
+        device=run.device,
     )
     print(evaluation_markdown(result), end="")
     print(f"wrote {run.path / 'evaluation'}/evaluation.json, evaluation.csv, evaluation.md")
@@ -89,6 +92,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _explore_arguments(p: argparse.ArgumentParser) -> None:
+    _device_argument(p)
+    _weights_argument(p)
     p.add_argument("run_dir", metavar="RUN", help="run folder with a model and z-points (`latentatlas encode`)")
     p.add_argument("--port", type=int, default=8765, help="TCP port (default 8765)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -97,8 +102,14 @@ def _explore_arguments(p: argparse.ArgumentParser) -> None:
 
 def _explore(args: argparse.Namespace) -> int:
     from latentatlas.explorer import serve
+    from latentatlas.store import Run
 
-    serve(args.run_dir, host=args.host, port=args.port, open_browser=not args.no_browser)
+    serve(
+        Run(args.run_dir, device=args.device, weights=args.weights),
+        host=args.host,
+        port=args.port,
+        open_browser=not args.no_browser,
+    )
     return 0
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from latentatlas import checks
 from latentatlas.analysis.conditions import MIN_CONDITIONED_ROWS, parse_where, where_rows
 from latentatlas.errors import LatentAtlasError
-from latentatlas.io import atomic_folder, save_npy, write_json
+from latentatlas.io import atomic_folder, png_bytes, save_npy, write_json
 from latentatlas.plots import save_image_grid
 from latentatlas.samplers import make_sampler
 from latentatlas.samplers.box import mean_radius
@@ -56,6 +56,7 @@ def sample_run(
     subset: str = "train",
     grid_limit: int = 64,
     where: str | None = None,
+    save_images: bool = False,
     **options: Any,
 ) -> dict:
     """Fit sampler `sampler` on the run's `subset` z-points, draw `n` vectors and decode them.
@@ -81,6 +82,8 @@ def sample_run(
                 f"{sampler} needs at least {needed}"
             )
         z = z[selected]
+    if save_images:
+        checks.allocation((n, run.image_size, run.image_size, 3), 1, f"--save-images of {n} images")
     estimator.fit(z)
     vectors = estimator.sample(n, seed=seed)
     shown = min(n, grid_limit)
@@ -102,7 +105,7 @@ def sample_run(
         "fitted_on": int(len(z)),
         "latent_dim": int(z.shape[1]),
         "mean_radius": {"samples": float(np.linalg.norm(vectors, axis=1).mean()), "z_points": mean_radius(z)},
-        "files": {"vectors": "z.npy", "sampler": "sampler"},
+        "files": {"vectors": "z.npy", "sampler": "sampler", **({"images": "images/"} if save_images else {})},
         "figures": [
             {
                 "file": "grid.png",
@@ -115,5 +118,10 @@ def sample_run(
         save_image_grid(images, tmp / "grid.png", scale=grid_scale(images.shape[1]))
         save_npy(tmp / "z.npy", vectors)
         estimator.save(tmp / "sampler")
+        if save_images:  # every decoded sample as its own PNG, for use with other tools (FID suites, viewers)
+            (tmp / "images").mkdir()
+            for start in range(0, n, 256):
+                for offset, image in enumerate(run.decode(vectors[start : start + 256])):
+                    (tmp / "images" / f"{start + offset:06d}.png").write_bytes(png_bytes(image, compress_level=6))
         write_json(tmp / "info.json", info)
     return {**info, "path": str(folder)}
