@@ -240,8 +240,8 @@ def test_cli_report(tiny_run_copy, capsys, tmp_path):
 @pytest.mark.slow
 def test_report_of_the_real_pipeline(tiny_run_copy):
     """The files written by analyze / sample / path / evaluate end up in the right sections."""
-    from latentatlas.analysis import analyze_run
-    from latentatlas.evaluation import evaluate_run
+    from latentatlas.pipelines.analyze import analyze_run
+    from latentatlas.pipelines.evaluate import evaluate_run
     from latentatlas.pipelines.path import path_run
     from latentatlas.pipelines.sample import sample_run
 

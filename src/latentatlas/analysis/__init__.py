@@ -23,8 +23,6 @@ Nothing here reads or writes a run folder: `latentatlas.pipelines.analyze.analyz
 
 from __future__ import annotations
 
-from typing import Any
-
 from latentatlas.analysis.attributes import AttributeAnalysis, AttributeEffect, AttributeLabels, attribute_labels
 from latentatlas.analysis.correlations import confidence_ellipse, correlation_matrix, default_planes, strongest_pairs
 from latentatlas.analysis.distributions import ComponentDistributions, ks_distance_normal, measure_hwhm
@@ -79,13 +77,3 @@ __all__ = [
     "uniform_box",
     "uniform_radius_moments",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    """`analyze_run` moved to `latentatlas.pipelines.analyze`; the old import keeps working, loaded on use
-    only (so importing the pure analysis never imports the run folder or plotting)."""
-    if name == "analyze_run":
-        from latentatlas.pipelines.analyze import analyze_run
-
-        return analyze_run
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -177,9 +177,9 @@ def _demo_arguments(p: argparse.ArgumentParser) -> None:
 def _demo(args: argparse.Namespace) -> int:
     """The whole pipeline on built-in synthetic faces: every step of the seed's story, then the report."""
 
-    from latentatlas.analysis import analyze_run
     from latentatlas.data import DataConfig
     from latentatlas.model import ModelConfig
+    from latentatlas.pipelines.analyze import analyze_run
     from latentatlas.pipelines.evaluate import evaluate_run, evaluation_markdown
     from latentatlas.pipelines.path import path_run
     from latentatlas.pipelines.reconstruct import save_reconstructions

@@ -10,13 +10,11 @@
 * `verdicts`: the seed's sampler claims as `Finding`s, and the ranking;
 * `table`: the typed rows (`EvaluationRow`, `Score`) and their Markdown/CSV form.
 
-The run-level command lives in `latentatlas.pipelines.evaluate`; `evaluate_run` and `evaluate_points`
-are still importable from here (loaded on first use, so this package never imports the run store).
+The run-level command lives in `latentatlas.pipelines.evaluate` (`evaluate_run`, `evaluate_points`):
+this package never imports the run store or the pipelines.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from latentatlas.evaluation.copies import copy_scores, nearest_distances
 from latentatlas.evaluation.faces import CnnFaceDetector, FaceDetector, FaceEmbedder, face_rate
@@ -33,17 +31,6 @@ from latentatlas.evaluation.table import (
     table_frame,
     table_markdown,
 )
-
-_PIPELINE_NAMES = ("evaluate_run", "evaluate_points")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _PIPELINE_NAMES:  # backwards-compatible names for the pipeline functions
-        from latentatlas.pipelines import evaluate
-
-        return getattr(evaluate, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 __all__ = [
     "KNN_SCORES",

@@ -67,7 +67,7 @@ def _row(z_all: np.ndarray, index: Any, flag: str) -> np.ndarray:
 def _score_points(run: Run, vectors: np.ndarray, images: np.ndarray):
     """evaluate_points for the path (k-NN support, Mahalanobis percentile, face verdict of its decoded
     `images`), or None when the run holds too few held-out z-points to score against."""
-    from latentatlas.evaluation import evaluate_points
+    from latentatlas.pipelines.evaluate import evaluate_points
 
     try:
         return evaluate_points(run, vectors, k=5, faces=True, images=images)
