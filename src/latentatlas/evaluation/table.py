@@ -133,7 +133,8 @@ class EvaluationRow:
             key: Score(number(key), number(f"{key}_low"), number(f"{key}_high")) for key in METRIC_KEYS if key in record
         }
         kind: RowKind = "reference" if record.get("kind") == "reference" else "sampler"
-        options = record.get("options") if isinstance(record.get("options"), dict) else {}
+        recorded = record.get("options")
+        options: dict[str, Any] = dict(recorded) if isinstance(recorded, dict) else {}
         seed = record.get("seed") if isinstance(record.get("seed"), int) else None
         return cls(str(record["name"]), kind, int(record["n"]), scores, number("seconds"), options, seed)
 
