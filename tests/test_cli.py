@@ -262,3 +262,28 @@ def test_negative_comma_lists_are_attached_to_their_flag(argv, expected):
     from latentatlas.cli.common import _attach_negative_lists
 
     assert _attach_negative_lists(argv) == expected
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["sample", "RUN", "--sampler", "uniform-box", "--b", "1e308", "-n", "4"], r"b must be at most 1e\+12"),
+        (["sample", "RUN", "--sampler", "gaussian", "-n", "1000000000000"], r"would need .* GiB \(limit 8 GiB\)"),
+        (["path", "RUN", "--kind", "origin-to-centre", "--steps", "100000000000"], "steps must be an integer <= 10000"),
+        (["path", "RUN", "--kind", "plane", "--plane", "1,2", "--angle", "1e308"], "angle must be a finite number"),
+        (["sample", "RUN", "--sampler", "gaussian", "--seed", "18446744073709551616"], "seed must be an integer <="),
+        (["sample", "RUN", "--sampler", "gaussian", "-n", "4", "--out", "RUN"], "refusing to replace .*choose another"),
+        (["sample", "RUN", "--sampler", "gaussian", "-n", "4", "--out", "/proc/x"], "cannot write /proc/x"),
+    ],
+)
+def test_out_of_range_numbers_and_outputs_are_one_line(tiny_run_copy, capsys, arguments, message):
+    import re
+
+    before = sorted(p.name for p in tiny_run_copy.path.iterdir())
+    argv = [str(tiny_run_copy.path) if a == "RUN" else a for a in arguments]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(message, err[0]), err
+    assert sorted(p.name for p in tiny_run_copy.path.iterdir() if p.name != ".lock") == [
+        n for n in before if n != ".lock"
+    ]

@@ -28,8 +28,9 @@ def positive_int(value: Any, name: str, minimum: int = 1, maximum: int | None = 
     return int(value)
 
 
-def positive_number(value: Any, name: str) -> float:
-    """A finite number > 0."""
+def positive_number(value: Any, name: str, limit: float = 1e12) -> float:
+    """A finite number > 0 and at most `limit` (beyond that no latent-space quantity means anything, and
+    numpy's random generators overflow)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         try:
             value = float(value)
@@ -37,6 +38,8 @@ def positive_number(value: Any, name: str) -> float:
             raise LatentAtlasError(f"{name} must be a number > 0, got {value!r}") from None
     if not math.isfinite(value) or value <= 0:
         raise LatentAtlasError(f"{name} must be a finite number > 0, got {value!r}")
+    if value > limit:
+        raise LatentAtlasError(f"{name} must be at most {limit:g}, got {value!r}")
     return float(value)
 
 

@@ -40,8 +40,11 @@ def _vector(value: Any, name: str, dim: int | None = None) -> np.ndarray:
     return vector
 
 
+MAX_STEPS = 10_000  # every step is decoded and drawn: far beyond any useful path
+
+
 def _steps(steps: Any) -> int:
-    return checks.positive_int(steps, "steps", minimum=2)
+    return checks.positive_int(steps, "steps", minimum=2, maximum=MAX_STEPS)
 
 
 def component_index(index: Any, dim: int, name: str = "component") -> int:

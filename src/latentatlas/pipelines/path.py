@@ -19,6 +19,7 @@ from latentatlas.paths import (
     INTERPOLATIONS,
     KIND_OPTIONS,
     KINDS,
+    MAX_STEPS,
     attribute_direction,
     between,
     component_index,
@@ -161,7 +162,7 @@ def path_run(
     }
     given = {name: value for name, value in options.items() if value is not None}
     _check_options(kind, given)
-    steps = checks.positive_int(steps, "steps", minimum=2)
+    steps = checks.positive_int(steps, "steps", minimum=2, maximum=MAX_STEPS)
     base_row = _base(base)
 
     z_fit = run_zpoints(run, subset)

@@ -88,6 +88,7 @@ class Sampler(ABC):
         """`n` latent vectors (n, N) as float32; the same seed gives the same vectors."""
         self._check_fitted("call fit(z) before sample()")
         n = checks.positive_int(n, "number of samples n")
+        checks.allocation((n, self.n_features_), 8, f"{n} samples of dimension {self.n_features_}")
         rng = np.random.default_rng(checks.seed(seed))
         return np.ascontiguousarray(self._sample(n, rng), dtype=np.float32)
 
