@@ -25,7 +25,7 @@ from latentatlas.errors import LatentAtlasError
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+    import tomli as tomllib  # pyright: ignore[reportMissingImports]  (installed on 3.10 only)
 
 SYNTHETIC_SOURCE = "synthetic-faces"
 DIGITS_SOURCE = "digits"  # scikit-learn's bundled 8 x 8 digits, upscaled, grey as RGB
