@@ -427,3 +427,14 @@ def test_evaluations_accumulate_per_sampler_n_and_seed(tiny_run_copy, capsys):
     assert len(again.rows) == 7
     table = pd.read_csv(tiny_run_copy.path / "evaluation" / "evaluation.csv")
     assert len(table) == 7 and sorted(set(table["n"])) == [30, 40]
+
+
+def test_evaluate_reports_each_row_when_stderr_is_not_a_terminal(tiny_run_copy, capsys):
+    evaluate_run(tiny_run_copy, samplers=["gaussian"], n=20, k=3, instruments="quick", faces=False, progress=True)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("latentatlas: evaluated")]
+    assert [line.rsplit(" (", 1)[0] for line in lines] == [
+        "latentatlas: evaluated real (held-out)",
+        "latentatlas: evaluated reconstruction",
+        "latentatlas: evaluated gaussian",
+    ]
+    assert lines[-1].endswith(" s)") and "(3/3, " in lines[-1]

@@ -301,6 +301,8 @@ def evaluate_run(
         if kind == "sampler":
             row.options = dict((sampler_options or {}).get(step, {}))
         rows.append(row)
+        if progress and not sys.stderr.isatty():  # the bar is hidden off a terminal: one line per row instead
+            print(f"latentatlas: evaluated {step} ({len(rows)}/{len(steps)}, {row.seconds:.0f} s)", file=sys.stderr)
         if images is not None:
             previews[step] = np.asarray(images[:PREVIEW])
 
