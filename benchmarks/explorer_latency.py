@@ -51,6 +51,21 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
+def start_server(app):
+    """Serve `app` on a free 127.0.0.1 port in a daemon thread; returns (server, thread, port)."""
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    return server, thread, port
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=50, help="timed requests per kind (default 50)")
@@ -61,7 +76,6 @@ def main() -> int:
     import httpx
     import numpy as np
     import torch
-    import uvicorn
 
     from latentatlas.explorer import create_app
 
@@ -75,14 +89,7 @@ def main() -> int:
         app = create_app(run_dir)
         startup = time.perf_counter() - started
         explorer = app.state.explorer
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.02)
+        server, thread, port = start_server(app)
 
         plane = [int(j) for j in explorer.info()["default_plane"]]
         centre = explorer.centre[plane]

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-from explorer_latency import build_run, percentile
+from explorer_latency import build_run, percentile, start_server
 
 
 class DecodeAlone:
@@ -78,7 +77,6 @@ def main() -> int:
 
     import numpy as np
     import torch
-    import uvicorn
 
     from latentatlas.explorer import create_app
 
@@ -87,14 +85,7 @@ def main() -> int:
         os.environ.setdefault("LATENTATLAS_CACHE", str(Path(tmp) / "cache"))
         app = create_app(build_run(Path(tmp), args.points))
         explorer = app.state.explorer
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.02)
+        server, thread, port = start_server(app)
         plane = [int(j) for j in explorer.info()["default_plane"]]
         rng = np.random.default_rng(0)
 
