@@ -313,6 +313,10 @@ def test_evaluate_full_instruments(tiny_run_copy):
     assert real["cnn_face_rate"].value > box["cnn_face_rate"].value
     assert real["fid"].low <= real["fid"].value <= real["fid"].high
     assert (tiny_run_copy.path / "cache" / "features" / "real_embeddings.npy").is_file()
+    detector = result.settings["cnn_face_detector"]
+    assert detector["side"] == detector["calibration"]["side"] in (128, 160, 192, 256)
+    assert detector["calibration"]["images"] == 64
+    assert result.settings["face_copy_reference"] == 300  # every training image, not only the reference row's
 
 
 def test_n_larger_than_the_held_out_set_is_capped(tiny_run_copy, capsys):

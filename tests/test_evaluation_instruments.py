@@ -57,6 +57,34 @@ def test_embedding_stable_under_one_pixel_shift_not_across_faces(faces64):
     assert np.median(shift_distance) < 0.25
 
 
+@needs_dlib
+@pytest.mark.slow
+def test_detector_side_is_calibrated_on_faces_and_falls_back_on_noise(faces64):
+    calibration = faces_module.calibrated_side(faces64, sides=(96, 192, 256), target=0.75)
+    assert calibration.side in (96, 192) and calibration.found[calibration.side] >= 0.75
+    assert list(calibration.found) == sorted(calibration.found)[: len(calibration.found)]  # cheapest first, then stop
+    noise = np.random.default_rng(1).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    fallback = faces_module.calibrated_side(noise, sides=(96, 128))
+    assert fallback.side == 128 and fallback.found == {96: 0.0, 128: 0.0}
+    with pytest.raises(LatentAtlasError, match="calibration target"):
+        faces_module.calibrated_side(faces64, target=1.5)
+
+
+@needs_dlib
+@pytest.mark.slow
+def test_worker_processes_give_the_same_detections_and_embeddings(faces64, monkeypatch):
+    images = np.concatenate([faces64, faces64[:, ::-1]])  # 16 images, 2 workers
+    serial_confidence = faces_module._detect_block(images, 192)
+    serial_embeddings = faces_module._embed_block(images, 256)
+    monkeypatch.setattr(faces_module, "PARALLEL_MIN_IMAGES", 2)
+    monkeypatch.setattr(faces_module, "FACE_BLOCK", 4)
+    monkeypatch.setattr(faces_module, "usable_cores", lambda: 2)
+    parallel = CnnFaceDetector(side=192).detect(images)
+    np.testing.assert_array_equal(np.isnan(parallel.confidence), np.isnan(serial_confidence))
+    np.testing.assert_allclose(parallel.confidence, serial_confidence, equal_nan=True)
+    np.testing.assert_allclose(FaceEmbedder().embed(images), serial_embeddings)
+
+
 def test_face_instruments_refuse_tiny_images():
     with pytest.raises(LatentAtlasError, match="at least 32 needed"):
         CnnFaceDetector().detect(np.zeros((2, 16, 16, 3), np.uint8))

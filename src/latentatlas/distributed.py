@@ -35,6 +35,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from latentatlas.errors import LatentAtlasError
+from latentatlas.io import usable_cores
 
 
 def world_size() -> int:
@@ -72,7 +73,7 @@ def setup(device: torch.device) -> torch.device:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         atexit.register(_leave)
         if device.type == "cpu" and not any(os.environ.get(v) for v in ("OMP_NUM_THREADS", "TORCH_NUM_THREADS")):
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            cores = usable_cores()
             local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world_size())))
             torch.set_num_threads(max(1, cores // local_world))  # the ranks share the cores
     return device

@@ -33,6 +33,14 @@ _TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp")
 MARKER = ".artifact.json"
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (container / taskset limits respected, unlike os.cpu_count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
 def _temp_name(name: str, suffix: str = "") -> str:
     return f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{suffix}"
 

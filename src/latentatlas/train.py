@@ -34,7 +34,7 @@ from latentatlas.checkpoint import (
 from latentatlas.config import DataConfig, TrainConfig
 from latentatlas.data import ImageSet, load_images
 from latentatlas.errors import LatentAtlasError
-from latentatlas.io import load_npy, read_json, save_npy, write_json
+from latentatlas.io import load_npy, read_json, save_npy, usable_cores, write_json
 from latentatlas.model import (
     Autoencoder,
     ModelConfig,
@@ -72,11 +72,7 @@ def use_all_cores() -> None:
     """Give torch every core this process may run on, unless the user chose a thread count."""
     if any(os.environ.get(v) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TORCH_NUM_THREADS")):
         return
-    try:
-        cores = len(os.sched_getaffinity(0))  # respects container / taskset limits, unlike cpu_count
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    torch.set_num_threads(max(1, cores))
+    torch.set_num_threads(usable_cores())
 
 
 class _BatchFeeder:

@@ -27,7 +27,7 @@ from latentatlas.data.digits import DIGITS_COUNT, digits_into
 from latentatlas.data.sources import Source, celeba_text_fingerprint, plan_file_source, resolve_source
 from latentatlas.data.synthetic import synthetic_into
 from latentatlas.errors import LatentAtlasError
-from latentatlas.io import atomic_path, read_json, write_json
+from latentatlas.io import atomic_path, read_json, usable_cores, write_json
 
 # Bump when decoding, cropping or the synthetic renderer changes: old cache entries then stop matching.
 CACHE_FORMAT_VERSION = 2
@@ -56,11 +56,7 @@ def _decode_worker_count(n: int) -> int:
     starting processes costs more than it saves."""
     if n < _PARALLEL_MIN_IMAGES:
         return 1
-    try:
-        cores = len(os.sched_getaffinity(0))  # respects container / taskset limits, unlike cpu_count
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return max(1, min(8, cores))
+    return min(8, usable_cores())
 
 
 def _decode_block(path: Path, source: Source, members: list[str], start: int, image_size: int) -> np.ndarray:

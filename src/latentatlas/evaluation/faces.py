@@ -10,7 +10,12 @@
 from __future__ import annotations
 
 import importlib.util
+import multiprocessing
 import os
+import sys
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +25,7 @@ import numpy as np
 
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
+from latentatlas.io import usable_cores
 
 
 class FaceDetector:
@@ -97,6 +103,10 @@ FACE_MODEL_FILES = {
 }
 MIN_FACE_IMAGE_SIDE = 32  # below this a face has too few pixels for the detector, whatever the upscaling
 DLIB_SIDE = 256  # images are upscaled to this side (INTER_CUBIC) before the CNN detector and the embedding
+CALIBRATION_SIDES = (128, 160, 192, 256)  # detector sides tried by calibrated_side, cheapest first
+CALIBRATION_TARGET = 0.95
+PARALLEL_MIN_IMAGES = 64  # fewer images are searched in this process
+FACE_BLOCK = 64  # images per task sent to a worker process
 
 
 def face_model_path(kind: str) -> Path:
@@ -140,6 +150,49 @@ def _face_images(images: Any) -> np.ndarray:
     return images
 
 
+def _detect_block(images: np.ndarray, side: int) -> np.ndarray:
+    """Best detection confidence per image (NaN: no detection)."""
+    detector = _dlib_models()[0]
+    confidence = np.full(len(images), np.nan)
+    for i, image in enumerate(images):
+        scores = [d.confidence for d in detector(_upscaled(image, side), 0)]
+        if scores:
+            confidence[i] = max(scores)
+    return confidence
+
+
+def _embed_block(images: np.ndarray, side: int) -> np.ndarray:
+    """128-d descriptor per image: 5-point landmarks on the full frame, then the ResNet on the aligned chip."""
+    _, landmarks, network = _dlib_models()
+    frame = _dlib().rectangle(0, 0, side - 1, side - 1)
+    out = np.empty((len(images), 128))
+    for i, image in enumerate(images):
+        big = _upscaled(image, side)
+        out[i] = np.asarray(network.compute_face_descriptor(big, landmarks(big, frame)))
+    return out
+
+
+def _in_processes(work: Callable[[np.ndarray, int], np.ndarray], images: np.ndarray, side: int) -> np.ndarray:
+    """`work(block, side)` over blocks of images on one process per usable core, results in image order.
+
+    dlib holds the GIL while its networks run (two threads took as long as one, measured), so only
+    processes use a second core; below PARALLEL_MIN_IMAGES their start-up (about a second each) costs more.
+    """
+    workers = usable_cores()
+    if workers == 1 or len(images) < PARALLEL_MIN_IMAGES:
+        return work(images, side)
+    blocks = np.array_split(np.arange(len(images)), max(workers, len(images) // FACE_BLOCK))
+    # forkserver: workers forked from a clean process, never from a parent holding torch's threads.
+    context = multiprocessing.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
+    try:
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            parts = pool.map(work, [images[rows] for rows in blocks], [side] * len(blocks))
+            return np.concatenate(list(parts))
+    except BrokenProcessPool:  # e.g. a script without `if __name__ == "__main__":` cannot start workers
+        print("latentatlas: face-model worker processes failed to start; running in this process", file=sys.stderr)
+        return work(images, side)
+
+
 @dataclass(frozen=True)
 class FaceDetections:
     """Per image: whether the CNN detector found a face, and its best detection's confidence (NaN: none)."""
@@ -153,8 +206,10 @@ class CnnFaceDetector:
 
     Each image is upscaled to `side` x `side` (INTER_CUBIC) and searched without further pyramid
     upsampling; a face counts when a detection's confidence exceeds `threshold` (dlib's own default 0).
-    A 64 px image at side 256 is what dlib's `upsample_num_times=2` would search; at upsample 1 the
-    detector finds a quarter of the synthetic 64 px faces, at 2 nearly all (docs/evaluation.md).
+    The detector's window is about 80 px, so a face must fill most of a 128 px frame: 64 px CelebA crops
+    are all found at side 128, the smaller faces of `synthetic-faces` need 192 (docs/evaluation.md);
+    `calibrated_side` picks the smallest side that works on a run's own decoded images. The cost grows
+    with side^2 (side 256 is about 5x slower than 128).
     """
 
     def __init__(self, *, side: int = DLIB_SIDE, threshold: float = 0.0) -> None:
@@ -164,17 +219,46 @@ class CnnFaceDetector:
     def detect(self, images: np.ndarray) -> FaceDetections:
         images = _face_images(images)
         side = checks.positive_int(self.side, "detector side", minimum=MIN_FACE_IMAGE_SIDE)
-        detector = _dlib_models()[0]
-        confidence = np.full(len(images), np.nan)
-        for i, image in enumerate(images):
-            scores = [d.confidence for d in detector(_upscaled(image, side), 0)]
-            if scores:
-                confidence[i] = max(scores)
+        _dlib_models()  # missing models fail here, in this process, with the install hint
+        confidence = _in_processes(_detect_block, images, side)
         found = np.nan_to_num(confidence, nan=-np.inf) > self.threshold
         return FaceDetections(found, confidence)
 
     def settings(self) -> dict[str, Any]:
         return {"model": FACE_MODEL_FILES["detector"], "side": self.side, "threshold": self.threshold}
+
+
+@dataclass(frozen=True)
+class SideCalibration:
+    """The detector side chosen for a set of images, and the share of them found at each side tried."""
+
+    side: int
+    found: dict[int, float]
+    images: int
+    target: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "side": self.side,
+            "found": {str(side): share for side, share in self.found.items()},
+            "images": self.images,
+            "target": self.target,
+        }
+
+
+def calibrated_side(
+    images: np.ndarray, sides: tuple[int, ...] = CALIBRATION_SIDES, target: float = CALIBRATION_TARGET
+) -> SideCalibration:
+    """The smallest of `sides` at which the CNN detector finds a face in at least `target` of `images`
+    (e.g. a run's reconstructions, faces by construction); the largest side when none reaches it."""
+    images = _face_images(images)
+    target = checks.fraction(target, "calibration target")
+    found: dict[int, float] = {}
+    for side in sorted(sides):
+        found[side] = float(CnnFaceDetector(side=side).detect(images).found.mean())
+        if found[side] >= target:
+            return SideCalibration(side, found, len(images), target)
+    return SideCalibration(max(sides), found, len(images), target)
 
 
 class FaceEmbedder:
@@ -188,16 +272,10 @@ class FaceEmbedder:
         self.side = side
 
     def embed(self, images: np.ndarray) -> np.ndarray:
-        dlib = _dlib()
         images = _face_images(images)
         side = checks.positive_int(self.side, "embedding side", minimum=MIN_FACE_IMAGE_SIDE)
-        _, landmarks, network = _dlib_models()
-        frame = dlib.rectangle(0, 0, side - 1, side - 1)
-        out = np.empty((len(images), 128))
-        for i, image in enumerate(images):
-            big = _upscaled(image, side)
-            out[i] = np.asarray(network.compute_face_descriptor(big, landmarks(big, frame)))
-        return out
+        _dlib_models()
+        return _in_processes(_embed_block, images, side)
 
     def settings(self) -> dict[str, Any]:
         return {"landmarks": FACE_MODEL_FILES["landmarks"], "model": FACE_MODEL_FILES["embedding"], "side": self.side}

