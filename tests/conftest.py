@@ -69,6 +69,17 @@ def tiny_run_copy(tiny_run, tmp_path: Path):
 
 
 @pytest.fixture(scope="session")
+def tiny_analysed_run(tiny_run, tmp_path_factory: pytest.TempPathFactory):
+    """A copy of `tiny_run` with `latentatlas analyze` done (small figures). Read-only."""
+    from latentatlas.pipelines.analyze import analyze_run
+    from latentatlas.store import Run
+
+    run = Run(shutil.copytree(tiny_run.path, tmp_path_factory.mktemp("tiny-analysed") / "run"))
+    analyze_run(run, projection_points=300, artificial_points=50, hist_components=4)
+    return run
+
+
+@pytest.fixture(scope="session")
 def celeba_dir() -> Path:
     """The shared real CelebA subset (../shared/data/celeba-10k); the test is skipped when it is absent."""
     if not (CELEBA_DIR / "img_align_celeba").is_dir():

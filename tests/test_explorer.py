@@ -554,6 +554,94 @@ def test_binary_columns_are_told_apart_from_numeric_ones():
     assert columns["Male"]["min"] == -1 and columns["age"]["max"] == 40.5 and "image_id" not in columns
 
 
+# ----------------------------------------------------------------------------- colouring by region and class
+
+
+def test_points_are_coloured_by_the_analysis_regions(tiny_analysed_run):
+    from latentatlas.explorer.state import ExplorerState
+
+    run = tiny_analysed_run
+    analysis = json.loads((run.path / "analysis" / "analysis.json").read_text())
+    k = analysis["regions"]["n_regions"]
+    stored = np.load(run.path / "analysis" / analysis["arrays"]["region_labels"])
+    assert stored.shape == (len(run.zpoints()),) and set(np.unique(stored)) == set(range(k))
+    # the labels are the analysis's own assignment: on the training rows they give its region shares
+    train = run.metadata()["subset"].to_numpy() == "train"
+    shares = np.bincount(stored[train], minlength=k) / train.sum()
+    np.testing.assert_allclose(shares, [r["share"] for r in analysis["regions"]["regions"]], atol=1e-12)
+    state = ExplorerState(run, max_points=150, seed=3)
+    assert state.regions_note is None
+    column = state.info()["columns"][0]  # offered first
+    assert column == {"name": "region", "kind": "category", "labels": [f"region {r}" for r in range(k)]}
+    values = state.column_values("region")
+    assert values.dtype == np.float32 and len(values) == 150
+    np.testing.assert_array_equal(values, stored[state.display_rows].astype(np.float32))
+
+
+@pytest.mark.parametrize(
+    "damage, note",
+    [
+        ("stale", "the analysis is stale"),
+        ("short", "region_labels.npy does not match the 400 z-points"),
+        ("absent", "no regions: the run has no analysis; run `latentatlas analyze"),
+    ],
+)
+def test_regions_of_another_store_are_not_offered(tiny_analysed_run, tmp_path, damage, note):
+    import shutil
+
+    from latentatlas.explorer.state import ExplorerState
+    from latentatlas.store import Run
+
+    run = Run(shutil.copytree(tiny_analysed_run.path, tmp_path / "run"))
+    path = run.path / "analysis" / "analysis.json"
+    if damage == "stale":
+        path.write_text(json.dumps({**json.loads(path.read_text()), "weights_id": "0f0f0f0f0f0f"}))
+    elif damage == "short":
+        np.save(run.path / "analysis" / "region_labels.npy", np.zeros(399, np.int16))
+    else:
+        shutil.rmtree(run.path / "analysis")
+    state = ExplorerState(run)
+    assert "region" not in state.columns and note in (state.regions_note or "")
+    assert state.info()["regions_note"] == state.regions_note
+
+
+def test_points_are_coloured_by_class(tiny_run, tmp_path):
+    import shutil
+
+    import pandas as pd
+
+    from latentatlas.explorer.state import ExplorerState
+    from latentatlas.store import Run
+
+    run = Run(shutil.copytree(tiny_run.path, tmp_path / "run"))
+    meta_path = run.zpoints_file("zpoints.parquet")
+    meta = pd.read_parquet(meta_path)
+    classes = (np.arange(len(meta)) * 7) % 12  # 12 classes: "10" and "11" sort after "9"
+    meta["class"] = classes
+    meta.to_parquet(meta_path)
+    state = ExplorerState(run, max_points=200, seed=1)
+    assert state.columns["class"] == {"name": "class", "kind": "category", "labels": [str(c) for c in range(12)]}
+    np.testing.assert_array_equal(state.column_values("class"), classes[state.display_rows].astype(np.float32))
+
+
+@pytest.mark.parametrize(
+    "values, kind, labels",
+    [
+        ([3, 1, 2, 1], "category", ["1", "2", "3"]),
+        ([1.0, None, 2.0, 2.0], "category", ["1", "2"]),  # float with a gap: labels without ".0"
+        ([0, 1, 1, 0], "category", ["0", "1"]),  # two classes stay classes, not a yes/no column
+        (list(range(30)), "numeric", None),  # more classes than colours: a number
+    ],
+)
+def test_a_class_column_is_a_category(values, kind, labels):
+    import pandas as pd
+
+    from latentatlas.embedding import colour_columns
+
+    column = colour_columns(pd.DataFrame({"class": values}))["class"]
+    assert column["kind"] == kind and column.get("labels") == labels
+
+
 @pytest.mark.slow
 def test_the_umap_map_places_every_point_and_clicks_decode_the_nearest_real_one(client, state, tiny_run):
     from latentatlas.store import decode_latents

@@ -15,7 +15,9 @@ from PIL import Image
 
 from latentatlas.cli import main
 from latentatlas.errors import LatentAtlasError
+from latentatlas.findings import Finding
 from latentatlas.report import SECTIONS, build_report, write_report
+from latentatlas.report.analysis_sections import CLAIMS, finding_keys
 from latentatlas.store import Run
 
 
@@ -29,11 +31,16 @@ def embedded(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
-def section_of(text: str, fragment: str) -> int:
-    """Number of the story section (1..7) whose part of the page holds `fragment`."""
+def section_of(text: str, fragment: str) -> str:
+    """The anchor of the story section whose part of the page holds `fragment`."""
     position = text.index(fragment)
-    starts = [text.index(f"<h2>{escape(spec.title)}</h2>") for spec in SECTIONS]
-    return max(n for n, start in enumerate(starts, start=1) if start < position)
+    starts = {spec.anchor: text.find(f'<section id="{spec.anchor}">') for spec in SECTIONS}
+    return max(((start, anchor) for anchor, start in starts.items() if 0 <= start < position))[1]
+
+
+def anchors(text: str) -> list[str]:
+    """The sections of the page, in the order shown."""
+    return re.findall(r'<section id="([a-z-]+)"><h2>', text)
 
 
 def write_artifacts(run: Run) -> dict[str, bytes]:
@@ -149,8 +156,9 @@ def test_a_trained_run_alone_gives_section_one_and_the_missing_commands(tiny_run
     path = write_report(tiny_run_copy, umap=False)
     assert path == tiny_run_copy.path / "report.html"
     text = path.read_text(encoding="utf-8")
-    positions = [text.index(f"<h2>{escape(spec.title)}</h2>") for spec in SECTIONS]
-    assert positions == sorted(positions)  # the seed's order
+    assert anchors(text) == [spec.anchor for spec in SECTIONS if spec.anchor != "sweep"]  # the series' order
+    titles = re.findall(r"<h2>(\d+)\. ", text)
+    assert titles == [str(n) for n in range(1, len(titles) + 1)]  # numbered as shown
     assert text.count('src="data:image/png;base64,') == 1  # the training curves, drawn from history.csv
     assert "Training and validation loss per epoch (3 epochs" in text
     assert '"synthetic-faces"' not in text and "synthetic-faces" in text  # config values, as text
@@ -160,11 +168,14 @@ def test_a_trained_run_alone_gives_section_one_and_the_missing_commands(tiny_run
         "latentatlas sample",
         "latentatlas evaluate",
         "latentatlas path",
+        "latentatlas attributes",
     ):
         assert command in text, command
-    assert section_of(text, "latentatlas analyze") == 2
-    assert section_of(text, "--sampler uniform-box") == 5
-    assert section_of(text, "latentatlas path") == 7
+    assert section_of(text, "latentatlas analyze") == "components"
+    assert section_of(text, "--sampler uniform-box") == "uniform-box"
+    assert section_of(text, "latentatlas path") == "paths"
+    assert section_of(text, "latentatlas attributes") == "attributes"
+    assert 'id="sweep"' not in text  # a run outside a sweep folder has no sweep section
 
 
 def test_the_report_is_self_contained(tiny_run_copy):
@@ -179,7 +190,15 @@ def test_the_report_is_self_contained(tiny_run_copy):
 def test_figures_are_embedded_with_captions_in_their_sections(tiny_run_copy):
     images = write_artifacts(tiny_run_copy)
     text = build_report(tiny_run_copy, umap=False)
-    for key, section in (("hist", 2), ("ellipse", 3), ("radii", 4), ("u", 5), ("g", 6), ("p", 7), ("odd", 2)):
+    for key, section in (
+        ("hist", "components"),
+        ("radii", "components"),
+        ("ellipse", "origin"),  # projections.png: the centre, the origin and the path between them
+        ("u", "uniform-box"),
+        ("g", "samplers"),
+        ("p", "paths"),
+        ("odd", "further"),  # a figure no claim concerns
+    ):
         assert embedded(images[key]) in text, key
         assert section_of(text, embedded(images[key])) == section, key
     assert "Histograms of the components &lt;b&gt;bold&lt;/b&gt; &amp; co" in text
@@ -190,12 +209,12 @@ def test_figures_are_embedded_with_captions_in_their_sections(tiny_run_copy):
 def test_key_numbers_are_presented(tiny_run_copy):
     write_artifacts(tiny_run_copy)
     text = build_report(tiny_run_copy, umap=False)
-    assert section_of(text, "2.346") == 2  # bulk centre norm, 4 significant digits
-    assert section_of(text, "-0.9806") == 3
-    assert section_of(text, "0.9197") == 4  # b_match
-    assert section_of(text, "brand new number") == 4 and "42.12" in text  # unknown field, shown generically
+    assert section_of(text, "2.346") == "components"  # bulk centre norm, 4 significant digits
+    assert section_of(text, "-0.9806") == "correlations"
+    assert section_of(text, "0.9197") == "components"  # b_match, beside the uniform shell
+    assert section_of(text, "brand new number") == "further" and "42.12" in text  # unknown field, shown generically
     evaluation = text.index("Evaluation of all samplers")
-    assert section_of(text, "Evaluation of all samplers") == 6
+    assert section_of(text, "Evaluation of all samplers") == "samplers"
     assert text.index("0.8125", evaluation) > evaluation
     assert '<tr class="hl"><td>real (held-out)</td>' in text
     assert "[26, 15.6, 5.2, 5.2, 15.6, 26]" in text  # the path's Mahalanobis distances
@@ -210,7 +229,7 @@ def test_corrupt_inputs_are_reported_not_fatal(tiny_run_copy):
     assert (
         "analysis/analysis.json could not be read" in text and "gaussian-seed0/info.json is not a JSON object" in text
     )
-    assert section_of(text, "latentatlas analyze") == 2
+    assert section_of(text, "latentatlas analyze") == "components"
 
 
 def test_html_special_characters_in_the_run_are_escaped(tiny_run, tmp_path):
@@ -238,34 +257,41 @@ def test_cli_report(tiny_run_copy, capsys, tmp_path):
 
 
 @pytest.mark.slow
-def test_report_of_the_real_pipeline(tiny_run_copy):
-    """The files written by analyze / sample / path / evaluate end up in the right sections."""
-    from latentatlas.pipelines.analyze import analyze_run
+def test_report_of_the_real_pipeline(tiny_analysed_run, tmp_path):
+    """The files written by analyze / attributes / sample / path / evaluate end up in the right sections."""
+    from latentatlas.pipelines.attributes import attributes_run
     from latentatlas.pipelines.evaluate import evaluate_run
     from latentatlas.pipelines.path import path_run
     from latentatlas.pipelines.sample import sample_run
 
-    run = tiny_run_copy
-    tiny_run_copy.path.joinpath("reconstructions.png").write_bytes(png((1, 2, 3)))
-    analysis = analyze_run(run, projection_points=300, artificial_points=50, hist_components=4)
+    run = Run(shutil.copytree(tiny_analysed_run.path, tmp_path / "run"))
+    run.path.joinpath("reconstructions.png").write_bytes(png((1, 2, 3)))
+    analysis = json.loads((run.path / "analysis" / "analysis.json").read_text())
+    attributes_run(run, where=["skin_tone=1"], n=16, strips=1)
     sample_run(run, "uniform-box", n=8)
     sample_run(run, "gaussian", n=8)
     path_run(run, "origin-to-centre", steps=4)
     evaluate_run(run, samplers=["uniform-box", "gaussian"], n=40, fid_scores=False, progress=False)
     text = write_report(run).read_text(encoding="utf-8")
     assert "Files left out" not in text
-    assert "is missing" not in text
+    assert "is missing" not in text and "are missing" not in text and "is not in analysis" not in text
+    analysed = {"components", "correlations", "origin", "normal-core", "regions"}
     for figure in analysis["figures"]:
         data = (run.path / "analysis" / figure["file"]).read_bytes()
-        assert embedded(data) in text
-        assert section_of(text, embedded(data)) in (2, 3, 4)
-    assert section_of(text, embedded((run.path / "analysis" / "radii.png").read_bytes())) == 4
-    assert section_of(text, embedded((run.path / "samples" / "uniform-box-seed0" / "grid.png").read_bytes())) == 5
-    assert section_of(text, embedded((run.path / "samples" / "gaussian-seed0" / "grid.png").read_bytes())) == 6
-    assert section_of(text, embedded(next((run.path / "paths").glob("*/projection.png")).read_bytes())) == 7
+        assert text.count(embedded(data)) == 1, figure["file"]  # each figure once, in its claim's section
+        assert section_of(text, embedded(data)) in analysed
+    assert section_of(text, embedded((run.path / "analysis" / "radii.png").read_bytes())) == "components"
+    assert section_of(text, embedded((run.path / "samples" / "uniform-box-seed0" / "grid.png").read_bytes())) == (
+        "uniform-box"
+    )
+    assert section_of(text, embedded((run.path / "samples" / "gaussian-seed0" / "grid.png").read_bytes())) == "samplers"
+    assert section_of(text, embedded(next((run.path / "paths").glob("*/projection.png")).read_bytes())) == "paths"
+    assert section_of(text, embedded(next((run.path / "attributes").glob("strip-1-*.png")).read_bytes())) == (
+        "attributes"
+    )
     assert np.isfinite(analysis["origin"]["percentile"])
     assert f"{analysis['radii']['b_match']:.4g}" in text
-    assert section_of(text, "A nonlinear map of the bulk (UMAP)") == 2
+    assert section_of(text, "A nonlinear map of the bulk (UMAP)") == "regions"
     assert "UMAP of 400 of 400 z-points (seed 0), coloured by face_width" in text
 
 
@@ -281,8 +307,6 @@ SEED_CONCLUSIONS = (  # sentences the report used to print whatever the data sai
 
 
 def finding(key: str, claim: str, verdict: str, evidence: str) -> dict:
-    from latentatlas.findings import Finding
-
     return Finding(key=key, claim=claim, verdict=verdict, evidence=evidence).to_dict()  # type: ignore[arg-type]
 
 
@@ -325,7 +349,7 @@ def test_the_origin_verdict_follows_the_finding(tiny_run_copy, verdict, percenti
     )
     text = build_report(tiny_run_copy, umap=False)
     sentence = escape(f"{lead}: {claim} ({evidence})")
-    assert sentence in text and section_of(text, sentence) == 4
+    assert sentence in text and section_of(text, sentence) == "origin"
     assert f'<p class="verdict {verdict}">' in text
     other = "disagrees" if verdict == "agrees" else "agrees"
     assert f"This run {other} with the seed" not in text
@@ -341,7 +365,7 @@ def test_many_dominant_components_flip_the_dominance_verdict(tiny_run_copy):
     )
     text = build_report(tiny_run_copy, umap=False)
     sentence = escape(f"This run disagrees with the seed: {claim} (85 of 128 components pass the dominance rule)")
-    assert section_of(text, sentence) == 2
+    assert section_of(text, sentence) == "components"
     assert "Dominant components (85)" in text
     assert text.index(sentence) < text.index("Dominant components (85)")  # the verdict sits under the heading
 
@@ -359,8 +383,8 @@ def test_evaluation_findings_go_to_the_sampler_sections(tiny_run_copy):
     ]
     path.write_text(json.dumps(evaluation))
     text = build_report(tiny_run_copy, umap=False)
-    assert section_of(text, "uniform-box vectors decode to no face") == 5
-    assert section_of(text, "This run partly agrees with the seed: fitted samplers decode to faces") == 6
+    assert section_of(text, "uniform-box vectors decode to no face") == "uniform-box"
+    assert section_of(text, "This run partly agrees with the seed: fitted samplers decode to faces") == "samplers"
     assert "a finding in evaluation/evaluation.json lacks key, claim, verdict or evidence" in text
 
 
@@ -487,3 +511,153 @@ def test_real_pipeline_scores_sit_beside_the_sample_they_were_computed_on(tiny_r
     box_block = text[text.index("uniform-box-b1.5-seed3") :]
     box_block = box_block[: box_block.index("<h3", 10)] if "<h3" in box_block[10:] else box_block
     assert "not evaluated" in box_block and "--b 1.5" in box_block
+
+
+# ----------------------------------------------------------------------------- one sub-section per finding
+
+FIGURE_OF = {key: claim.figure for claims in CLAIMS.values() for claim in claims for key in claim.keys}
+SECTION_OF = {
+    "gaussian-marginals": "components",
+    "dominant-components": "components",
+    "uniform-shell-misses-bulk": "components",
+    "strong-correlations": "correlations",
+    "bulk-off-centre": "origin",
+    "origin-position": "origin",
+    "normal-core": "normal-core",
+    "henze-zirkler-power": "normal-core",
+    "one-compact-region": "regions",
+}
+
+
+def group_holding(text: str, fragment: str) -> str:
+    """The HTML of the sub-section (group) that holds `fragment`."""
+    position = text.index(fragment)
+    start = text.rindex('<div class="group">', 0, position)
+    ends = [i for i in (text.find('<div class="group">', position), text.find("</section>", position)) if i >= 0]
+    return text[start : min(ends)]
+
+
+def test_every_finding_has_its_sub_section_with_one_figure_in_the_series_order(tiny_analysed_run):
+    run = tiny_analysed_run
+    text = build_report(run, umap=False)
+    data = json.loads((run.path / "analysis" / "analysis.json").read_text())
+    found = [Finding.from_dict(f) for f in data["findings"]]
+    assert sorted(f.key for f in found) == sorted(finding_keys()) == sorted(SECTION_OF)
+    story = [spec.anchor for spec in SECTIONS]
+    order = []
+    for f in found:
+        sentence = str(escape(f.sentence()))
+        assert text.count(sentence) == 1, f.key
+        assert section_of(text, sentence) == SECTION_OF[f.key], f.key
+        group = group_holding(text, sentence)
+        assert group.count("<figure>") == 1, f.key  # one figure: the analysis figure that shows the claim
+        assert embedded((run.path / "analysis" / FIGURE_OF[f.key]).read_bytes()) in group, f.key
+        assert f'<p class="verdict {f.verdict}">{sentence}' in group
+        assert group.index(sentence) < group.index("<figure>")  # the verdict sentence first
+        order.append((story.index(SECTION_OF[f.key]), finding_keys().index(f.key), text.index(sentence)))
+    assert [position for *_, position in sorted(order)] == sorted(position for *_, position in order)
+    assert group_holding(text, "(normal-core, henze-zirkler-power)").count('<p class="verdict') == 2
+    assert section_of(text, "analysis options") == "further"
+
+
+def test_a_verdict_missing_from_the_analysis_names_the_command(tiny_run_copy):
+    run = tiny_run_copy
+    skipped = "region detection needs more than 21 points, got 12"
+    write_analysis(
+        run,
+        [finding("origin-position", "c", "agrees", "e"), finding("planar-ellipses", "p", "mixed", "q")],
+        regions={"skipped": skipped},
+    )
+    text = build_report(run, umap=False)
+    command = f"run <code>latentatlas analyze {escape(str(run.path))}</code>"
+    marginals = group_holding(text, "(gaussian-marginals)")
+    assert f"The verdict on this claim is not in analysis/analysis.json: {command}" in marginals
+    assert f"The figure histograms.png was not drawn: {command}" in marginals
+    regions = group_holding(text, "(one-compact-region)")
+    assert f"No verdict: the analysis skipped this part ({skipped})." in regions and "not drawn" not in regions
+    assert "The figure mahalanobis.png was not drawn" in group_holding(text, "(origin-position)")
+    assert section_of(text, "This run partly agrees with the seed: p (q)") == "further"  # a finding this report lacks
+
+
+# ----------------------------------------------------------------------------- attributes
+
+
+def attributes_section(text: str) -> str:
+    start = text.index('<section id="attributes">')
+    return text[start : text.index("</section>", start)]
+
+
+def test_the_attribute_section_shows_the_sorted_table_strips_and_round_trips(tiny_run_copy):
+    from latentatlas.pipelines.attributes import attributes_run
+    from latentatlas.report.blocks import format_number
+
+    run = tiny_run_copy
+    result = attributes_run(run, where=["skin_tone=1"], n=16, strips=2)
+    text = build_report(run, umap=False)
+    assert anchors(text).index("paths") < anchors(text).index("attributes") < anchors(text).index("normal-core")
+    section = attributes_section(text)
+    for heading in ("probe AUC (held out)", "mean shift (Mahalanobis units)", "variance share along the direction"):
+        assert f"<th>{heading}</th>" in section
+    names = [row["name"] for row in sorted(result["attributes"], key=lambda row: -row["auc"])]
+    rows = [section.index(f"<tr><td>{name}</td>") for name in names]
+    assert rows == sorted(rows) and len(names) > 3  # sorted by held-out AUC
+    top = result["attributes"][0]
+    assert f"<td>{format_number(top['shift_mahalanobis'])}</td>" in section
+    strips = [section.index(embedded((run.path / "attributes" / s["file"]).read_bytes())) for s in result["strips"]]
+    assert len(strips) == 2 and strips == sorted(strips)
+    check = result["conditional"][0]
+    assert f"<td>skin_tone=1</td><td>gaussian</td><td>{format_number(check['n_rows'])}</td>" in section
+    assert f"<td>{format_number(check['share'])}</td>" in section
+    for f in result["findings"]:
+        assert str(escape(Finding.from_dict(f).sentence())) in section
+
+
+@pytest.mark.parametrize("stale", [True, False])
+def test_hand_made_attributes_missing_strips_and_conditions(tiny_run_copy, stale):
+    run = tiny_run_copy
+    folder = run.path / "attributes"
+    folder.mkdir()
+    (folder / "strip-1-Male.png").write_bytes(png((40, 50, 60)))
+    weights = {"weights": "best", "weights_id": "0f0f0f0f0f0f" if stale else run.weights_id("best")}
+    rows = [{"name": "Smiling", "auc": 0.81, "shift_mahalanobis": 1.5}, {"name": "Male", "auc": 0.97}]
+    strips = [{"attribute": "Male", "file": "strip-1-Male.png", "caption": "along Male"}]
+    strips.append({"attribute": "Smiling", "file": "strip-2-Smiling.png", "caption": "along Smiling"})
+    data = {"attributes": rows, "strips": strips, "conditional": [], "findings": [], **weights}
+    (folder / "attributes.json").write_text(json.dumps(data))
+    text = build_report(run, umap=False)
+    section = attributes_section(text)
+    assert section.index("<td>Male</td>") < section.index("<td>Smiling</td>")
+    assert embedded(png((40, 50, 60))) in section and "along Smiling" not in text
+    assert "the strip strip-2-Smiling.png of attributes/attributes.json is missing; it was left out" in text
+    command = f"latentatlas attributes {escape(str(run.path))} --where Male=1"  # the top attribute
+    assert f"The conditional round trip was not asked for: run <code>{command}</code>" in section
+    assert ("the attribute analysis was computed from best weights 0f0f0f0f0f0f" in section) is stale
+    assert ('<span class="badge stale">stale</span>' in section) is stale
+
+
+# ----------------------------------------------------------------------------- what the bulk depends on
+
+
+@pytest.mark.parametrize("listed", [True, False])
+def test_a_run_inside_a_sweep_gets_the_sweep_section(tiny_run, tmp_path, listed):
+    run = Run(shutil.copytree(tiny_run.path, tmp_path / "sweep" / "synthetic-z16-bn"))
+    common = {"source": "synthetic", "batch_norm": True, "val_loss": 0.01, "participation_ratio": 3.5}
+    rows = [
+        {**common, "latent_dim": 16, "run": "synthetic-z16-bn" if listed else "other", "origin_percentile": 96.5},
+        {**common, "latent_dim": 64, "run": "synthetic-z64-bn", "origin_percentile": 25.25, "n_regions": 2},
+    ]
+    (tmp_path / "sweep" / "sweep.json").write_text(json.dumps({"rows": rows}))
+    (tmp_path / "sweep" / "sweep.png").write_bytes(png((70, 80, 90)))
+    text = build_report(run, umap=False)
+    if not listed:
+        assert 'id="sweep"' not in text and embedded(png((70, 80, 90))) not in text
+        return
+    assert anchors(text)[-2:] == ["sweep", "further"]
+    start = text.index('<section id="sweep">')
+    section = text[start : text.index("</section>", start)]
+    assert "This run (synthetic, latent dimension 16, with batch norm) is one of 2 models" in section
+    assert "the origin&#39;s Mahalanobis percentile 25.25 to 96.5" in section and "regions 2" in section
+    assert "participation ratio 3.5;" in section
+    assert embedded(png((70, 80, 90))) in section
+    assert '<tr class="hl"><td>synthetic</td><td>True</td>' not in section  # cells are formatted
+    assert '<tr class="hl"><td>synthetic</td><td>yes</td><td>0.01</td><td>3.5</td><td>16</td>' in section

@@ -17,6 +17,7 @@ from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
 
 METADATA_BOOKKEEPING = ("index", "image_id", "path")  # per-image identifiers, not something to colour by
+CLASS_COLUMNS = ("class",)  # numbers that name a class (digits, synthetic-faces --synthetic-classes): categories
 MAX_CATEGORIES = 24
 MAX_FIT_POINTS = 5000  # UMAP's cost grows faster than linearly; the rest of the points are placed by transform()
 
@@ -59,11 +60,27 @@ def nearest(embedding: np.ndarray, point: tuple[float, float]) -> int:
     return int(np.argmin(np.einsum("ij,ij->i", d, d)))
 
 
+def category_label(value: Any) -> str:
+    """A category's label as text: whole numbers without a decimal point (class 3.0 reads "3")."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _category_order(labels: set[str]) -> list[str]:
+    """Labels sorted as numbers when they all are numbers ("2" before "10"), else as text."""
+    try:
+        return sorted(labels, key=float)
+    except ValueError:
+        return sorted(labels)
+
+
 def colour_columns(metadata: Any) -> dict[str, dict]:
-    """The z-point metadata columns points can be coloured by: attributes, generating factors, subsets.
+    """The z-point metadata columns points can be coloured by: attributes, generating factors, subsets, classes.
 
     Numbers and booleans are "binary" (two distinct values) or "numeric" (with min and max); text with at
-    most MAX_CATEGORIES distinct values is a "category" (with its labels). Per-image identifiers are left out.
+    most MAX_CATEGORIES distinct values, and a class column (`CLASS_COLUMNS`) of up to that many numbers, is
+    a "category" (with its labels, numbers in numeric order). Per-image identifiers are left out.
     """
     import pandas as pd
 
@@ -72,15 +89,16 @@ def colour_columns(metadata: Any) -> dict[str, dict]:
         if name in METADATA_BOOKKEEPING:
             continue
         series = metadata[name]
-        if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
+        numeric = pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series)
+        if numeric and (name not in CLASS_COLUMNS or series.nunique() > MAX_CATEGORIES):
             values = series.dropna().astype(np.float64)
             if values.empty:
                 continue
             distinct = np.unique(values.to_numpy())
             kind = "binary" if len(distinct) <= 2 else "numeric"
             out[str(name)] = {"name": str(name), "kind": kind, "min": float(distinct[0]), "max": float(distinct[-1])}
-        else:
-            labels = sorted({str(v) for v in series.dropna()})
-            if 1 <= len(labels) <= MAX_CATEGORIES:
-                out[str(name)] = {"name": str(name), "kind": "category", "labels": labels}
+            continue
+        labels = _category_order({category_label(v) for v in series.dropna().unique()})
+        if 1 <= len(labels) <= MAX_CATEGORIES:
+            out[str(name)] = {"name": str(name), "kind": "category", "labels": labels}
     return out

@@ -15,15 +15,16 @@ import math
 import os
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from latentatlas import checks
-from latentatlas.embedding import colour_columns
+from latentatlas.embedding import category_label, colour_columns
 from latentatlas.errors import LatentAtlasError
 from latentatlas.explorer.batching import DecodeBatcher
-from latentatlas.io import data_uri
+from latentatlas.io import data_uri, load_npy, read_json
 from latentatlas.stats import PCA, Mahalanobis, moments
 from latentatlas.store import Run
 
@@ -33,6 +34,34 @@ MAX_STEPS = 32
 COORD_LIMIT = 1e6  # beyond this the decoder only produces saturated noise (or overflows)
 CONFIDENCES = (0.5, 0.9, 0.99)
 LINEAR_BASES = ("axes", "pca")
+REGION_COLUMN = "region"  # the analysis's regions (analysis/region_labels.npy), offered beside the metadata
+
+
+def region_labels(run: Run, n_rows: int) -> tuple[np.ndarray | None, str | None]:
+    """The region of every z-point from `latentatlas analyze` (analysis/region_labels.npy), or None and why.
+
+    The labels are used only when the analysis was computed from the z-points the store holds now (the
+    same weights, the same number of rows).
+    """
+    command = f"latentatlas analyze {run.path}"
+    path = run.path / "analysis" / "analysis.json"
+    if not path.is_file():
+        return None, f"no regions: the run has no analysis; run `{command}`"
+    try:
+        analysis = read_json(path)
+        name = analysis.get("arrays", {}).get("region_labels")
+        if not isinstance(name, str) or Path(name).name != name:
+            skipped = analysis.get("regions", {}).get("skipped")
+            why = f"the analysis skipped them ({skipped})" if isinstance(skipped, str) else f"run `{command}` again"
+            return None, f"no regions: {why}"
+        labels = np.asarray(load_npy(run.path / "analysis" / name, mmap=False))
+    except (LatentAtlasError, OSError, AttributeError, ValueError) as exc:
+        return None, f"no regions: the analysis could not be read ({exc}); run `{command}` again"
+    if analysis.get("weights_id") != run.provenance().get("weights_id"):
+        return None, f"no regions: the analysis is stale (other weights than the z-points); run `{command}` again"
+    if labels.shape != (n_rows,) or not np.issubdtype(labels.dtype, np.integer) or (labels < 0).any():
+        return None, f"no regions: region_labels.npy does not match the {n_rows} z-points; run `{command}` again"
+    return labels.astype(np.int64), None
 
 
 class ExplorerState:
@@ -96,6 +125,12 @@ class ExplorerState:
         self.decoder = DecodeBatcher(self._decode_now)
         self._umap: np.ndarray | None = None
         self.columns = colour_columns(meta)
+        self.regions, self.regions_note = region_labels(self.run, self.n_rows)
+        self.region_column = REGION_COLUMN if REGION_COLUMN not in self.columns else f"analysis {REGION_COLUMN}"
+        if self.regions is not None:  # first in the list: the series' question is one region or several
+            labels = [f"region {k}" for k in range(int(self.regions.max()) + 1)]
+            region = {"name": self.region_column, "kind": "category", "labels": labels}
+            self.columns = {self.region_column: region, **self.columns}
 
     # --------------------------------------------------------------- geometry
     def check_plane(self, basis: str, plane: tuple[int, int]) -> tuple[int, int]:
@@ -220,10 +255,12 @@ class ExplorerState:
             close = difflib.get_close_matches(name, list(self.columns), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise LatentAtlasError(f"no attribute or factor column {name!r} in the z-point metadata{hint}")
+        if name == self.region_column and self.regions is not None:
+            return self.regions[self.display_rows].astype(np.float32)  # the code of "region k" is k
         values = self.metadata[name].iloc[self.display_rows]
         if column["kind"] == "category":
             codes = {label: k for k, label in enumerate(column["labels"])}
-            return np.array([codes.get(str(v), np.nan) for v in values], dtype=np.float32)
+            return np.array([codes.get(category_label(v), np.nan) for v in values], dtype=np.float32)
         return values.to_numpy(dtype=np.float32, na_value=np.nan)
 
     # --------------------------------------------------------------- decoding and scoring
@@ -333,6 +370,7 @@ class ExplorerState:
             "pca_explained": [float(v / total) for v in self.pca_variance[:16]],
             "confidences": list(CONFIDENCES),
             "columns": list(self.columns.values()),
+            "regions_note": self.regions_note,
         }
 
 

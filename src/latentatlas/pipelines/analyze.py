@@ -29,10 +29,20 @@ ARRAY_FILES = {
     "robust_covariance": "robust_covariance.npy",
     "histogram_counts": "histogram_counts.npy",
     "histogram_edges": "histogram_edges.npy",
+    "region_labels": "region_labels.npy",
 }
 
 
-def _save_arrays(analysis: LatentAnalysis, out: Path) -> dict:
+def region_labels(analysis: LatentAnalysis, z: np.ndarray, chunk_size: int) -> np.ndarray | None:
+    """The region (0..k-1) of every row of the store, the held-out rows included; None without regions."""
+    if analysis.regions_ is None:
+        return None
+    model = analysis.regions_.model()
+    labels = [model.predict(chunk) for chunk in ZView(z).chunks(chunk_size)]
+    return np.concatenate(labels).astype(np.int16) if labels else np.zeros(0, np.int16)
+
+
+def _save_arrays(analysis: LatentAnalysis, out: Path, labels: np.ndarray | None = None) -> dict:
     s = analysis.statistics_
     arrays = {
         "mean": s.mean_,
@@ -46,6 +56,8 @@ def _save_arrays(analysis: LatentAnalysis, out: Path) -> dict:
     if analysis.robust_ is not None:
         arrays["robust_mean"] = analysis.robust_.location_
         arrays["robust_covariance"] = analysis.robust_.covariance_
+    if labels is not None:
+        arrays["region_labels"] = labels
     for name, array in arrays.items():
         save_npy(out / ARRAY_FILES[name], array)
     return {name: ARRAY_FILES[name] for name in arrays}
@@ -240,7 +252,8 @@ def analyze_run(
     }
     result.update(run.provenance())
     with run.lock(), atomic_folder(Path(run.path) / "analysis", kind="analysis") as out:
-        result["arrays"] = _save_arrays(analysis, out)
+        labels = region_labels(analysis, z, int(analysis.chunk_size))
+        result["arrays"] = _save_arrays(analysis, out, labels)
         result["figures"] = (
             _write_figures(
                 analysis, view, out, projection_points, artificial_points, hist_components, int(analysis.random_state)

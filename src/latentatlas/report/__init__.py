@@ -1,6 +1,8 @@
-"""The self-contained HTML report of a run: `build.py` collects typed sections from the run's files
-(`artifacts.py` reads them, `blocks.py` types the content, `samples.py` holds the sampler and path
-sections), `templates/report.html.j2` renders them with autoescape, `report.css` styles the page."""
+"""The self-contained HTML report of a run: `build.py` collects typed sections from the run's files in the
+order of the series (`common.py` lists them; `artifacts.py` reads the files, `blocks.py` types the content,
+`analysis_sections.py` gives each finding of the analysis its sub-section, `samples.py` the sampler and
+path sections, `attributes.py` the attribute probes, `sweep.py` the sweep a run belongs to, `maps.py` the
+UMAP map), `templates/report.html.j2` renders them with autoescape, `report.css` styles the page."""
 
 from latentatlas.report.build import SECTIONS, build_report, write_report
 

@@ -13,6 +13,9 @@ What is read:
   has ``name``, ``kind`` ("reference" | "sampler"), and for a sampler row ``sampler``, ``options``, ``n``,
   ``seed`` (what identifies the sample it scored), then its scores.
 - ``paths/<name>/info.json``: any fields, ``figures``, ``points`` (per-step scores), ``weights``, ``weights_id``.
+- ``attributes/attributes.json``: ``attributes`` (one record per attribute: ``name``, ``auc``,
+  ``shift_mahalanobis``, ``variance_share_direction``, ...), ``strips`` [{attribute, file, caption}],
+  ``conditional`` (one record per condition), ``findings``, ``options``, ``weights``, ``weights_id``.
 """
 
 from __future__ import annotations
@@ -265,3 +268,45 @@ def read_paths(root: Path, problems: Problems) -> list[PathFolder]:
         info = problems.read_json(folder / "info.json") or {}
         out.append(PathFolder(folder, info, figures(info, folder), provenance(info)))
     return out
+
+
+@dataclass
+class Attributes:
+    """attributes/attributes.json: the probe table sorted by held-out AUC, the strips that exist, the checks."""
+
+    data: dict
+    table: list[dict]
+    strips: list[tuple[str, FigureFile]]  # (attribute, its strip)
+    conditional: list[dict]
+    findings: list[Finding]
+    weights: Provenance | None
+
+
+def _auc(record: dict) -> float:
+    value = record.get("auc")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("-inf")
+
+
+def read_attributes(folder: Path, problems: Problems) -> Attributes | None:
+    data = problems.read_json(folder / "attributes.json")
+    if data is None:
+        return None
+    strips = []
+    for entry in as_records(data.get("strips")):
+        name = as_str(entry.get("file"))
+        path = inside(folder, name) if name is not None else None
+        if path is None:
+            problems.append(
+                f"the strip {name or '(unnamed)'} of attributes/attributes.json is missing; it was left out"
+            )
+            continue
+        attribute = str(entry.get("attribute", path.stem))
+        strips.append((attribute, FigureFile(path, as_str(entry.get("caption")) or f"decoded along {attribute}")))
+    return Attributes(
+        data=data,
+        table=sorted(as_records(data.get("attributes")), key=_auc, reverse=True),
+        strips=strips,
+        conditional=as_records(data.get("conditional")),
+        findings=findings(data, "attributes/attributes.json", problems),
+        weights=provenance(data),
+    )

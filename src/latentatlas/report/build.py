@@ -1,20 +1,20 @@
 """The self-contained report: RUN/report.html, one file that opens offline in any browser.
 
-It follows the seed's story in seven sections: (1) data and training, (2) the bulk of the z-points,
-(3) correlations and ellipses, (4) radii against uniform vectors, the origin's position and slices,
-(5) uniform-box samples, (6) statistical samplers, (7) paths through the centre. Headings are neutral:
-whether the run agrees with a claim of the seed is said only by the findings the analysis and the
-evaluation computed (`latentatlas.findings.Finding`), printed beneath the heading they concern.
-Every figure is embedded as a data URI; the page is rendered by a Jinja2 template with autoescape.
-A section whose inputs are missing names the command that produces them.
+It follows the series in its order (`common.SECTIONS`): (1) data and training (part I), the components
+(II), correlations (III), the centre, the origin and slices (IV), uniform-box samples (V), statistical
+samplers (V, VII, X), paths (VI), attributes, the normal core (VIII, IX, the author's later posts),
+fragmentation into regions, what the bulk depends on (only for a run inside a sweep folder) and the
+further analysis results. Every finding of the analysis has its own sub-section with one figure and its
+sentence (`analysis_sections`). Headings are neutral: whether the run agrees with a claim of the seed is
+said only by the findings the analysis, the attributes command and the evaluation computed
+(`latentatlas.findings.Finding`). Every figure is embedded as a data URI; the page is rendered by a
+Jinja2 template with autoescape. A section whose inputs are missing names the command that produces them.
 """
 
 from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
@@ -24,133 +24,24 @@ import pandas as pd
 from markupsafe import Markup
 
 from latentatlas.errors import LatentAtlasError
-from latentatlas.findings import Finding
 from latentatlas.io import data_uri, write_text
 from latentatlas.report import artifacts
-from latentatlas.report.artifacts import Analysis, FigureFile, Problems, Provenance, as_dict, as_records
-from latentatlas.report.blocks import (
-    Block,
-    Details,
-    Figure,
-    Heading,
-    KeyValues,
-    Missing,
-    Section,
-    Text,
-    Verdict,
-    format_number,
-    key_values,
-    records,
+from latentatlas.report.artifacts import FigureFile, Problems, as_dict
+from latentatlas.report.blocks import Block, Figure, Heading, KeyValues, Missing, Section, key_values
+from latentatlas.report.common import (
+    ATTRIBUTES,
+    DATA,
+    OPTIONAL_SECTIONS,
+    PATHS,
+    SECTIONS,
+    SWEEP,
+    SectionSpec,
+    current_weights,
+    figure,
 )
 from latentatlas.store import Run
 
-MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml", ".gif": "image/gif"}
 SYNTHETIC_SOURCE = "synthetic-faces"
-
-
-@dataclass(frozen=True)
-class SectionSpec:
-    anchor: str
-    title: str
-    intro: str
-    # words that place an analysis figure or a finding (by file name / caption / finding key) here
-    keywords: tuple[str, ...] = ()
-
-
-DATA = SectionSpec(
-    "data", "1. Data and training", "The autoencoder, its training data and how well it reconstructs held-out images."
-)
-BULK = SectionSpec(
-    "bulk",
-    "2. The bulk: per-component distributions and dominant components",
-    "How each latent component of the real z-points is distributed, and which components dominate the radius.",
-    ("distribution", "histogram", "dominant", "component", "mean", "std", "width", "bulk", "spread", "gauss"),
-)
-CORRELATIONS = SectionSpec(
-    "correlations",
-    "3. Correlations and confidence ellipses",
-    "Linear correlations between components and the confidence ellipses of the bulk in coordinate planes.",
-    ("correlat", "ellips", "covarian", "contour", "tilt", "plane", "pca", "princip", "eigen", "mcd", "robust"),
-)
-RADII = SectionSpec(
-    "radii",
-    "4. Radii against uniform vectors, the origin's position, slices",
-    "Lengths of the real z-points against vectors uniform in [-b, b]^N, where the origin lies relative to "
-    "the bulk, and how many z-points thin slices hold.",
-    ("radi", "radius", "norm", "uniform", "origin", "slice", "border", "shell", "mahalanobis", "normal", "chi"),
-)
-UNIFORM = SectionSpec(
-    "uniform-box",
-    "5. Uniform-box samples",
-    "Latent vectors drawn from a common box [-b, b]^N (the seed's naive construction), decoded and scored.",
-)
-SAMPLERS = SectionSpec(
-    "samplers",
-    "6. Statistical samplers",
-    "Latent vectors drawn from samplers fitted to the measured bulk, decoded and scored.",
-)
-PATHS = SectionSpec(
-    "paths",
-    "7. Paths through the centre",
-    "Straight paths from the origin to the centre and through the centre inside coordinate planes, decoded.",
-)
-SECTIONS = (DATA, BULK, CORRELATIONS, RADII, UNIFORM, SAMPLERS, PATHS)
-ANALYSIS_SECTIONS = (RADII, CORRELATIONS, BULK)  # most specific first: "radii of uniform vectors" is 4, not 2
-ANALYSIS_FIGURES = {
-    "histograms.png": BULK,
-    "components.png": BULK,
-    "correlation.png": CORRELATIONS,
-    "projections.png": CORRELATIONS,
-    "pca_spectrum.png": CORRELATIONS,
-    "radii.png": RADII,
-    "mahalanobis.png": RADII,
-    "slices.png": RADII,
-}
-ANALYSIS_FIELDS = {
-    BULK.anchor: ("n_points", "latent_dim", "subset", "bulk", "dominant", "components"),
-    CORRELATIONS.anchor: ("correlations", "planes", "pca", "robust_core"),
-    RADII.anchor: ("radii", "origin", "normality", "slices"),
-}
-ANALYSIS_BOOKKEEPING = ("schema", "run", "options", "arrays", "figures", "findings", "weights", "weights_id")
-
-
-# ----------------------------------------------------------------------------- shared pieces
-
-
-def figure(file: FigureFile) -> Figure:
-    mime = MIME.get(file.path.suffix.lower(), "application/octet-stream")
-    return Figure(data_uri(file.path.read_bytes(), mime), file.caption)
-
-
-def current_weights(run: Run, which: str = "best") -> str | None:
-    """The id of the run's `which` ("best" / "last") weights now; None when it cannot be told."""
-    try:
-        return run.weights_id(which)
-    except (LatentAtlasError, OSError):
-        return None
-
-
-def stale_note(what: str, recorded: Provenance | None, run: Run, command: str) -> Text | None:
-    """A "stale" note when `recorded` weights are not the run's current ones; None when fresh or unrecorded."""
-    if recorded is None:
-        return None
-    now = current_weights(run, recorded.which)
-    if now is None or now == recorded.weights_id:
-        return None
-    return Text(
-        style="stale",
-        text=f"stale: {what} was computed from {recorded.which} weights {recorded.weights_id}, the run's "
-        f"{recorded.which} weights are now {now}; run `{command}` again.",
-    )
-
-
-def verdicts(found: list[Finding], stale: bool = False) -> list[Block]:
-    return [Verdict(f.verdict, f.sentence(), stale) for f in found]
-
-
-def place(text: str, specs: tuple[SectionSpec, ...], default: SectionSpec) -> SectionSpec:
-    text = text.lower()
-    return next((spec for spec in specs if any(word in text for word in spec.keywords)), default)
 
 
 # ----------------------------------------------------------------------------- 1. data and training
@@ -238,135 +129,6 @@ def data_section(run: Run, problems: Problems) -> list[Block]:
     return blocks
 
 
-# ----------------------------------------------------------------------------- 2-4. the analysis
-
-
-def _bulk_numbers(analysis: dict) -> list[Block]:
-    blocks: list[Block] = []
-    facts = {k: analysis[k] for k in ("n_points", "latent_dim", "subset") if k in analysis}
-    facts.update(as_dict(analysis.get("bulk")))
-    if facts:
-        blocks.append(key_values(facts))
-    dominant = as_dict(analysis.get("dominant"))
-    ranked = as_records(dominant.get("components"))
-    if ranked:
-        rule = ", ".join(f"{k.replace('_', ' ')} {format_number(v)}" for k, v in as_dict(dominant.get("rule")).items())
-        blocks.append(Heading(f"Dominant components ({len(ranked)}), ranked by their share of the squared radius"))
-        if rule:
-            blocks.append(Text(f"Rule: {rule}."))
-        blocks.append(records(ranked[:16]))
-    components = as_records(analysis.get("components"))
-    if components:
-        table = pd.DataFrame(components)
-        summary = {}
-        for column, name in (
-            ("hwhm_ratio", "measured / Gaussian half width"),
-            ("ks_statistic", "KS distance to a Gaussian"),
-            ("skewness", "skewness"),
-            ("excess_kurtosis", "excess kurtosis"),
-            ("std", "std"),
-        ):
-            if column in table and pd.api.types.is_numeric_dtype(table[column]):
-                values = table[column].dropna()
-                if len(values):
-                    low, mid, high = (format_number(v) for v in (values.min(), values.median(), values.max()))
-                    summary[f"{name}: median [min, max]"] = f"{mid} [{low}, {high}]"
-        if summary:
-            blocks += [Heading(f"All {len(components)} components: how Gaussian their distributions are")]
-            blocks.append(key_values(summary))
-    return blocks
-
-
-def _correlation_numbers(analysis: dict) -> list[Block]:
-    blocks: list[Block] = []
-    correlations = as_dict(analysis.get("correlations"))
-    if correlations:
-        blocks.append(key_values({k: v for k, v in correlations.items() if k != "strongest"}))
-        strongest = as_records(correlations.get("strongest"))
-        if strongest:
-            blocks += [Heading("Strongest correlations"), records(strongest[:12])]
-    planes = as_records(analysis.get("planes"))
-    if planes:
-        rows = []
-        for plane in planes:
-            row = {k: v for k, v in plane.items() if k != "ellipses"}
-            for ellipse in as_records(plane.get("ellipses")):
-                confidence = ellipse.get("confidence")
-                if isinstance(confidence, (int, float)) and isinstance(ellipse.get("half_axes"), list):
-                    row[f"{confidence:.0%} half axes"] = ellipse["half_axes"]
-                    row[f"{confidence:.0%} tilt (deg)"] = ellipse.get("angle_deg")
-            rows.append(row)
-        blocks += [Heading("Confidence ellipses in selected planes"), records(rows)]
-    for key, title in (("pca", "Principal axes"), ("robust_core", "Robust (MCD) core against the plain covariance")):
-        if as_dict(analysis.get(key)):
-            blocks += [Heading(title), key_values(analysis[key])]
-    return blocks
-
-
-def _radius_numbers(analysis: dict) -> list[Block]:
-    blocks: list[Block] = []
-    radii = as_dict(analysis.get("radii"))
-    if radii:
-        blocks.append(Heading("Radii |z| of the real z-points and of uniform vectors in [-b, b]^N"))
-        blocks.append(key_values({k: v for k, v in radii.items() if k not in ("uniform", "data")}))
-        if as_dict(radii.get("data")):
-            blocks.append(records([{"vectors": "real z-points", **radii["data"]}]))
-        uniform = [{k: v for k, v in r.items() if k != "simulated_radii"} for r in as_records(radii.get("uniform"))]
-        if uniform:
-            blocks.append(records(uniform))
-    origin = as_dict(analysis.get("origin"))
-    if origin:
-        blocks += [Heading("The origin's position relative to the bulk"), key_values(origin)]
-    if as_dict(analysis.get("normality")):
-        blocks += [Heading("Squared Mahalanobis distances against chi-square"), key_values(analysis["normality"])]
-    slices = as_records(analysis.get("slices"))
-    if slices:
-        blocks += [Heading("Slices: real z-points with |z_j| ≤ b for every component outside the plane")]
-        blocks.append(records(slices))
-    return blocks
-
-
-NUMBERS: dict[str, Callable[[dict], list[Block]]] = {
-    BULK.anchor: _bulk_numbers,
-    CORRELATIONS.anchor: _correlation_numbers,
-    RADII.anchor: _radius_numbers,
-}
-
-
-def analysis_sections(run: Run, problems: Problems) -> dict[str, list[Block]]:
-    """Blocks of sections 2-4 by anchor: the findings first, then the numbers, then the figures."""
-    analysis: Analysis | None = artifacts.read_analysis(run.path / "analysis", problems)
-    command = f"latentatlas analyze {run.path}"
-    if analysis is None:
-        return {spec.anchor: [Missing("The analysis (analysis/analysis.json)", command)] for spec in ANALYSIS_SECTIONS}
-    note = stale_note("the analysis", analysis.weights, run, command)
-    stale = note is not None
-    out: dict[str, list[Block]] = {spec.anchor: [] for spec in ANALYSIS_SECTIONS}
-    if note is not None:
-        out[BULK.anchor].append(note)
-    for finding in analysis.findings:
-        out[place(finding.key, ANALYSIS_SECTIONS, RADII).anchor] += verdicts([finding], stale)
-    for spec in (BULK, CORRELATIONS, RADII):
-        out[spec.anchor] += NUMBERS[spec.anchor](analysis.data)
-    for file in analysis.figures:
-        spec = ANALYSIS_FIGURES.get(file.path.name) or place(
-            f"{file.path.stem} {file.caption}", ANALYSIS_SECTIONS, BULK
-        )
-        out[spec.anchor].append(figure(file))
-    # Fields this report does not know yet still appear, and the settings stay one click away.
-    known = {k for keys in ANALYSIS_FIELDS.values() for k in keys} | set(ANALYSIS_BOOKKEEPING)
-    extra = {k: v for k, v in analysis.data.items() if k not in known}
-    if extra:
-        out[RADII.anchor] += [Heading("Further analysis results"), key_values(extra)]
-    settings = as_dict(analysis.data.get("options"))
-    if settings:
-        out[RADII.anchor].append(Details("analysis options", key_values(settings)))
-    for spec in ANALYSIS_SECTIONS:
-        if not out[spec.anchor]:
-            out[spec.anchor].append(Text("The analysis recorded nothing for this part."))
-    return out
-
-
 # ----------------------------------------------------------------------------- the page
 
 
@@ -381,23 +143,34 @@ def _environment() -> jinja2.Environment:
     return environment
 
 
+def story(blocks: dict[str, list[Block]]) -> list[Section]:
+    """The sections in the order of the series, numbered as shown; an optional section without blocks is left out."""
+    shown: list[SectionSpec] = [spec for spec in SECTIONS if spec not in OPTIONAL_SECTIONS or blocks.get(spec.anchor)]
+    return [
+        Section(spec.anchor, f"{number}. {spec.title}", spec.intro, blocks.get(spec.anchor, []))
+        for number, spec in enumerate(shown, start=1)
+    ]
+
+
 def build_report(run: Run | str | os.PathLike, umap: bool = True) -> str:
     """The report's HTML text for a run folder (nothing is written).
 
     `umap=False` leaves out the UMAP map of the bulk (fitting it takes from seconds to minutes).
     """
+    from latentatlas.report.analysis_sections import analysis_sections
+    from latentatlas.report.attributes import attributes_section
     from latentatlas.report.maps import umap_blocks
     from latentatlas.report.samples import path_section, sampler_sections
+    from latentatlas.report.sweep import sweep_section
 
     run = run if isinstance(run, Run) else Run(run)
     problems = Problems()
     blocks = {DATA.anchor: data_section(run, problems)}
-    blocks.update(analysis_sections(run, problems))
-    if umap:
-        blocks[BULK.anchor] += umap_blocks(run)
+    blocks.update(analysis_sections(run, problems, umap_blocks(run) if umap else None))
     blocks.update(sampler_sections(run, problems))
     blocks[PATHS.anchor] = path_section(run, problems)
-    sections = [Section(spec.anchor, spec.title, spec.intro, blocks[spec.anchor]) for spec in SECTIONS]
+    blocks[ATTRIBUTES.anchor] = attributes_section(run, problems)
+    blocks[SWEEP.anchor] = sweep_section(run, problems) or []
     css = resources.files("latentatlas.report").joinpath("report.css").read_text(encoding="utf-8")
     return (
         _environment()
@@ -407,7 +180,7 @@ def build_report(run: Run | str | os.PathLike, umap: bool = True) -> str:
             run_path=str(run.path.resolve()),
             stamp=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             css=Markup(css),  # the package's own stylesheet, inlined as written
-            sections=sections,
+            sections=story(blocks),
             problems=list(problems),
         )
     )

@@ -14,13 +14,14 @@ from latentatlas.io import data_uri
 from latentatlas.report.blocks import Block, Figure, Heading, Text
 from latentatlas.store import Run
 
-PREFERRED_COLUMNS = ("Male", "Smiling", "Eyeglasses")  # CelebA attributes the seed's readers know
+# the class of a multi-class source (digits, synthetic classes), then CelebA attributes the seed's readers know
+PREFERRED_COLUMNS = ("class", "Male", "Smiling", "Eyeglasses")
 SEED = 0
 
 
 def colour_column(metadata: pd.DataFrame) -> dict | None:
-    """The column the map is coloured by: a well-known CelebA attribute, else the first attribute or
-    factor, else the subset (train / val)."""
+    """The column the map is coloured by: the class where the source has classes, a well-known CelebA
+    attribute, else the first attribute or factor, else the subset (train / val)."""
     columns = colour_columns(metadata)
     for name in PREFERRED_COLUMNS:
         if name in columns:

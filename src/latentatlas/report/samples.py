@@ -1,4 +1,4 @@
-"""Sections 5-7 of the report: sample folders with the scores of exactly that sample, the evaluation
+"""The sampler and path sections of the report: sample folders with the scores of exactly that sample, the evaluation
 table, and the paths.
 
 A sample folder's scores are the evaluation rows made with the same (sampler, options, n, seed) as the
@@ -22,13 +22,7 @@ from latentatlas.report.blocks import (
     key_values,
     records,
 )
-from latentatlas.report.build import (
-    SAMPLERS,
-    UNIFORM,
-    figure,
-    stale_note,
-    verdicts,
-)
+from latentatlas.report.common import SAMPLERS, UNIFORM, figure, stale_note, verdicts
 from latentatlas.store import Run
 
 UNIFORM_SAMPLER = "uniform-box"
@@ -119,7 +113,7 @@ def _evaluation_blocks(run: Run, evaluation: Evaluation | None) -> list[Block]:
 
 
 def sampler_sections(run: Run, problems: Problems) -> dict[str, list[Block]]:
-    """Blocks of sections 5 (uniform-box samples) and 6 (the other samplers and the evaluation table)."""
+    """Blocks of the uniform-box section and the statistical-sampler section (with the evaluation table)."""
     samples = artifacts.read_samples(run.path / "samples", problems)
     evaluation = artifacts.read_evaluation(run.path / "evaluation", problems)
     stale = evaluation is not None and stale_note("", evaluation.weights, run, "") is not None
@@ -134,7 +128,11 @@ def sampler_sections(run: Run, problems: Problems) -> dict[str, list[Block]]:
         uniform.append(Missing("A uniform-box sample", f"latentatlas sample {run.path} --sampler {UNIFORM_SAMPLER}"))
     if not any(isinstance(b, Group) for b in statistical):
         statistical.append(
-            Missing("Samples of the statistical samplers", f"latentatlas sample {run.path} --sampler gaussian")
+            Missing(
+                "Samples of the statistical samplers",
+                f"latentatlas sample {run.path} --sampler gaussian",
+                state="are missing",
+            )
         )
     statistical += _evaluation_blocks(run, evaluation)
     return {UNIFORM.anchor: uniform, SAMPLERS.anchor: statistical}
@@ -143,7 +141,7 @@ def sampler_sections(run: Run, problems: Problems) -> dict[str, list[Block]]:
 def path_section(run: Run, problems: Problems) -> list[Block]:
     folders = artifacts.read_paths(run.path / "paths", problems)
     if not folders:
-        return [Missing("Paths", f"latentatlas path {run.path}")]
+        return [Missing("Paths", f"latentatlas path {run.path}", state="are missing")]
     groups: list[Block] = []
     for path in folders:
         blocks: list[Block] = [figure(file) for file in path.figures]

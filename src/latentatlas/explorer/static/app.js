@@ -573,6 +573,7 @@ async function start() {
     $("sample-n").max = info.limits.max_samples;
     for (const name of info.samplers) $("sampler").append(new Option(name, name));
     for (const column of info.columns) $("colour").append(new Option(`${column.name} (${column.kind})`, column.name));
+    if (info.regions_note) $("colour").title = info.regions_note; // why there is no region column
     if (info.samplers.includes("gaussian")) $("sampler").value = "gaussian";
     resizeCanvas();
     await loadPlane();
