@@ -26,26 +26,36 @@ class Finding:
     verdict : {"agrees", "disagrees", "mixed", "undecided"}
     evidence : str
         One sentence computed from the numbers, naming the test that decided the verdict.
+    source : str
+        Whose claim it is: "the seed" (the blog series) or "the expectation" (a target latentatlas set itself,
+        e.g. for attribute probes, which the series does not discuss).
     """
 
     key: str
     claim: str
     verdict: Verdict
     evidence: str
+    source: str = "the seed"
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> Finding:
-        return cls(key=str(d["key"]), claim=str(d["claim"]), verdict=d["verdict"], evidence=str(d["evidence"]))
+        return cls(
+            key=str(d["key"]),
+            claim=str(d["claim"]),
+            verdict=d["verdict"],
+            evidence=str(d["evidence"]),
+            source=str(d.get("source", "the seed")),
+        )
 
     def sentence(self) -> str:
         """'The run agrees with the seed: <claim> (<evidence>)' and its variants."""
         lead = {
-            "agrees": "agrees with the seed",
-            "disagrees": "disagrees with the seed",
-            "mixed": "partly agrees with the seed",
-            "undecided": "cannot decide the seed's claim",
+            "agrees": f"agrees with {self.source}",
+            "disagrees": f"disagrees with {self.source}",
+            "mixed": f"partly agrees with {self.source}",
+            "undecided": f"cannot decide {self.source}'s claim",
         }[self.verdict]
         return f"This run {lead}: {self.claim} ({self.evidence})"

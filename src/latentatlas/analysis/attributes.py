@@ -378,6 +378,7 @@ def attribute_findings(analysis: AttributeAnalysis, conditional: Sequence[Condit
     findings = [
         Finding(
             key="attributes-linear",
+            source="the expectation",
             claim=f"{claim} (held-out probe AUC >= {LINEAR_AUC})",
             verdict=_verdict(len(passed), len(chosen)),
             evidence=f"logistic-regression probe AUC on {analysis.n_held_out_} held-out z-points: {aucs}; "
@@ -389,6 +390,7 @@ def attribute_findings(analysis: AttributeAnalysis, conditional: Sequence[Condit
         findings.append(
             Finding(
                 key="attributes-conditional",
+                source="the expectation",
                 claim=f"Samples fitted on a condition keep it: decoded and re-encoded, the probes find it in "
                 f">= {LOOP_SHARE:.0%} of them",
                 verdict=_verdict(sum(c.share >= LOOP_SHARE for c in conditional), len(conditional)),
