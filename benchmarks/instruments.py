@@ -4,7 +4,8 @@ evaluation row at n images costs.
     python benchmarks/instruments.py [--images 100] [--size 64] [--n 1000] [--threads 2]
 
 Images are synthetic 64 px faces (`latentatlas.data.synthetic_faces`); each instrument runs once on a few
-images to load its model, then is timed on `--images` images. The estimate per row multiplies the
+images to load its model, then is timed on `--images` images (dlib's on one worker process per core from
+64 images on, as in `evaluate`). The estimate per row multiplies the
 per-image rates by n and adds the per-row score costs (k-NN with intervals, FID with its bootstrap and
 FID∞, FD-face), measured on random features of the right shapes.
 """
@@ -43,6 +44,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000, help="row size for the per-row estimate")
     parser.add_argument("--dim", type=int, default=256, help="latent dimension for the k-NN timing")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument(
+        "--side", type=int, default=128, help="CNN detector side (evaluate calibrates it: 128 on 64 px CelebA crops)"
+    )
     args = parser.parse_args()
 
     import torch
@@ -61,7 +65,7 @@ def main() -> None:
     images, _ = synthetic_faces(args.images, image_size=args.size, seed=0)
     rates = {
         "haar": _rate("Haar face detector", FaceDetector().detect, images),
-        "cnn": _rate("dlib CNN face detector", CnnFaceDetector().detect, images),
+        "cnn": _rate(f"dlib CNN detector, side {args.side}", CnnFaceDetector(side=args.side).detect, images),
         "embedding": _rate("dlib face embedding", FaceEmbedder().embed, images),
         "inception": _rate("InceptionV3 features", inception_features, images),
     }

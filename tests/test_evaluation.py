@@ -368,6 +368,9 @@ def test_evaluate_points_uses_given_images_instead_of_decoding(tiny_run_copy, mo
         (["--samplers", "nope", "--no-fid"], "unknown sampler"),
         (["-n", "3", "--k", "5", "--no-fid"], "at least k+1"),
         (["--k", "0", "--no-fid"], "k must be"),
+        (["--samplers", "gaussian", "--b", "1.5", "--no-fid"], "--b does not apply to sampler gaussian"),
+        (["--samplers", "gaussian,resample", "--b", "2"], "--b applies to none of the samplers gaussian, resample"),
+        (["--samplers", "uniform-box", "--b", "-1", "--no-fid"], "b must be"),
     ],
 )
 def test_evaluate_cli_errors(tiny_run, capsys, arguments, message):
@@ -375,6 +378,15 @@ def test_evaluate_cli_errors(tiny_run, capsys, arguments, message):
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not (tiny_run.path / "evaluation").exists()
+
+
+def test_evaluate_cli_passes_sampler_options_to_the_samplers_that_have_them(tiny_run_copy, capsys):
+    arguments = ["--samplers", "uniform-box,gaussian", "--b", "1.5", "-n", "20", "--k", "3", "--instruments", "quick"]
+    assert main(["evaluate", str(tiny_run_copy.path), *arguments, "--no-faces"]) == 0
+    entries = sorted(path.name for path in (tiny_run_copy.path / "evaluation-entries").glob("*.json"))
+    assert "uniform-box-b=1.5-n20-seed0.json" in entries and "gaussian-n20-seed0.json" in entries
+    settings = json.loads((tiny_run_copy.path / "evaluation" / "evaluation.json").read_text())["settings"]
+    assert settings["sampler_options"] == {"uniform-box": {"b": 1.5}}
 
 
 def test_evaluate_without_held_out_data(tiny_run_copy, capsys):

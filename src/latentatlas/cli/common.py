@@ -7,6 +7,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from latentatlas.errors import LatentAtlasError
+
 # A comma list starting with a negative number ("-3,3", "-1.5,2"): argparse would read it as an option.
 _NEGATIVE_LIST = re.compile(r"^-[\d.]+(,-?[\d.]*)+$")
 
@@ -102,3 +104,57 @@ def _number_or_word(word: str):
             raise argparse.ArgumentTypeError(f"expected a number or {word!r}, got {text!r}") from None
 
     return parse
+
+
+# Sampler-option flags: argparse dest (= sampler parameter name) -> the flag the user types. Only the flags
+# the user gives are passed on, each to the samplers that have that parameter.
+_SAMPLER_FLAGS = {
+    "b": "--b",
+    "percentiles": "--percentiles",
+    "k_sigma": "--k-sigma",
+    "components": "--components",
+    "confidence": "--confidence",
+    "jitter": "--jitter",
+    "support_fraction": "--support-fraction",
+    "candidates": "--candidates",
+    "criterion": "--criterion",
+    "epochs": "--epochs",
+}
+
+
+def _sampler_option_arguments(p: argparse.ArgumentParser) -> None:
+    options = p.add_argument_group("sampler options (only for the samplers that have them)")
+    options.add_argument("--b", type=_number_or_word("matched"), help="uniform-box: half-width, or 'matched'")
+    options.add_argument("--percentiles", type=_float_list, help="component-box: interval percentiles, e.g. 1,99")
+    options.add_argument("--k-sigma", type=float, help="component-box: intervals mean ± k·std instead")
+    options.add_argument("--components", type=int, help="gmm: number of mixture components (default 10)")
+    options.add_argument("--confidence", type=float, help="ellipsoid: confidence level in (0, 1) (default 0.9)")
+    options.add_argument("--jitter", type=_number_or_word("scott"), help="resample: fraction of std, or 'scott'")
+    options.add_argument("--support-fraction", type=float, help="robust-gaussian: MCD support fraction in (0, 1]")
+    options.add_argument("--candidates", type=_int_list, help="gmm-bic: component counts to sweep, e.g. 1,2,4,8,16")
+    options.add_argument("--criterion", choices=["bic", "heldout"], help="gmm-bic: how to choose (default bic)")
+    options.add_argument("--epochs", type=int, help="flow, two-stage: at most this many epochs (default 100)")
+
+
+def sampler_options_given(args: argparse.Namespace, names: Sequence[str]) -> dict[str, dict]:
+    """Per sampler in `names`: the option flags given that it accepts. A flag that none of them accepts is an
+    error (with one sampler: naming that sampler's own flags)."""
+    from latentatlas.samplers import sampler_options
+
+    given = {key: getattr(args, key) for key in _SAMPLER_FLAGS if getattr(args, key, None) is not None}
+    if "percentiles" in given:
+        if len(given["percentiles"]) != 2:
+            raise LatentAtlasError(f"--percentiles needs two numbers like 1,99, got {given['percentiles']}")
+        given["percentiles"] = tuple(given["percentiles"])
+    if "candidates" in given:
+        given["candidates"] = tuple(given["candidates"])
+    accepted = {name: sampler_options(name) for name in names}
+    stray = [_SAMPLER_FLAGS[key] for key in given if not any(key in own for own in accepted.values())]
+    if stray:
+        if len(names) == 1:
+            own = [_SAMPLER_FLAGS[key] for key in accepted[names[0]] if key in _SAMPLER_FLAGS]
+            raise LatentAtlasError(
+                f"{', '.join(stray)} does not apply to sampler {names[0]} (its options: {', '.join(own) or 'none'})"
+            )
+        raise LatentAtlasError(f"{', '.join(stray)} applies to none of the samplers {', '.join(names)}")
+    return {name: {key: value for key, value in given.items() if key in own} for name, own in accepted.items()}

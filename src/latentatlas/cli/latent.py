@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import argparse
 
-from latentatlas.cli.common import _device_argument, _float_list, _int_list, _number_or_word, _plane, _weights_argument
+from latentatlas.cli.common import (
+    _device_argument,
+    _float_list,
+    _plane,
+    _sampler_option_arguments,
+    _weights_argument,
+    sampler_options_given,
+)
 from latentatlas.errors import LatentAtlasError
 
 COMMANDS: list = []  # (name, help, add_arguments, run), in the order `latentatlas --help` lists them
@@ -137,43 +144,6 @@ COMMANDS.append(
 )
 
 
-# Sampler-option flags: argparse dest (= sampler parameter name) -> the flag the user types. Only the flags
-# the user gives are passed on.
-_SAMPLER_FLAGS = {
-    "b": "--b",
-    "percentiles": "--percentiles",
-    "k_sigma": "--k-sigma",
-    "components": "--components",
-    "confidence": "--confidence",
-    "jitter": "--jitter",
-    "support_fraction": "--support-fraction",
-    "candidates": "--candidates",
-    "criterion": "--criterion",
-    "epochs": "--epochs",
-}
-
-
-def _sample_options(name: str, flags: dict) -> dict:
-    """The sampler options from the CLI's flags that were given; a flag the sampler lacks is an error."""
-    from latentatlas.samplers import sampler_options
-
-    accepted = sampler_options(name)
-    given = {key: value for key, value in flags.items() if value is not None}
-    stray = [_SAMPLER_FLAGS.get(key) or key for key in given if key not in accepted]
-    if stray:
-        own = [_SAMPLER_FLAGS[key] for key in accepted if key in _SAMPLER_FLAGS]
-        raise LatentAtlasError(
-            f"{', '.join(stray)} does not apply to sampler {name} (its options: {', '.join(own) or 'none'})"
-        )
-    if "percentiles" in given:
-        if len(given["percentiles"]) != 2:
-            raise LatentAtlasError(f"--percentiles needs two numbers like 1,99, got {given['percentiles']}")
-        given["percentiles"] = tuple(given["percentiles"])
-    if "candidates" in given:
-        given["candidates"] = tuple(given["candidates"])
-    return given
-
-
 def _sample_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-images", action="store_true", help="also write every decoded sample as images/NNNNNN.png")
     _device_argument(p)
@@ -195,24 +165,14 @@ def _sample_arguments(p: argparse.ArgumentParser) -> None:
         metavar="CONDITION",
         help="fit only on z-points whose attributes satisfy it, e.g. Male=1,Eyeglasses=1",
     )
-    options = p.add_argument_group("sampler options (only for the samplers that have them)")
-    options.add_argument("--b", type=_number_or_word("matched"), help="uniform-box: half-width, or 'matched'")
-    options.add_argument("--percentiles", type=_float_list, help="component-box: interval percentiles, e.g. 1,99")
-    options.add_argument("--k-sigma", type=float, help="component-box: intervals mean ± k·std instead")
-    options.add_argument("--components", type=int, help="gmm: number of mixture components (default 10)")
-    options.add_argument("--confidence", type=float, help="ellipsoid: confidence level in (0, 1) (default 0.9)")
-    options.add_argument("--jitter", type=_number_or_word("scott"), help="resample: fraction of std, or 'scott'")
-    options.add_argument("--support-fraction", type=float, help="robust-gaussian: MCD support fraction in (0, 1]")
-    options.add_argument("--candidates", type=_int_list, help="gmm-bic: component counts to sweep, e.g. 1,2,4,8,16")
-    options.add_argument("--criterion", choices=["bic", "heldout"], help="gmm-bic: how to choose (default bic)")
-    options.add_argument("--epochs", type=int, help="flow, two-stage: at most this many epochs (default 100)")
+    _sampler_option_arguments(p)
 
 
 def _sample(args: argparse.Namespace) -> int:
     from latentatlas.pipelines.sample import sample_run
     from latentatlas.store import Run
 
-    options = _sample_options(args.sampler, {flag: getattr(args, flag) for flag in _SAMPLER_FLAGS})
+    options = sampler_options_given(args, [args.sampler])[args.sampler]
     run = Run(args.run_dir, device=args.device, weights=args.weights)
     info = sample_run(
         run,

@@ -9,7 +9,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from latentatlas.cli.common import _device_argument, _int_list, _source_argument, _weights_argument
+from latentatlas.cli.common import (
+    _device_argument,
+    _int_list,
+    _sampler_option_arguments,
+    _source_argument,
+    _weights_argument,
+    sampler_options_given,
+)
 
 COMMANDS: list = []
 
@@ -41,17 +48,21 @@ def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--chunk-size", type=int, default=4096, help="rows per k-NN distance block (memory ~ chunk² x 8 bytes)"
     )
+    _sampler_option_arguments(p)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from latentatlas.pipelines.evaluate import evaluate_run, evaluation_markdown
+    from latentatlas.samplers import SAMPLERS
     from latentatlas.store import Run
 
     names = None if args.samplers.strip() == "all" else [s.strip() for s in args.samplers.split(",") if s.strip()]
+    options = {name: own for name, own in sampler_options_given(args, names or list(SAMPLERS)).items() if own}
     run = Run(args.run_dir, device=args.device, weights=args.weights)
     result = evaluate_run(
         run,
         samplers=names,
+        sampler_options=options,
         n=args.n,
         seed=args.seed,
         k=args.k,
