@@ -222,3 +222,27 @@ def test_two_stage_vae_matches_a_gaussian_bulk():
     cov = np.cov(train, rowvar=False)
     assert np.linalg.norm(np.cov(samples, rowvar=False) - cov) / np.linalg.norm(cov) < 0.15
     assert np.abs(samples.mean(axis=0) - train.mean(axis=0)).max() < 0.3
+
+
+@pytest.mark.parametrize(("name", "options"), [("flow", {"hidden": 16}), ("two-stage", {"hidden": 16})])
+def test_training_reports_every_epoch_without_changing_the_fit(name, options):
+    z = _moons_in_16_dims(200)
+    # patience 1: early stopping may end the fit before the 5 epochs; every epoch run is reported either way
+    options = {**options, "epochs": 5, "patience": 1, "random_state": 3}
+    reports = []
+    observed = make_sampler(name, **options).fit(z, progress=reports.append)
+    plain = make_sampler(name, **options).fit(z)
+    assert len(reports) == len(observed.history_) >= 2
+    assert [r.epoch for r in reports] == list(range(1, len(reports) + 1))
+    assert {r.sampler for r in reports} == {name} and {r.epochs for r in reports} == {5}
+    assert [r.done for r in reports] == [False] * (len(reports) - 1) + [True]
+    np.testing.assert_allclose([(r.train_loss, r.val_loss) for r in reports], observed.history_)
+    assert reports[-1].best_epoch == observed.best_epoch_ + 1 and all(r.seconds > 0 for r in reports)
+    # observing changes nothing: same history, same weights, same samples
+    np.testing.assert_array_equal(observed.history_, plain.history_)
+    np.testing.assert_array_equal(observed.sample(50, seed=2), plain.sample(50, seed=2))
+
+
+def test_samplers_without_epochs_never_report():
+    z, _, _ = _correlated_gaussian(200)
+    make_sampler("gmm", components=2).fit(z, progress=lambda report: pytest.fail(f"reported {report}"))

@@ -103,6 +103,52 @@ def test_face_models_missing_gives_install_hint(monkeypatch):
         faces_module.face_model_path("detector")
 
 
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("latentatlas: error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("missing", ["dlib", "face_recognition_models"])
+def test_cli_evaluate_full_without_face_models_names_the_install(missing, tiny_run_copy, monkeypatch, capsys):
+    from latentatlas.cli import main
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        faces_module.importlib.util, "find_spec", lambda name, *a: None if name == missing else real_find_spec(name, *a)
+    )
+    argv = ["evaluate", str(tiny_run_copy.path), "--instruments", "full", "--no-fid", "-n", "10", "--k", "3"]
+    assert main(argv) == 2
+    line = _one_line_error(capsys)
+    assert f"the face instruments need dlib and its models: {faces_module.FACE_MODELS_HINT}" in line
+    assert not (tiny_run_copy.path / "evaluation").exists() and not (tiny_run_copy.path / "cache").exists()
+
+
+def test_cli_evaluate_full_on_images_smaller_than_the_detector_can_use(tmp_path, capsys):
+    from latentatlas.cli import main
+    from latentatlas.data import DataConfig
+    from latentatlas.model import ModelConfig
+    from latentatlas.store import Run, encode_run
+    from latentatlas.train import TrainConfig, train
+
+    data = DataConfig(source="synthetic-faces", image_size=16, synthetic_count=40)
+    model = ModelConfig(image_size=16, channels=(8, 16), latent_dim=4)
+    run = Run(train(tmp_path / "run", data, model, TrainConfig(epochs=1, batch_size=8), progress=False, device="cpu"))
+    encode_run(run, progress=False)
+    assert main(["evaluate", str(run.path), "--instruments", "full", "-n", "4", "--k", "2"]) == 2
+    line = _one_line_error(capsys)
+    assert "the dlib face instruments need images of at least 32x32 pixels, this run's are 16x16" in line
+    assert "use --instruments standard (Haar faces) or --no-faces" in line
+    assert not (run.path / "evaluation").exists() and not (run.path / "cache").exists()
+    # the Haar detector upscales any size: the quick set runs on the same run
+    assert (
+        main(["evaluate", str(run.path), "--instruments", "quick", "--samplers", "gaussian", "-n", "4", "--k", "2"])
+        == 0
+    )
+    assert (run.path / "evaluation" / "evaluation.json").is_file()
+
+
 def test_fid_infinity_recovers_a_known_frechet_distance():
     # N(0, I) vs N(mu, diag(s²)) in 32-d: FD = |mu|² + sum (1 - s)². At n = 400 generated points FID is
     # biased upward by ~0.7; averaged over 10 draws, FID∞ lands on the truth.

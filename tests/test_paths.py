@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from cli_helpers import exit_status
@@ -384,6 +386,16 @@ def test_cli_between_rows_and_images(tiny_run_copy, tmp_path):
         (["--kind", "attribute"], "needs --attribute NAME"),
         (["--kind", "attribute", "--attribute", "skin_tnoe"], "unknown attribute 'skin_tnoe'; did you mean"),
         (["--kind", "attribute", "--attribute", "skin_tone", "--angle", "3"], "--angle does not apply"),
+        (
+            ["--kind", "attribute", "--attribute", "skin_tone", "--from", "synthetic-00007"],
+            "no z-point has image id 'synthetic-00007'; did you mean synthetic-000007 or",
+        ),
+        (["--kind", "attribute", "--attribute", "skin_tone", "--from", "400"], "--from 400 is out of range"),
+        (
+            ["--kind", "between", "--from", "id:3", "--to", "1"],
+            "no z-point has image id '3'; ids look like synthetic-000000, ",
+        ),
+        (["--kind", "between", "--from", "0", "--to", "row:x"], "--to 'row:x': row: needs a z-point row number"),
     ],
 )
 def test_cli_path_errors_exit_2_and_write_nothing(flags, message, tiny_run_copy, capsys):
@@ -468,13 +480,15 @@ def test_direction_path_runs_through_its_base(bulk):
     np.testing.assert_allclose(path[-1] - path[0], 2 * 2.0 * 0.5 * u, atol=1e-12)
 
 
-@pytest.mark.parametrize("start", [None, 7])
-def test_cli_attribute_path_follows_the_class_mean_difference(start, tiny_run_copy):
+@pytest.mark.parametrize(
+    ("given", "start", "label"),
+    [(None, None, "centre"), ("7", 7, "from7"), ("synthetic-000007", 7, "from-synthetic-000007")],
+)
+def test_cli_attribute_path_follows_the_class_mean_difference(given, start, label, tiny_run_copy):
     run = tiny_run_copy
-    flags = ["--from", str(start)] if start is not None else []
+    flags = ["--from", given] if given is not None else []
     args = ["path", str(run.path), "--kind", "attribute", "--attribute", "skin_tone", "--steps", "5", *flags]
     assert exit_status(args) == 0
-    label = "centre" if start is None else f"from{start}"
     vectors, info = _check_outputs(run, run.path / "paths" / f"attribute-skin_tone-{label}-length2-steps5", 5)
     meta = run.metadata()
     skin = meta[meta["subset"] == "train"]["skin_tone"].to_numpy()
@@ -491,3 +505,105 @@ def test_cli_attribute_path_follows_the_class_mean_difference(start, tiny_run_co
     spread = math.sqrt(u @ np.cov(z, rowvar=False) @ u)
     assert np.linalg.norm(vectors[-1].astype(np.float64) - vectors[0]) == pytest.approx(4 * spread, rel=1e-4)
     assert info["options"]["attribute"] == "skin_tone"
+    named = {} if given is None else {"from": {"given": given, "row": 7, "image_id": "synthetic-000007"}}
+    assert info["named_points"] == named
+
+
+# ----------------------------------------------------------------------------- --from / --to: image ids and rows
+
+
+def _celeba_meta(n: int = 30, **columns) -> pd.DataFrame:
+    return pd.DataFrame({"index": np.arange(n), "image_id": [f"{i + 1:06d}.jpg" for i in range(n)], **columns})
+
+
+@pytest.mark.parametrize(
+    ("point", "row"),
+    [
+        ("000008.jpg", 7),  # CelebA's file name
+        (" 000008.jpg ", 7),
+        ("id:000008.jpg", 7),
+        ("id:000008", 7),  # the stem, forced to be read as an id
+        ("8", 8),  # no image id is 8: a row number
+        ("row:8", 8),
+        (8, 8),  # the Python API's row index
+        (np.int64(29), 29),
+    ],
+)
+def test_point_row_reads_image_ids_and_row_numbers(point, row):
+    from latentatlas.pipelines.path import point_row
+
+    assert point_row(_celeba_meta(), point, "--from") == (row, f"{row + 1:06d}.jpg")
+
+
+@pytest.mark.parametrize(
+    ("meta", "point", "message"),
+    [
+        (
+            _celeba_meta(),
+            "000008",
+            "--from 000008 is ambiguous: image 000008.jpg (row 7) or row 8; write --from id:000008 or --from row:8",
+        ),
+        (_celeba_meta(), "00008.jpg", "no z-point has image id '00008.jpg'; did you mean 000008.jpg or "),
+        (_celeba_meta(), "portrait.png", "no z-point has image id 'portrait.png'; ids look like 000001.jpg, "),
+        (_celeba_meta(), "id:8", "no z-point has image id '8'"),
+        (_celeba_meta(), "row:000008.jpg", "row: needs a z-point row number like row:12"),
+        (_celeba_meta(), "30", "--from 30 is out of range: the run has 30 z-points (0..29)"),
+        (_celeba_meta(), "-1", "--from -1 is out of range"),
+        (_celeba_meta(), " ", "--from needs an image id or a z-point row number"),
+        (_celeba_meta(), True, "--from needs an image id or a z-point row number"),
+        (pd.DataFrame({"image_id": ["a.png", "b.png", "a.png"]}), "a.png", "names 2 z-points (rows 0, 2)"),
+        (
+            pd.DataFrame({"index": range(4)}),
+            "a.png",
+            "'a.png' is not a z-point row number, and this run's z-points carry no image ids",
+        ),
+    ],
+)
+def test_point_row_mistakes(meta, point, message):
+    from latentatlas.pipelines.path import point_row
+
+    with pytest.raises(LatentAtlasError, match=re.escape(message)):
+        point_row(meta, point, "--from")
+
+
+def test_point_row_without_image_ids_takes_row_numbers():
+    from latentatlas.pipelines.path import point_row
+
+    assert point_row(pd.DataFrame({"index": range(4)}), "3") == (3, None)
+
+
+def test_cli_between_image_ids_of_a_celeba_style_store(tiny_run_copy, capsys):
+    run = tiny_run_copy
+    meta = run.metadata()
+    meta["image_id"] = [f"{i + 1:06d}.jpg" for i in range(len(meta))]
+    meta.to_parquet(run.zpoints_file("zpoints.parquet"), index=False)
+    args = ["path", str(run.path), "--kind", "between", "--steps", "2"]
+    assert exit_status([*args, "--from", "000008", "--to", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "--from 000008 is ambiguous: image 000008.jpg (row 7) or row 8" in err and err.count("\n") == 1
+    assert _written(run.path) == []
+    assert exit_status([*args, "--from", "000008.jpg", "--to", "row:3"]) == 0
+    vectors, info = _check_outputs(run, run.path / "paths" / "between-id-000008.jpg-3-linear-steps2", 2)
+    z_all = run.zpoints()
+    np.testing.assert_array_equal(vectors[0], z_all[7])
+    np.testing.assert_array_equal(vectors[-1], z_all[3])
+    assert info["named_points"]["from"] == {"given": "000008.jpg", "row": 7, "image_id": "000008.jpg"}
+    assert info["named_points"]["to"]["row"] == 3
+
+
+@pytest.mark.parametrize(
+    ("keep", "flags", "message"),
+    [
+        # a store without image ids (e.g. imported z-points): only row numbers name a z-point
+        (["index", "subset", "skin_tone"], ["--attribute", "skin_tone", "--from", "face.png"], "carry no image ids"),
+        # a source without attributes or factors (an image folder)
+        (["index", "image_id", "path", "subset", "partition"], ["--attribute", "Smiling"], "has no attributes"),
+    ],
+)
+def test_cli_attribute_path_on_a_store_that_lacks_it(keep, flags, message, tiny_run_copy, capsys):
+    run = tiny_run_copy
+    run.metadata()[keep].to_parquet(run.zpoints_file("zpoints.parquet"), index=False)
+    assert exit_status(["path", str(run.path), "--kind", "attribute", *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert _written(run.path) == []

@@ -474,6 +474,32 @@ def test_cli_sample_where_errors(where, message, tiny_run_copy, capsys):
     assert _written(tiny_run_copy.path) == []
 
 
+@pytest.mark.parametrize(("sampler", "needed"), [("gaussian", 18), ("gmm", 18), ("flow", 19), ("resample", 10)])
+def test_cli_sample_where_selecting_too_few_rows_for_the_sampler(sampler, needed, tiny_run_copy, capsys):
+    """12 training rows: fewer than a full covariance (N + 2 = 18 in 16 dimensions) or a flow (17 after its
+    validation split) needs, and than the 10 any conditioned fit gets; the message names the need."""
+    meta = tiny_run_copy.metadata()
+    skin = np.sort(meta.loc[meta["subset"] == "train", "skin_tone"].to_numpy(np.float64))
+    where = f"skin_tone>={float(skin[-12])!r}" if needed > 12 else f"skin_tone>={float(skin[-8])!r}"
+    status = exit_status(["sample", str(tiny_run_copy.path), "--sampler", sampler, "--where", where])
+    err = capsys.readouterr().err
+    selected = 12 if needed > 12 else 8
+    assert status == 2 and err.count("\n") == 1
+    assert f"selects {selected} of 300 train z-points; {sampler} needs at least {needed}" in err
+    assert _written(tiny_run_copy.path) == []
+
+
+def test_cli_sample_where_on_a_source_without_attributes(tiny_run_copy, capsys):
+    run = tiny_run_copy
+    run.metadata()[["index", "image_id", "path", "subset", "partition"]].to_parquet(
+        run.zpoints_file("zpoints.parquet"), index=False
+    )
+    assert exit_status(["sample", str(run.path), "--sampler", "gaussian", "--where", "Male=1"]) == 2
+    err = capsys.readouterr().err
+    assert "--where: this run's source has no attributes or factors" in err and err.count("\n") == 1
+    assert _written(run.path) == []
+
+
 def test_where_rows_on_celeba_style_attributes():
     import pandas as pd
 
@@ -511,3 +537,60 @@ def test_cli_sample_save_images_device_and_weights(tiny_run_copy):
     np.testing.assert_array_equal(np.asarray(Image.open(folder / "images" / "000004.png")), expected[4])
     assert exit_status([*args, "--device", "tpu"]) == 2
     assert exit_status([*args, "--weights", "middle"]) == 2
+
+
+# ----------------------------------------------------------------------------- progress of the samplers that train
+
+
+def test_cli_sample_flow_reports_every_epoch(tiny_run_copy, capsys):
+    from latentatlas.cli import main
+
+    run = tiny_run_copy
+    assert main(["sample", str(run.path), "--sampler", "flow", "--epochs", "2", "-n", "4"]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("latentatlas: flow epoch")]
+    history = np.load(run.path / "samples" / "flow-epochs2-seed0" / "sampler" / "history.npy")
+    assert len(lines) == len(history) == 2  # stderr is no terminal here: one line per epoch
+    for epoch, (line, (train_loss, val_loss)) in enumerate(zip(lines, history), start=1):
+        assert line.startswith(
+            f"latentatlas: flow epoch {epoch}/2: train {train_loss:.4f}, val {val_loss:.4f} nats/dim"
+        )
+
+
+def _reports(epochs: int, stop: int):
+    from latentatlas.samplers import EpochReport
+
+    return [EpochReport("flow", e, epochs, 1.0 / e, 1.5 / e, e, 2.5, e == stop) for e in range(1, stop + 1)]
+
+
+def test_epoch_progress_lines_off_a_terminal(capsys):
+    from latentatlas.pipelines.sample import epoch_progress
+
+    report = epoch_progress()
+    for epoch in _reports(epochs=10, stop=3):
+        report(epoch)
+    assert capsys.readouterr().err.splitlines() == [
+        "latentatlas: flow epoch 1/10: train 1.0000, val 1.5000 nats/dim, best epoch 1, 2.5 s",
+        "latentatlas: flow epoch 2/10: train 0.5000, val 0.7500 nats/dim, best epoch 2, 2.5 s",
+        "latentatlas: flow epoch 3/10: train 0.3333, val 0.5000 nats/dim, best epoch 3, 2.5 s (early stop)",
+    ]
+
+
+def test_epoch_progress_bar_on_a_terminal(monkeypatch):
+    import io
+    import sys
+
+    from latentatlas.pipelines.sample import epoch_progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    report = epoch_progress()
+    for epoch in _reports(epochs=4, stop=4):
+        report(epoch)
+    shown = terminal.getvalue()
+    assert "fit flow" in shown and "4/4" in shown and "best epoch 4" in shown
+    assert "1/4 [00:02<00:07" in shown  # the first epoch's 2.5 s count: about 7.5 s left
+    assert "latentatlas: flow epoch" not in shown  # the bar, not the lines

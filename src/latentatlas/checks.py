@@ -6,9 +6,12 @@ line (the CLI prints it and exits 2) before any work or any write.
 
 from __future__ import annotations
 
+import difflib
+import heapq
 import math
 import operator
-from collections.abc import Iterator, Sequence
+import os
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,6 +20,22 @@ from latentatlas.errors import LatentAtlasError
 
 MAX_SEED = 2**32 - 1  # numpy's legacy seeds and torch.manual_seed both accept this range
 _CHUNK_BYTES = 64 * 2**20  # float64 working set per chunk when scanning a (memmapped) array
+
+
+def nearest_names(text: str, names: Iterable[str], n: int = 3, cutoff: float = 0.6) -> list[str]:
+    """The `n` names most like `text` (difflib's ratio >= `cutoff`), for "did you mean" hints; ties go to
+    the name sharing the longer prefix plus suffix with `text` (000008.jpg for a mistyped 00008.jpg)."""
+    matcher = difflib.SequenceMatcher()
+    matcher.set_seq2(text)
+    scored = []
+    for name in names:
+        matcher.set_seq1(name)
+        if matcher.real_quick_ratio() >= cutoff and matcher.quick_ratio() >= cutoff:
+            ratio = matcher.ratio()
+            if ratio >= cutoff:
+                affix = len(os.path.commonprefix([name, text])) + len(os.path.commonprefix([name[::-1], text[::-1]]))
+                scored.append((ratio, affix, name))
+    return [name for _, _, name in heapq.nlargest(n, scored)]
 
 
 def positive_int(value: Any, name: str, minimum: int = 1, maximum: int | None = None) -> int:

@@ -24,7 +24,6 @@ Nothing here reads a run folder: `latentatlas.pipelines.attributes` does.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
@@ -93,7 +92,7 @@ class AttributeLabels:
 def unknown_name(name: str, names: Sequence[str]) -> str:
     """'unknown attribute X; did you mean Y?' with the nearest names by difflib (case-insensitive)."""
     by_lower = {n.lower(): n for n in names}
-    nearest = [by_lower[m] for m in difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.5)]
+    nearest = [by_lower[m] for m in checks.nearest_names(name.lower(), by_lower, n=3, cutoff=0.5)]
     hint = f"did you mean {' or '.join(repr(n) for n in nearest)}?" if nearest else f"choose from {', '.join(names)}"
     return f"unknown attribute {name!r}; {hint}"
 

@@ -18,7 +18,9 @@ import pandas as pd
 from latentatlas import checks
 from latentatlas.analysis.attributes import AttributeAnalysis, AttributeLabels, unknown_name
 from latentatlas.errors import LatentAtlasError
-from latentatlas.samplers import make_sampler, sampler_options
+from latentatlas.samplers import EpochCallback, Sampler, make_sampler, sampler_options
+from latentatlas.samplers.base import split_rows
+from latentatlas.samplers.neural import NeuralSampler
 
 # One condition language for `sample --where` and `attributes --where`: NAME OP VALUE terms joined by
 # commas, OP one of = < > <= >=, on the metadata's attribute or factor columns.
@@ -105,9 +107,29 @@ def parse_condition(text: str, names: Sequence[str]) -> Condition:
     return Condition(tuple(terms.items()))
 
 
-def rows_needed(sampler: str, dim: int) -> int:
-    """Fewest training rows `sampler` can be fitted on: N + 2 for a full covariance, else 2."""
-    return dim + 2 if sampler in FULL_COVARIANCE_SAMPLERS else 2
+def rows_needed(sampler: str | Sampler, dim: int) -> int:
+    """Fewest training rows `sampler` (a name: default options) can be fitted on in dimension `dim`: N + 2
+    for a full covariance; for the neural samplers enough that N + 1 rows remain after their validation
+    split (the whitening needs them); else the sampler's own minimum (2 for most)."""
+    estimator = make_sampler(sampler) if isinstance(sampler, str) else sampler
+    needed = max(2, estimator._min_rows())
+    if estimator.name in FULL_COVARIANCE_SAMPLERS:
+        needed = max(needed, dim + 2)
+    if isinstance(estimator, NeuralSampler):
+        fraction = float(estimator.validation_fraction)
+        rows = dim + 2
+        while rows - len(split_rows(rows, fraction, 0)[1]) < dim + 1:
+            rows += 1
+        needed = max(needed, rows)
+    return needed
+
+
+def _needed_rule(sampler: str, needed: int) -> str:
+    if sampler in FULL_COVARIANCE_SAMPLERS:
+        return f"more than N + 1 for a full covariance ({needed})"
+    if make_sampler(sampler).neural:
+        return f"N + 1 left after its validation split ({needed})"
+    return f"at least {needed}"
 
 
 def condition_rows(condition: Condition, labels: AttributeLabels, sampler: str, dim: int) -> np.ndarray:
@@ -115,10 +137,9 @@ def condition_rows(condition: Condition, labels: AttributeLabels, sampler: str, 
     rows = condition.mask(labels)
     needed = rows_needed(sampler, dim)
     if rows.sum() < needed:
-        rule = "more than N + 1 for a full covariance" if needed > 2 else "at least 2"
         raise LatentAtlasError(
             f"condition {condition.text} selects {int(rows.sum())} training z-points; "
-            f"the {sampler} sampler needs {rule} ({needed})"
+            f"the {sampler} sampler needs {_needed_rule(sampler, needed)}"
         )
     return rows
 
@@ -164,16 +185,19 @@ def conditional_check(
     seed: int = 0,
     z_held_out: np.ndarray | None = None,
     labels_held_out: AttributeLabels | None = None,
+    progress: EpochCallback | None = None,
 ) -> ConditionalCheck:
     """Fit `sampler` on the rows of `z` that satisfy `condition`, draw n vectors, pass them through
-    `roundtrip` (decode then re-encode) and report the share the probes find the condition in."""
+    `roundtrip` (decode then re-encode) and report the share the probes find the condition in.
+    `progress` goes to the sampler's `fit` (epochs of a sampler that trains)."""
     n = checks.positive_int(n, "n")
     seed = checks.seed(seed)
     for name, _ in condition.terms:
         analysis.effect(name)  # every term needs a probe
     rows = condition_rows(condition, labels, sampler, z.shape[1])
     options = {"random_state": seed} if "random_state" in sampler_options(sampler) else {}
-    drawn = make_sampler(sampler, **options).fit(np.asarray(z[rows], dtype=np.float64)).sample(n, seed=seed)
+    fitted = make_sampler(sampler, **options).fit(np.asarray(z[rows], dtype=np.float64), progress=progress)
+    drawn = fitted.sample(n, seed=seed)
     returned = np.asarray(roundtrip(drawn))
     if returned.shape != drawn.shape:
         raise LatentAtlasError(f"the round trip returned shape {returned.shape} for {drawn.shape} samples")

@@ -184,6 +184,7 @@ def _sample(args: argparse.Namespace) -> int:
         grid_limit=args.grid,
         where=args.where,
         save_images=args.save_images,
+        progress=True,
         **options,
     )
     print(f"wrote {info['path']}: {info['n']} {args.sampler} vectors (z.npy), grid.png, sampler/, info.json")
@@ -203,8 +204,14 @@ def _path_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plane", type=_plane, help="plane: two components J1,J2")
     p.add_argument("--angle", type=float, help="plane: direction in degrees from the J1 axis (default 0)")
     p.add_argument("--length", type=float, help="plane/attribute: half-length in the bulk's spread (default 2)")
-    p.add_argument("--from", dest="from_index", type=int, metavar="I", help="between/attribute: start z-point row")
-    p.add_argument("--to", dest="to_index", type=int, metavar="J", help="between: end z-point row")
+    p.add_argument(
+        "--from",
+        dest="from_index",
+        metavar="ID",
+        help="between/attribute: start at this z-point: its image id as zpoints.parquet names it (e.g. "
+        "000123.jpg, synthetic-000012) or its row number; row:N or id:X where both readings fit",
+    )
+    p.add_argument("--to", dest="to_index", metavar="ID", help="between: end at this z-point (as --from)")
     p.add_argument("--from-image", metavar="PATH", help="between: start at the encoding of this image")
     p.add_argument("--to-image", metavar="PATH", help="between: end at the encoding of this image")
     p.add_argument("--interpolation", choices=INTERPOLATIONS, help="between: linear (default) or slerp")
@@ -277,7 +284,12 @@ COMMANDS.append(
 
 
 COMMANDS.append(
-    ("path", "decode z-points along a latent path (origin to centre, plane, between, traverse)", _path_arguments, _path)
+    (
+        "path",
+        "decode z-points along a latent path (origin to centre, plane, between, traverse, attribute)",
+        _path_arguments,
+        _path,
+    )
 )
 
 
@@ -310,6 +322,7 @@ def _attributes(args: argparse.Namespace) -> int:
         seed=args.seed,
         strips=args.strips,
         sampler=args.sampler,
+        progress=True,
     )
     print("\n".join(attributes_summary(result)))
     return 0

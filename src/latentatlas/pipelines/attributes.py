@@ -21,6 +21,7 @@ from latentatlas.analysis.attributes import AttributeAnalysis, attribute_finding
 from latentatlas.analysis.conditions import condition_rows, conditional_check, parse_condition
 from latentatlas.errors import LatentAtlasError
 from latentatlas.io import atomic_folder, write_json
+from latentatlas.pipelines.sample import epoch_progress
 from latentatlas.samplers import make_sampler
 from latentatlas.store import Run
 
@@ -54,12 +55,14 @@ def attributes_run(
     steps: int = 7,
     t_max: float = 3.0,
     binarise: str = "median",
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Probe every attribute of the run's z-points, walk the top `strips` directions, check each condition.
 
     `where` holds conditions like "Male=1,Eyeglasses=1"; for each, `sampler` is fitted on the training
     rows that satisfy it, `n` vectors are drawn (seed `seed`), decoded, re-encoded and classified by the
-    probes. Returns the content of attributes.json plus "path" (the folder).
+    probes (with `progress`, a sampler that trains reports its epochs on stderr). Returns the content of
+    attributes.json plus "path" (the folder).
     """
     if not isinstance(run, Run):
         run = Run(run)
@@ -102,6 +105,7 @@ def attributes_run(
             seed=seed,
             z_held_out=z_held,
             labels_held_out=labels_held,
+            progress=epoch_progress() if progress else None,
         )
         for condition in conditions
     ]

@@ -25,6 +25,7 @@ from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
 from latentatlas.evaluation.copies import nearest_distances
 from latentatlas.evaluation.faces import (
+    MIN_FACE_IMAGE_SIDE,
     CnnFaceDetector,
     FaceDetector,
     FaceEmbedder,
@@ -41,6 +42,7 @@ from latentatlas.findings import Finding
 from latentatlas.io import atomic_folder, read_json, write_json, write_text
 from latentatlas.pipelines.evaluate_figures import PREVIEW, write_figures
 from latentatlas.pipelines.feature_cache import FeatureCache
+from latentatlas.pipelines.sample import epoch_progress
 from latentatlas.stats import Mahalanobis
 
 if TYPE_CHECKING:
@@ -185,7 +187,7 @@ def fitted_sampler(run: Run, name: str, options: dict[str, Any], train_z: np.nda
             continue  # a damaged or foreign folder: fit instead
     if progress:
         print(f"latentatlas: fitting {name} on {len(train_z)} training z-points", file=sys.stderr)
-    return estimator.fit(train_z)
+    return estimator.fit(train_z, progress=epoch_progress() if progress else None)
 
 
 def evaluate_run(
@@ -221,6 +223,12 @@ def evaluate_run(
     if tools.inception:
         inception_path()
     if tools.cnn_faces or tools.face_embeddings:
+        side, decodes = MIN_FACE_IMAGE_SIDE, not run.imported or (run.path / "decoder.pt").is_file()
+        if decodes and run.image_size < side:  # (an imported run without a decoder is refused below)
+            raise LatentAtlasError(
+                f"the dlib face instruments need images of at least {side}x{side} pixels, this run's are "
+                f"{run.image_size}x{run.image_size}: use --instruments standard (Haar faces) or --no-faces"
+            )
         face_model_path("detector")
     train_rows, val_rows = held_out_rows(run)
     check_k(k, {"the held-out set": len(val_rows)})

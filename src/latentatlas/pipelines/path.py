@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from latentatlas import checks
 from latentatlas.analysis.conditions import attribute_values
@@ -65,6 +66,90 @@ def _row(z_all: np.ndarray, index: Any, flag: str) -> np.ndarray:
     return np.asarray(z_all[int(index)], dtype=np.float64)
 
 
+ROW_PREFIX, ID_PREFIX = "row:", "id:"  # force one reading of a --from / --to point
+_ROW_NUMBER = re.compile(r"^[+-]?\d+$")
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]+$")
+
+
+def _image_ids(meta: pd.DataFrame) -> pd.Series | None:
+    return meta["image_id"].astype(str) if "image_id" in meta.columns else None
+
+
+def _rows_with_id(ids: pd.Series, text: str) -> np.ndarray:
+    """Rows whose image id is `text`, else (when there is none) rows whose id without its file
+    extension is `text` (CelebA's 000123 for 000123.jpg)."""
+    rows = np.flatnonzero(ids.to_numpy() == text)
+    if len(rows) == 0:
+        rows = np.flatnonzero(ids.str.replace(_EXTENSION, "", regex=True).to_numpy() == text)
+    return rows
+
+
+def _unknown_id(ids: pd.Series | None, text: str, flag: str) -> LatentAtlasError:
+    if ids is None:
+        return LatentAtlasError(
+            f"{flag} {text!r} is not a z-point row number, and this run's z-points carry no image ids "
+            "(zpoints.parquet has no image_id column)"
+        )
+    unique = list(dict.fromkeys(ids.tolist()))
+    nearest = checks.nearest_names(text, unique)
+    hint = f"did you mean {' or '.join(nearest)}?" if nearest else f"ids look like {', '.join(unique[:3])}"
+    return LatentAtlasError(f"{flag}: no z-point has image id {text!r}; {hint}")
+
+
+def point_row(meta: pd.DataFrame, point: int | str, flag: str = "--from") -> tuple[int, str | None]:
+    """(row, image id or None) of the z-point that `point` names, as `path --from` / `--to` read it.
+
+    An int is a row number. Text is an image id as the store's metadata names it (zpoints.parquet's
+    image_id: CelebA's 000123.jpg, or 000123 when only one id has that stem; synthetic-000012; a
+    folder's relative file name) or a row number; `row:N` and `id:X` force one reading. Text that is
+    a row number and also names another row's image is refused as ambiguous; an unknown id gets the
+    nearest ids suggested.
+    """
+    ids = _image_ids(meta)
+    if isinstance(point, (int, np.integer)) and not isinstance(point, bool):
+        row = int(point)
+    elif not isinstance(point, str) or not point.strip():
+        raise LatentAtlasError(f"{flag} needs an image id or a z-point row number, got {point!r}")
+    else:
+        text = point.strip()
+        forced_row, forced_id = text.startswith(ROW_PREFIX), text.startswith(ID_PREFIX)
+        if forced_row or forced_id:
+            text = text[len(ROW_PREFIX if forced_row else ID_PREFIX) :].strip()
+        number = int(text) if _ROW_NUMBER.match(text) and not forced_id else None
+        if forced_row and number is None:
+            raise LatentAtlasError(f"{flag} {point!r}: {ROW_PREFIX} needs a z-point row number like {ROW_PREFIX}12")
+        rows = _rows_with_id(ids, text) if ids is not None and not forced_row else np.empty(0, np.int64)
+        if len(rows) > 1:
+            shown = ", ".join(map(str, rows[:5]))
+            raise LatentAtlasError(
+                f"{flag}: image id {text!r} names {len(rows)} z-points (rows {shown}); pick one with {ROW_PREFIX}N"
+            )
+        if ids is not None and len(rows) == 1 and number is not None and int(rows[0]) != number:
+            raise LatentAtlasError(
+                f"{flag} {text} is ambiguous: image {ids.iloc[rows[0]]} (row {rows[0]}) or row {number}; "
+                f"write {flag} {ID_PREFIX}{text} or {flag} {ROW_PREFIX}{number}"
+            )
+        if len(rows) == 1:
+            row = int(rows[0])
+        elif number is not None:
+            row = number
+        else:
+            raise _unknown_id(ids, text, flag)
+    if not 0 <= row < len(meta):
+        raise LatentAtlasError(f"{flag} {row} is out of range: the run has {len(meta)} z-points (0..{len(meta) - 1})")
+    return row, None if ids is None else str(ids.iloc[row])
+
+
+def _point_label(meta: pd.DataFrame, point: int | str, flag: str, resolved: dict) -> tuple[int, str | None]:
+    """point_row, recorded in `resolved` under "from" / "to", and the image id that names the output
+    folder when the point was given by its id (None when given by row number)."""
+    row, image_id = point_row(meta, point, flag)
+    resolved[flag.lstrip("-")] = {"given": point, "row": row, "image_id": image_id}
+    text = point.strip() if isinstance(point, str) else ""
+    by_number = not text or text.startswith(ROW_PREFIX) or bool(_ROW_NUMBER.match(text))
+    return row, None if by_number or image_id is None else _safe_name(image_id)
+
+
 def _score_points(run: Run, vectors: np.ndarray, images: np.ndarray):
     """evaluate_points for the path (k-NN support, Mahalanobis percentile, face verdict of its decoded
     `images`), or None when the run holds too few held-out z-points to score against."""
@@ -91,7 +176,7 @@ def _check_options(kind: str, given: dict[str, Any]) -> None:
     if kind == "between":
         for side, index, image in (("start", "from_index", "from_image"), ("end", "to_index", "to_image")):
             if (index in given) == (image in given):
-                flags = "--from I or --from-image PATH" if side == "start" else "--to J or --to-image PATH"
+                flags = "--from ID or --from-image PATH" if side == "start" else "--to ID or --to-image PATH"
                 raise LatentAtlasError(f"--kind between needs exactly one {side} point: {flags}")
         interpolation = given.get("interpolation", "linear")
         if interpolation not in INTERPOLATIONS:
@@ -124,8 +209,8 @@ def path_run(
     angle: float | None = None,
     length: float | None = None,
     base: str | int | None = None,
-    from_index: int | None = None,
-    to_index: int | None = None,
+    from_index: int | str | None = None,
+    to_index: int | str | None = None,
     from_image: str | os.PathLike | None = None,
     to_image: str | os.PathLike | None = None,
     interpolation: str | None = None,
@@ -137,9 +222,11 @@ def path_run(
 
     The centre and covariance come from the run's `subset` z-points; `base` ("centre" or a z-point row
     index) fixes the components a plane path or traversal leaves alone. A traversal's `value_range`
-    is in units of that component's std, relative to the base point. An attribute path runs along the
-    difference of the attribute's class means through the centre (or the z-point row `from_index`),
-    ±`length` (default 2) times the bulk's spread along it. Writes grid.png, z.npy,
+    is in units of that component's std, relative to the base point. `from_index` / `to_index` name a
+    z-point by row number (an int) or by text as `point_row` reads it (an image id such as 000123.jpg,
+    a row number, row:N or id:X). An attribute path runs along the difference of the attribute's class
+    means through the centre (or the z-point `from_index`), ±`length` (default 2) times the bulk's
+    spread along it. Writes grid.png, z.npy,
     projection.png and info.json into `out` (default RUN/paths/<kind>-<options>/), all at once.
     """
     import matplotlib.pyplot as plt
@@ -172,6 +259,7 @@ def path_run(
     centre, cov, std = fitted.mean, fitted.cov, fitted.std
     base_point = centre if base_row is None else _row(z_all, base_row, "--base")
     base_label = "" if base_row is None else f"-base{base_row}"
+    resolved: dict[str, dict] = {}  # --from / --to: the row and image id each named
 
     if kind == "origin-to-centre":
         path = origin_to_centre(centre, steps)
@@ -189,10 +277,12 @@ def path_run(
     elif kind == "between":
         interpolation = interpolation or "linear"
         ends, labels = [], []
+        meta = run.metadata()
         for index, image, flag in ((from_index, from_image, "--from"), (to_index, to_image, "--to")):
             if index is not None:
-                ends.append(_row(z_all, index, flag))
-                labels.append(str(index))
+                row, image_id = _point_label(meta, index, flag, resolved)
+                ends.append(np.asarray(z_all[row], dtype=np.float64))
+                labels.append(str(row) if image_id is None else f"id-{image_id}")
             else:
                 assert image is not None
                 pixels = load_image_file(image, run.image_size)
@@ -207,14 +297,18 @@ def path_run(
         values = attribute_values(meta.loc[meta["subset"].to_numpy() == subset], attribute, "--attribute")
         direction, shift = attribute_direction(z_fit, values)
         spread = float(np.sqrt(direction @ cov @ direction))
-        start = centre if from_index is None else _row(z_all, from_index, "--from")
+        start, label, through = centre, "centre", "the centre"
+        if from_index is not None:
+            row, named = _point_label(meta, from_index, "--from", resolved)
+            start, label = np.asarray(z_all[row], dtype=np.float64), f"from{row}" if named is None else f"from-{named}"
+            image_id = resolved["from"]["image_id"]
+            through = f"z-point {row}" + (f" (image {image_id})" if image_id is not None else "")
         length = 2.0 if length is None else length
         path = direction_path(start, direction, spread, steps, length=length)
-        label = "centre" if from_index is None else f"from{from_index}"
         name = f"attribute-{attribute}-{label}-length{_number(length)}-steps{steps}"
         description = (
             f"along the {attribute} direction (difference of class means, {np.linalg.norm(shift):.3g} long) "
-            f"through the {'centre' if from_index is None else f'z-point {from_index}'}, ±{_number(length)} spreads"
+            f"through {through}, ±{_number(length)} spreads"
         )
     else:
         j = component_index(component, dim)
@@ -253,6 +347,7 @@ def path_run(
         "steps": steps,
         "subset": subset,
         "options": {key: (str(value) if isinstance(value, os.PathLike) else value) for key, value in given.items()},
+        "named_points": resolved,
         "projection_plane": list(projection_plane),
         "mahalanobis": mahalanobis,
         # per step: Mahalanobis percentile, k-NN support among held-out points, the face detector's verdict

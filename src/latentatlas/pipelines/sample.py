@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from latentatlas import checks
-from latentatlas.analysis.conditions import MIN_CONDITIONED_ROWS, parse_where, where_rows
+from latentatlas.analysis.conditions import MIN_CONDITIONED_ROWS, parse_where, rows_needed, where_rows
 from latentatlas.errors import LatentAtlasError
 from latentatlas.io import atomic_folder, png_bytes, save_npy, write_json
 from latentatlas.plots import save_image_grid
-from latentatlas.samplers import make_sampler
+from latentatlas.samplers import EpochCallback, EpochReport, make_sampler
 from latentatlas.samplers.box import mean_radius
 from latentatlas.store import Run
 
@@ -47,6 +49,33 @@ def run_zpoints(run: Run, subset: str) -> np.ndarray:
     return z
 
 
+def epoch_progress() -> EpochCallback:
+    """Progress of a sampler's training (flow, two-stage: minutes on a CPU) on stderr, as `evaluate` shows
+    its rows: a tqdm bar on a terminal, else one line per epoch (a batch job's log shows it too)."""
+    bar: list[Any] = []
+
+    def report(epoch: EpochReport) -> None:
+        losses = f"train {epoch.train_loss:.4f}, val {epoch.val_loss:.4f} nats/dim, best epoch {epoch.best_epoch}"
+        if sys.stderr.isatty():
+            if not bar:
+                # an epoch takes seconds: draw every one (mininterval 0); the bar goes when the fit ends
+                bar.append(
+                    tqdm(total=epoch.epochs, desc=f"fit {epoch.sampler}", unit="epoch", leave=False, mininterval=0)
+                )
+                bar[0].start_t -= epoch.seconds  # the first report comes after the first epoch: count its time
+                bar[0].last_print_t -= epoch.seconds
+            bar[0].set_postfix_str(losses, refresh=False)
+            bar[0].update(1)
+            if epoch.done:
+                bar.pop().close()
+        else:
+            stopped = " (early stop)" if epoch.done and epoch.epoch < epoch.epochs else ""
+            line = f"latentatlas: {epoch.sampler} epoch {epoch.epoch}/{epoch.epochs}: {losses}, {epoch.seconds:.1f} s"
+            print(line + stopped, file=sys.stderr, flush=True)
+
+    return report
+
+
 def sample_run(
     run: Run,
     sampler: str,
@@ -57,6 +86,7 @@ def sample_run(
     grid_limit: int = 64,
     where: str | None = None,
     save_images: bool = False,
+    progress: bool = False,
     **options: Any,
 ) -> dict:
     """Fit sampler `sampler` on the run's `subset` z-points, draw `n` vectors and decode them.
@@ -64,7 +94,8 @@ def sample_run(
     Writes, all at once, into `out` (default RUN/samples/<sampler>[-<options>]-seed<seed>/):
     grid.png (the first `grid_limit` images), z.npy (all n vectors), sampler/ (the fitted sampler)
     and info.json. Everything is validated and computed before the folder appears. `where` (e.g.
-    "Male=1,Eyeglasses=1") fits the sampler only on the z-points whose attributes satisfy it.
+    "Male=1,Eyeglasses=1") fits the sampler only on the z-points whose attributes satisfy it. With
+    `progress`, a sampler that trains (flow, two-stage) reports every epoch on stderr (`epoch_progress`).
     """
     estimator = make_sampler(sampler, **options)
     n = checks.positive_int(n, "number of samples n")
@@ -75,7 +106,7 @@ def sample_run(
     if conditions:
         meta = run.metadata()
         selected = where_rows(meta.loc[meta["subset"].to_numpy() == subset], conditions)
-        needed = max(MIN_CONDITIONED_ROWS, estimator._min_rows())
+        needed = max(MIN_CONDITIONED_ROWS, rows_needed(estimator, z.shape[1]))
         if selected.sum() < needed:
             raise LatentAtlasError(
                 f"--where {where} selects {int(selected.sum())} of {len(z)} {subset} z-points; "
@@ -84,7 +115,7 @@ def sample_run(
         z = z[selected]
     if save_images:
         checks.allocation((n, run.image_size, run.image_size, 3), 1, f"--save-images of {n} images")
-    estimator.fit(z)
+    estimator.fit(z, progress=epoch_progress() if progress else None)
     vectors = estimator.sample(n, seed=seed)
     shown = min(n, grid_limit)
     images = run.decode(vectors[:shown])

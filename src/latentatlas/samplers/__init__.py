@@ -28,7 +28,8 @@ The density ladder (`log_likelihood(z)`, mean nats per dimension, on held-out z-
 gaussian, robust-gaussian, gmm, gmm-bic, flow, two-stage (an importance-sampled bound). The other
 samplers define no density and raise LatentAtlasError when asked for one.
 
-Usage: ``make_sampler("gaussian").fit(z).sample(64, seed=0)``.
+Usage: ``make_sampler("gaussian").fit(z).sample(64, seed=0)``. The samplers that train a network (flow,
+two-stage) take ``fit(z, progress=callback)``: an `EpochReport` after every epoch, for progress only.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ import numpy as np
 
 from latentatlas.errors import LatentAtlasError
 from latentatlas.io import load_npy, read_json
-from latentatlas.samplers.base import FORMAT, FORMAT_VERSION, Sampler
+from latentatlas.samplers.base import FORMAT, FORMAT_VERSION, EpochCallback, EpochReport, Sampler
 from latentatlas.samplers.box import ComponentBox, UniformBox
 from latentatlas.samplers.flow import Flow
 from latentatlas.samplers.gaussian import DiagonalGaussian, Ellipsoid, Gaussian, RobustGaussian
@@ -55,6 +56,8 @@ __all__ = [
     "ComponentBox",
     "DiagonalGaussian",
     "Ellipsoid",
+    "EpochCallback",
+    "EpochReport",
     "Flow",
     "Gaussian",
     "GaussianMixtureSampler",

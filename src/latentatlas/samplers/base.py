@@ -5,6 +5,8 @@ from __future__ import annotations
 import inspect
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,6 +18,28 @@ from latentatlas.io import atomic_folder, save_npy, write_json
 
 FORMAT = "latentatlas-sampler"
 FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """One training epoch of a sampler that trains a network, as `fit(z, progress=...)` reports it.
+
+    `epoch` counts from 1; `epochs` is the most the fit may run (early stopping may end it sooner);
+    the losses are in nats per dimension; `best_epoch` (from 1) holds the weights kept so far; `seconds`
+    is the epoch's wall time; `done` is True on the fit's last epoch.
+    """
+
+    sampler: str
+    epoch: int
+    epochs: int
+    train_loss: float
+    val_loss: float
+    best_epoch: int
+    seconds: float
+    done: bool
+
+
+EpochCallback = Callable[[EpochReport], None]
 
 
 def split_rows(n: int, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -73,13 +97,18 @@ class Sampler(ABC):
         """Raise LatentAtlasError for an invalid parameter; subclasses extend it."""
         return None
 
-    def fit(self, z: np.ndarray) -> Sampler:
-        """Learn the sampler from z-points (n, N), possibly a memory map; returns self."""
+    def fit(self, z: np.ndarray, *, progress: EpochCallback | None = None) -> Sampler:
+        """Learn the sampler from z-points (n, N), possibly a memory map; returns self.
+
+        `progress` is called with an `EpochReport` after every epoch by the samplers that train a network
+        (`neural`: flow, two-stage); the others fit in one go and never call it. It only observes: the
+        fitted sampler and its samples are the same with or without it.
+        """
         self.validate_params()
         z = checks.points(z, min_rows=self._min_rows())
         if not np.issubdtype(z.dtype, np.floating):
             z = z.astype(np.float64)
-        self._fit(z)
+        self._fit_reporting(z, progress)
         self.n_features_ = int(z.shape[1])
         self.n_samples_fit_ = int(z.shape[0])
         return self
@@ -143,6 +172,10 @@ class Sampler(ABC):
 
     def _min_rows(self) -> int:
         return 2
+
+    def _fit_reporting(self, z: np.ndarray, progress: EpochCallback | None) -> None:
+        """`_fit`, for the samplers with epochs to report (they override this); the others ignore `progress`."""
+        self._fit(z)
 
     def _log_density(self, z: np.ndarray) -> np.ndarray:
         """Log density (n,) of float64 points; samplers without a density keep this refusal."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from abc import abstractmethod
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
-from latentatlas.samplers.base import Sampler, split_rows
+from latentatlas.samplers.base import EpochCallback, EpochReport, Sampler, split_rows
 from latentatlas.samplers.gaussian import principal_frame
 from latentatlas.stats import subsample
 
@@ -94,6 +95,9 @@ class NeuralSampler(Sampler):
         """Per-point loss (n,) in nats (negative log-likelihood or negative bound) of standardised x."""
 
     def _fit(self, z: np.ndarray) -> None:
+        self._fit_reporting(z, None)
+
+    def _fit_reporting(self, z: np.ndarray, progress: EpochCallback | None) -> None:
         points = subsample(z, self.max_points, self.random_state)
         train_rows, val_rows = split_rows(len(points), float(self.validation_fraction), int(self.random_state))
         train, val = points[train_rows], points[val_rows]
@@ -104,7 +108,7 @@ class NeuralSampler(Sampler):
             )
         torch.manual_seed(int(self.random_state))
         module = self._build(points.shape[1])
-        self._train(module, self._standardised(train), self._standardised(val))
+        self._train(module, self._standardised(train), self._standardised(val), progress)
         self.module_ = module
         self.validation_log_likelihood_ = float(self._log_density(val).mean() / points.shape[1])
 
@@ -112,13 +116,16 @@ class NeuralSampler(Sampler):
         whitened = ((np.asarray(z, dtype=np.float64) - self.mean_) @ self.components_.T) / self.scales_
         return torch.as_tensor(whitened, dtype=torch.float32)
 
-    def _train(self, module: torch.nn.Module, train_x: torch.Tensor, val_x: torch.Tensor) -> None:
-        dim = train_x.shape[1]
+    def _train(
+        self, module: torch.nn.Module, train_x: torch.Tensor, val_x: torch.Tensor, progress: EpochCallback | None
+    ) -> None:
+        dim, epochs = train_x.shape[1], int(self.epochs)
         optimizer = torch.optim.Adam(module.parameters(), lr=float(self.lr))
         generator = torch.Generator().manual_seed(int(self.random_state))
         batch = int(self.batch_size)
         history, best_loss, best_state, best_epoch = [], math.inf, copy.deepcopy(module.state_dict()), 0
-        for epoch in range(int(self.epochs)):
+        for epoch in range(epochs):
+            started = time.perf_counter()
             module.train()
             order = torch.randperm(len(train_x), generator=generator)
             total = 0.0
@@ -134,11 +141,18 @@ class NeuralSampler(Sampler):
             with torch.no_grad():
                 val_loss = float(self._loss(module, val_x).mean())
             history.append((total / len(train_x) / dim, val_loss / dim))
-            if not math.isfinite(val_loss):
-                break
-            if val_loss < best_loss - 1e-6:
+            finite = math.isfinite(val_loss)
+            if finite and val_loss < best_loss - 1e-6:
                 best_loss, best_state, best_epoch = val_loss, copy.deepcopy(module.state_dict()), epoch
-            elif epoch - best_epoch >= int(self.patience):
+            done = not finite or epoch - best_epoch >= int(self.patience) or epoch + 1 == epochs
+            if progress is not None:
+                train_loss, validation = history[-1]
+                seconds = time.perf_counter() - started
+                report = EpochReport(
+                    self.name, epoch + 1, epochs, train_loss, validation, best_epoch + 1, seconds, done
+                )
+                progress(report)
+            if done:
                 break
         module.load_state_dict(best_state)
         module.eval()
