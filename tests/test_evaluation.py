@@ -456,3 +456,23 @@ def test_evaluate_reports_each_row_when_stderr_is_not_a_terminal(tiny_run_copy, 
         "latentatlas: evaluated gaussian",
     ]
     assert lines[-1].endswith(" s)") and "(3/3, " in lines[-1]
+
+
+def test_feature_cache_says_what_it_computes_once_then_reuses_it(tmp_path, monkeypatch, capsys):
+    from latentatlas.pipelines import feature_cache
+
+    calls = []
+
+    def fake_features(images, device=None, progress=True):
+        calls.append(len(images))
+        return np.arange(len(images) * 3, dtype=np.float64).reshape(len(images), 3)
+
+    monkeypatch.setattr(feature_cache, "inception_features", fake_features)
+    cache = feature_cache.FeatureCache(tmp_path, seed=0, device=None, progress=True)
+    rows, images = np.arange(4), np.zeros((4, 8, 8, 3), np.uint8)
+    first = cache.features("real_features", rows, images)
+    assert f"computing Inception features of 4 real images, cached in {tmp_path}" in capsys.readouterr().err
+    again = cache.features("real_features", rows, images)
+    assert calls == [4] and np.array_equal(first, again) and capsys.readouterr().err == ""
+    cache.features("real_features", rows[:3], images[:3])  # other rows: recomputed, never a stale reuse
+    assert calls == [4, 3]

@@ -274,6 +274,12 @@ def evaluate_run(
         # One detector side for every row, the smallest that finds the faces in this decoder's own images.
         calibration = calibrated_side(run.decode(np.asarray(all_z[val_rows[:CALIBRATION_IMAGES]])))
         held.detector_side = calibration.side
+        if progress:
+            print(
+                f"latentatlas: dlib CNN face detector at side {calibration.side} (found faces in "
+                f"{calibration.found[calibration.side]:.0%} of {calibration.images} reconstructions)",
+                file=sys.stderr,
+            )
     copy_rows = _pick(train_rows, min(len(train_rows), FACE_COPY_REFERENCE), np.random.default_rng(seed))
     copy_rows.sort()
     if held_images is not None and train_images is not None and source_images is not None:

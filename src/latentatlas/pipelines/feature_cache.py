@@ -4,6 +4,7 @@ they were computed from (rows, seed, network), so repeated evaluations skip the 
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,12 +50,26 @@ class FeatureCache:
     def __init__(self, folder: Path | None, seed: int, device: torch.device | str | None, progress: bool):
         self.folder, self.seed, self.device, self.progress = folder, seed, device, progress
 
+    def _announce(self, what: str, n: int) -> None:
+        # The slow first evaluation of a run: say what it is doing (dlib's embedder has no bar of its own).
+        if self.progress:
+            cached = f", cached in {self.folder}" if self.folder is not None else ""
+            print(f"latentatlas: computing {what} of {n} real images{cached}", file=sys.stderr, flush=True)
+
     def features(self, name: str, rows: np.ndarray, images: np.ndarray) -> np.ndarray:
         key = {"n": len(rows), "seed": self.seed, "rows": _digest(rows), "weights": inception_path().stat().st_size}
-        return cached_features(
-            self.folder, name, key, lambda: inception_features(images, device=self.device, progress=self.progress)
-        )
+
+        def compute() -> np.ndarray:
+            self._announce("Inception features", len(rows))
+            return inception_features(images, device=self.device, progress=self.progress)
+
+        return cached_features(self.folder, name, key, compute)
 
     def embeddings(self, name: str, rows: np.ndarray, images: np.ndarray) -> np.ndarray:
         key = {"n": len(rows), "seed": self.seed, "rows": _digest(rows), "embedder": FaceEmbedder().settings()}
-        return cached_features(self.folder, name, key, lambda: FaceEmbedder().embed(images))
+
+        def compute() -> np.ndarray:
+            self._announce("dlib face embeddings", len(rows))
+            return FaceEmbedder().embed(images)
+
+        return cached_features(self.folder, name, key, compute)
