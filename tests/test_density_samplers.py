@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from latentatlas.errors import LatentAtlasError
-from latentatlas.samplers import load_sampler, make_sampler
+from latentatlas.samplers import RegionSampler, load_sampler, make_sampler
 from latentatlas.samplers.planar import plane_groups
 
 DIM = 8
@@ -149,7 +149,8 @@ def test_regions_sampler_draws_each_region_with_its_share_at_its_centre():
     shares = [0.5, 0.3, 0.2]
     z, centres = _separated_gaussians(6300, 256, shares)
     z, held_out = z[:6000], z[6000:]
-    sampler = make_sampler("regions").fit(z)
+    sampler = RegionSampler()  # make_sampler("regions"), typed
+    sampler.fit(z)
     assert sampler.n_regions_ == 3 and sampler.covariances_.shape == (3, 256, 256)
     draws = sampler.sample(20000, seed=1).astype(np.float64)
     distances = np.linalg.norm(draws[:, None, :] - centres[None], axis=2)  # (draws, centres)
@@ -170,7 +171,8 @@ def test_regions_sampler_draws_each_region_with_its_share_at_its_centre():
 
 def test_regions_sampler_on_one_gaussian_is_one_gaussian():
     z, centres = _separated_gaussians(5000, 256, [1.0])
-    sampler = make_sampler("regions").fit(z)
+    sampler = RegionSampler()
+    sampler.fit(z)
     assert sampler.n_regions_ == 1 and sampler.weights_.tolist() == [1.0]
     np.testing.assert_allclose(sampler.means_[0], z.mean(axis=0), atol=1e-9)
     assert int(np.argmin(sampler.sweep_bic_)) == 0 and list(sampler.sweep_components_[:2]) == [1, 2]
