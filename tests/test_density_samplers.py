@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from latentatlas.errors import LatentAtlasError
-from latentatlas.samplers import load_sampler, make_sampler
+from latentatlas.samplers import RegionSampler, load_sampler, make_sampler
 from latentatlas.samplers.planar import plane_groups
 
 DIM = 8
@@ -134,6 +134,48 @@ def test_gmm_bic_finds_the_number_of_clusters_and_keeps_the_sweep(criterion):
     assert heldout[3] < heldout[2] + 0.01
     held_out = _three_clusters(500, seed=5)
     assert sampler.log_likelihood(held_out) > make_sampler("gaussian").fit(z).log_likelihood(held_out) + 0.2
+
+
+def _separated_gaussians(n: int, dim: int, shares: list[float], seed: int = 0):
+    """Gaussians with centres ~18 units apart and spreads ~1 per axis (as the regions analysis tests)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0.0, 0.8, (len(shares), dim))
+    labels = rng.choice(len(shares), n, p=shares)
+    mixing = rng.standard_normal((dim, dim)) / np.sqrt(dim) * 0.5 + 0.5 * np.eye(dim)
+    return centres[labels] + rng.standard_normal((n, dim)) @ mixing.T, centres
+
+
+def test_regions_sampler_draws_each_region_with_its_share_at_its_centre():
+    shares = [0.5, 0.3, 0.2]
+    z, centres = _separated_gaussians(6300, 256, shares)
+    z, held_out = z[:6000], z[6000:]
+    sampler = RegionSampler()  # make_sampler("regions"), typed
+    sampler.fit(z)
+    assert sampler.n_regions_ == 3 and sampler.covariances_.shape == (3, 256, 256)
+    draws = sampler.sample(20000, seed=1).astype(np.float64)
+    distances = np.linalg.norm(draws[:, None, :] - centres[None], axis=2)  # (draws, centres)
+    nearest = distances.argmin(axis=1)
+    np.testing.assert_allclose(np.bincount(nearest, minlength=3) / len(draws), shares, atol=0.02)
+    # draws lie as far from their centre as the z-points do from theirs, and none between the regions
+    real = np.linalg.norm(z[:, None, :] - centres[None], axis=2).min(axis=1)
+    assert np.median(distances.min(axis=1)) == pytest.approx(np.median(real), rel=0.02)
+    assert distances.min(axis=1).max() < 1.1 * real.max()
+    ordered = np.sort(distances, axis=1)
+    assert (ordered[:, 1] > 1.3 * ordered[:, 0]).all()  # a blend of two regions would sit about equally far
+    # a density for the held-out likelihood column: held-out points score like training points, and a point
+    # between the regions (where one Gaussian puts its centre) far lower
+    assert sampler.defines_density
+    assert sampler.log_likelihood(held_out) == pytest.approx(sampler.log_likelihood(z[:300]), abs=0.2)
+    assert sampler.score_samples(centres.mean(axis=0, keepdims=True))[0] < sampler.score_samples(held_out).min() - 100
+
+
+def test_regions_sampler_on_one_gaussian_is_one_gaussian():
+    z, centres = _separated_gaussians(5000, 256, [1.0])
+    sampler = RegionSampler()
+    sampler.fit(z)
+    assert sampler.n_regions_ == 1 and sampler.weights_.tolist() == [1.0]
+    np.testing.assert_allclose(sampler.means_[0], z.mean(axis=0), atol=1e-9)
+    assert int(np.argmin(sampler.sweep_bic_)) == 0 and list(sampler.sweep_components_[:2]) == [1, 2]
 
 
 def test_gmm_bic_refuses_candidates_larger_than_the_data():

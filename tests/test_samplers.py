@@ -20,6 +20,7 @@ FAST_OPTIONS = {
     "gmm": {"components": 3},
     "gmm-bic": {"candidates": (1, 2)},
     "robust-gaussian": {"max_points": 800},
+    "regions": {"max_regions": 3},
     "flow": {"epochs": 2, "hidden": 16, "max_points": 600},
     "two-stage": {"epochs": 2, "hidden": 16, "max_points": 600},
 }
@@ -268,6 +269,10 @@ def test_save_replaces_an_existing_folder(tmp_path, gaussian_z):
         ("robust-gaussian", {"support_fraction": 1.5}, "support_fraction must be in (0, 1]"),
         ("robust-gaussian", {"max_points": 0}, "max_points must be an integer >= 1"),
         ("resample", {"jitter": -0.1}, "jitter must be >= 0"),
+        ("regions", {"max_regions": 0}, "max_regions must be an integer >= 1"),
+        ("regions", {"pca_dims": 1.5}, "pca_dims must be an integer >= 1"),
+        ("regions", {"max_samples": 5}, "max_samples must be an integer >= 10"),
+        ("regions", {"reg_covar": 0.0}, "reg_covar must be a finite number > 0"),
         ("gaussian", {"b": 1.0}, "has no option b"),
     ],
 )
@@ -356,6 +361,7 @@ def _written(run_path) -> list[str]:
             "gmm-bic-candidates1,2-criterionheldout-seed0",
         ),
         (["--sampler", "flow", "--epochs", "2"], "flow-epochs2-seed0"),
+        (["--sampler", "regions", "--max-regions", "3"], "regions-max-regions3-seed0"),
         (["--sampler", "two-stage", "--epochs", "2"], "two-stage-epochs2-seed0"),
     ],
 )
@@ -414,6 +420,8 @@ def test_cli_sample_is_deterministic_and_grid_is_limited(tiny_run_copy, tmp_path
         (["--sampler", "gaussian", "--epochs", "3"], "--epochs does not apply to sampler gaussian"),
         (["--sampler", "flow", "--epochs", "0"], "epochs must be an integer >= 1"),
         (["--sampler", "gmm-bic", "--candidates", "0,2"], "every candidate number of components"),
+        (["--sampler", "regions", "--pca-dims", "0"], "pca_dims must be an integer >= 1"),
+        (["--sampler", "gaussian", "--max-regions", "3"], "--max-regions does not apply to sampler gaussian"),
         (["--sampler", "no-such"], "invalid choice"),
         (["--sampler", "gaussian", "--grid", "0"], "grid size must be an integer >= 1"),
         (["--sampler", "gaussian", "--seed", "-1"], "seed must be an integer >= 0"),

@@ -8,23 +8,20 @@ The voids are measured as the seed's samplers would meet them: the share of draw
 fitted to all points that land in no region's core (d^2 within a region above its chi2 `core_level`
 quantile, in the projected space).
 
-`Regions.model()` returns a `RegionModel` (weights, means, covariances in the full latent space, and a
-`predict` for labels): everything a per-region sampler needs.
+The detection itself (projection, mixture sweep, per-region moments) is `region_model.fit_regions`, shared
+with the per-region sampler and the evaluation's void share; `Regions.model()` returns its `RegionModel`
+(weights, means, covariances in the full latent space, `predict`, `in_core`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-from scipy import stats
 from sklearn.cluster import HDBSCAN
 from sklearn.metrics import adjusted_rand_score
-from sklearn.mixture import GaussianMixture
 
 from latentatlas import checks
-from latentatlas.errors import LatentAtlasError
 from latentatlas.findings import Finding, Verdict
+from latentatlas.region_model import CORE_LEVEL, RegionModel, check_options, fit_regions
 from latentatlas.stats import DEFAULT_CHUNK, PCA, ZView, as_view, moments, one_blas_thread, precision_matrix
 
 # agreement between the two detectors that counts as a cross-check
@@ -34,37 +31,6 @@ ARI_AGREE = 0.5
 # several components too)
 FRAGMENT_VOIDS = 0.2
 OVERLAP_VOIDS = 0.1
-
-
-@dataclass(frozen=True)
-class RegionModel:
-    """Regions as a mixture in the full latent space, plus the projection that assigns points to them.
-
-    Attributes
-    ----------
-    weights : ndarray (k,)
-        Share of the points in each region.
-    means, covariances : ndarray (k, N), (k, N, N)
-        Moments of each region's points in the latent space.
-    projection_mean, projection_axes : ndarray (N,), (d, N)
-        z -> (z - projection_mean) @ projection_axes.T is the space the mixture was fitted in.
-    mixture : GaussianMixture
-        The fitted mixture in that space.
-    """
-
-    weights: np.ndarray
-    means: np.ndarray
-    covariances: np.ndarray
-    projection_mean: np.ndarray
-    projection_axes: np.ndarray
-    mixture: GaussianMixture
-
-    def project(self, z: np.ndarray) -> np.ndarray:
-        return (np.asarray(z, dtype=np.float64) - self.projection_mean) @ self.projection_axes.T
-
-    def predict(self, z: np.ndarray) -> np.ndarray:
-        """Region label (0..k-1) of each point (m, N)."""
-        return self.mixture.predict(self.project(z))
 
 
 class Regions:
@@ -89,6 +55,8 @@ class Regions:
 
     Attributes
     ----------
+    model_ : RegionModel
+        The detected regions (what `model()` returns).
     bic_ : list of (int, float)
         BIC per number of components.
     n_regions_ : int
@@ -117,7 +85,7 @@ class Regions:
         pca_dims: int = 10,
         max_samples: int = 5000,
         min_share: float = 0.02,
-        core_level: float = 0.99,
+        core_level: float = CORE_LEVEL,
         void_samples: int = 5000,
         random_state: int = 0,
         chunk_size: int = DEFAULT_CHUNK,
@@ -132,49 +100,37 @@ class Regions:
         self.chunk_size = chunk_size
 
     def validate(self) -> None:
-        checks.positive_int(self.max_regions, "max_regions")
-        checks.positive_int(self.pca_dims, "pca_dims")
-        checks.positive_int(self.max_samples, "max_samples", 10)
+        check_options(self.max_regions, self.pca_dims, self.max_samples, self.random_state, self.chunk_size)
         checks.fraction(self.min_share, "min_share")
         checks.fraction(self.core_level, "core_level")
         checks.positive_int(self.void_samples, "void_samples")
-        checks.seed(self.random_state, "random_state")
-        checks.positive_int(self.chunk_size, "chunk_size")
 
     @one_blas_thread
     def fit(self, z: np.ndarray | ZView, pca: PCA | None = None) -> Regions:
         self.validate()
         view = as_view(z)
         everything = moments(view, self.chunk_size)
-        if pca is None:
-            pca = PCA().fit(covariance=everything.cov)
-        dims = min(int(self.pca_dims), view.dim)
-        self.projection_mean_ = everything.mean
-        self.projection_axes_ = pca.components_[:dims]
-        sample = view.subsample(min(int(self.max_samples), view.n), self.random_state)
-        projected = self._project(sample)
-        if len(projected) < 2 * dims + 2:
-            raise LatentAtlasError(f"region detection needs more than {2 * dims + 1} points, got {len(projected)}")
-        self.bic_, best = [], None
-        for k in range(1, min(int(self.max_regions), len(projected) // (dims + 1)) + 1):
-            mixture = GaussianMixture(
-                k, covariance_type="full", n_init=2, init_params="k-means++", random_state=self.random_state
-            )
-            mixture.fit(projected)
-            bic = float(mixture.bic(projected))
-            self.bic_.append((k, bic))
-            if best is None or bic < best[1]:
-                best = (mixture, bic)
-        assert best is not None  # k = 1 always runs
-        self.mixture_ = best[0]
-        self.n_regions_ = int(self.mixture_.n_components)
-        self._cross_check(projected)
-        self._describe(view)
+        fitted = fit_regions(
+            view,
+            max_regions=self.max_regions,
+            pca_dims=self.pca_dims,
+            max_samples=self.max_samples,
+            random_state=self.random_state,
+            chunk_size=self.chunk_size,
+            bulk=everything,
+            pca=pca,
+        )
+        self.model_ = fitted.model
+        self.projection_mean_ = fitted.model.projection_mean
+        self.projection_axes_ = fitted.model.projection_axes
+        self.bic_ = list(fitted.model.bic)
+        self.mixture_ = fitted.model.mixture
+        self.n_regions_ = fitted.model.n_regions
+        self.labels_ = fitted.labels
+        self._cross_check(fitted.projected_sample)
+        self._describe()
         self._voids(view, everything.mean, everything.cov)
         return self
-
-    def _project(self, x: np.ndarray) -> np.ndarray:
-        return (x - self.projection_mean_) @ self.projection_axes_.T
 
     def _cross_check(self, projected: np.ndarray) -> None:
         size = max(5, int(round(float(self.min_share) * len(projected))))
@@ -197,26 +153,9 @@ class Regions:
             else None
         )
 
-    def _describe(self, view: ZView) -> None:
-        k, dim = self.n_regions_, view.dim
-        counts = np.zeros(k)
-        sums = np.zeros((k, dim))
-        products = np.zeros((k, dim, dim))
-        labels = []
-        for chunk in view.chunks(checks.positive_int(self.chunk_size, "chunk_size")):
-            label = self.mixture_.predict(self._project(chunk))
-            labels.append(label)
-            for r in range(k):
-                rows = chunk[label == r]
-                counts[r] += len(rows)
-                sums[r] += rows.sum(axis=0)
-                products[r] += rows.T @ rows
-        self.labels_ = np.concatenate(labels)
-        safe = np.maximum(counts, 1.0)
-        self.shares_ = counts / counts.sum()
-        self.means_ = sums / safe[:, None]
-        self.covariances_ = products / safe[:, None, None] - np.einsum("ri,rj->rij", self.means_, self.means_)
-        self.covariances_ *= (safe / np.maximum(safe - 1.0, 1.0))[:, None, None]
+    def _describe(self) -> None:
+        k, model = self.n_regions_, self.model_
+        self.shares_, self.means_, self.covariances_ = model.weights, model.means, model.covariances
         self.extent_rms_ = np.sqrt(np.clip(np.trace(self.covariances_, axis1=1, axis2=2), 0.0, None))
         self.extent_major_ = np.sqrt(np.clip(np.linalg.eigvalsh(self.covariances_)[:, -1], 0.0, None))
         self.separation_ = np.zeros((k, k))
@@ -226,32 +165,17 @@ class Regions:
                 d = self.means_[a] - self.means_[b]
                 self.separation_[a, b] = self.separation_[b, a] = float(np.sqrt(max(d @ precision @ d, 0.0)))
 
-    def _in_some_core(self, projected: np.ndarray) -> np.ndarray:
-        cutoff = stats.chi2(projected.shape[1]).ppf(float(self.core_level))
-        inside = np.zeros(len(projected), dtype=bool)
-        for mean, cov in zip(np.asarray(self.mixture_.means_), np.asarray(self.mixture_.covariances_)):
-            precision, _ = precision_matrix(cov)
-            d = projected - mean
-            inside |= np.einsum("ij,ij->i", d @ precision, d) <= cutoff
-        return inside
-
     def _voids(self, view: ZView, mean: np.ndarray, cov: np.ndarray) -> None:
         rng = np.random.default_rng(self.random_state)
         draws = rng.multivariate_normal(mean, cov, size=int(self.void_samples), method="eigh")
-        self.void_share_ = float(1.0 - self._in_some_core(self._project(draws)).mean())
+        level = float(self.core_level)
+        self.void_share_ = float(1.0 - self.model_.in_core(draws, level).mean())
         sample = view.subsample(min(int(self.void_samples), view.n), self.random_state + 1)
-        self.data_outside_cores_ = float(1.0 - self._in_some_core(self._project(sample)).mean())
+        self.data_outside_cores_ = float(1.0 - self.model_.in_core(sample, level).mean())
 
     def model(self) -> RegionModel:
         """The fitted regions as a mixture in the full latent space (for per-region samplers)."""
-        return RegionModel(
-            weights=self.shares_,
-            means=self.means_,
-            covariances=self.covariances_,
-            projection_mean=self.projection_mean_,
-            projection_axes=self.projection_axes_,
-            mixture=self.mixture_,
-        )
+        return self.model_
 
     def to_dict(self) -> dict:
         """The analysis.json "regions" section."""

@@ -4,6 +4,7 @@
 * `latent`: the held-out radius shell; Mahalanobis percentiles come from `stats.Mahalanobis`;
 * `inception`: InceptionV3 features, FID and KID;
 * `faces`: face detection (Haar, dlib CNN) and dlib face embeddings;
+* `classes`: the class instrument for data with classes (confident share, coverage, class distribution);
 * `copies`: nearest-training distances of samples against held-out data;
 * `intervals`: bootstrap intervals, FID∞, significance;
 * `instruments`: every instrument on one row (quick / standard / full sets);
@@ -16,6 +17,7 @@ this package never imports the run store or the pipelines.
 
 from __future__ import annotations
 
+from latentatlas.evaluation.classes import ImageClassifier
 from latentatlas.evaluation.copies import copy_scores, nearest_distances
 from latentatlas.evaluation.faces import CnnFaceDetector, FaceDetector, FaceEmbedder, face_rate
 from latentatlas.evaluation.inception import fid, inception_features, inception_path, kid
@@ -42,6 +44,7 @@ __all__ = [
     "EvaluationRow",
     "FaceDetector",
     "FaceEmbedder",
+    "ImageClassifier",
     "Score",
     "copy_scores",
     "extrapolated_fid",

@@ -2,7 +2,8 @@
 an `EvaluationRow` with a 95 % interval on every score out.
 
 Instrument sets: "quick" (latent k-NN scores, radius shell, Mahalanobis, latent copies, held-out
-log-likelihood, Haar face rate: seconds on a CPU), "standard" (quick + Inception FID / FID∞ / KID: the
+log-likelihood, void share, Haar face rate and, where the data have classes, the class instrument: seconds
+on a CPU), "standard" (quick + Inception FID / FID∞ / KID: the
 instruments of earlier versions) and "full" (standard + dlib's CNN face rate and confidence,
 face-embedding FD-face, precision/recall/density/coverage on embeddings and face copies). Interval
 methods: see `intervals`.
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from latentatlas.errors import LatentAtlasError
+from latentatlas.evaluation.classes import ImageClassifier
 from latentatlas.evaluation.copies import SAME_IDENTITY_DISTANCE, copy_scores, latent_threshold, nearest_distances
 from latentatlas.evaluation.faces import DLIB_SIDE, CnnFaceDetector, FaceDetector
 from latentatlas.evaluation.inception import fid, kid
@@ -24,6 +26,7 @@ from latentatlas.evaluation.intervals import extrapolated_fid, mean_interval, me
 from latentatlas.evaluation.knn import KnnItems, knn_items
 from latentatlas.evaluation.latent import inside_radius
 from latentatlas.evaluation.table import EvaluationRow, RowKind, Score
+from latentatlas.region_model import CORE_LEVEL, RegionModel
 from latentatlas.stats import Mahalanobis
 
 INSTRUMENT_SETS = ("quick", "standard", "full")
@@ -71,6 +74,10 @@ class HeldOut:
         (all of them, up to a seeded FACE_COPY_REFERENCE, so that a copy of any training image is found).
     detector_side : int
         The CNN face detector's side for every row (`faces.calibrated_side` on the run's reconstructions).
+    regions : RegionModel or None
+        The regions of the training z-points: `void_share` counts a row's points in none of their cores.
+    classifier : evaluation.classes.ImageClassifier or None
+        The class instrument, trained on the training images and their classes (data with classes only).
     """
 
     z: np.ndarray
@@ -89,6 +96,8 @@ class HeldOut:
     detector_side: int = DLIB_SIDE
     kid_subsets: int = 100
     kid_subset_size: int = 1000
+    regions: RegionModel | None = None
+    classifier: ImageClassifier | None = None
 
 
 def _knn_scores(items: KnnItems, prefix: str, seed: int) -> dict[str, Score]:
@@ -115,6 +124,8 @@ def _latent(held: HeldOut, z: np.ndarray, knn: bool, copies: bool) -> dict[str, 
         scores["latent_copy_ratio"] = Score(found.ratio)
     scores["mahalanobis_median_pct"] = median_interval(held.mahalanobis.percentile(z), seed=seed + 5)
     scores["inside_radius"] = mean_interval(inside_radius(z, *held.radius), seed=seed + 6)
+    if held.regions is not None:
+        scores["void_share"] = mean_interval(~held.regions.in_core(z, CORE_LEVEL), seed=seed + 16)
     return scores
 
 
@@ -167,10 +178,14 @@ def score_row(
     features: np.ndarray | None = None,
     embeddings: np.ndarray | None = None,
     log_likelihood: np.ndarray | None = None,
+    class_images: np.ndarray | None = None,
+    class_labels: np.ndarray | None = None,
 ) -> EvaluationRow:
     """Every instrument of `instruments` on one row. `features` / `embeddings` of `images` when already
     computed (cached real sets); knn=False for the reconstruction row, whose z-points are the held-out ones;
-    copies=False for the training reference row, whose items are training items themselves."""
+    copies=False for the training reference row, whose items are training items themselves. With a class
+    instrument (`held.classifier`), `class_images` (default: `images`) are classified and, where their
+    true classes `class_labels` are known, scored for accuracy."""
     scores: dict[str, Any] = _latent(held, z, knn, copies and knn)
     if log_likelihood is not None:
         scores["log_likelihood"] = mean_interval(log_likelihood / z.shape[1], seed=held.seed + 15)
@@ -178,6 +193,9 @@ def score_row(
         if features is not None and held.features is not None:
             scores.update(_inception(held, features))
         scores.update(_faces(held, instruments, images, embeddings, copies))
+    class_images = images if class_images is None else class_images
+    if held.classifier is not None and class_images is not None:
+        scores.update(held.classifier.scores(class_images, class_labels, seed=held.seed + 17))
     return EvaluationRow(name=name, kind=kind, n=len(z), scores=scores)
 
 

@@ -62,6 +62,28 @@ def median_interval(
     return Score(float(np.median(values)), *_bounds(draws, checks.confidence(level)))
 
 
+def statistic_interval(
+    statistic: Callable[[np.ndarray], float],
+    values: np.ndarray,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+    level: float = LEVEL,
+    recentre: bool = False,
+) -> Score:
+    """statistic(values) of per-item values (e.g. how many classes appear) with its percentile-bootstrap
+    interval from resampling the items. `recentre=True` shifts the draws onto the estimate, keeping their
+    spread: for a statistic that resampling biases (a distance between distributions grows with the
+    repeated items, as a Fréchet distance does)."""
+    values = np.asarray(values)
+    if len(values) == 0:
+        raise LatentAtlasError("a bootstrap interval needs at least one value")
+    resamples = checks.positive_int(resamples, "bootstrap resamples")
+    rng = np.random.default_rng(seed)
+    draws = np.array([statistic(values[rng.integers(0, len(values), len(values))]) for _ in range(resamples)])
+    value = float(statistic(values))
+    return Score(value, *_bounds(draws - draws.mean() + value if recentre else draws, checks.confidence(level)))
+
+
 def paired_interval(
     statistic: Callable[[np.ndarray, np.ndarray], float],
     a: np.ndarray,

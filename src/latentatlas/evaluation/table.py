@@ -38,6 +38,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("latent_copy_share", None, "share of samples closer to a training z-point than half the held-out median"),
     Metric("latent_copy_ratio", None, "median nearest-training distance of samples / of held-out z-points (1: new)"),
     Metric("log_likelihood", True, "mean log-density of the held-out z-points, nats per dimension"),
+    Metric("void_share", False, "share of the row's z-points in no region's core (regions of the training z-points)"),
     Metric("fid", False, "Fréchet Inception distance to the held-out images at this n"),
     Metric("fid_infinity", False, "FID extrapolated to n → ∞ (Chong & Forsyth 2020)"),
     Metric("kid", False, "kernel Inception distance (unbiased MMD²) to the held-out images"),
@@ -52,6 +53,10 @@ METRICS: tuple[Metric, ...] = (
     Metric("face_coverage", True, "coverage on face embeddings against the held-out images"),
     Metric("face_copy_share", None, "share of samples within dlib's same-identity distance 0.6 of a training face"),
     Metric("face_copy_ratio", None, "median face distance to the nearest training image, samples / held-out"),
+    Metric("class_accuracy", True, "reference rows: share of images the class instrument assigns their true class"),
+    Metric("class_confident", True, "share of images the class instrument assigns one class with probability >= 0.9"),
+    Metric("class_coverage", True, "share of the classes that receive at least one confident image"),
+    Metric("class_tv", False, "total-variation distance of the predicted classes from the training class shares"),
 )
 METRIC_KEYS = tuple(m.key for m in METRICS)
 

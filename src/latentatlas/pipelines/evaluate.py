@@ -9,11 +9,9 @@ because its latent points are the held-out points themselves).
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,6 +21,7 @@ from tqdm.auto import tqdm
 
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
+from latentatlas.evaluation.classes import CLASS_COLUMN, ImageClassifier
 from latentatlas.evaluation.copies import nearest_distances
 from latentatlas.evaluation.faces import (
     MIN_FACE_IMAGE_SIDE,
@@ -40,9 +39,11 @@ from latentatlas.evaluation.table import REAL_ROW, RECONSTRUCTION_ROW, Evaluatio
 from latentatlas.evaluation.verdicts import evaluation_findings, ranking
 from latentatlas.findings import Finding
 from latentatlas.io import atomic_folder, read_json, write_json, write_text
+from latentatlas.pipelines.evaluate_entries import accumulate_entries
 from latentatlas.pipelines.evaluate_figures import PREVIEW, write_figures
 from latentatlas.pipelines.feature_cache import FeatureCache
 from latentatlas.pipelines.sample import epoch_progress
+from latentatlas.region_model import CORE_LEVEL, PCA_DIMS, RegionModel, fit_regions, min_points
 from latentatlas.stats import Mahalanobis
 
 if TYPE_CHECKING:
@@ -116,6 +117,23 @@ def _source_images(run: Run) -> np.ndarray | _DecodedImages:
             "use --no-fid --no-faces for the latent-space scores, or import it again with --decoder"
         )
     return _DecodedImages(run)
+
+
+MAX_CLASSIFIER_IMAGES = 5000  # training images the class instrument learns from (a seeded subsample beyond)
+
+
+def _regions(train_z: np.ndarray, max_regions: int, seed: int) -> RegionModel | None:
+    """The regions of the training z-points, for the void share (None when too few points to find them)."""
+    if len(train_z) < min_points(train_z.shape[1], PCA_DIMS):
+        return None
+    return fit_regions(train_z, max_regions=max_regions, pca_dims=PCA_DIMS, random_state=seed).model
+
+
+def _classifier(labels: np.ndarray, images: Any, train_rows: np.ndarray, seed: int) -> ImageClassifier:
+    """The class instrument, trained on (at most MAX_CLASSIFIER_IMAGES of) the training images and their classes."""
+    rows = _pick(train_rows, MAX_CLASSIFIER_IMAGES, np.random.default_rng(seed + 1))
+    chosen = checks.images(np.asarray(images[rows]), "training images")
+    return ImageClassifier(random_state=seed).fit(chosen, labels[rows])
 
 
 def _pick(rows: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -206,18 +224,21 @@ def evaluate_run(
     progress: bool = True,
     write: bool = True,
     instruments: str = "standard",
+    max_regions: int = 6,
 ) -> Evaluation:
     """Score each sampler (fitted on the training z-points, n samples) against the run's held-out data.
 
     The held-out set is a seeded subsample of at most n validation rows; an n larger than the held-out
     set is capped to it (with a message) so that every row uses the same n. `instruments` is "quick",
     "standard" (the default: + FID/KID) or "full" (+ dlib faces; see `evaluation.instruments`).
+    `max_regions` bounds the BIC sweep that finds the regions of the training z-points (void share).
     Writes RUN/evaluation/evaluation.{json,csv,md}, entries/ and figures (unless write=False) and returns
     the rows, findings and ranking.
     """
     n = checks.positive_int(n, "n")
     seed = checks.seed(seed)
     chunk_size = checks.positive_int(chunk_size, "chunk size")
+    max_regions = checks.positive_int(max_regions, "max_regions")
     tools = InstrumentSet.named(instruments, fid_scores, faces)
     names = _validate_samplers(samplers, sampler_options)
     if tools.inception:
@@ -246,7 +267,11 @@ def evaluate_run(
     cache_dir = run.path / "cache" / "features"
     cache = FeatureCache(cache_dir if write else None, seed, device, progress)  # write=False: run untouched
 
-    source_images = _source_images(run) if tools.images else None
+    meta = run.metadata()
+    labels = meta[CLASS_COLUMN].to_numpy() if CLASS_COLUMN in meta and not run.imported else None
+    # the class instrument needs the source images, whatever the instrument set
+    source_images = _source_images(run) if tools.images or labels is not None else None
+    decode = source_images is not None
     held_images = train_images = None
     if source_images is not None:
         size = run.image_size
@@ -268,6 +293,8 @@ def evaluate_run(
         seed=seed,
         kid_subsets=kid_subsets,
         kid_subset_size=kid_subset_size,
+        regions=_regions(train_z, max_regions, seed),
+        classifier=_classifier(labels, source_images, train_rows, seed) if labels is not None else None,
     )
     calibration = None
     if tools.cnn_faces and tools.images:
@@ -282,6 +309,7 @@ def evaluate_run(
             )
     copy_rows = _pick(train_rows, min(len(train_rows), FACE_COPY_REFERENCE), np.random.default_rng(seed))
     copy_rows.sort()
+    held_labels = labels[held_rows] if labels is not None else None
     if held_images is not None and train_images is not None and source_images is not None:
         if tools.inception:
             held.features = cache.features("real_features", held_rows, held_images)
@@ -295,19 +323,20 @@ def evaluate_run(
     steps = [REAL_ROW, RECONSTRUCTION_ROW, *names]
     for step in tqdm(steps, desc="evaluate", unit="row", disable=None if progress else True):
         started = time.perf_counter()
-        likelihood, features, embeddings = None, None, None
+        likelihood, features, embeddings, class_images, class_labels = None, None, None, None, held_labels
         if step == REAL_ROW:
             z, images, knn, kind = np.asarray(all_z[reference_rows]), train_images, True, "reference"
+            class_images = held_images  # the classifier learnt from training images: judge it on held-out ones
             if images is not None and tools.inception:
                 features = cache.features("train_features", reference_rows, images)
             if images is not None and held.train_embeddings is not None and np.isin(reference_rows, copy_rows).all():
                 embeddings = held.train_embeddings[np.searchsorted(copy_rows, reference_rows)]
         elif step == RECONSTRUCTION_ROW:
-            z, images, knn, kind = held_z, run.decode(held_z) if tools.images else None, False, "reference"
+            z, images, knn, kind = held_z, run.decode(held_z) if decode else None, False, "reference"
         else:
             sampler = fitted_sampler(run, step, (sampler_options or {}).get(step, {}), train_z, progress)
             z = np.asarray(sampler.sample(n, seed=seed), dtype=np.float32)
-            images, knn, kind = run.decode(z) if tools.images else None, True, "sampler"
+            images, knn, kind, class_labels = run.decode(z) if decode else None, True, "sampler", None
             likelihood = _log_likelihood(sampler, held_z)
         if images is not None and features is None and tools.inception:
             features = inception_features(images, device=device, progress=progress)
@@ -325,6 +354,8 @@ def evaluate_run(
             features=features,
             embeddings=embeddings,
             log_likelihood=likelihood,
+            class_images=class_images,
+            class_labels=class_labels,
         )
         row.seconds = round(time.perf_counter() - started, 2)
         row.seed = seed
@@ -355,6 +386,11 @@ def evaluate_run(
         "face_detector": FaceDetector().settings(),
         "sampler_options": sampler_options or {},
     }
+    if held.regions is not None:
+        found = {"n_regions": held.regions.n_regions, "max_regions": max_regions, "pca_dims": PCA_DIMS}
+        settings["regions"] = {**found, "core_level": CORE_LEVEL}
+    if held.classifier is not None:
+        settings["class_instrument"] = held.classifier.settings()
     if tools.cnn_faces:
         settings["cnn_face_detector"] = {
             **CnnFaceDetector(side=held.detector_side).settings(),
@@ -378,54 +414,6 @@ def evaluate_run(
             )
             write_evaluation(run, result, previews)
     return result
-
-
-def _entry_file(row: EvaluationRow, options: dict[str, Any], seed: int) -> str:
-    """One file per (sampler or reference, options, n, seed)."""
-    parts = [row.name, *(f"{key}={value}" for key, value in sorted(options.items())), f"n{row.n}", f"seed{seed}"]
-    return re.sub(r"[^A-Za-z0-9._=-]+", "_", "-".join(parts)) + ".json"
-
-
-def accumulate_entries(
-    folder: Path,
-    rows: list[EvaluationRow],
-    sampler_options: dict[str, dict],
-    seed: int,
-    weights: str | None = None,
-) -> list[EvaluationRow]:
-    """Save each row as RUN/evaluation-entries/<name>[-options]-n<n>-seed<seed>.json (saying so on stderr when
-    it replaces an earlier entry) and return every entry: earlier evaluations of other samplers, options,
-    n or seeds stay in the table. Reference rows first, then samplers, each in the order first evaluated."""
-    for position, row in enumerate(rows):
-        options = sampler_options.get(row.name, {}) if row.kind == "sampler" else {}
-        path = folder / _entry_file(row, options, seed)
-        created = time.time()
-        if path.is_file():
-            print(f"latentatlas: replacing the evaluation entry {path.name}", file=sys.stderr)
-            try:
-                created = float(read_json(path).get("created", created))
-            except (LatentAtlasError, AttributeError, TypeError, ValueError):
-                pass  # a damaged entry is simply replaced
-        entry = {"row": row.record(), "options": options, "seed": seed, "created": created, "position": position}
-        write_json(path, {**entry, "weights": weights})
-    entries, stale = [], []
-    for path in sorted(folder.glob("*.json")):
-        try:
-            entry = read_json(path)
-            if entry.get("weights") != weights:
-                stale.append(path.name)  # computed from other weights: never mixed into this table
-                continue
-            entries.append((entry["row"]["kind"] != "reference", entry["created"], entry["position"], entry["row"]))
-        except (LatentAtlasError, KeyError, TypeError, AttributeError):
-            print(f"latentatlas: skipping the unreadable evaluation entry {path.name}", file=sys.stderr)
-    if stale:
-        print(
-            f"latentatlas: left out {len(stale)} earlier evaluation entries computed from other weights "
-            f"(stale: {', '.join(stale[:3])}{', ...' if len(stale) > 3 else ''})",
-            file=sys.stderr,
-        )
-    entries.sort(key=lambda entry: entry[:3])
-    return [EvaluationRow.from_record(entry[3]) for entry in entries]
 
 
 def write_evaluation(run: Run, result: Evaluation, previews: dict[str, np.ndarray]) -> None:

@@ -16,6 +16,7 @@ returns float32 (n, N). A fitted sampler is saved as `sampler.json` plus one `.n
 | planar-ellipses | part X exactly: the principal frame split into independent 2-D confidence ellipses |
 | gmm | a full-covariance Gaussian mixture fitted ex post (Ghosh et al. 2020, pythae) |
 | gmm-bic | the same, its number of components chosen by BIC or held-out likelihood (sweep kept) |
+| regions | one full-space Gaussian per detected region (the fragmentation analysis), weighted by share |
 | resample | real z-points with a small Gaussian jitter (a KDE-style baseline) |
 | flow | a normalizing flow (zuko MAF or NSF), early-stopped on validation likelihood |
 | two-stage | a two-stage VAE on z (Dai & Wipf 2019) |
@@ -25,7 +26,7 @@ but not the truncation: the ellipsoid cuts one joint N-dimensional Gaussian at a
 solves N/2 independent 2-D problems, each plane inside its own measured confidence ellipse.
 
 The density ladder (`log_likelihood(z)`, mean nats per dimension, on held-out z-points): diagonal-gaussian,
-gaussian, robust-gaussian, gmm, gmm-bic, flow, two-stage (an importance-sampled bound). The other
+gaussian, robust-gaussian, gmm, gmm-bic, regions, flow, two-stage (an importance-sampled bound). The other
 samplers define no density and raise LatentAtlasError when asked for one.
 
 Usage: ``make_sampler("gaussian").fit(z).sample(64, seed=0)``. The samplers that train a network (flow,
@@ -48,6 +49,7 @@ from latentatlas.samplers.flow import Flow
 from latentatlas.samplers.gaussian import DiagonalGaussian, Ellipsoid, Gaussian, RobustGaussian
 from latentatlas.samplers.mixture import GaussianMixtureSampler, GaussianMixtureSweep
 from latentatlas.samplers.planar import PlanarEllipses
+from latentatlas.samplers.regions import RegionSampler
 from latentatlas.samplers.resample import Resample
 from latentatlas.samplers.two_stage import TwoStage
 
@@ -63,6 +65,7 @@ __all__ = [
     "GaussianMixtureSampler",
     "GaussianMixtureSweep",
     "PlanarEllipses",
+    "RegionSampler",
     "Resample",
     "RobustGaussian",
     "Sampler",
@@ -86,6 +89,7 @@ SAMPLERS: dict[str, type[Sampler]] = {
         PlanarEllipses,
         GaussianMixtureSampler,
         GaussianMixtureSweep,
+        RegionSampler,
         Resample,
         Flow,
         TwoStage,
