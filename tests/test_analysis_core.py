@@ -110,6 +110,14 @@ def test_three_separated_gaussians_are_three_regions() -> None:
     assert regions.void_share_ > 0.5 and regions.data_outside_cores_ < 0.03
     assert regions.separation_[np.triu_indices(3, 1)].min() > 10
     assert regions.finding().verdict == "disagrees"
+    assert "the most the sweep tried" not in regions.finding().evidence
+
+
+def test_a_region_count_at_the_sweeps_cap_says_so() -> None:
+    z, _, _ = three_gaussians(3000, 64, [0.5, 0.3, 0.2])
+    capped = an.Regions(max_regions=2).fit(z)
+    assert capped.n_regions_ == 2
+    assert "picks 2 region(s) (the most the sweep tried: more regions may fit better" in capped.finding().evidence
 
 
 def test_one_gaussian_is_one_region() -> None:

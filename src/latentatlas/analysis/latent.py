@@ -25,6 +25,7 @@ from latentatlas.analysis.robust import RobustCore
 from latentatlas.analysis.seed_claims import seed_findings
 from latentatlas.analysis.slices import independent_gaussian_slice_fraction, slice_counts
 from latentatlas.errors import LatentAtlasError
+from latentatlas.region_model import MAX_REGIONS
 from latentatlas.stats import DEFAULT_CHUNK, PCA, BulkStatistics, Mahalanobis, ZView, as_view, log_det, one_blas_thread
 
 SCHEMA = "latentatlas.analysis/1"
@@ -101,7 +102,7 @@ class LatentAnalysis:
         histogram_bins: int = 4096,
         normality_sizes: Sequence[int | str] = (1000, 5000, 10000, "all"),
         normality_pairwise_points: int = 2000,
-        max_regions: int = 6,
+        max_regions: int = MAX_REGIONS,
         region_pca_dims: int = 10,
         chunk_size: int = DEFAULT_CHUNK,
         random_state: int = 0,

@@ -21,7 +21,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from latentatlas import checks
 from latentatlas.findings import Finding, Verdict
-from latentatlas.region_model import CORE_LEVEL, RegionModel, check_options, fit_regions
+from latentatlas.region_model import CORE_LEVEL, MAX_REGIONS, RegionModel, check_options, fit_regions
 from latentatlas.stats import DEFAULT_CHUNK, PCA, ZView, as_view, moments, one_blas_thread, precision_matrix
 
 # agreement between the two detectors that counts as a cross-check
@@ -81,7 +81,7 @@ class Regions:
     def __init__(
         self,
         *,
-        max_regions: int = 6,
+        max_regions: int = MAX_REGIONS,
         pca_dims: int = 10,
         max_samples: int = 5000,
         min_share: float = 0.02,
@@ -223,11 +223,17 @@ class Regions:
             verdict = "mixed"
         closest = float(self.separation_[np.triu_indices(self.n_regions_, 1)].min()) if self.n_regions_ > 1 else None
         apart = f"; closest regions {closest:.1f} Mahalanobis units apart" if closest is not None else ""
+        capped = (
+            " (the most the sweep tried: more regions may fit better, raise max_regions)"
+            if self.n_regions_ == int(self.max_regions) > 1
+            else ""
+        )
         return Finding(
             key="one-compact-region",
             claim="the encoder fills one compact region of latent space, not several fragments",
             verdict=verdict,
-            evidence=f"Gaussian-mixture BIC picks {self.n_regions_} region(s), HDBSCAN finds {self.hdbscan_n_regions_} "
+            evidence=f"Gaussian-mixture BIC picks {self.n_regions_} region(s){capped}, "
+            f"HDBSCAN finds {self.hdbscan_n_regions_} "
             f"({100 * self.hdbscan_noise_share_:.0f} % noise), adjusted Rand index "
             f"{'n/a' if ari is None else f'{ari:.2f}'}{apart}; {100 * self.void_share_:.1f} % of draws from one "
             f"Gaussian fitted to all points land outside every region's core "

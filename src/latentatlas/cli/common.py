@@ -136,7 +136,7 @@ def _sampler_option_arguments(p: argparse.ArgumentParser) -> None:
     options.add_argument("--candidates", type=_int_list, help="gmm-bic: component counts to sweep, e.g. 1,2,4,8,16")
     options.add_argument("--criterion", choices=["bic", "heldout"], help="gmm-bic: how to choose (default bic)")
     options.add_argument("--epochs", type=int, help="flow, two-stage: at most this many epochs (default 100)")
-    options.add_argument("--max-regions", type=int, help="regions: most regions tried in the BIC sweep (default 6)")
+    options.add_argument("--max-regions", type=int, help="regions: most regions tried in the BIC sweep (default 12)")
     options.add_argument("--pca-dims", type=int, help="regions: principal axes the regions are found on (default 10)")
 
 

@@ -43,7 +43,7 @@ from latentatlas.pipelines.evaluate_entries import accumulate_entries
 from latentatlas.pipelines.evaluate_figures import PREVIEW, write_figures
 from latentatlas.pipelines.feature_cache import FeatureCache
 from latentatlas.pipelines.sample import epoch_progress
-from latentatlas.region_model import CORE_LEVEL, PCA_DIMS, RegionModel, fit_regions, min_points
+from latentatlas.region_model import CORE_LEVEL, MAX_REGIONS, PCA_DIMS, RegionModel, fit_regions, min_points
 from latentatlas.stats import Mahalanobis
 
 if TYPE_CHECKING:
@@ -224,7 +224,7 @@ def evaluate_run(
     progress: bool = True,
     write: bool = True,
     instruments: str = "standard",
-    max_regions: int = 6,
+    max_regions: int = MAX_REGIONS,
 ) -> Evaluation:
     """Score each sampler (fitted on the training z-points, n samples) against the run's held-out data.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from latentatlas import checks
-from latentatlas.region_model import check_options, fit_regions
+from latentatlas.region_model import MAX_REGIONS, check_options, fit_regions
 from latentatlas.samplers.mixture import GaussianMixtureSampler
 
 
@@ -40,7 +40,7 @@ class RegionSampler(GaussianMixtureSampler):
     def __init__(
         self,
         *,
-        max_regions: int = 6,
+        max_regions: int = MAX_REGIONS,
         pca_dims: int = 10,
         max_samples: int = 5000,
         random_state: int = 0,
