@@ -24,6 +24,7 @@ from latentatlas.evaluation import (
     real_ball_counts,
 )
 from latentatlas.evaluation import inception as inception_module
+from latentatlas.evaluation import knn as knn_module
 from latentatlas.pipelines.evaluate import evaluate_points, evaluate_run
 
 
@@ -107,29 +108,63 @@ def _exact_reference(real: np.ndarray, fake: np.ndarray, k: int) -> dict:
     }
 
 
-@pytest.mark.parametrize("chunk_size", [7, 4096])
-@pytest.mark.parametrize("k", [1, 3, 5])
-@pytest.mark.parametrize("offset", [0.0, 1000.0, 1e6])
-def test_float32_blocks_equal_float64_exactly_on_ties(chunk_size, k, offset):
-    # Coordinates in {0, 1, 2} (+ a large offset that float32 cannot resolve): duplicates and equal
-    # distances everywhere, so many distances equal a k-th radius exactly and strict membership is
-    # decided only by exact arithmetic.
-    rng = np.random.default_rng(k)
-    real = rng.integers(0, 3, (150, 6)).astype(np.float64) + offset
-    fake = np.concatenate([real[:40], rng.integers(0, 3, (80, 6)) + offset])
-    expected = _exact_reference(real, fake, k)
-    assert knn_scores(real, fake, k=k, chunk_size=chunk_size) == expected
+def _points(kind: str, n_real: int, n_fake: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Point sets on which float32 rounding changes k-NN decisions unless they are rechecked in float64."""
+    rng = np.random.default_rng(seed)
+    if kind == "lattice":
+        # Coordinates in {0, 1, 2} plus an offset float32 cannot resolve, and fakes that copy reals:
+        # duplicates and equal distances everywhere, so many distances equal a k-th radius exactly.
+        real = rng.integers(0, 3, (n_real, 6)).astype(np.float64) + 1e6
+        fake = np.concatenate([real[: n_fake // 3], rng.integers(0, 3, (n_fake - n_fake // 3, 6)) + 1e6])
+        return real, fake
+    if kind == "far clusters":
+        # Two tight clusters 2e4 apart: within a cluster float32 distances are pure rounding noise.
+        sign = np.where(np.arange(n_real + n_fake) % 2 == 0, 1.0, -1.0)[:, None]
+        points = rng.standard_normal((n_real + n_fake, 8)) * 1e-2 + sign * np.eye(8)[0] * 1e4
+        return points[:n_real], points[n_real:] * 1.0001
+    scale = {"tiny": 1e-30, "huge": 1e25, "offset gaussian": 1.0}[kind]  # tiny/huge under- and overflow float32
+    real = rng.standard_normal((n_real, 16)) * scale + 50.0 * scale
+    return real, (rng.standard_normal((n_fake, 16)) * 1.1 + 50.2) * scale
+
+
+@pytest.mark.parametrize("kind", ["lattice", "far clusters", "tiny", "huge", "offset gaussian"])
+@pytest.mark.parametrize(
+    ("n_real", "n_fake", "chunk_size", "k"), [(12, 9, 1, 1), (150, 120, 50, 5), (300, 260, 128, 3)]
+)
+def test_knn_equals_float64_brute_force_exactly(kind, n_real, n_fake, chunk_size, k):
+    real, fake = _points(kind, n_real, n_fake, seed=n_real + k)
+    assert knn_scores(real, fake, k=k, chunk_size=chunk_size) == _exact_reference(real, fake, k)
     sq_real = ((real[:, None] - real[None]) ** 2).sum(-1)
+    # the radii themselves equal up to the float64 summation order (numpy's and torch's differ in the last bit)
+    np.testing.assert_allclose(
+        kth_neighbour_distances(real, k=k, chunk_size=chunk_size), np.sqrt(np.sort(sq_real, axis=1)[:, k]), rtol=1e-15
+    )
+    sq_cross = ((fake[:, None] - real[None]) ** 2).sum(-1)
     np.testing.assert_array_equal(
-        kth_neighbour_distances(real, k=k, chunk_size=chunk_size), np.sqrt(np.sort(sq_real, axis=1)[:, k])
+        real_ball_counts(real, fake, k=k, chunk_size=chunk_size),
+        (sq_cross < np.sort(sq_real, axis=1)[None, :, k]).sum(axis=1),
     )
 
 
-def test_float32_blocks_equal_float64_on_offset_gaussians():
-    rng = np.random.default_rng(11)
-    real = rng.standard_normal((400, 32)) + 50.0
-    fake = rng.standard_normal((300, 32)) * 1.1 + 50.2
-    assert knn_scores(real, fake, k=5, chunk_size=128) == _exact_reference(real, fake, 5)
+def test_knn_of_integer_and_float32_inputs_equals_their_float64_values():
+    real, fake = _points("lattice", 150, 120, seed=4)
+    real, fake = (real - 1e6).astype(np.int64), (fake - 1e6).astype(np.int64)
+    assert knn_scores(real, fake, k=3, chunk_size=50) == _exact_reference(real.astype(float), fake.astype(float), 3)
+    small = (np.random.default_rng(5).standard_normal((200, 8)) * 1e3).astype(np.float32)
+    assert knn_scores(small[:120], small[120:], k=3) == _exact_reference(
+        small[:120].astype(float), small[120:].astype(float), 3
+    )
+
+
+@pytest.mark.parametrize("kind", ["lattice", "far clusters"])
+def test_knn_without_the_float64_recheck_is_wrong(monkeypatch, kind):
+    # The same data with the rounding bound set to zero (decisions on float32 values alone) gives other
+    # scores: the recheck is what makes them exact.
+    real, fake = _points(kind, 300, 260, seed=3)
+    expected = _exact_reference(real, fake, 5)
+    monkeypatch.setattr(knn_module, "_rounding_bound", lambda length: 0.0)
+    monkeypatch.setattr(knn_module, "_absolute_bound", lambda points: 0.0)
+    assert knn_scores(real, fake, k=5, chunk_size=64) != expected
 
 
 def test_real_ball_counts_match_density(point_sets):

@@ -46,7 +46,10 @@ def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-fid", action="store_true", help="skip FID/KID (InceptionV3 is slow on CPU)")
     p.add_argument("--no-faces", action="store_true", help="skip the face instruments")
     p.add_argument(
-        "--chunk-size", type=int, default=4096, help="rows per k-NN distance block (memory ~ chunk² x 8 bytes)"
+        "--chunk-size",
+        type=int,
+        default=4096,
+        help="rows per k-NN distance block, at most 2048 on the CPU (memory ~ a few chunk² x 4 bytes)",
     )
     _sampler_option_arguments(p)
 
