@@ -8,7 +8,7 @@
    Each measurement runs in its own subprocess (its own peak resident memory), once with one thread
    (OMP/OpenBLAS/MKL/torch; prdc still asks joblib for 8 threads in its pairwise distances) and once
    with the default threads.
-   `prdc` is a benchmark-only dependency: `pip install prdc==0.2`.
+   `prdc` is a benchmark-only dependency, installed with the dev extras (`make install`).
 2. InceptionV3 throughput (images/s) on the run's kind of images (synthetic 64x64 faces), and the time
    of FID and KID on 2048-d features.
 
