@@ -78,7 +78,7 @@ def test_commands_work_on_an_imported_run(exported, tmp_path):
     assert analysis["subset"] == "train"
     assert exit_status(["path", str(run), "--kind", "origin-to-centre", "--steps", "4"]) == 0
     assert len(list((run / "paths").iterdir())) == 1
-    assert exit_status(["evaluate", str(run), "--samplers", "gaussian", "-n", "60", "--no-fid"]) == 0
+    assert exit_status(["evaluate", str(run), "--samplers", "gaussian", "-n", "60", "--instruments", "quick"]) == 0
     evaluation = read_json(run / "evaluation" / "evaluation.json")
     assert evaluation["settings"]["real_images"] == "decoded z-points (imported run)"
     assert exit_status(["report", str(run)]) == 0
