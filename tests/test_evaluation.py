@@ -340,7 +340,9 @@ def test_evaluate_cli_end_to_end(tiny_run_copy, capsys):
     reason="dlib-bin / face-recognition-models not installed",
 )
 def test_evaluate_full_instruments(tiny_run_copy):
-    result = evaluate_run(tiny_run_copy, samplers=["uniform-box"], n=8, k=3, instruments="full", progress=False)
+    result = evaluate_run(
+        tiny_run_copy, samplers=["uniform-box", "resample"], n=24, k=3, instruments="full", progress=False
+    )
     real, box = result.row("real (held-out)").scores, result.row("uniform-box").scores
     for key in ("fid", "fid_infinity", "kid", "cnn_face_rate", "fd_face", "face_precision"):
         assert key in real and key in box, key
@@ -354,6 +356,12 @@ def test_evaluate_full_instruments(tiny_run_copy):
     assert detector["side"] == detector["calibration"]["side"] in (128, 160, 192, 256)
     assert detector["calibration"]["images"] == 64
     assert result.settings["face_copy_reference"] == 300  # every training image, not only the reference row's
+    # copies among decoded images: the reconstructions of held-out images are the baseline (ratio 1 by definition),
+    # resample's decodings of jittered training z-points lie closer to the decoded training images
+    baseline, copies = result.row("reconstruction").scores, result.row("resample").scores
+    assert baseline["face_copy_ratio"].value == pytest.approx(1.0)
+    assert copies["face_copy_ratio"].value < 0.9  # 0.73 on this tiny run of 32 px synthetic faces
+    assert copies["latent_copy_share"].value > 0.9
 
 
 def test_n_larger_than_the_held_out_set_is_capped(tiny_run_copy, capsys):

@@ -309,14 +309,22 @@ def evaluate_run(
             )
     copy_rows = _pick(train_rows, min(len(train_rows), FACE_COPY_REFERENCE), np.random.default_rng(seed))
     copy_rows.sort()
+    reconstructions = reconstruction_embeddings = None
     held_labels = labels[held_rows] if labels is not None else None
     if held_images is not None and train_images is not None and source_images is not None:
         if tools.inception:
             held.features = cache.features("real_features", held_rows, held_images)
         if tools.face_embeddings:
             held.embeddings = cache.embeddings("real_embeddings", held_rows, held_images)
-            held.train_embeddings = cache.embeddings("train_embeddings", copy_rows, source_images[copy_rows])
-            held.face_nearest = nearest_distances(held.embeddings, held.train_embeddings)
+            # Copies are judged among decoded images: a sampler can at most reproduce the decoder's image of a
+            # training point, and against the real photographs every decoded image is far (blur), copy or not.
+            decoder = run.provenance()["weights_id"]
+            held.train_embeddings = cache.embeddings(
+                "train_decoded_embeddings", copy_rows, run.decode(np.asarray(all_z[copy_rows])), decoder
+            )
+            reconstructions = run.decode(held_z)
+            reconstruction_embeddings = FaceEmbedder().embed(reconstructions)
+            held.face_nearest = nearest_distances(reconstruction_embeddings, held.train_embeddings)
 
     rows: list[EvaluationRow] = []
     previews: dict[str, np.ndarray] = {}  # the first PREVIEW images of each row, for samples.png
@@ -329,10 +337,14 @@ def evaluate_run(
             class_images = held_images  # the classifier learnt from training images: judge it on held-out ones
             if images is not None and tools.inception:
                 features = cache.features("train_features", reference_rows, images)
-            if images is not None and held.train_embeddings is not None and np.isin(reference_rows, copy_rows).all():
-                embeddings = held.train_embeddings[np.searchsorted(copy_rows, reference_rows)]
+            if images is not None and tools.face_embeddings:
+                embeddings = cache.embeddings("train_embeddings", reference_rows, images)
         elif step == RECONSTRUCTION_ROW:
-            z, images, knn, kind = held_z, run.decode(held_z) if decode else None, False, "reference"
+            z, knn, kind = held_z, False, "reference"
+            if reconstructions is not None:
+                images, embeddings = reconstructions, reconstruction_embeddings
+            else:
+                images = run.decode(held_z) if decode else None
         else:
             sampler = fitted_sampler(run, step, (sampler_options or {}).get(step, {}), train_z, progress)
             z = np.asarray(sampler.sample(n, seed=seed), dtype=np.float32)

@@ -50,11 +50,11 @@ class FeatureCache:
     def __init__(self, folder: Path | None, seed: int, device: torch.device | str | None, progress: bool):
         self.folder, self.seed, self.device, self.progress = folder, seed, device, progress
 
-    def _announce(self, what: str, n: int) -> None:
+    def _announce(self, what: str, n: int, kind: str = "real") -> None:
         # The slow first evaluation of a run: say what it is doing (dlib's embedder has no bar of its own).
         if self.progress:
             cached = f", cached in {self.folder}" if self.folder is not None else ""
-            print(f"latentatlas: computing {what} of {n} real images{cached}", file=sys.stderr, flush=True)
+            print(f"latentatlas: computing {what} of {n} {kind} images{cached}", file=sys.stderr, flush=True)
 
     def features(self, name: str, rows: np.ndarray, images: np.ndarray) -> np.ndarray:
         key = {"n": len(rows), "seed": self.seed, "rows": _digest(rows), "weights": inception_path().stat().st_size}
@@ -65,11 +65,15 @@ class FeatureCache:
 
         return cached_features(self.folder, name, key, compute)
 
-    def embeddings(self, name: str, rows: np.ndarray, images: np.ndarray) -> np.ndarray:
+    def embeddings(self, name: str, rows: np.ndarray, images: np.ndarray, decoder: str | None = None) -> np.ndarray:
+        """`decoder`: the weights id when `images` are the decoder's images of the rows' z-points (the key then
+        changes with the weights: a retrained model never reuses them)."""
         key = {"n": len(rows), "seed": self.seed, "rows": _digest(rows), "embedder": FaceEmbedder().settings()}
+        if decoder is not None:
+            key["decoder"] = decoder
 
         def compute() -> np.ndarray:
-            self._announce("dlib face embeddings", len(rows))
+            self._announce("dlib face embeddings", len(rows), "real" if decoder is None else "decoded")
             return FaceEmbedder().embed(images)
 
         return cached_features(self.folder, name, key, compute)
