@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from latentatlas.errors import LatentAtlasError
+from latentatlas.evaluation import copies as faces_copies
 from latentatlas.evaluation import faces as faces_module
 from latentatlas.evaluation.copies import (
     SAME_IDENTITY_DISTANCE,
@@ -212,6 +213,14 @@ def test_exact_copies_are_flagged_in_embedding_and_latent_space():
     assert unflagged.share <= 0.05 and 0.9 < unflagged.ratio < 1.1
     latent = copy_scores(nearest_distances(copies, train), held_d, latent_threshold(held_d))
     assert latent.share == 1.0 and latent.held_out_share < 0.05
+
+
+@pytest.mark.parametrize(("median", "threshold"), [(2.0, SAME_IDENTITY_DISTANCE), (0.4, 0.2), (1.2, 0.6)])
+def test_face_copy_threshold_is_the_stricter_of_dlibs_and_the_relative_rule(median, threshold):
+    held_out = np.array([median * 0.5, median, median * 1.5])
+    assert faces_copies.face_threshold(held_out) == pytest.approx(threshold)
+    with pytest.raises(LatentAtlasError, match="coincide"):
+        faces_copies.face_threshold(np.zeros(3))
 
 
 def test_nearest_distances_match_brute_force():

@@ -19,7 +19,7 @@ import torch
 
 from latentatlas.errors import LatentAtlasError
 from latentatlas.evaluation.classes import ImageClassifier
-from latentatlas.evaluation.copies import SAME_IDENTITY_DISTANCE, copy_scores, latent_threshold, nearest_distances
+from latentatlas.evaluation.copies import copy_scores, face_threshold, latent_threshold, nearest_distances
 from latentatlas.evaluation.faces import DLIB_SIDE, CnnFaceDetector, FaceDetector
 from latentatlas.evaluation.inception import fid, kid
 from latentatlas.evaluation.intervals import extrapolated_fid, mean_interval, median_interval, paired_interval
@@ -159,7 +159,7 @@ def _faces(
             scores.update(_knn_scores(items, "face_", seed + 10))
         if copies and held.train_embeddings is not None and held.face_nearest is not None:
             nearest = nearest_distances(embeddings, held.train_embeddings)
-            found = copy_scores(nearest, held.face_nearest, SAME_IDENTITY_DISTANCE)
+            found = copy_scores(nearest, held.face_nearest, face_threshold(held.face_nearest))
             scores["face_copy_share"] = mean_interval(found.closer, seed=seed + 14)
             scores["face_copy_ratio"] = Score(found.ratio)
     return scores

