@@ -70,8 +70,10 @@ class HeldOut:
     latent_nearest : ndarray
         Nearest-training distance of each held-out z-point.
     features, embeddings, train_embeddings : ndarray or None
-        Inception features and face embeddings of the held-out images; face embeddings of training images
-        (all of them, up to a seeded FACE_COPY_REFERENCE, so that a copy of any training image is found).
+        Inception features and face embeddings of the held-out images; face embeddings of the decoder's
+        images of the training z-points (all of them, up to a seeded FACE_COPY_REFERENCE), the copy reference.
+    face_nearest : ndarray or None
+        Nearest copy-reference distance of each held-out reconstruction's embedding (the copy baseline).
     detector_side : int
         The CNN face detector's side for every row (`faces.calibrated_side` on the run's reconstructions).
     regions : RegionModel or None

@@ -307,11 +307,10 @@ def evaluate_run(
                 f"{calibration.found[calibration.side]:.0%} of {calibration.images} reconstructions)",
                 file=sys.stderr,
             )
-    copy_rows = _pick(train_rows, min(len(train_rows), FACE_COPY_REFERENCE), np.random.default_rng(seed))
-    copy_rows.sort()
+    copy_rows = _pick(train_rows, FACE_COPY_REFERENCE, np.random.default_rng(seed))  # sorted, like train_rows
     reconstructions = reconstruction_embeddings = None
     held_labels = labels[held_rows] if labels is not None else None
-    if held_images is not None and train_images is not None and source_images is not None:
+    if held_images is not None and train_images is not None:
         if tools.inception:
             held.features = cache.features("real_features", held_rows, held_images)
         if tools.face_embeddings:
@@ -320,7 +319,7 @@ def evaluate_run(
             # training point, and against the real photographs every decoded image is far (blur), copy or not.
             decoder = run.provenance()["weights_id"]
             held.train_embeddings = cache.embeddings(
-                "train_decoded_embeddings", copy_rows, run.decode(np.asarray(all_z[copy_rows])), decoder
+                "train_decoded_embeddings", copy_rows, lambda: run.decode(np.asarray(all_z[copy_rows])), decoder
             )
             reconstructions = run.decode(held_z)
             reconstruction_embeddings = FaceEmbedder().embed(reconstructions)

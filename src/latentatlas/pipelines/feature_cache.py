@@ -65,15 +65,18 @@ class FeatureCache:
 
         return cached_features(self.folder, name, key, compute)
 
-    def embeddings(self, name: str, rows: np.ndarray, images: np.ndarray, decoder: str | None = None) -> np.ndarray:
-        """`decoder`: the weights id when `images` are the decoder's images of the rows' z-points (the key then
-        changes with the weights: a retrained model never reuses them)."""
+    def embeddings(
+        self, name: str, rows: np.ndarray, images: np.ndarray | Callable[[], np.ndarray], decoder: str | None = None
+    ) -> np.ndarray:
+        """`images` may be a function that makes them (decoding is skipped when the cache holds the embeddings);
+        `decoder`: the weights id when they are the decoder's images of the rows' z-points (the key then changes
+        with the weights: a retrained model never reuses them)."""
         key = {"n": len(rows), "seed": self.seed, "rows": _digest(rows), "embedder": FaceEmbedder().settings()}
         if decoder is not None:
             key["decoder"] = decoder
 
         def compute() -> np.ndarray:
             self._announce("dlib face embeddings", len(rows), "real" if decoder is None else "decoded")
-            return FaceEmbedder().embed(images)
+            return FaceEmbedder().embed(images() if callable(images) else images)
 
         return cached_features(self.folder, name, key, compute)
