@@ -230,25 +230,27 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
-def _to_jsonable(value: Any) -> Any:
+def to_jsonable(value: Any) -> Any:
+    """The one JSON conversion: numpy scalars and arrays to Python numbers and lists, tuples to lists, paths
+    to strings, NaN and infinities to None (JSON has neither). Other values are returned unchanged."""
     if isinstance(value, dict):
-        return {str(k): _to_jsonable(v) for k, v in value.items()}
+        return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_to_jsonable(v) for v in value]
+        return [to_jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
-        return _to_jsonable(value.tolist())
+        return to_jsonable(value.tolist())
     if isinstance(value, np.generic):
-        return _to_jsonable(value.item())
+        return to_jsonable(value.item())
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, float) and not np.isfinite(value):
-        return None  # JSON has no NaN/inf
+        return None
     return value
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write `obj` as indented JSON; numpy values become plain numbers, NaN/inf become null."""
-    write_text(path, json.dumps(_to_jsonable(obj), indent=2) + "\n")
+    write_text(path, json.dumps(to_jsonable(obj), indent=2) + "\n")
 
 
 def read_json(path: str | os.PathLike) -> Any:
