@@ -3,8 +3,11 @@ answered with one line on stderr, exit status 2, no traceback and nothing writte
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from latentatlas.cli import main
 from latentatlas.store import Run
@@ -36,19 +39,53 @@ def test_train_encode_reconstruct_round_trip(tmp_path, capsys):
     assert run.zpoints().shape == (64, 8)
     assert run.metadata()["subset"].value_counts().to_dict() == {"train": 48, "val": 16}
 
+    split = np.load(out / "split.npy")
+    images = np.asarray(run.images().images)
     png = tmp_path / "grid.png"
     assert main(["reconstruct", str(out), "-n", "6", "--out", str(png)]) == 0
-    assert png.is_file() and (tmp_path / "grid.json").is_file()
+    summary = json.loads((tmp_path / "grid.json").read_text())
+    assert (summary["n"], summary["subset"], summary["figures"][0]["file"]) == (6, "val", "grid.png")
+    originals, recon = grid_rows(png, 6)
+    assert originals.shape == recon.shape == (6, 32, 32, 3)
+    # the originals are distinct held-out images, in the order of the source; the MSE is theirs
+    assert rows_of(originals, images) == sorted(set(rows_of(originals, images)))
+    assert all(split[row] == 1 for row in rows_of(originals, images))
+    mse = np.mean((originals / 255.0 - recon / 255.0) ** 2)
+    assert summary["mse"] == pytest.approx(mse, rel=1e-5) and f"MSE {mse:.5f}" in summary["figures"][0]["caption"]
     assert main(["reconstruct", str(out), "-n", "4", "--subset", "train"]) == 0
-    assert (out / "reconstructions.png").is_file()
+    originals, recon = grid_rows(out / "reconstructions.png", 4)
+    assert all(split[row] == 0 for row in rows_of(originals, images)) and len(originals) == 4
+    summary = json.loads((out / "reconstructions.json").read_text())
+    mse = np.mean((originals / 255.0 - recon / 255.0) ** 2)
+    assert summary["subset"] == "train" and summary["mse"] == pytest.approx(mse, rel=1e-5)
+
+
+def grid_rows(path, n: int, size: int = 32, pad: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """The (originals, reconstructions) tiles of a one-block reconstruction grid of n columns, drawn twice
+    as large: the originals on the first row, their reconstructions below."""
+    with Image.open(path) as picture:
+        pixels = np.asarray(picture.convert("RGB"))
+    cell = size + pad
+    assert pixels.shape == (2 * (2 * cell + pad), 2 * (n * cell + pad), 3)
+    grid = pixels[::2, ::2]
+    rows = [[grid[pad + r * cell :][:size, pad + c * cell :][:, :size] for c in range(n)] for r in range(2)]
+    return np.stack(rows[0]), np.stack(rows[1])
+
+
+def rows_of(tiles: np.ndarray, images: np.ndarray) -> list[int]:
+    """The source row of each tile (each must be exactly one image of the source)."""
+    rows = []
+    for tile in tiles:
+        matches = np.flatnonzero((images == tile).all(axis=(1, 2, 3)))
+        assert len(matches) == 1
+        rows.append(int(matches[0]))
+    return rows
 
 
 def test_source_paths_are_stored_absolute(tmp_path, monkeypatch):
     images = np.random.default_rng(0).integers(0, 256, (6, 40, 40, 3), dtype=np.uint8)
     folder = tmp_path / "pictures"
     folder.mkdir()
-    from PIL import Image
-
     for i, image in enumerate(images):
         Image.fromarray(image).save(folder / f"{i}.png")
     monkeypatch.chdir(tmp_path)

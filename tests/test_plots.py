@@ -1,19 +1,36 @@
-"""Figures: grids are laid out exactly, ellipses are drawn with the right geometry, files are complete PNGs."""
+"""Figures: grids are laid out exactly, ellipses are drawn with the right geometry, figures are written at their
+size and show their data in the expected colours where the data is."""
 
 from __future__ import annotations
 
+import io
 import math
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from matplotlib import colormaps
+from matplotlib.colors import to_rgb
 from PIL import Image
 
 from latentatlas import plots
 from latentatlas.analysis import confidence_ellipse
 from latentatlas.errors import LatentAtlasError
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+def read_png(path) -> np.ndarray:
+    with Image.open(path) as picture:
+        assert picture.format == "PNG"
+        return np.asarray(picture.convert("RGB")).astype(np.int16)
+
+
+def rgb(colour, alpha: float = 1.0) -> np.ndarray:
+    """A matplotlib colour as 0-255 RGB, drawn with `alpha` over white."""
+    return np.round(255 * (alpha * np.asarray(to_rgb(colour)) + (1 - alpha))).astype(np.int16)
+
+
+def mask(pixels: np.ndarray, colour: np.ndarray, tolerance: int = 2) -> np.ndarray:
+    return np.abs(pixels - colour).max(axis=-1) <= tolerance
 
 
 @pytest.mark.parametrize("n,ncols,shape", [(4, None, (2, 2)), (5, 2, (3, 2)), (3, 5, (1, 5))])
@@ -63,7 +80,31 @@ def test_draw_ellipses_geometry(angle: float, axes: tuple[float, float]) -> None
     plt.close(fig)
 
 
-def test_projection_grid_and_analysis_figures_write_pngs(tmp_path) -> None:
+def test_save_figure_writes_the_figure_at_its_dpi_and_figure_png_crops_it(tmp_path) -> None:
+    colours = np.array([[[255, 0, 0], [0, 0, 255]], [[0, 128, 0], [255, 255, 255]]], np.uint8)
+
+    def quadrants():
+        fig = plt.figure(figsize=(4, 3))
+        ax = fig.add_axes((0, 0, 1, 1))
+        ax.imshow(colours, interpolation="nearest", aspect="auto")
+        ax.set_axis_off()
+        return fig
+
+    plots.save_figure(quadrants(), tmp_path / "full.png", dpi=50, tight=False)
+    full = read_png(tmp_path / "full.png")
+    assert full.shape == (150, 200, 3)  # 4 x 3 inches at 50 dpi
+    for (y, x), colour in zip([(30, 40), (30, 160), (120, 40), (120, 160)], colours.reshape(-1, 3)):
+        assert tuple(full[y, x]) == tuple(colour)
+    assert [p.name for p in tmp_path.iterdir()] == ["full.png"]  # no temporary left behind
+    # the tight crop keeps the figure and adds matplotlib's 0.1-inch white margin (5 pixels at 50 dpi)
+    tight = np.asarray(Image.open(io.BytesIO(plots.figure_png(quadrants(), dpi=50))).convert("RGB")).astype(np.int16)
+    assert tight.shape == (160, 210, 3)
+    assert np.all(tight[:5] == 255) and np.all(tight[:, :5] == 255)
+    np.testing.assert_array_equal(tight[5:155, 5:205], full)
+    assert plt.get_fignums() == []  # both writers close their figure
+
+
+def test_projection_grid_draws_each_panel(tmp_path) -> None:
     rng = np.random.default_rng(0)
     z = rng.standard_normal((300, 5)) + 2.0
     centre = z.mean(axis=0)
@@ -81,6 +122,18 @@ def test_projection_grid_and_analysis_figures_write_pngs(tmp_path) -> None:
     # the second panel shows only its own 10 points
     assert len(visible[1].collections[0].get_offsets()) == 10
     plots.save_figure(fig, tmp_path / "projection.png")
+    pixels = read_png(tmp_path / "projection.png")
+    width = pixels.shape[1]
+    # the origin (gold) and the centre (orange) are drawn in both panels, side by side
+    for colour in (plots.ORIGIN, plots.CENTRE):
+        columns = np.flatnonzero(mask(pixels, rgb(colour)).any(axis=0))
+        assert len(columns) and columns.min() < width / 2 < columns.max(), colour
+
+
+def test_analysis_figures_show_their_data(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((300, 5)) + 2.0
+    centre = z.mean(axis=0)
     counts = np.stack([np.histogram(z[:, j], bins=10)[0] for j in range(5)])
     edges = np.stack([np.histogram(z[:, j], bins=10)[1] for j in range(5)])
     figures = {
@@ -96,5 +149,25 @@ def test_projection_grid_and_analysis_figures_write_pngs(tmp_path) -> None:
     assert sum(ax.get_visible() for ax in figures["hist.png"].axes) == 2
     for name, figure in figures.items():
         plots.save_figure(figure, tmp_path / name)
-        assert (tmp_path / name).read_bytes()[:8] == PNG_MAGIC
-    assert (tmp_path / "projection.png").read_bytes()[:8] == PNG_MAGIC
+    pixels = {name: read_png(tmp_path / name) for name in figures}
+    for name, figure_pixels in pixels.items():
+        assert min(figure_pixels.shape[:2]) > 150, name  # written whole, at the default 110 dpi
+    # histograms: bars filled in the real z-points' blue (drawn at alpha 0.6), in both visible panels
+    hist = mask(pixels["hist.png"], rgb(plots.REAL, 0.6))
+    assert hist.mean() > 0.05
+    columns = np.flatnonzero(hist.any(axis=0))
+    assert len(columns) and columns.min() < pixels["hist.png"].shape[1] / 2 < columns.max()
+    assert mask(pixels["radii.png"], rgb(plots.REAL, 0.6)).mean() > 0.02
+    assert mask(pixels["maha.png"], rgb(plots.REAL, 0.6)).mean() > 0.02
+    # the dominant component's marker in red beside the others in blue
+    assert mask(pixels["summary.png"], rgb(plots.ARTIFICIAL)).sum() > 5
+    assert mask(pixels["summary.png"], rgb(plots.REAL)).sum() > 20
+    # the correlation matrix: 5 diagonal cells at r = 1 (dark red), the independent pairs near r = 0 (grey)
+    cmap = colormaps["coolwarm"]
+    diagonal = mask(pixels["corr.png"], rgb(cmap(1.0)), tolerance=3).sum()
+    near_zero = mask(pixels["corr.png"], rgb(cmap(0.5)), tolerance=12).sum()
+    assert diagonal > 1000 and near_zero > 3 * diagonal
+    # the spectrum: blue points and lines in both panels
+    blue = mask(pixels["pca.png"], rgb(plots.REAL), tolerance=40)
+    columns = np.flatnonzero(blue.any(axis=0))
+    assert len(columns) and columns.min() < pixels["pca.png"].shape[1] / 2 < columns.max()

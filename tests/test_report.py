@@ -16,6 +16,7 @@ from PIL import Image
 from latentatlas.cli import main
 from latentatlas.errors import LatentAtlasError
 from latentatlas.findings import Finding
+from latentatlas.pipelines.analyze import analyze_run
 from latentatlas.report import SECTIONS, build_report, write_report
 from latentatlas.report.analysis_sections import CLAIMS, finding_keys
 from latentatlas.store import Run
@@ -306,6 +307,9 @@ SEED_CONCLUSIONS = (  # sentences the report used to print whatever the data sai
 )
 
 
+VERDICTS = ("agrees", "partly agrees", "disagrees")
+
+
 def finding(key: str, claim: str, verdict: str, evidence: str) -> dict:
     return Finding(key=key, claim=claim, verdict=verdict, evidence=evidence).to_dict()  # type: ignore[arg-type]
 
@@ -355,19 +359,31 @@ def test_the_origin_verdict_follows_the_finding(tiny_run_copy, verdict, percenti
     assert f"This run {other} with the seed" not in text
 
 
-def test_many_dominant_components_flip_the_dominance_verdict(tiny_run_copy):
-    ranked = [{"index": j, "rms": 1.0} for j in range(85)]
-    claim = "a few dominant components sit away from 0 and spread wider"
-    write_analysis(
-        tiny_run_copy,
-        [finding("dominant-components", claim, "disagrees", "85 of 128 components pass the dominance rule")],
-        dominant={"rule": {"offset_k": 1.0}, "components": ranked},
-    )
-    text = build_report(tiny_run_copy, umap=False)
-    sentence = escape(f"This run disagrees with the seed: {claim} (85 of 128 components pass the dominance rule)")
+@pytest.mark.parametrize(
+    "offset, lead",
+    [
+        (1, "This run agrees with the seed"),  # 1 of 16 components: a few
+        (3, "This run partly agrees with the seed"),  # 3 of 16: between a few (10 %) and many (25 %)
+        (8, "This run disagrees with the seed"),  # 8 of 16: many
+    ],
+)
+def test_the_dominance_verdict_flips_with_the_number_of_dominant_components(tiny_run_copy, offset, lead):
+    # z-points whose first `offset` components sit 5 std away from 0 and whose widths are all alike: the
+    # analysis finds exactly those components dominant, and the verdict follows from their count alone
+    path = tiny_run_copy.path / "zpoints" / "zpoints.npy"
+    z = np.random.default_rng(0).standard_normal(np.load(path).shape).astype(np.float32)
+    z[:, :offset] += 5.0
+    np.save(path, z)
+    run = Run(tiny_run_copy.path)
+    analyze_run(run, figures=False, seed=0)
+    text = build_report(run, umap=False)
+    assert f"Dominant components ({offset})" in text
+    found = json.loads((run.path / "analysis" / "analysis.json").read_text())["findings"]
+    dominance = next(f for f in found if f["key"] == "dominant-components")
+    sentence = escape(f"{lead}: {dominance['claim']} ({dominance['evidence']})")
     assert section_of(text, sentence) == "components"
-    assert "Dominant components (85)" in text
-    assert text.index(sentence) < text.index("Dominant components (85)")  # the verdict sits under the heading
+    assert text.index(sentence) < text.index(f"Dominant components ({offset})")  # the verdict sits under the heading
+    assert sum(text.count(f"This run {verdict} with the seed: {dominance['claim']}") for verdict in VERDICTS) == 1
 
 
 def test_evaluation_findings_go_to_the_sampler_sections(tiny_run_copy):

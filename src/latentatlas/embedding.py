@@ -12,6 +12,7 @@ import warnings
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
@@ -37,7 +38,7 @@ def umap_embedding(
     with warnings.catch_warnings():
         # umap-learn warns that a seed turns off its parallel threads, and numba about its own internals
         warnings.simplefilter("ignore")
-        import umap
+        import umap  # here, not at the top: umap-learn compiles with numba on import, which takes seconds
 
         neighbours = min(n_neighbors, len(z) - 1)
         reducer = umap.UMAP(n_components=2, n_neighbors=neighbours, random_state=random_state, n_jobs=1)
@@ -82,8 +83,6 @@ def colour_columns(metadata: Any) -> dict[str, dict]:
     most MAX_CATEGORIES distinct values, and a class column (`CLASS_COLUMNS`) of up to that many numbers, is
     a "category" (with its labels, numbers in numeric order). Per-image identifiers are left out.
     """
-    import pandas as pd
-
     out: dict[str, dict] = {}
     for name in metadata.columns:
         if name in METADATA_BOOKKEEPING:

@@ -29,11 +29,13 @@ import os
 import socket
 import sys
 import threading
+import webbrowser
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
+import uvicorn
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -45,6 +47,7 @@ from latentatlas.errors import LatentAtlasError
 from latentatlas.explorer.security import BodySizeLimit, SecurityHeaders
 from latentatlas.explorer.state import COORD_LIMIT, MAX_DISPLAY_POINTS, MAX_SAMPLES, MAX_STEPS, ExplorerState
 from latentatlas.io import png_bytes
+from latentatlas.paths import between
 from latentatlas.store import Run
 
 STATIC_DIR = Path(__file__).with_name("static")
@@ -235,8 +238,6 @@ def create_app(
 
     @app.post("/api/path")
     def path(request: PathRequest) -> dict:
-        from latentatlas.paths import between
-
         plane = explorer.check_plane(request.basis, request.plane)
         ends = explorer.from_plane(request.basis, plane, np.asarray([request.start, request.end]), request.base)
         vectors = between(ends[0], ends[1], request.steps, method="slerp" if request.method == "slerp" else "linear")
@@ -260,8 +261,6 @@ def create_app(
 
 def serve(run: Run | str | os.PathLike, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = True) -> None:
     """Run the explorer until interrupted (Ctrl-C)."""
-    import uvicorn
-
     if not 0 < port < 65536:
         raise LatentAtlasError(f"port must be in 1..65535, got {port}")
     app = create_app(run, hosts=allowed_hosts(host))
@@ -280,7 +279,5 @@ def serve(run: Run | str | os.PathLike, host: str = "127.0.0.1", port: int = 876
             file=sys.stderr,
         )
     if open_browser:
-        import webbrowser
-
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -11,6 +11,7 @@ spanned by two principal axes and coordinates are measured from the centre.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import threading
@@ -21,12 +22,16 @@ from typing import Any
 import numpy as np
 
 from latentatlas import checks
-from latentatlas.embedding import category_label, colour_columns
+from latentatlas.analysis import confidence_ellipse
+from latentatlas.data import DataConfig, load_images
+from latentatlas.embedding import category_label, colour_columns, nearest, umap_embedding
 from latentatlas.errors import LatentAtlasError
+from latentatlas.evaluation import FaceDetector
 from latentatlas.explorer.batching import DecodeBatcher
 from latentatlas.io import data_uri, load_npy, read_json
+from latentatlas.samplers import SAMPLERS, make_sampler
 from latentatlas.stats import PCA, Mahalanobis, moments
-from latentatlas.store import Run
+from latentatlas.store import Run, decode_latents
 
 MAX_DISPLAY_POINTS = 50_000
 MAX_SAMPLES = 64  # images per sample request: each one is a decode and a PNG
@@ -80,8 +85,6 @@ class ExplorerState:
     """
 
     def __init__(self, run: Run | str | os.PathLike, max_points: int = MAX_DISPLAY_POINTS, seed: int = 0):
-        from latentatlas.samplers import SAMPLERS
-
         self.run = run if isinstance(run, Run) else Run(run)
         self.model = self.run.load_model()
         store = self._store = self.run.zpoints()  # memory-mapped: rows are read on demand
@@ -148,8 +151,6 @@ class ExplorerState:
     def umap(self) -> np.ndarray:
         """(m, 2) UMAP coordinates of the display points, computed on first use (it takes a while)."""
         if self._umap is None:
-            from latentatlas.embedding import umap_embedding
-
             with self._lock:
                 if self._umap is None:
                     self._umap = umap_embedding(self.display_z)
@@ -157,8 +158,6 @@ class ExplorerState:
 
     def nearest_display_point(self, coords: tuple[float, float]) -> int:
         """Store row of the display point nearest to `coords` on the UMAP map."""
-        from latentatlas.embedding import nearest
-
         return int(self.display_rows[nearest(self.umap(), coords)])
 
     def check_row(self, row: int) -> int:
@@ -193,8 +192,6 @@ class ExplorerState:
         return start[None] + (coords - current) @ axes.T
 
     def plane_info(self, basis: str, plane: tuple[int, int]) -> dict:
-        from latentatlas.analysis import confidence_ellipse
-
         if basis == "umap":
             return self._umap_info()
         j1, j2 = plane
@@ -250,8 +247,6 @@ class ExplorerState:
         """float32 per display point: the column's value (a category's code), NaN where missing."""
         column = self.columns.get(name)
         if column is None:
-            import difflib
-
             close = difflib.get_close_matches(name, list(self.columns), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise LatentAtlasError(f"no attribute or factor column {name!r} in the z-point metadata{hint}")
@@ -265,8 +260,6 @@ class ExplorerState:
 
     # --------------------------------------------------------------- decoding and scoring
     def _decode_now(self, vectors: np.ndarray) -> np.ndarray:
-        from latentatlas.store import decode_latents
-
         return decode_latents(self.model, np.asarray(vectors, dtype=np.float32))
 
     def decode(self, vectors: np.ndarray) -> np.ndarray:
@@ -275,8 +268,6 @@ class ExplorerState:
 
     def faces(self, images: np.ndarray) -> list[bool]:
         if self._face_detector is None:
-            from latentatlas.evaluation import FaceDetector
-
             with self._lock:
                 if self._face_detector is None:
                     self._face_detector = FaceDetector()
@@ -301,8 +292,6 @@ class ExplorerState:
         return result
 
     def sampler(self, name: str) -> Any:
-        from latentatlas.samplers import make_sampler
-
         if name not in self.sampler_names:
             raise LatentAtlasError(f"unknown sampler {name!r}; choose from {', '.join(self.sampler_names)}")
         with self._lock:  # fit each sampler once, even when requests arrive together
@@ -321,8 +310,6 @@ class ExplorerState:
 
     def _source_images(self) -> np.ndarray | None:
         if self._images is None and not self._images_failed:
-            from latentatlas.data import DataConfig, load_images
-
             with self._lock:
                 if self._images is None and not self._images_failed:
                     try:

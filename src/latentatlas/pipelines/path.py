@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from latentatlas import checks
 from latentatlas.analysis.conditions import attribute_values
@@ -30,7 +31,9 @@ from latentatlas.paths import (
     plane_path,
     traverse,
 )
+from latentatlas.pipelines.evaluate import evaluate_points
 from latentatlas.pipelines.sample import grid_scale, run_zpoints
+from latentatlas.plots import plot_path_projection, plt, save_figure, save_image_grid
 from latentatlas.stats import Mahalanobis, moments
 from latentatlas.store import Run
 
@@ -46,8 +49,6 @@ def _safe_name(text: str) -> str:
 def load_image_file(path: str | os.PathLike, image_size: int) -> np.ndarray:
     """One image file as uint8 (1, S, S, 3): the largest centred square, cropped then resized to the run's
     image size by the data package's one decoder (so no pixel from outside the square leaks in)."""
-    from PIL import Image
-
     path = Path(path)
     if not path.is_file():
         raise LatentAtlasError(f"image file {path} does not exist")
@@ -153,8 +154,6 @@ def _point_label(meta: pd.DataFrame, point: int | str, flag: str, resolved: dict
 def _score_points(run: Run, vectors: np.ndarray, images: np.ndarray):
     """evaluate_points for the path (k-NN support, Mahalanobis percentile, face verdict of its decoded
     `images`), or None when the run holds too few held-out z-points to score against."""
-    from latentatlas.pipelines.evaluate import evaluate_points
-
     try:
         return evaluate_points(run, vectors, k=5, faces=True, images=images)
     except LatentAtlasError:
@@ -229,10 +228,6 @@ def path_run(
     spread along it. Writes grid.png, z.npy,
     projection.png and info.json into `out` (default RUN/paths/<kind>-<options>/), all at once.
     """
-    import matplotlib.pyplot as plt
-
-    from latentatlas.plots import plot_projection, save_figure, save_image_grid
-
     options = {
         "plane": plane,
         "angle": angle,
@@ -323,21 +318,8 @@ def path_run(
     # distance of each step from the centre, in units of the bulk's spread
     mahalanobis = np.sqrt(Mahalanobis().fit(z_fit, mean=centre, covariance=cov).sq_distance(path))
     points = _score_points(run, vectors, images)
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    plot_projection(ax, z_fit, projection_plane, centre=centre, path_points=path)
-    if points is not None and points["face"].any():
-        faces = path[points["face"].to_numpy()]
-        ax.scatter(
-            faces[:, projection_plane[0]],
-            faces[:, projection_plane[1]],
-            s=90,
-            facecolors="none",
-            edgecolors="limegreen",
-            linewidths=1.5,
-            zorder=6,
-            label="decodes to a face",
-        )
-    ax.legend(loc="best", fontsize=7)
+    faces = None if points is None else points["face"].to_numpy(dtype=bool)
+    fig = plot_path_projection(z_fit, projection_plane, centre, path, faces=faces)
     folder = Path(out) if out is not None else run.path / "paths" / name
     info = {
         **run.provenance(),

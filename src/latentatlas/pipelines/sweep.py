@@ -12,21 +12,18 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from latentatlas import checks  # noqa: E402
-from latentatlas.checkpoint import latest_checkpoint  # noqa: E402
-from latentatlas.config import SYNTHETIC_SOURCE, DataConfig, TrainConfig  # noqa: E402
-from latentatlas.errors import LatentAtlasError  # noqa: E402
-from latentatlas.io import atomic_path, write_json, write_text  # noqa: E402
-from latentatlas.model import ModelConfig  # noqa: E402
-from latentatlas.pipelines.analyze import analyze_run  # noqa: E402
-from latentatlas.store import Run, encode_run  # noqa: E402
-from latentatlas.train import train  # noqa: E402
+from latentatlas import checks
+from latentatlas.checkpoint import latest_checkpoint
+from latentatlas.config import SYNTHETIC_SOURCE, DataConfig, TrainConfig
+from latentatlas.errors import LatentAtlasError
+from latentatlas.io import write_json, write_text
+from latentatlas.model import ModelConfig
+from latentatlas.pipelines.analyze import analyze_run
+from latentatlas.plots import plot_sweep, save_figure
+from latentatlas.store import Run, encode_run
+from latentatlas.train import train
 
 PLOTTED = ("centre_distance", "origin_percentile", "n_dominant", "participation_ratio", "b_match", "n_regions")
 
@@ -145,19 +142,7 @@ def write_sweep(out: Path, rows: Sequence[SweepRow]) -> None:
     write_text(out / "sweep.csv", frame.to_csv(index=False))
     write_text(out / "sweep.md", sweep_markdown(frame))
     write_json(out / "sweep.json", {"rows": [asdict(r) for r in rows]})
-    figure, axes = plt.subplots(2, 3, figsize=(12, 6.5), constrained_layout=True)
-    for ax, column in zip(axes.flat, PLOTTED):
-        for _, group in frame.groupby(["source", "batch_norm"]):
-            values = pd.to_numeric(group[column], errors="coerce")
-            label = f"{group['source'].iloc[0]}, {'BN' if group['batch_norm'].iloc[0] else 'no BN'}"
-            ax.plot(group["latent_dim"], values, "-o", label=label)
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("latent dimension")
-        ax.set_title(column.replace("_", " "))
-    axes.flat[0].legend(fontsize=8)
-    with atomic_path(out / "sweep.png") as tmp:
-        figure.savefig(tmp, format="png", dpi=90)
-    plt.close(figure)
+    save_figure(plot_sweep(frame, PLOTTED), out / "sweep.png", dpi=90, tight=False)
 
 
 __all__ = ["SweepRow", "sweep", "sweep_frame", "sweep_markdown", "write_sweep"]

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from latentatlas.report import artifacts
-from latentatlas.report.artifacts import Analysis, Problems, as_dict, as_records
+from latentatlas.report.artifacts import Analysis, Problems, as_dict, as_records, read_analysis
 from latentatlas.report.blocks import (
     Block,
     Details,
@@ -273,7 +272,7 @@ def _further(analysis: Analysis, known: set[str], stale: bool) -> list[Block]:
 
 def analysis_sections(run: Run, problems: Problems, umap: list[Block] | None = None) -> dict[str, list[Block]]:
     """Blocks of the analysis sections by anchor; `umap` (the nonlinear map's blocks) joins the regions."""
-    analysis = artifacts.read_analysis(run.path / "analysis", problems)
+    analysis = read_analysis(run.path / "analysis", problems)
     command = f"latentatlas analyze {run.path}"
     if analysis is None:
         out = {spec.anchor: [Missing("The analysis (analysis/analysis.json)", command)] for spec in ANALYSIS_SECTIONS}

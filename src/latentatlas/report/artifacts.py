@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from latentatlas.errors import LatentAtlasError
 from latentatlas.findings import Finding
+from latentatlas.samplers import make_sampler
 
 IDENTITY_FIELDS = ("name", "kind", "sampler", "options", "seed", "weights", "weights_id")
 PROVENANCE_FIELDS = ("weights", "weights_id")
@@ -134,9 +136,6 @@ def sampler_options(sampler: str, options: dict) -> str:
     A sample folder records every parameter, an evaluation row may record only the given ones: both
     normalise to the same text. Options the registry refuses compare as written.
     """
-    from latentatlas.errors import LatentAtlasError
-    from latentatlas.samplers import make_sampler
-
     try:
         return canonical(make_sampler(sampler, **options).get_params())
     except (LatentAtlasError, TypeError, ValueError):

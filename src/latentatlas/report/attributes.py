@@ -8,8 +8,7 @@ finding the attributes command computed from those numbers.
 
 from __future__ import annotations
 
-from latentatlas.report import artifacts
-from latentatlas.report.artifacts import Problems, as_dict, as_str
+from latentatlas.report.artifacts import Problems, as_dict, as_str, read_attributes
 from latentatlas.report.blocks import Block, Details, Group, Missing, Text, key_values, records
 from latentatlas.report.common import figure, stale_note, verdicts
 from latentatlas.store import Run
@@ -44,7 +43,7 @@ def _renamed(rows: list[dict], columns: dict[str, str]) -> list[dict]:
 
 def attributes_section(run: Run, problems: Problems) -> list[Block]:
     command = f"latentatlas attributes {run.path}"
-    found = artifacts.read_attributes(run.path / "attributes", problems)
+    found = read_attributes(run.path / "attributes", problems)
     if found is None:
         return [Missing("The attribute probes (attributes/attributes.json)", command)]
     blocks: list[Block] = []

@@ -13,7 +13,6 @@ Jinja2 template with autoescape. A section whose inputs are missing names the co
 
 from __future__ import annotations
 
-import io
 import os
 from datetime import datetime, timezone
 from importlib import resources
@@ -25,8 +24,11 @@ from markupsafe import Markup
 
 from latentatlas.errors import LatentAtlasError
 from latentatlas.io import data_uri, write_text
-from latentatlas.report import artifacts
+from latentatlas.plots import figure_png, plot_training_curves
+from latentatlas.report.analysis_sections import analysis_sections
 from latentatlas.report.artifacts import FigureFile, Problems, as_dict
+from latentatlas.report.artifacts import figures as artifact_figures
+from latentatlas.report.attributes import attributes_section
 from latentatlas.report.blocks import Block, Figure, Heading, KeyValues, Missing, Section, key_values
 from latentatlas.report.common import (
     ATTRIBUTES,
@@ -39,6 +41,9 @@ from latentatlas.report.common import (
     current_weights,
     figure,
 )
+from latentatlas.report.maps import umap_blocks
+from latentatlas.report.samples import path_section, sampler_sections
+from latentatlas.report.sweep import sweep_section
 from latentatlas.store import Run
 
 SYNTHETIC_SOURCE = "synthetic-faces"
@@ -48,23 +53,15 @@ SYNTHETIC_SOURCE = "synthetic-faces"
 
 
 def _training_curves(history: pd.DataFrame) -> bytes | None:
-    from latentatlas.plots import plt  # the package's headless matplotlib
-
+    """The loss curves as PNG bytes, or None when the history has no epoch or loss column."""
     if "epoch" not in history or not {"train_loss", "val_loss"} & set(history.columns) or history.empty:
         return None
-    fig, ax = plt.subplots(figsize=(6.4, 3.4))
-    for column, name in (("train_loss", "training"), ("val_loss", "validation (held out)")):
-        if column in history and history[column].notna().any():
-            ax.plot(history["epoch"], history[column], "-o", ms=3, label=name)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("reconstruction loss (MSE)")
-    ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buffer.getvalue()
+    curves = {
+        name: history[column]
+        for column, name in (("train_loss", "training"), ("val_loss", "validation (held out)"))
+        if column in history and history[column].notna().any()
+    }
+    return figure_png(plot_training_curves(history["epoch"], curves))
 
 
 def _data_config(config: dict) -> dict:
@@ -119,7 +116,7 @@ def data_section(run: Run, problems: Problems) -> list[Block]:
     recon = run.path / "reconstructions.png"
     if recon.is_file():
         summary = problems.read_json(run.path / "reconstructions.json") or {}
-        caption = next((f.caption for f in artifacts.figures(summary, run.path) if f.path.name == recon.name), None)
+        caption = next((f.caption for f in artifact_figures(summary, run.path) if f.path.name == recon.name), None)
         default = "Validation images (odd rows) and their reconstructions (even rows)"
         blocks.append(figure(FigureFile(recon, caption or default)))
     else:
@@ -157,12 +154,6 @@ def build_report(run: Run | str | os.PathLike, umap: bool = True) -> str:
 
     `umap=False` leaves out the UMAP map of the bulk (fitting it takes from seconds to minutes).
     """
-    from latentatlas.report.analysis_sections import analysis_sections
-    from latentatlas.report.attributes import attributes_section
-    from latentatlas.report.maps import umap_blocks
-    from latentatlas.report.samples import path_section, sampler_sections
-    from latentatlas.report.sweep import sweep_section
-
     run = run if isinstance(run, Run) else Run(run)
     problems = Problems()
     blocks = {DATA.anchor: data_section(run, problems)}

@@ -3,14 +3,13 @@ one attribute or generating factor of the z-point metadata."""
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pandas as pd
 
 from latentatlas.embedding import MAX_FIT_POINTS, colour_columns, umap_embedding
 from latentatlas.errors import LatentAtlasError
 from latentatlas.io import data_uri
+from latentatlas.plots import figure_png, plot_embedding
 from latentatlas.report.blocks import Block, Figure, Heading, Text
 from latentatlas.store import Run
 
@@ -28,28 +27,6 @@ def colour_column(metadata: pd.DataFrame) -> dict | None:
             return columns[name]
     chosen = next((c for c in columns.values() if c["kind"] != "category"), None)
     return chosen or columns.get("subset")
-
-
-def _figure(points: np.ndarray, values: pd.Series, column: dict) -> bytes:
-    from latentatlas.plots import plt  # the package's headless matplotlib
-
-    fig, ax = plt.subplots(figsize=(6.4, 5.2))
-    if column["kind"] == "numeric":
-        shown = ax.scatter(points[:, 0], points[:, 1], c=values.to_numpy(np.float64), s=4, cmap="viridis", alpha=0.7)
-        fig.colorbar(shown, ax=ax, label=column["name"])
-    else:
-        for value in sorted(values.dropna().unique(), key=str):
-            rows = (values == value).to_numpy()
-            ax.scatter(points[rows, 0], points[rows, 1], s=4, alpha=0.6, label=f"{column['name']} = {value}")
-        ax.legend(markerscale=3, fontsize=8)
-    ax.set_xlabel("UMAP[0]")
-    ax.set_ylabel("UMAP[1]")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buffer.getvalue()
 
 
 def umap_blocks(run: Run, max_points: int = MAX_FIT_POINTS) -> list[Block]:
@@ -74,4 +51,5 @@ def umap_blocks(run: Run, max_points: int = MAX_FIT_POINTS) -> list[Block]:
         f"UMAP of {len(rows)} of {len(z)} z-points (seed {SEED}), coloured by {column['name']}. UMAP keeps "
         "neighbourhoods, not distances or widths: read clusters and connections, not sizes."
     )
-    return [heading, Figure(data_uri(_figure(points, values, column)), caption)]
+    figure = plot_embedding(points, values, column["name"], numeric=column["kind"] == "numeric")
+    return [heading, Figure(data_uri(figure_png(figure)), caption)]

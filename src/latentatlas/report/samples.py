@@ -7,8 +7,16 @@ sample; a folder without such a row says "not evaluated" and gives the command t
 
 from __future__ import annotations
 
-from latentatlas.report import artifacts
-from latentatlas.report.artifacts import Evaluation, EvaluationRow, Problems, Sample, as_records
+from latentatlas.report.artifacts import (
+    Evaluation,
+    EvaluationRow,
+    Problems,
+    Sample,
+    as_records,
+    read_evaluation,
+    read_paths,
+    read_samples,
+)
 from latentatlas.report.blocks import (
     Block,
     Details,
@@ -114,8 +122,8 @@ def _evaluation_blocks(run: Run, evaluation: Evaluation | None) -> list[Block]:
 
 def sampler_sections(run: Run, problems: Problems) -> dict[str, list[Block]]:
     """Blocks of the uniform-box section and the statistical-sampler section (with the evaluation table)."""
-    samples = artifacts.read_samples(run.path / "samples", problems)
-    evaluation = artifacts.read_evaluation(run.path / "evaluation", problems)
+    samples = read_samples(run.path / "samples", problems)
+    evaluation = read_evaluation(run.path / "evaluation", problems)
     stale = evaluation is not None and stale_note("", evaluation.weights, run, "") is not None
     uniform_findings = [f for f in (evaluation.findings if evaluation else []) if "uniform" in f.key]
     other_findings = [f for f in (evaluation.findings if evaluation else []) if "uniform" not in f.key]
@@ -139,7 +147,7 @@ def sampler_sections(run: Run, problems: Problems) -> dict[str, list[Block]]:
 
 
 def path_section(run: Run, problems: Problems) -> list[Block]:
-    folders = artifacts.read_paths(run.path / "paths", problems)
+    folders = read_paths(run.path / "paths", problems)
     if not folders:
         return [Missing("Paths", f"latentatlas path {run.path}", state="are missing")]
     groups: list[Block] = []

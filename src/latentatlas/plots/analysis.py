@@ -1,55 +1,18 @@
-"""Figures: image grids and the seed's projection plots. All writers are atomic."""
+"""Figures of the latent space and of the analysis: the seed's projection plots, histograms, spectra,
+distances and regions. Each takes arrays and returns a matplotlib Figure; `base.save_figure` writes it."""
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 
-import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Ellipse
+from scipy import stats
 
-matplotlib.use("Agg")  # headless: figures go to files, never to a window
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from latentatlas.errors import LatentAtlasError  # noqa: E402
-from latentatlas.io import atomic_path  # noqa: E402
-
-# The seed's colours: real z-points blue, origin yellow, centre orange, artificial points red.
-REAL, ORIGIN, CENTRE, ARTIFICIAL, PATH = "tab:blue", "gold", "darkorange", "red", "black"
-
-
-def image_grid(images: np.ndarray, ncols: int | None = None, pad: int = 2) -> np.ndarray:
-    """Tile uint8 images (n, H, W, 3) into one uint8 picture with white gutters."""
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or len(images) == 0:
-        raise LatentAtlasError(f"expected a non-empty uint8 array (n, H, W, 3), got {images.dtype} {images.shape}")
-    n, h, w, _ = images.shape
-    ncols = ncols or math.ceil(math.sqrt(n))
-    nrows = math.ceil(n / ncols)
-    grid = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad, 3), 255, np.uint8)
-    for i, img in enumerate(images):
-        r, c = divmod(i, ncols)
-        grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = img
-    return grid
-
-
-def save_image_grid(images: np.ndarray, path: str | os.PathLike, ncols: int | None = None, scale: int = 1) -> None:
-    """Write uint8 images (n, H, W, 3) as one PNG grid; `scale` enlarges small images (nearest neighbour)."""
-    picture = Image.fromarray(image_grid(images, ncols))
-    if scale > 1:
-        picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
-    with atomic_path(path) as tmp:
-        picture.save(tmp, format="PNG")
-
-
-def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 110) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+from latentatlas.plots.base import ARTIFICIAL, CENTRE, ORIGIN, PATH, REAL, plt
 
 
 def plot_projection(
@@ -90,8 +53,6 @@ def plot_projection(
 
 def draw_ellipses(ax: Axes, ellipses: Sequence[dict], color: str = "black") -> None:
     """Outline confidence ellipses ({"centre", "half_axes", "angle_deg", "confidence"}) on an axes."""
-    from matplotlib.patches import Ellipse
-
     styles = ["-", "--", ":", "-."]
     for k, e in enumerate(ellipses):
         patch = Ellipse(
@@ -202,8 +163,6 @@ def plot_radii(data_radii: np.ndarray, uniform: Sequence[dict], bins: int = 80, 
     (its spread tends to b/sqrt(15) for large N): it has the right radius but is far thinner than the data.
     The density axis is logarithmic, because the thin uniform shells would otherwise flatten the data.
     """
-    from scipy import stats
-
     fig, ax = plt.subplots(figsize=(8, 3.8))
     ax.hist(data_radii, bins=bins, density=True, color=REAL, alpha=0.6, label="z-points")
     colours = plt.get_cmap("autumn")(np.linspace(0.0, 0.8, max(1, len(uniform))))
@@ -233,8 +192,6 @@ def plot_mahalanobis(
     sq_distances: np.ndarray, dof: int, origin_sq: float | None = None, max_quantiles: int = 2000
 ) -> Figure:
     """Squared Mahalanobis distances against the chi-square law with `dof` dof: histogram and Q-Q plot."""
-    from scipy import stats
-
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     upper = float(np.percentile(sq_distances, 99.5))
     left.hist(sq_distances[sq_distances <= upper], bins=80, density=True, color=REAL, alpha=0.6, label="z-points")
@@ -310,8 +267,6 @@ def plot_core_normality(
     robust_sq: np.ndarray, cutoff: float, dof: int, core: Sequence[dict], untrimmed: Sequence[dict], alpha: float = 0.05
 ) -> Figure:
     """Robust squared distances with the 3σ cutoff (left); every test's p-value against n, core and all (right)."""
-    from scipy import stats
-
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     upper = max(float(np.percentile(robust_sq, 99.5)), cutoff * 1.2)
     shown = robust_sq[robust_sq <= upper]

@@ -1,0 +1,51 @@
+"""Figures from arrays, and the package's one headless matplotlib setup (`base`): image grids (`grids`),
+the latent-space and analysis figures (`analysis`), and the figures of a run as a whole (`runs`).
+Pipelines and the report choose the figures and write them; `from latentatlas.plots import plt` gives
+the headless pyplot."""
+
+from latentatlas.plots.analysis import (
+    NORMALITY_TESTS,
+    draw_ellipses,
+    plot_component_summary,
+    plot_core_normality,
+    plot_correlation_heatmap,
+    plot_histogram_grid,
+    plot_mahalanobis,
+    plot_projection,
+    plot_projection_grid,
+    plot_radii,
+    plot_regions,
+    plot_spectrum,
+)
+from latentatlas.plots.base import ARTIFICIAL, CENTRE, ORIGIN, PATH, REAL, figure_png, plt, save_figure
+from latentatlas.plots.grids import image_grid, save_image_grid
+from latentatlas.plots.runs import plot_embedding, plot_path_projection, plot_sweep, plot_training_curves
+
+__all__ = [
+    "ARTIFICIAL",
+    "CENTRE",
+    "NORMALITY_TESTS",
+    "ORIGIN",
+    "PATH",
+    "REAL",
+    "draw_ellipses",
+    "figure_png",
+    "image_grid",
+    "plot_component_summary",
+    "plot_core_normality",
+    "plot_correlation_heatmap",
+    "plot_embedding",
+    "plot_histogram_grid",
+    "plot_mahalanobis",
+    "plot_path_projection",
+    "plot_projection",
+    "plot_projection_grid",
+    "plot_radii",
+    "plot_regions",
+    "plot_spectrum",
+    "plot_sweep",
+    "plot_training_curves",
+    "plt",
+    "save_figure",
+    "save_image_grid",
+]

@@ -1,0 +1,36 @@
+"""Image grids: many uint8 images tiled into one picture."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+from PIL import Image
+
+from latentatlas.errors import LatentAtlasError
+from latentatlas.io import atomic_path
+
+
+def image_grid(images: np.ndarray, ncols: int | None = None, pad: int = 2) -> np.ndarray:
+    """Tile uint8 images (n, H, W, 3) into one uint8 picture with white gutters."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or len(images) == 0:
+        raise LatentAtlasError(f"expected a non-empty uint8 array (n, H, W, 3), got {images.dtype} {images.shape}")
+    n, h, w, _ = images.shape
+    ncols = ncols or math.ceil(math.sqrt(n))
+    nrows = math.ceil(n / ncols)
+    grid = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad, 3), 255, np.uint8)
+    for i, img in enumerate(images):
+        r, c = divmod(i, ncols)
+        grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = img
+    return grid
+
+
+def save_image_grid(images: np.ndarray, path: str | os.PathLike, ncols: int | None = None, scale: int = 1) -> None:
+    """Write uint8 images (n, H, W, 3) as one PNG grid; `scale` enlarges small images (nearest neighbour)."""
+    picture = Image.fromarray(image_grid(images, ncols))
+    if scale > 1:
+        picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
+    with atomic_path(path) as tmp:
+        picture.save(tmp, format="PNG")
