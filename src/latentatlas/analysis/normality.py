@@ -33,17 +33,19 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import pingouin
 from scipy import special, stats
 
 from latentatlas import checks
+from latentatlas.analysis.parts import Context
 from latentatlas.errors import LatentAtlasError
 from latentatlas.findings import Finding
-from latentatlas.stats import DEFAULT_CHUNK, ZView, as_view, min_cov_det, one_blas_thread, precision_matrix
+from latentatlas.stats import DEFAULT_CHUNK, Mahalanobis, ZView, as_view, min_cov_det, one_blas_thread
 
 THREE_SIGMA = float(special.erf(3.0 / math.sqrt(2.0)))  # 0.99730: the share of a 1-D Gaussian within 3σ
 SHAPIRO_MAX = 5000  # scipy's Shapiro-Wilk p-values are accurate up to here
@@ -319,30 +321,47 @@ class CoreNormality:
         for fit_rows, score_rows in (halves, halves[::-1]):
             size = min(int(self.mcd_samples), len(fit_rows))
             pick = np.sort(np.random.default_rng(self.random_state).choice(len(fit_rows), size, replace=False))
-            mcd = min_cov_det(view.take(fit_rows[pick]))
-            precision, rank = precision_matrix(mcd["covariance"])
-            dof, support = min(dof, rank), min(support, int(mcd["support"].sum()))
+            sample = view.take(fit_rows[pick])
+            mcd = min_cov_det(sample)
+            distance = Mahalanobis().fit(sample, mcd["location"], mcd["covariance"])
+            dof, support = min(dof, distance.rank_), min(support, int(mcd["support"].sum()))
             for start in range(0, len(score_rows), checks.positive_int(self.chunk_size, "chunk_size")):
                 rows = score_rows[start : start + self.chunk_size]
-                d = view.take(rows) - mcd["location"]
-                sq[rows] = np.einsum("ij,ij->i", d @ precision, d)
+                sq[rows] = distance.sq_distance(view.take(rows))
         return sq, int(dof), support
 
     def _sizes(self, available: int) -> list[int]:
         sizes = sorted({available if s == "all" else min(int(s), available) for s in self.sizes})
         return [s for s in sizes if s >= 8]
 
+    @classmethod
+    def configured(cls, options: Mapping[str, Any]) -> CoreNormality:
+        """Unfitted, with `LatentAnalysis`'s options."""
+        return cls(
+            sizes=options["normality_sizes"],
+            pairwise_points=options["normality_pairwise_points"],
+            mcd_samples=options["mcd_samples"],
+            random_state=options["random_state"],
+            chunk_size=options["chunk_size"],
+        )
+
+    @classmethod
+    def from_context(cls, context: Context) -> CoreNormality:
+        return cls.configured(context.options).fit(context.view)
+
     def to_dict(self) -> dict:
         """The analysis.json "core_normality" section."""
         return {
-            "sigma": float(self.sigma),
-            "cutoff_sq": self.cutoff_,
-            "dof": self.dof_,
-            "core_fraction": self.core_fraction_,
-            "pairwise_points": int(self.pairwise_points),
-            "core": [t.to_dict() | {"passes": t.passes()} for t in self.core_],
-            "all": [t.to_dict() | {"passes": t.passes()} for t in self.all_],
-            "hz_power_check": self.hz_power_,
+            "core_normality": {
+                "sigma": float(self.sigma),
+                "cutoff_sq": self.cutoff_,
+                "dof": self.dof_,
+                "core_fraction": self.core_fraction_,
+                "pairwise_points": int(self.pairwise_points),
+                "core": [t.to_dict() | {"passes": t.passes()} for t in self.core_],
+                "all": [t.to_dict() | {"passes": t.passes()} for t in self.all_],
+                "hz_power_check": self.hz_power_,
+            }
         }
 
     def findings(self) -> list[Finding]:
