@@ -127,7 +127,7 @@ def test_one_gaussian_is_one_region() -> None:
     assert regions.shares_.tolist() == [1.0]
     assert regions.void_share_ < 0.03
     assert regions.finding().verdict == "agrees"
-    assert regions.to_dict()["regions"][0]["share"] == 1.0
+    assert regions.to_dict()["regions"]["regions"][0]["share"] == 1.0
 
 
 def test_heavy_tails_are_one_region_not_fragments() -> None:

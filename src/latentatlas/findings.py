@@ -72,3 +72,10 @@ def grade(value: float, agree: float, disagree: float, higher_agrees: bool = Tru
     if sign * value <= sign * disagree:
         return "disagrees"
     return "mixed"
+
+
+def count_verdict(passed: int, total: int) -> Verdict:
+    """'agrees' when every case passed, 'disagrees' when none did, 'mixed' between; no cases: 'undecided'."""
+    if total == 0:
+        return "undecided"
+    return "agrees" if passed == total else "disagrees" if passed == 0 else "mixed"

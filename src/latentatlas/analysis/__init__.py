@@ -26,10 +26,11 @@ Nothing here reads or writes a run folder: `latentatlas.pipelines.analyze.analyz
 
 from __future__ import annotations
 
-from latentatlas.analysis.attributes import AttributeAnalysis, AttributeEffect, AttributeLabels, attribute_labels
+from latentatlas.analysis.attributes import AttributeAnalysis, AttributeEffect
 from latentatlas.analysis.correlations import confidence_ellipse, correlation_matrix, default_planes, strongest_pairs
 from latentatlas.analysis.distributions import ComponentDistributions, ks_distance_normal, measure_hwhm
 from latentatlas.analysis.dominant import DominantComponents
+from latentatlas.analysis.labels import AttributeLabels, attribute_labels
 from latentatlas.analysis.latent import SCHEMA, LatentAnalysis
 from latentatlas.analysis.normality import CoreNormality, NormalityTests, mardia
 from latentatlas.analysis.origin import OriginPosition, chi2_comparison
