@@ -122,6 +122,19 @@ def test_findings_name_the_headline_celeba_attributes():
     assert finding.verdict == "mixed" and "Eyeglasses 0." in finding.evidence
 
 
+def _check(condition: str, share: float) -> ConditionalCheck:
+    return ConditionalCheck(condition, "gaussian", 100, 200, 0, share, {}, None, 0)
+
+
+def test_conditional_findings_judge_every_check():
+    assert conditional_findings([]) == []
+    (mixed,) = conditional_findings([_check("Male=1", 0.95), _check("Eyeglasses=1", 0.5)])
+    assert mixed.key == "attributes-conditional" and mixed.verdict == "mixed"
+    assert mixed.evidence.endswith("(gaussian sampler): Male=1: 0.95 of 200; Eyeglasses=1: 0.50 of 200")
+    assert conditional_findings([_check("Male=1", 0.9)])[0].verdict == "agrees"
+    assert conditional_findings([_check("Male=1", 0.89)])[0].verdict == "disagrees"
+
+
 def test_attribute_labels_from_metadata():
     meta = pd.DataFrame(
         {

@@ -15,7 +15,7 @@ Each part owns its numbers, its sections of analysis.json (`to_dict`) and its fi
 - bulk: the bulk's centre, spread and principal axes
 - robust: the inner core by the one MCD (`stats.min_cov_det`)
 - slices: flat slices outside a coordinate plane (part V)
-- normality: the author's normal core (trim beyond 3σ, test at several n) (later posts)
+- normality: the author's normal core (trim beyond 3σ, test at several n; the tests: normality_tests) (later posts)
 - regions: fragmentation, regions by a mixture BIC sweep cross-checked by HDBSCAN; `RegionModel` for samplers
 - parts / registry: what a part is (`Part`, `Context`) and `PARTS`, the parts in the order of their findings
 - latent: `LatentAnalysis`, fits the registry's parts in one go; `to_dict()` is analysis.json
@@ -32,7 +32,8 @@ from latentatlas.analysis.distributions import ComponentDistributions, ks_distan
 from latentatlas.analysis.dominant import DominantComponents
 from latentatlas.analysis.labels import AttributeLabels, attribute_labels
 from latentatlas.analysis.latent import SCHEMA, LatentAnalysis
-from latentatlas.analysis.normality import CoreNormality, NormalityTests, mardia
+from latentatlas.analysis.normality import CoreNormality
+from latentatlas.analysis.normality_tests import NormalityTests, mardia
 from latentatlas.analysis.origin import OriginPosition, chi2_comparison
 from latentatlas.analysis.radii import Radii, uniform_box, uniform_radius_moments
 from latentatlas.analysis.regions import RegionModel, Regions

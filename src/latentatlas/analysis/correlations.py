@@ -9,6 +9,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from latentatlas import checks
 from latentatlas.analysis.parts import Context
@@ -40,7 +41,7 @@ def strongest_pairs(corr: np.ndarray, k: int = 10) -> list[tuple[int, int, float
     return [(int(i[o]), int(j[o]), float(r[o])) for o in order]
 
 
-def confidence_ellipse(mean2: np.ndarray, cov2: np.ndarray, confidence: float) -> dict:
+def confidence_ellipse(mean2: ArrayLike, cov2: ArrayLike, confidence: float) -> dict:
     """The ellipse holding `confidence` of a 2-D Gaussian: chi-square with 2 dof, r^2 = -2 ln(1 - confidence).
 
     Returns {"centre": [x, y], "half_axes": [major, minor], "angle_deg": tilt of the major axis

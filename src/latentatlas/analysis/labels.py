@@ -44,8 +44,8 @@ class AttributeLabels:
     def __len__(self) -> int:
         return len(self.values)
 
-    def rows(self, mask: np.ndarray) -> AttributeLabels:
-        """The labels of the selected rows (boolean mask or indices)."""
+    def rows(self, mask: np.ndarray | slice) -> AttributeLabels:
+        """The labels of the selected rows (boolean mask, indices or a slice)."""
         return AttributeLabels(self.names, self.values[mask], self.kinds, self.thresholds, self.skipped)
 
     def column(self, name: str) -> np.ndarray:

@@ -11,8 +11,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import numpy as np
-
 from latentatlas.findings import Finding
 from latentatlas.stats import PCA, BulkStatistics, Mahalanobis, ZView
 
@@ -54,10 +52,6 @@ class Context:
     @property
     def random_state(self) -> int:
         return int(self.options["random_state"])
-
-    @property
-    def mean(self) -> np.ndarray:
-        return self.statistics.mean_
 
     def part(self, name: str) -> Any:
         """A part fitted before this one (the registry's order guarantees it)."""
