@@ -210,3 +210,10 @@ def test_a_part_read_before_it_is_fitted_names_the_registry(monkeypatch) -> None
     monkeypatch.setattr(registry, "PARTS", (AnalysisPart("spread", Spread.from_context), *registry.PARTS))
     with pytest.raises(KeyError, match="'radii' is not fitted before this one"):
         _fit_small()
+
+
+@pytest.mark.parametrize("name", ["radii", "statistics"])
+def test_a_part_name_is_unique_and_not_the_analysis_own(monkeypatch, name: str) -> None:
+    monkeypatch.setattr(registry, "PARTS", (*registry.PARTS, AnalysisPart(name, Spread.from_context)))
+    with pytest.raises(ValueError, match=f"names must be unique and not one of .*'{name}'"):
+        _fit_small()

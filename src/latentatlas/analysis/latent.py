@@ -33,6 +33,10 @@ from latentatlas.region_model import MAX_REGIONS
 from latentatlas.stats import DEFAULT_CHUNK, PCA, BulkStatistics, Mahalanobis, ZView, as_view, one_blas_thread
 
 SCHEMA = "latentatlas.analysis/1"
+# LatentAnalysis's own fitted attributes (without the trailing _): no part may be registered under these names
+_OWN_ATTRIBUTES = frozenset(
+    ("statistics", "pca", "mahalanobis", "parts", "registry", "skipped", "findings", "n_samples", "n_features")
+)
 
 
 class LatentAnalysis:
@@ -72,6 +76,8 @@ class LatentAnalysis:
     slices_ : Slices
     core_normality_ : CoreNormality or None
     regions_ : Regions or None
+    registry_ : tuple of AnalysisPart
+        `registry.PARTS` as it was at fit time (to_dict follows it).
     skipped_ : dict
         {part name: reason} for the parts that too few points could not support.
     findings_ : list of Finding
@@ -188,6 +194,10 @@ class LatentAnalysis:
     def fit(self, z: np.ndarray | ZView) -> LatentAnalysis:
         view = as_view(z)
         self.validate(view.dim)
+        self.registry_: tuple[AnalysisPart, ...] = tuple(registry.PARTS)
+        names = [part.name for part in self.registry_]
+        if len(set(names)) < len(names) or set(names) & _OWN_ATTRIBUTES:
+            raise ValueError(f"registry.PARTS: names must be unique and not one of {sorted(_OWN_ATTRIBUTES)}: {names}")
         common = {"chunk_size": self.chunk_size, "progress": self.progress}
         # stats' fits take a ZView as well (they call as_view) although annotated ndarray
         self.statistics_ = BulkStatistics(percentiles=self.percentiles, bins=self.histogram_bins, **common).fit(
@@ -197,7 +207,6 @@ class LatentAnalysis:
         self.pca_ = PCA().fit(covariance=s.cov_)
         self.mahalanobis_ = Mahalanobis(**common).fit(view, s.mean_, s.cov_)  # pyright: ignore[reportArgumentType]
         context = Context(view, self.get_params(), s, self.pca_, self.mahalanobis_, bool(self.progress))
-        self.registry_: tuple[AnalysisPart, ...] = tuple(registry.PARTS)
         self.skipped_: dict[str, str] = {}
         self.findings_: list[Finding] = []
         for part in self.registry_:
