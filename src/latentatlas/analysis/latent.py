@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+import latentatlas.analysis.registry as registry
 from latentatlas import checks
-from latentatlas.analysis import registry
 from latentatlas.analysis.bulk import BulkSummary
 from latentatlas.analysis.correlations import Correlations
 from latentatlas.analysis.distributions import ComponentDistributions
