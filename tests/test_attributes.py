@@ -13,11 +13,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from latentatlas.analysis.attributes import AttributeAnalysis, AttributeLabels, attribute_findings, attribute_labels
-from latentatlas.analysis.conditions import Condition, conditional_check, parse_condition, rows_needed
+from latentatlas.analysis.attributes import AttributeAnalysis
+from latentatlas.analysis.conditions import Condition, ConditionalCheck, conditional_findings, parse_condition
+from latentatlas.analysis.labels import AttributeLabels, attribute_labels
 from latentatlas.cli import main
 from latentatlas.errors import LatentAtlasError
 from latentatlas.pipelines.attributes import attributes_run
+from latentatlas.pipelines.conditional import conditional_check, rows_needed
 from latentatlas.stats import Mahalanobis
 
 DIM = 8
@@ -103,7 +105,7 @@ def test_table_is_sorted_by_auc_and_serialises():
         analysis.walk("rare", [0.0])
     with pytest.raises(LatentAtlasError, match="unknown attribute 'plant'; did you mean 'planted'"):
         analysis.effect("plant")
-    finding = attribute_findings(analysis)[0]
+    (finding,) = analysis.findings()
     assert finding.verdict == "mixed" and "1 of 2 attributes reach 0.9" in finding.evidence
 
 
@@ -115,9 +117,22 @@ def test_findings_name_the_headline_celeba_attributes():
         ("Male", "Smiling", "Eyeglasses"), np.stack([y, flipped, weak], 1), ("binary",) * 3, (None,) * 3, {}
     )
     analysis = AttributeAnalysis().fit(z[:1500], labels.rows(slice(0, 1500)), z[1500:], labels.rows(slice(1500, None)))
-    finding = attribute_findings(analysis)[0]
+    (finding,) = analysis.findings()
     assert finding.claim.startswith("Male, Smiling and Eyeglasses are linearly encoded")
     assert finding.verdict == "mixed" and "Eyeglasses 0." in finding.evidence
+
+
+def _check(condition: str, share: float) -> ConditionalCheck:
+    return ConditionalCheck(condition, "gaussian", 100, 200, 0, share, {}, None, 0)
+
+
+def test_conditional_findings_judge_every_check():
+    assert conditional_findings([]) == []
+    (mixed,) = conditional_findings([_check("Male=1", 0.95), _check("Eyeglasses=1", 0.5)])
+    assert mixed.key == "attributes-conditional" and mixed.verdict == "mixed"
+    assert mixed.evidence.endswith("(gaussian sampler): Male=1: 0.95 of 200; Eyeglasses=1: 0.50 of 200")
+    assert conditional_findings([_check("Male=1", 0.9)])[0].verdict == "agrees"
+    assert conditional_findings([_check("Male=1", 0.89)])[0].verdict == "disagrees"
 
 
 def test_attribute_labels_from_metadata():

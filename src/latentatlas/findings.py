@@ -7,6 +7,7 @@ numbers and names the test that decided it, and `verdict` says whether the run a
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -59,3 +60,22 @@ class Finding:
             "undecided": f"cannot decide {self.source}'s claim",
         }[self.verdict]
         return f"This run {lead}: {self.claim} ({self.evidence})"
+
+
+def grade(value: float, agree: float, disagree: float, higher_agrees: bool = True) -> Verdict:
+    """'agrees' beyond `agree`, 'disagrees' beyond `disagree` (the other way), 'mixed' between; NaN: 'undecided'."""
+    if not math.isfinite(value):
+        return "undecided"
+    sign = 1.0 if higher_agrees else -1.0
+    if sign * value >= sign * agree:
+        return "agrees"
+    if sign * value <= sign * disagree:
+        return "disagrees"
+    return "mixed"
+
+
+def count_verdict(passed: int, total: int) -> Verdict:
+    """'agrees' when every case passed, 'disagrees' when none did, 'mixed' between; no cases: 'undecided'."""
+    if total == 0:
+        return "undecided"
+    return "agrees" if passed == total else "disagrees" if passed == 0 else "mixed"

@@ -5,35 +5,39 @@ Every estimator follows the scikit-learn convention (keyword-only ``__init__`` t
 a run's memory-mapped ``zpoints.npy``, or a `ZView` (a boolean row selection applied chunkwise); only
 subsamples (KS test, MCD core, normality tests, projections) are ever loaded whole.
 
-- distributions: per-component histograms, Gaussian fits, half widths, KS distances (part II)
+Each part owns its numbers, its sections of analysis.json (`to_dict`) and its findings (`findings`):
+
+- origin: the origin's position and the chi-square comparison of Mahalanobis distances (part IV)
 - dominant: the dominant components (part II)
+- distributions: per-component histograms, Gaussian fits, half widths, KS distances (part II)
 - correlations: correlation matrix, strongest pairs, confidence ellipses, default planes (part III)
 - radii: radii against uniform [-b, b]^N vectors (part II)
-- origin: the origin's position and the chi-square comparison of Mahalanobis distances (part IV)
+- bulk: the bulk's centre, spread and principal axes
 - robust: the inner core by the one MCD (`stats.min_cov_det`)
-- normality: the author's normal core (trim beyond 3σ, test at several n) (later posts)
-- regions: fragmentation, regions by a mixture BIC sweep cross-checked by HDBSCAN; `RegionModel` for samplers
 - slices: flat slices outside a coordinate plane (part V)
-- seed_claims: the seed's claims as `Finding`s
-- attributes / conditions: attribute probes and directions; conditional generation checked by the probes
-- latent: `LatentAnalysis`, all of the above in one fit; `to_dict()` is analysis.json
+- normality: the author's normal core (trim beyond 3σ, test at several n; the tests: normality_tests) (later posts)
+- regions: fragmentation, regions by a mixture BIC sweep cross-checked by HDBSCAN; `RegionModel` for samplers
+- parts / registry: what a part is (`Part`, `Context`) and `PARTS`, the parts in the order of their findings
+- latent: `LatentAnalysis`, fits the registry's parts in one go; `to_dict()` is analysis.json
+- labels / attributes / conditions: attribute labels, probes and directions, the condition language
 
 Nothing here reads or writes a run folder: `latentatlas.pipelines.analyze.analyze_run` does.
 """
 
 from __future__ import annotations
 
-from latentatlas.analysis.attributes import AttributeAnalysis, AttributeEffect, AttributeLabels, attribute_labels
+from latentatlas.analysis.attributes import AttributeAnalysis, AttributeEffect
 from latentatlas.analysis.correlations import confidence_ellipse, correlation_matrix, default_planes, strongest_pairs
 from latentatlas.analysis.distributions import ComponentDistributions, ks_distance_normal, measure_hwhm
 from latentatlas.analysis.dominant import DominantComponents
+from latentatlas.analysis.labels import AttributeLabels, attribute_labels
 from latentatlas.analysis.latent import SCHEMA, LatentAnalysis
-from latentatlas.analysis.normality import CoreNormality, NormalityTests, mardia
+from latentatlas.analysis.normality import CoreNormality
+from latentatlas.analysis.normality_tests import NormalityTests, mardia
 from latentatlas.analysis.origin import OriginPosition, chi2_comparison
 from latentatlas.analysis.radii import Radii, uniform_box, uniform_radius_moments
 from latentatlas.analysis.regions import RegionModel, Regions
 from latentatlas.analysis.robust import RobustCore
-from latentatlas.analysis.seed_claims import seed_findings
 from latentatlas.analysis.slices import independent_gaussian_slice_fraction, slice_counts, slice_fraction, slice_mask
 from latentatlas.checks import plane as check_plane
 from latentatlas.stats import PCA, BulkStatistics, Mahalanobis, ZView, min_cov_det, precision_matrix
@@ -69,7 +73,6 @@ __all__ = [
     "measure_hwhm",
     "min_cov_det",
     "precision_matrix",
-    "seed_findings",
     "slice_counts",
     "slice_fraction",
     "slice_mask",

@@ -1,9 +1,7 @@
 """Attributes and directions: what a direction in the latent space means (issue 13, item 1).
 
-For every binary attribute of the source (CelebA's 40 attributes, stored as -1/1; 0 marks an image
-without an attribute row) or generating factor (the synthetic faces' floats, split at the training
-rows' median: "has it" means "above the median") this module compares the sub-bulk with the attribute
-against the one without it:
+For every binary attribute or generating factor of the source (`labels.attribute_labels`) this module
+compares the sub-bulk with the attribute against the one without it:
 
 - the mean shift d = mean(with) - mean(without), its Euclidean length and its length in Mahalanobis
   units of the whole bulk (sqrt(d' P d), P the bulk's precision matrix from `stats`);
@@ -17,7 +15,8 @@ the centre should follow); the probe's normal (mapped back to z units) is kept b
 cosine between the two is reported: they differ where the bulk is anisotropic (the probe's normal is
 close to P d, the discriminant direction).
 
-Conditional generation (`latentatlas.analysis.conditions`) closes the loop with these probes.
+Labels come from `latentatlas.analysis.labels`; the closed-loop conditional check
+(`latentatlas.pipelines.conditional`) judges its samples with these probes.
 
 Nothing here reads a run folder: `latentatlas.pipelines.attributes` does.
 """
@@ -26,126 +25,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from latentatlas import checks
+from latentatlas.analysis.labels import AttributeLabels, attribute_labels, unknown_name
 from latentatlas.errors import LatentAtlasError
-from latentatlas.findings import Finding, Verdict
+from latentatlas.findings import Finding, count_verdict
 from latentatlas.stats import moments, precision_matrix, single_thread_blas
 
-if TYPE_CHECKING:
-    from latentatlas.analysis.conditions import ConditionalCheck
-
-# Columns of zpoints.parquet that describe the image, not its content.
-RESERVED_COLUMNS = ("index", "image_id", "path", "subset", "partition")
+__all__ = ["AttributeAnalysis", "AttributeEffect", "AttributeLabels", "attribute_labels"]
+HEADLINE_ATTRIBUTES = ("Male", "Smiling", "Eyeglasses")  # issue 13's expectation on CelebA
+LINEAR_AUC = 0.9
 DIRECTION = "difference of class means (mean with the attribute - mean without it)"
-
-
-# ----------------------------------------------------------------------------- labels
-
-
-@dataclass(frozen=True)
-class AttributeLabels:
-    """Binary labels per z-point, one column per attribute: 1 has it, 0 has not, -1 unknown.
-
-    Attributes
-    ----------
-    names : tuple of str
-    values : ndarray of int8, shape (n, k)
-    kinds : tuple of str
-        "binary" (stored as -1/1 or 0/1) or "median-split" (a float factor above its median).
-    thresholds : tuple of float or None
-        The median of a split factor, None for binary attributes.
-    skipped : dict
-        Columns that are not attributes, with the reason.
-    """
-
-    names: tuple[str, ...]
-    values: np.ndarray
-    kinds: tuple[str, ...]
-    thresholds: tuple[float | None, ...]
-    skipped: dict[str, str]
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def rows(self, mask: np.ndarray) -> AttributeLabels:
-        """The labels of the selected rows (boolean mask or indices)."""
-        return AttributeLabels(self.names, self.values[mask], self.kinds, self.thresholds, self.skipped)
-
-    def column(self, name: str) -> np.ndarray:
-        return self.values[:, self.index(name)]
-
-    def index(self, name: str) -> int:
-        if name not in self.names:
-            raise LatentAtlasError(unknown_name(name, self.names))
-        return self.names.index(name)
-
-
-def unknown_name(name: str, names: Sequence[str]) -> str:
-    """'unknown attribute X; did you mean Y?' with the nearest names by difflib (case-insensitive)."""
-    by_lower = {n.lower(): n for n in names}
-    nearest = [by_lower[m] for m in checks.nearest_names(name.lower(), by_lower, n=3, cutoff=0.5)]
-    hint = f"did you mean {' or '.join(repr(n) for n in nearest)}?" if nearest else f"choose from {', '.join(names)}"
-    return f"unknown attribute {name!r}; {hint}"
-
-
-def attribute_labels(
-    meta: pd.DataFrame, reference: np.ndarray | None = None, binarise: str = "median"
-) -> AttributeLabels:
-    """Binary labels from z-point metadata (zpoints.parquet) for every attribute-like column.
-
-    Columns holding only -1/0/1 are binary (-1 or 0 = without, 1 = with; with -1 present, 0 = unknown as
-    in CelebA rows without attributes); other numeric columns are split at the median of the
-    `reference` rows (default all rows; pass the training rows so held-out rows do not move the split)
-    when `binarise="median"`, and skipped when `binarise="skip"`.
-    """
-    if binarise not in ("median", "skip"):
-        raise LatentAtlasError(f"binarise must be 'median' or 'skip', got {binarise!r}")
-    reference = np.ones(len(meta), bool) if reference is None else np.asarray(reference, bool)
-    if reference.shape != (len(meta),):
-        raise LatentAtlasError(f"reference mask has {reference.shape} entries for {len(meta)} rows")
-    names, columns, kinds, thresholds, skipped = [], [], [], [], {}
-    for name in meta.columns:
-        if name in RESERVED_COLUMNS:
-            continue
-        column = meta[name]
-        if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
-            skipped[str(name)] = "not numeric" if not pd.api.types.is_bool_dtype(column) else "boolean, not 0/1"
-            continue
-        values = column.to_numpy(dtype=np.float64)
-        present = set(np.unique(values[np.isfinite(values)]).tolist())
-        labels = np.full(len(values), -1, np.int8)
-        without = -1.0 if -1.0 in present else 0.0
-        if present <= {-1.0, 0.0, 1.0} and {without, 1.0} <= present:
-            labels[values == 1] = 1  # with -1 present, 0 marks an image without attribute values: unknown
-            labels[values == without] = 0
-            kind, threshold = "binary", None
-        elif len(present) <= 2:
-            reason = "two values other than -1/1 or 0/1" if not present <= {-1.0, 0.0, 1.0} else "one class only"
-            skipped[str(name)] = "constant" if len(present) < 2 else reason
-            continue
-        elif binarise == "skip":
-            skipped[str(name)] = "not binary (binarise='skip')"
-            continue
-        else:
-            threshold = float(np.nanmedian(values[reference]))
-            finite = np.isfinite(values)
-            labels[finite] = (values[finite] > threshold).astype(np.int8)
-            kind = "median-split"
-        names.append(str(name))
-        columns.append(labels)
-        kinds.append(kind)
-        thresholds.append(threshold)
-    stacked = np.stack(columns, axis=1) if columns else np.zeros((len(meta), 0), np.int8)
-    return AttributeLabels(tuple(names), stacked, tuple(kinds), tuple(thresholds), skipped)
 
 
 # ----------------------------------------------------------------------------- per-attribute effects
@@ -338,6 +234,26 @@ class AttributeAnalysis:
             "skipped": dict(self.skipped_),
         }
 
+    def findings(self) -> list[Finding]:
+        """Linear encoding of the headline attributes (or of all, for a source without them)."""
+        effects = {e.name: e for e in self.effects_}
+        headline = [name for name in HEADLINE_ATTRIBUTES if name in effects]
+        chosen = headline if len(headline) == len(HEADLINE_ATTRIBUTES) else list(effects)
+        subject = " and ".join([", ".join(chosen[:-1]), chosen[-1]] if len(chosen) > 1 else chosen)
+        claim = f"{subject if chosen == headline else 'The source attributes'} are linearly encoded in z"
+        passed = [name for name in chosen if effects[name].auc >= LINEAR_AUC]
+        aucs = ", ".join(f"{name} {effects[name].auc:.3f}" for name in chosen[:8]) + (" ..." if len(chosen) > 8 else "")
+        reach = sum(e.auc >= LINEAR_AUC for e in self.effects_)
+        linear = Finding(
+            key="attributes-linear",
+            source="the expectation",
+            claim=f"{claim} (held-out probe AUC >= {LINEAR_AUC})",
+            verdict=count_verdict(len(passed), len(chosen)),
+            evidence=f"logistic-regression probe AUC on {self.n_held_out_} held-out z-points: {aucs}; "
+            f"{reach} of {len(self.effects_)} attributes reach {LINEAR_AUC}",
+        )
+        return [linear]
+
 
 def _eta_squared(z: np.ndarray, y: np.ndarray, d: np.ndarray) -> float:
     """Between-class share of the variance of the projections onto d (eta squared)."""
@@ -349,52 +265,3 @@ def _eta_squared(z: np.ndarray, y: np.ndarray, d: np.ndarray) -> float:
         (y == k).sum() * (projection[y == k].mean() - projection.mean()) ** 2 for k in (0, 1) if (y == k).any()
     )
     return float(between) / total
-
-
-# ----------------------------------------------------------------------------- findings
-
-HEADLINE_ATTRIBUTES = ("Male", "Smiling", "Eyeglasses")  # issue 13's expectation on CelebA
-LINEAR_AUC = 0.9
-LOOP_SHARE = 0.9
-
-
-def _verdict(passed: int, total: int) -> Verdict:
-    if total == 0:
-        return "undecided"
-    return "agrees" if passed == total else "disagrees" if passed == 0 else "mixed"
-
-
-def attribute_findings(analysis: AttributeAnalysis, conditional: Sequence[ConditionalCheck] = ()) -> list[Finding]:
-    """Linear encoding of the headline attributes (or of all, for a source without them) and the closed loop."""
-    effects = {e.name: e for e in analysis.effects_}
-    headline = [name for name in HEADLINE_ATTRIBUTES if name in effects]
-    chosen = headline if len(headline) == len(HEADLINE_ATTRIBUTES) else list(effects)
-    subject = " and ".join([", ".join(chosen[:-1]), chosen[-1]] if len(chosen) > 1 else chosen)
-    claim = f"{subject if chosen == headline else 'The source attributes'} are linearly encoded in z"
-    passed = [name for name in chosen if effects[name].auc >= LINEAR_AUC]
-    aucs = ", ".join(f"{name} {effects[name].auc:.3f}" for name in chosen[:8]) + (" ..." if len(chosen) > 8 else "")
-    reach = sum(e.auc >= LINEAR_AUC for e in analysis.effects_)
-    findings = [
-        Finding(
-            key="attributes-linear",
-            source="the expectation",
-            claim=f"{claim} (held-out probe AUC >= {LINEAR_AUC})",
-            verdict=_verdict(len(passed), len(chosen)),
-            evidence=f"logistic-regression probe AUC on {analysis.n_held_out_} held-out z-points: {aucs}; "
-            f"{reach} of {len(analysis.effects_)} attributes reach {LINEAR_AUC}",
-        )
-    ]
-    if conditional:
-        shares = "; ".join(f"{c.condition}: {c.share:.2f} of {c.n_samples}" for c in conditional)
-        findings.append(
-            Finding(
-                key="attributes-conditional",
-                source="the expectation",
-                claim=f"Samples fitted on a condition keep it: decoded and re-encoded, the probes find it in "
-                f">= {LOOP_SHARE:.0%} of them",
-                verdict=_verdict(sum(c.share >= LOOP_SHARE for c in conditional), len(conditional)),
-                evidence=f"probe-positive share after decode and re-encode ({conditional[0].sampler} sampler): "
-                f"{shares}",
-            )
-        )
-    return findings

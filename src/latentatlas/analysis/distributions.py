@@ -1,4 +1,7 @@
-"""Per-component number distributions: histograms, Gaussian fits, half widths, KS distances (seed part II)."""
+"""Per-component number distributions: histograms, Gaussian fits, half widths, KS distances (seed part II).
+
+Section "components"; finding "gaussian-marginals".
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,12 @@ import numpy as np
 from scipy import special
 
 from latentatlas import checks
+from latentatlas.analysis.parts import Context
+from latentatlas.findings import Finding, grade
 from latentatlas.stats import DEFAULT_CHUNK, BulkStatistics, ZView, as_view, one_blas_thread
+
+# a marginal is "close to a Gaussian" when its KS distance is below the larger of this and the 1 % critical value
+KS_CLOSE = 0.03
 
 
 def measure_hwhm(centres: np.ndarray, counts: np.ndarray) -> float:
@@ -47,8 +55,8 @@ class ComponentDistributions:
     ----------
     edges_, counts_ : ndarray (N, bins + 1), (N, bins)
         The display histograms.
-    mean_, std_, skewness_, kurtosis_ : ndarray (N,)
-        From `BulkStatistics` (kurtosis is the excess kurtosis).
+    mean_, std_, skewness_, kurtosis_, lower_, upper_ : ndarray (N,)
+        From `BulkStatistics` (kurtosis is the excess kurtosis; lower, upper: its percentile interval).
     hwhm_, hwhm_gaussian_ : ndarray (N,)
         Measured half width at half maximum and the Gaussian's std sqrt(2 ln 2).
     ks_ : ndarray (N,)
@@ -94,10 +102,53 @@ class ComponentDistributions:
         self.hwhm_gaussian_ = self.std_ * math.sqrt(2 * math.log(2))
         self.skewness_ = stats_.skewness_
         self.kurtosis_ = stats_.kurtosis_
+        self.lower_, self.upper_ = stats_.lower_, stats_.upper_
         sample = view.subsample(min(ks_samples, view.n), self.random_state)
         self.ks_ = ks_distance_normal(sample, self.mean_, self.std_)
         self.ks_samples_ = len(sample)
         return self
+
+    @classmethod
+    def from_context(cls, context: Context) -> ComponentDistributions:
+        return cls(ks_samples=context.options["ks_samples"], random_state=context.random_state, **context.common).fit(
+            context.view, context.statistics
+        )
+
+    def to_dict(self) -> dict:
+        """The analysis.json "components" section: one row per component."""
+        rows = [
+            {
+                "index": j,
+                "mean": self.mean_[j],
+                "std": self.std_[j],
+                "lower": self.lower_[j],
+                "upper": self.upper_[j],
+                "hwhm": self.hwhm_[j],
+                "hwhm_gaussian": self.hwhm_gaussian_[j],
+                "hwhm_ratio": self.hwhm_[j] / self.hwhm_gaussian_[j] if self.hwhm_gaussian_[j] > 0 else None,
+                "skewness": self.skewness_[j],
+                "excess_kurtosis": self.kurtosis_[j],
+                "ks_statistic": self.ks_[j],
+            }
+            for j in range(len(self.mean_))
+        ]
+        return {"components": rows}
+
+    def findings(self) -> list[Finding]:
+        return [marginals_finding(self.ks_, self.ks_samples_)]
+
+
+def marginals_finding(ks: np.ndarray, n_samples: int) -> Finding:
+    """The seed's "every marginal is close to a Gaussian", from the KS distances of the components."""
+    threshold = max(KS_CLOSE, 1.63 / math.sqrt(max(n_samples, 1)))
+    share = float(np.mean(np.asarray(ks) < threshold))
+    return Finding(
+        key="gaussian-marginals",
+        claim="every component's number distribution is close to a Gaussian",
+        verdict=grade(share, 0.9, 0.5),
+        evidence=f"{100 * share:.1f} % of the components have a Kolmogorov-Smirnov distance below {threshold:.3f} "
+        f"to their fitted Gaussian ({n_samples} points; median distance {float(np.median(ks)):.3f})",
+    )
 
 
 def ks_distance_normal(sample: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:

@@ -1,11 +1,22 @@
-"""Where the origin lies relative to the bulk (seed part IV): Mahalanobis and Euclidean views."""
+"""Where the origin lies relative to the bulk (seed part IV): Mahalanobis and Euclidean views.
+
+Sections "origin" and "normality" (the squared Mahalanobis distances against chi-square); finding
+"origin-position".
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import stats
 
+from latentatlas.analysis.parts import Context
+from latentatlas.findings import Finding, grade
 from latentatlas.stats import DEFAULT_CHUNK, Mahalanobis, ZView, as_view
+
+# "at the border" when at least this percentage of the points lie closer to the centre (Mahalanobis);
+# "inside" when at most ORIGIN_INSIDE_PERCENT do (then most points lie farther out than the origin)
+ORIGIN_BORDER_PERCENT = 90.0
+ORIGIN_INSIDE_PERCENT = 50.0
 
 
 class OriginPosition:
@@ -27,6 +38,8 @@ class OriginPosition:
         |centre|.
     euclidean_fraction_closer_ : float
         Share of the points whose Euclidean distance to the centre is below |centre|.
+    chi2_ : dict
+        `chi2_comparison` of the fitted points' squared Mahalanobis distances (the "normality" section).
     """
 
     def __init__(self, *, chunk_size: int = DEFAULT_CHUNK):
@@ -47,11 +60,16 @@ class OriginPosition:
             closer += int(np.sum(np.einsum("ij,ij->i", d, d) < centre_norm**2))
         self.euclidean_distance_ = centre_norm
         self.euclidean_fraction_closer_ = closer / view.n
+        self.chi2_ = chi2_comparison(mahalanobis.sq_distances_, mahalanobis.rank_)
         return self
 
+    @classmethod
+    def from_context(cls, context: Context) -> OriginPosition:
+        return cls(chunk_size=context.options["chunk_size"]).fit(context.view, context.mahalanobis)
+
     def to_dict(self) -> dict:
-        """The analysis.json "origin" section."""
-        return {
+        """The analysis.json "origin" and "normality" sections."""
+        origin = {
             "mahalanobis": self.distance_,
             "mahalanobis_sq": self.sq_distance_,
             "percentile": self.percentile_,
@@ -60,6 +78,22 @@ class OriginPosition:
             "euclidean_distance": self.euclidean_distance_,
             "euclidean_fraction_closer": self.euclidean_fraction_closer_,
         }
+        return {"origin": origin, "normality": self.chi2_}
+
+    def findings(self) -> list[Finding]:
+        return [origin_finding(self.percentile_, self.distance_)]
+
+
+def origin_finding(percentile: float, distance: float) -> Finding:
+    """The seed's origin claim from the share of points closer to the centre than the origin."""
+    return Finding(
+        key="origin-position",
+        claim="the origin lies at the border of the bulk, not inside it",
+        verdict=grade(percentile, ORIGIN_BORDER_PERCENT, ORIGIN_INSIDE_PERCENT),
+        evidence=f"Mahalanobis distance {distance:.2f}; {percentile:.1f} % of the z-points lie closer to the centre "
+        f"than the origin, {100 - percentile:.1f} % farther out (border >= {ORIGIN_BORDER_PERCENT:g} %, "
+        f"inside <= {ORIGIN_INSIDE_PERCENT:g} %)",
+    )
 
 
 def chi2_comparison(sq_distances: np.ndarray, dof: int) -> dict:

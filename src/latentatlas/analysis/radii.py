@@ -1,4 +1,7 @@
-"""Lengths of the z-points against uniform [-b, b]^N vectors on their thin shell (seed part II)."""
+"""Lengths of the z-points against uniform [-b, b]^N vectors on their thin shell (seed part II).
+
+Section "radii"; finding "uniform-shell-misses-bulk".
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,14 @@ import numpy as np
 from scipy import integrate
 
 from latentatlas import checks
-from latentatlas.stats import DEFAULT_CHUNK, ZView, as_view, one_blas_thread
+from latentatlas.analysis.parts import Context
+from latentatlas.findings import Finding, grade
+from latentatlas.stats import DEFAULT_CHUNK, Mahalanobis, ZView, as_view, one_blas_thread
+
+# the uniform shell "misses" the bulk when this share of its vectors lies beyond the 99th percentile of
+# the z-points' Mahalanobis distances
+SHELL_MISS_SHARE = 0.9
+SHELL_VECTORS = 2000
 
 
 def uniform_radius_moments(dim: int, b: float = 1.0) -> tuple[float, float]:
@@ -59,6 +69,9 @@ class Radii:
     b_overlap_ : (float, float)
     uniform_ : list of dict
         One row per b (theory, b sqrt(N/3) approximation, simulation, data fraction within 4 sd).
+    shell_beyond_share_ : float or None
+        Share of SHELL_VECTORS uniform vectors at b_match that lie beyond the 99th percentile of the points'
+        squared Mahalanobis distances; None when `fit` got no `mahalanobis` (then there is no finding).
     """
 
     def __init__(
@@ -77,7 +90,8 @@ class Radii:
         self.progress = progress
 
     @one_blas_thread
-    def fit(self, z: np.ndarray | ZView) -> Radii:
+    def fit(self, z: np.ndarray | ZView, mahalanobis: Mahalanobis | None = None) -> Radii:
+        """`mahalanobis`, fitted on the same points, places the uniform shell against the bulk."""
         view = as_view(z)
         b_values = [checks.positive_number(b, "a radius b") for b in self.b_values]
         simulate = checks.positive_int(self.simulate, "simulate", 2)
@@ -116,4 +130,60 @@ class Radii:
                 }
             )
         self.uniform_ = rows
+        self.shell_beyond_share_ = None
+        if mahalanobis is not None:
+            shell = uniform_box(SHELL_VECTORS, dim, self.b_match_, seed=int(self.random_state))
+            p99 = float(np.quantile(mahalanobis.sq_distances_, 0.99))
+            self.shell_beyond_share_ = float(np.mean(mahalanobis.sq_distance(shell) > p99))
         return self
+
+    @classmethod
+    def from_context(cls, context: Context) -> Radii:
+        o = context.options
+        return cls(
+            b_values=o["radius_b"], simulate=o["simulate"], random_state=context.random_state, **context.common
+        ).fit(context.view, context.mahalanobis)
+
+    @property
+    def rms_(self) -> float:
+        """Root mean square radius."""
+        return math.sqrt(float(np.mean(self.radii_**2)))
+
+    def to_dict(self) -> dict:
+        """The analysis.json "radii" section (the simulated radii stay in `uniform_`, for the figure)."""
+        r = self.radii_
+        data = {
+            "mean": self.mean_,
+            "std": self.std_,
+            "min": self.min_,
+            "max": self.max_,
+            "p1": float(np.percentile(r, 1)),
+            "p50": float(np.median(r)),
+            "p99": float(np.percentile(r, 99)),
+        }
+        low, high = self.b_overlap_
+        return {
+            "radii": {
+                "data": data,
+                "uniform": [{k: v for k, v in row.items() if k != "simulated_radii"} for row in self.uniform_],
+                "b_match": self.b_match_,
+                "b_match_approx": self.b_match_approx_,
+                "b_overlap": [low, high if math.isfinite(high) else None],
+            }
+        }
+
+    def findings(self) -> list[Finding]:
+        if self.shell_beyond_share_ is None:
+            return []
+        return [shell_finding(self.shell_beyond_share_, self.b_match_)]
+
+
+def shell_finding(beyond_share: float, b_match: float) -> Finding:
+    """The seed's "uniform vectors miss the bulk", from the share of a matched shell beyond the bulk's 99 %."""
+    return Finding(
+        key="uniform-shell-misses-bulk",
+        claim="vectors uniform in [-b, b]^N lie on a thin shell that misses the bulk",
+        verdict=grade(beyond_share, SHELL_MISS_SHARE, 0.5),
+        evidence=f"{100 * beyond_share:.1f} % of {SHELL_VECTORS} uniform vectors at b_match = {b_match:.3f} (same mean "
+        "radius as the z-points) lie farther from the centre than 99 % of the z-points (Mahalanobis)",
+    )

@@ -11,15 +11,21 @@ quantile, in the projected space).
 The detection itself (projection, mixture sweep, per-region moments) is `region_model.fit_regions`, shared
 with the per-region sampler and the evaluation's void share; `Regions.model()` returns its `RegionModel`
 (weights, means, covariances in the full latent space, `predict`, `in_core`).
+
+Section "regions"; finding "one-compact-region".
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from sklearn.cluster import HDBSCAN
 from sklearn.metrics import adjusted_rand_score
 
 from latentatlas import checks
+from latentatlas.analysis.parts import Context
 from latentatlas.findings import Finding, Verdict
 from latentatlas.region_model import CORE_LEVEL, MAX_REGIONS, RegionModel, check_options, fit_regions
 from latentatlas.stats import DEFAULT_CHUNK, PCA, ZView, as_view, moments, one_blas_thread, precision_matrix
@@ -177,33 +183,56 @@ class Regions:
         """The fitted regions as a mixture in the full latent space (for per-region samplers)."""
         return self.model_
 
+    @classmethod
+    def configured(cls, options: Mapping[str, Any]) -> Regions:
+        """Unfitted, with `LatentAnalysis`'s options."""
+        return cls(
+            max_regions=options["max_regions"],
+            pca_dims=options["region_pca_dims"],
+            random_state=options["random_state"],
+            chunk_size=options["chunk_size"],
+        )
+
+    @classmethod
+    def from_context(cls, context: Context) -> Regions:
+        return cls.configured(context.options).fit(context.view, context.pca)
+
+    def bic(self) -> list[dict]:
+        """BIC per number of mixture components: [{"regions": k, "bic": value}, ...]."""
+        return [{"regions": k, "bic": bic} for k, bic in self.bic_]
+
     def to_dict(self) -> dict:
         """The analysis.json "regions" section."""
         return {
-            "pca_dims": int(self.projection_axes_.shape[0]),
-            "bic": [{"regions": k, "bic": bic} for k, bic in self.bic_],
-            "n_regions": self.n_regions_,
-            "hdbscan": {
-                "n_regions": self.hdbscan_n_regions_,
-                "noise_share": self.hdbscan_noise_share_,
-                "min_cluster_share": float(self.min_share),
-            },
-            "adjusted_rand_index": self.adjusted_rand_,
-            "regions": [
-                {
-                    "share": float(self.shares_[r]),
-                    "centre_norm": float(np.linalg.norm(self.means_[r])),
-                    "centre_projected": np.asarray(self.mixture_.means_)[r].tolist(),
-                    "extent_rms": float(self.extent_rms_[r]),
-                    "extent_major": float(self.extent_major_[r]),
-                }
-                for r in range(self.n_regions_)
-            ],
-            "separation_mahalanobis": self.separation_.tolist(),
-            "core_level": float(self.core_level),
-            "void_share": self.void_share_,
-            "data_outside_cores": self.data_outside_cores_,
+            "regions": {
+                "pca_dims": int(self.projection_axes_.shape[0]),
+                "bic": self.bic(),
+                "n_regions": self.n_regions_,
+                "hdbscan": {
+                    "n_regions": self.hdbscan_n_regions_,
+                    "noise_share": self.hdbscan_noise_share_,
+                    "min_cluster_share": float(self.min_share),
+                },
+                "adjusted_rand_index": self.adjusted_rand_,
+                "regions": [
+                    {
+                        "share": float(self.shares_[r]),
+                        "centre_norm": float(np.linalg.norm(self.means_[r])),
+                        "centre_projected": np.asarray(self.mixture_.means_)[r].tolist(),
+                        "extent_rms": float(self.extent_rms_[r]),
+                        "extent_major": float(self.extent_major_[r]),
+                    }
+                    for r in range(self.n_regions_)
+                ],
+                "separation_mahalanobis": self.separation_.tolist(),
+                "core_level": float(self.core_level),
+                "void_share": self.void_share_,
+                "data_outside_cores": self.data_outside_cores_,
+            }
         }
+
+    def findings(self) -> list[Finding]:
+        return [self.finding()]
 
     def finding(self) -> Finding:
         """The seed's picture (one compact region), judged by both detectors and the voids between regions.

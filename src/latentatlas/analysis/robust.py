@@ -1,4 +1,7 @@
-"""The inner core's covariance by the one Minimum Covariance Determinant (`stats.min_cov_det`), vs. the plain one."""
+"""The inner core's covariance by the one Minimum Covariance Determinant (`stats.min_cov_det`), vs. the plain one.
+
+Section "robust_core"; no finding of its own (the normal-core claim is `CoreNormality`'s).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,9 @@ import math
 import numpy as np
 
 from latentatlas import checks
+from latentatlas.analysis.parts import Context
 from latentatlas.errors import LatentAtlasError
+from latentatlas.findings import Finding
 from latentatlas.stats import ZView, as_view, log_det, min_cov_det, moments, one_blas_thread, precision_matrix
 
 
@@ -43,8 +48,8 @@ class RobustCore:
     ) -> RobustCore:
         view = as_view(z)
         max_samples = checks.positive_int(self.max_samples, "max_samples", 2)
-        if self.support_fraction is not None and not 0.5 <= float(self.support_fraction) <= 1.0:
-            raise LatentAtlasError(f"support_fraction must be in [0.5, 1], got {self.support_fraction!r}")
+        if self.support_fraction is not None:
+            checks.fraction(self.support_fraction, "support_fraction", 0.5, 1.0, open_low=False, open_high=False)
         size = min(max_samples, view.n)
         if size < view.dim + 2:
             raise LatentAtlasError(
@@ -74,3 +79,29 @@ class RobustCore:
         shift = self.location_ - mean
         self.mean_shift_mahalanobis_ = float(math.sqrt(max(float(shift @ precision @ shift), 0.0)))
         return self
+
+    @classmethod
+    def from_context(cls, context: Context) -> RobustCore:
+        s = context.statistics
+        return cls(max_samples=context.options["mcd_samples"], random_state=context.random_state).fit(
+            context.view, s.mean_, s.cov_
+        )
+
+    def to_dict(self) -> dict:
+        """The analysis.json "robust_core" section."""
+        ratio = self.std_ratio_
+        return {
+            "robust_core": {
+                "n_subsample": self.n_subsample_,
+                "support_fraction": self.support_fraction_,
+                "log_det_plain": self.log_det_plain_,
+                "log_det_robust": self.log_det_robust_,
+                "log_generalized_variance_ratio": self.log_generalized_variance_ratio_,
+                "relative_frobenius": self.relative_frobenius_,
+                "std_ratio": {"min": float(ratio.min()), "median": float(np.median(ratio)), "max": float(ratio.max())},
+                "mean_shift_mahalanobis": self.mean_shift_mahalanobis_,
+            }
+        }
+
+    def findings(self) -> list[Finding]:
+        return []

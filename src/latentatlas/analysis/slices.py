@@ -1,4 +1,7 @@
-"""Flat slices |z_j| <= b outside a coordinate plane, counted chunkwise (seed part V)."""
+"""Flat slices |z_j| <= b outside a coordinate plane, counted chunkwise (seed part V).
+
+Section "slices"; no finding of its own.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,14 @@ import numpy as np
 from scipy import special
 
 from latentatlas import checks
+from latentatlas.analysis.parts import Context
+from latentatlas.findings import Finding
 from latentatlas.stats import DEFAULT_CHUNK, ZView, as_view
+
+# the seed's slice half width; the analysis adds b_match (the uniform cube with the points' mean radius)
+SEED_SLICE_B = 1.5
+# row positions kept per slice for the figures
+KEPT_INDICES = 5000
 
 
 def _violations(chunk: np.ndarray, b: float) -> tuple[np.ndarray, np.ndarray]:
@@ -79,3 +89,74 @@ def independent_gaussian_slice_fraction(mean: np.ndarray, std: np.ndarray, plane
     p = np.delete(p, [j1, j2])
     with np.errstate(divide="ignore"):
         return float(np.exp(np.sum(np.log(np.clip(p, 0.0, 1.0)))))
+
+
+class Slices:
+    """Counts of the points in the flat slice of every plane and half width, against independent Gaussians.
+
+    Attributes
+    ----------
+    b_ : list of float
+    planes_ : list of (j1, j2)
+    counts_ : ndarray (len(b_), len(planes_))
+    indices_ : list of list of ndarray
+        Up to `keep_indices` row positions per slice (for the figures).
+    n_samples_ : int
+    mean_, std_ : ndarray (N,)
+        The components' means and standard deviations (for the independent-Gaussian fractions).
+    """
+
+    def __init__(self, *, keep_indices: int = KEPT_INDICES, chunk_size: int = DEFAULT_CHUNK, progress: bool = False):
+        self.keep_indices = keep_indices
+        self.chunk_size = chunk_size
+        self.progress = progress
+
+    def fit(
+        self,
+        z: np.ndarray | ZView,
+        planes: Sequence[tuple[int, int]],
+        b_values: Sequence[float],
+        mean: np.ndarray,
+        std: np.ndarray,
+    ) -> Slices:
+        view = as_view(z)
+        self.b_ = [float(b) for b in b_values]
+        self.planes_ = [checks.plane(p, view.dim) for p in planes]
+        self.counts_, self.indices_ = (
+            slice_counts(view, self.planes_, self.b_, self.chunk_size, self.keep_indices, self.progress)
+            if self.planes_
+            else (np.zeros((len(self.b_), 0)), [])
+        )
+        self.n_samples_ = view.n
+        self.mean_, self.std_ = mean, std
+        return self
+
+    @classmethod
+    def from_context(cls, context: Context) -> Slices:
+        given = context.options["slice_b"]
+        b = [float(v) for v in given] if given else [SEED_SLICE_B, float(context.part("radii").b_match_)]
+        planes = [p for p, _ in context.part("correlations").planes_]
+        s = context.statistics
+        return cls(**context.common).fit(context.view, planes, b, s.mean_, s.std_)
+
+    def to_dict(self) -> dict:
+        """The analysis.json "slices" section: one row per half width and plane."""
+        rows = []
+        for bi, b in enumerate(self.b_):
+            for pi, plane in enumerate(self.planes_):
+                count = int(self.counts_[bi, pi])
+                rows.append(
+                    {
+                        "plane": list(plane),
+                        "b": b,
+                        "count": count,
+                        "fraction": count / self.n_samples_,
+                        "independent_gaussian_fraction": independent_gaussian_slice_fraction(
+                            self.mean_, self.std_, plane, b
+                        ),
+                    }
+                )
+        return {"slices": rows}
+
+    def findings(self) -> list[Finding]:
+        return []

@@ -47,7 +47,7 @@ def _save_arrays(analysis: LatentAnalysis, out: Path, labels: np.ndarray | None 
     arrays = {
         "mean": s.mean_,
         "covariance": s.cov_,
-        "correlation": analysis.correlation_,
+        "correlation": analysis.correlations_.correlation_,
         "pca_eigenvalues": analysis.pca_.eigenvalues_,
         "pca_components": analysis.pca_.components_,
         "histogram_counts": s.hist_counts_,
@@ -105,7 +105,7 @@ def _write_figures(
         f"Mean ± std of all {analysis.n_features_} components; dominant components in red.",
     )
     save(
-        plots.plot_correlation_heatmap(analysis.correlation_),
+        plots.plot_correlation_heatmap(analysis.correlations_.correlation_),
         "correlation.png",
         "Pearson correlation matrix of the components.",
     )
@@ -133,7 +133,7 @@ def _write_figures(
     )
     normality = analysis.core_normality_
     if normality is not None:
-        summary = normality.to_dict()
+        summary = normality.to_dict()["core_normality"]
         save(
             plots.plot_core_normality(
                 normality.robust_sq_distances_, normality.cutoff_, normality.dof_, summary["core"], summary["all"]
@@ -152,21 +152,22 @@ def _write_figures(
                 model.project(shown),
                 model.predict(shown),
                 np.asarray(regions.mixture_.means_),
-                regions.to_dict()["bic"],
+                regions.bic(),
             ),
             "regions.png",
             f"{len(shown)} z-points on the first two principal axes coloured by region (Gaussian-mixture BIC: "
             f"{regions.n_regions_}, HDBSCAN: {regions.hdbscan_n_regions_}); BIC against the number of components.",
         )
-    if not analysis.planes_:
+    correlations, slices = analysis.correlations_, analysis.slices_
+    if not correlations.planes_:
         return figures
     real = view.subsample(min(projection_points, view.n), seed).astype(np.float32)
     b_art = analysis.radii_.b_match_
     artificial = uniform_box(artificial_points, analysis.n_features_, b_art, seed=seed) if artificial_points else None
     path = np.linspace(0.0, 1.0, 8)[:, None] * s.mean_[None, :]
     planes = [
-        {"plane": p, "ellipses": e, "subtitle": f"{source}, r = {analysis.correlation_[p[0], p[1]]:.2f}"}
-        for (p, source), e in zip(analysis.planes_, analysis.ellipses_)
+        {"plane": p, "ellipses": e, "subtitle": f"{source}, r = {correlations.correlation_[p[0], p[1]]:.2f}"}
+        for (p, source), e in zip(correlations.planes_, correlations.ellipses_)
     ]
     save(
         plots.plot_projection_grid(planes, real, s.mean_, artificial, path),
@@ -175,16 +176,16 @@ def _write_figures(
         f"({', '.join(f'{c:g}' for c in analysis.confidences)}), origin (yellow), centre (orange), path origin→centre "
         f"(black) and {artificial_points} uniform vectors at b_match = {b_art:.2f} (red).",
     )
-    b_slice = analysis.slice_b_[0]
+    b_slice = slices.b_[0]
     # as in the seed, the slice is populated with uniform vectors from the cube [-b, b]^N it contains
     in_cube = uniform_box(artificial_points, analysis.n_features_, b_slice, seed=seed) if artificial_points else None
     sliced = []
     for pi, plane in enumerate(planes):
-        inside = analysis.slice_indices_[0][pi]
+        inside = slices.indices_[0][pi]
         points = (
             view.take(inside).astype(np.float32) if len(inside) else np.zeros((0, analysis.n_features_), np.float32)
         )
-        count = int(analysis.slice_counts_[0, pi])
+        count = int(slices.counts_[0, pi])
         sliced.append(
             {
                 **plane,

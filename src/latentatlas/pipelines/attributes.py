@@ -17,10 +17,12 @@ import numpy as np
 import pandas as pd
 
 from latentatlas import checks, plots
-from latentatlas.analysis.attributes import AttributeAnalysis, attribute_findings, attribute_labels
-from latentatlas.analysis.conditions import condition_rows, conditional_check, parse_condition
+from latentatlas.analysis.attributes import AttributeAnalysis
+from latentatlas.analysis.conditions import conditional_findings, parse_condition
+from latentatlas.analysis.labels import attribute_labels
 from latentatlas.errors import LatentAtlasError
 from latentatlas.io import atomic_folder, write_json
+from latentatlas.pipelines.conditional import condition_rows, conditional_check
 from latentatlas.pipelines.sample import epoch_progress
 from latentatlas.samplers import make_sampler
 from latentatlas.store import Run
@@ -129,7 +131,7 @@ def attributes_run(
         }
         for rank, name in walked
     ]
-    result["findings"] = [f.to_dict() for f in attribute_findings(analysis, conditional)]
+    result["findings"] = [f.to_dict() for f in analysis.findings() + conditional_findings(conditional)]
     result["options"] = {"n": n, "seed": seed, "strips": strips, "sampler": sampler, "steps": steps, "t_max": t_max}
     result.update(run.provenance())
     folder = run.path / "attributes"
