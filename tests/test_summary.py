@@ -124,7 +124,8 @@ def test_the_ranking_sentence_follows_the_intervals():
     summary = run_summary(Artifacts(Path("run"), evaluation=evaluation(records)))
     assert summary.ranking_sentence == (
         "At n = 100, by FID: gaussian is indistinguishable from the reconstruction ceiling (95 % intervals overlap); "
-        "kde copies training points (copy share above the held-out level); uniform-box misses the data "
+        "kde copies training points (copy share above the held-out level, or nearer to them than half the held-out "
+        "distance); uniform-box misses the data "
         "(coverage or face rate below half the held-out level); best: gaussian."
     )
 
@@ -135,6 +136,14 @@ def test_no_sampler_at_the_ceiling_when_no_interval_overlaps():
     assert ranking is not None and ranking.names("ceiling") == [] and ranking.best == "gaussian"
     sentence = run_summary(Artifacts(Path("run"), evaluation=evaluation(records))).ranking_sentence
     assert sentence == "At n = 100, by FID: no sampler reaches the reconstruction ceiling; best: gaussian."
+
+
+@pytest.mark.parametrize("ratio, copies", [((0.26, 0.2, 0.3), True), ((0.6, 0.45, 0.7), False), (0.4, True)])
+def test_without_a_held_out_copy_share_a_copy_ratio_below_half_copies(ratio, copies):
+    records = [*REFERENCES[1:], row("resample", fid=(10.0, 9.5, 10.5), latent_copy_ratio=ratio)]
+    ranking = sampler_ranking(records)
+    assert ranking is not None and ranking.names("copies") == (["resample"] if copies else [])
+    assert ranking.best == (None if copies else "resample")
 
 
 def test_latent_scores_alone_rank_against_the_held_out_points():

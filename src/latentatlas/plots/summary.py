@@ -49,7 +49,7 @@ def plot_sampler_ranking(
 ) -> Figure:
     """Each sampler's score with its 95 % interval (one row each, best at the top, coloured by group) and
     each reference row (label, value, low, high) as a vertical line with its interval shaded."""
-    fig, ax = plt.subplots(figsize=(5.2, 0.32 * len(names) + 1.1))
+    fig, ax = plt.subplots(figsize=(5.0, max(1.6, 0.16 * len(names) + 0.75)))
     positions = np.arange(len(names))
     for y, value, low, high, group in zip(positions, values, lows, highs, groups):
         colour = GROUP_COLOURS.get(group, "tab:gray")
@@ -62,9 +62,10 @@ def plot_sampler_ranking(
         ax.axvline(value, color="black", linestyle=style, linewidth=1, label=label)
         if np.isfinite(low) and np.isfinite(high):
             ax.axvspan(low, high, color="black", alpha=0.08)
-    ax.set_yticks(positions, list(names))
+    ax.set_yticks(positions, list(names), fontsize=7)
+    ax.tick_params(axis="x", labelsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel(metric)
+    ax.set_xlabel(metric, fontsize=8)
     ax.grid(axis="x", alpha=0.3)
     handles = [
         plt.Line2D([], [], marker="o", ls="", color=GROUP_COLOURS[g], label=g) for g in GROUP_COLOURS if g in groups

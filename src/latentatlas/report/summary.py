@@ -58,6 +58,10 @@ SHORT_LENGTH = 48
 # The quality score the ranking is judged by: the first one the reconstruction row and a sampler both have.
 QUALITY = ("fd_face", "fid_infinity", "fid", "kid", "precision")
 COPY_SCORES = ("face_copy_share", "latent_copy_share")
+# Without a held-out copy share, a copy ratio (nearest-training distance, samples / held-out; 1 by
+# construction for held-out points) whose whole interval lies below this counts as copying.
+COPY_RATIOS = ("face_copy_ratio", "latent_copy_ratio")
+COPY_RATIO = 0.5
 MISS_SCORES = ("coverage", "cnn_face_rate", "face_rate")
 MISS_FRACTION = 0.5  # "misses": the whole interval below half of the held-out row's value
 HIGHER_IS_BETTER = {m.key: m.higher_is_better for m in METRICS}
@@ -361,10 +365,8 @@ def sampler_ranking(records: list[dict]) -> Ranking | None:
         name = str(record.get("name"))
         quality = _score(record, metric) if metric else None
         group = "between"
-        copy_key = next((k for k in COPY_SCORES if _score(record, k) and _score(real, k)), None)
         miss_key = next((k for k in MISS_SCORES if _score(record, k) and _score(real, k)), None)
-        copy, real_copy = _score(record, copy_key or ""), _score(real, copy_key or "")
-        if copy is not None and real_copy is not None and _better(copy, real_copy, "copy share"):
+        if _copies(record, real):
             group = "copies"
         elif miss_key is not None and _misses(_score(record, miss_key), _score(real, miss_key)):
             group = "misses"
@@ -379,6 +381,15 @@ def sampler_ranking(records: list[dict]) -> Ranking | None:
     ranked.sort(key=lambda s: math.inf if s.quality is None else (-s.quality.value if higher else s.quality.value))
     best = next((s.name for s in ranked if s.group in ("ceiling", "between") and s.quality is not None), None)
     return Ranking(n, metric, ranked, ceiling, ceiling_row, _score(real, metric) if metric else None, best)
+
+
+def _copies(record: dict, real: dict) -> bool:
+    key = next((k for k in COPY_SCORES if _score(record, k) and _score(real, k)), None)
+    if key is not None:
+        copy, level = _score(record, key), _score(real, key)
+        return copy is not None and level is not None and _better(copy, level, "copy share")
+    ratio = next((s for k in COPY_RATIOS if (s := _score(record, k)) is not None), None)
+    return ratio is not None and (ratio.high if ratio.has_interval else ratio.value) < COPY_RATIO
 
 
 def _misses(score: Interval | None, real: Interval | None) -> bool:
@@ -410,7 +421,7 @@ def ranking_sentence(ranking: Ranking | None, run: Path) -> str:
     if copies:
         parts.append(
             f"{_names(copies)} {'copies' if len(copies) == 1 else 'copy'} training points "
-            "(copy share above the held-out level)"
+            "(copy share above the held-out level, or nearer to them than half the held-out distance)"
         )
     if misses:
         parts.append(
