@@ -13,12 +13,12 @@ from PIL import Image
 from latentatlas.cli import main
 from latentatlas.plots import image_grid, split_grid
 from latentatlas.report.artifacts import Analysis, Attributes, Evaluation, EvaluationRow, Problems, read_evaluation
+from latentatlas.report.ranking import sampler_ranking
 from latentatlas.report.summary import (
     NOT_MEASURED,
     Artifacts,
     read_artifacts,
     run_summary,
-    sampler_ranking,
     summary_text,
 )
 from latentatlas.store import Run
@@ -46,9 +46,9 @@ def row(name: str, kind: str = "sampler", n: int = 100, **scores: tuple[float, f
     return record
 
 
-def evaluation(records: list[dict], findings: list[dict] = ()) -> Evaluation:
+def evaluation(records: list[dict], findings: list[dict] | None = None) -> Evaluation:
     rows = [EvaluationRow(r["name"], r["kind"], None, {}, r["n"], 0, r) for r in records]
-    return Evaluation(rows, {}, [], finding_records(list(findings)), None)
+    return Evaluation(rows, {}, [], finding_records(findings or []), None)
 
 
 def test_one_row_per_finding_with_the_json_verdict_and_its_number(tmp_path):

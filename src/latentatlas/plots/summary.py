@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from latentatlas.plots.base import plt
 
@@ -67,9 +68,7 @@ def plot_sampler_ranking(
     ax.invert_yaxis()
     ax.set_xlabel(metric, fontsize=8)
     ax.grid(axis="x", alpha=0.3)
-    handles = [
-        plt.Line2D([], [], marker="o", ls="", color=GROUP_COLOURS[g], label=g) for g in GROUP_COLOURS if g in groups
-    ]
+    handles = [Line2D([], [], marker="o", ls="", color=GROUP_COLOURS[g], label=g) for g in GROUP_COLOURS if g in groups]
     if references:
         handles += ax.get_legend_handles_labels()[0]
     ax.legend(handles=handles, fontsize=7, loc="best", frameon=False)

@@ -19,7 +19,8 @@ from latentatlas.io import data_uri
 from latentatlas.plots import figure_png, plot_labelled_rows, plot_sampler_ranking, split_grid
 from latentatlas.report.artifacts import Problems, as_dict, read_samples
 from latentatlas.report.blocks import Figure
-from latentatlas.report.summary import LABELS, Artifacts, Summary, read_artifacts, run_summary
+from latentatlas.report.ranking import LABELS
+from latentatlas.report.summary import Artifacts, Summary, read_artifacts, run_summary
 from latentatlas.store import Run
 
 SHOWN_IMAGES = 8  # images per labelled row
