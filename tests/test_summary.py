@@ -223,3 +223,28 @@ def test_split_grid_gives_back_the_tiles(scale):
     assert tiles.shape == (3, 3, 6, 6, 3)
     np.testing.assert_array_equal(tiles.reshape(-1, 6, 6, 3)[:7], images)
     assert (tiles[2, 1:] == 255).all()  # the gutter-coloured empty places
+
+
+def test_the_summary_images_are_cut_from_the_evaluation_previews_and_labelled(tmp_path):
+    from latentatlas.report.summary_section import image_rows
+
+    path = run_folder(tmp_path)
+    rng = np.random.default_rng(1)
+    rows = {name: rng.integers(0, 250, (8, 8, 8, 3), dtype=np.uint8) for name in ("real", "recon", "gaussian")}
+    picture = Image.fromarray(image_grid(np.concatenate(list(rows.values())), ncols=8))
+    picture.resize((picture.width * 2, picture.height * 2), Image.Resampling.NEAREST).save(
+        path / "evaluation" / "samples.png"
+    )
+    data = json.loads((path / "evaluation" / "evaluation.json").read_text())
+    caption = "The first 8 images of each row, one row each, top to bottom: real (held-out), reconstruction, gaussian"
+    data["figures"] = [{"file": "samples.png", "caption": caption}]
+    (path / "evaluation" / "evaluation.json").write_text(json.dumps(data))
+    run = Run(path)
+    shown = image_rows(run, read_artifacts(run), "gaussian", Problems())
+    assert [label for label, _ in shown] == ["real (held-out)", "reconstruction", "gaussian (best sampler)"]
+    for (_, images), expected in zip(shown, rows.values()):
+        np.testing.assert_array_equal(images, expected)
+    assert [label for label, _ in image_rows(run, read_artifacts(run), None, Problems())] == [
+        "real (held-out)",
+        "reconstruction",
+    ]
