@@ -251,7 +251,11 @@ def test_report_write_is_validated_and_atomic(tiny_run_copy, tmp_path):
 
 def test_cli_report(tiny_run_copy, capsys, tmp_path):
     assert main(["report", str(tiny_run_copy.path), "--no-umap"]) == 0
-    assert "report.html" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.startswith(f"Summary of {tiny_run_copy.path}\n\nNo finding has been computed yet.\n")
+    assert f"Samplers: No sampler has been evaluated yet: run `latentatlas evaluate {tiny_run_copy.path}`." in out
+    assert f"  the analysis of the bulk: latentatlas analyze {tiny_run_copy.path}\n" in out
+    assert out.rstrip().splitlines()[-1].startswith(f"wrote {tiny_run_copy.path / 'report.html'} (")
     assert (tiny_run_copy.path / "report.html").is_file()
     assert main(["report", str(tmp_path)]) == 2
     error = capsys.readouterr().err.strip()
