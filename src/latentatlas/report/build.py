@@ -2,9 +2,9 @@
 
 It opens on the run's summary (`summary_section`: every finding's verdict, the sampler ranking, the best
 sampler's images, what is missing), then follows the series in its order (`common.SECTIONS`): (1) data and
-training (part I), the components (II), correlations (III), the centre, the origin and slices (IV), uniform-
-box samples (V), statistical samplers (V, VII, X), paths (VI), attributes, the normal core (VIII, IX, the
-author's later posts), fragmentation into regions, what the bulk depends on (only for a run inside a sweep
+training (part I), the components (II), correlations (III), the centre, the origin and slices (IV),
+uniform-box samples (V), statistical samplers (V, VII, X), paths (VI), attributes, the normal core (VIII, IX,
+the author's later posts), fragmentation into regions, what the bulk depends on (only for a run inside a sweep
 folder), the further analysis results and an appendix with the settings and the evaluation's full table. Every
 finding of the analysis has its own sub-section with one figure and its sentence (`analysis_sections`).
 Headings are neutral: whether the run agrees with a claim of the seed is said only by the findings the
