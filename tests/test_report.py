@@ -33,8 +33,9 @@ def embedded(data: bytes) -> str:
 
 
 def section_of(text: str, fragment: str) -> str:
-    """The anchor of the story section whose part of the page holds `fragment`."""
-    position = text.index(fragment)
+    """The anchor of the story section whose part of the page holds `fragment` (after the summary, which
+    repeats the verdicts and commands at the top)."""
+    position = text.index(fragment, text.index("<nav>"))
     starts = {spec.anchor: text.find(f'<section id="{spec.anchor}">') for spec in SECTIONS}
     return max(((start, anchor) for anchor, start in starts.items() if 0 <= start < position))[1]
 
@@ -250,7 +251,11 @@ def test_report_write_is_validated_and_atomic(tiny_run_copy, tmp_path):
 
 def test_cli_report(tiny_run_copy, capsys, tmp_path):
     assert main(["report", str(tiny_run_copy.path), "--no-umap"]) == 0
-    assert "report.html" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.startswith(f"Summary of {tiny_run_copy.path}\n\nNo finding has been computed yet.\n")
+    assert f"Samplers: No sampler has been evaluated yet: run `latentatlas evaluate {tiny_run_copy.path}`." in out
+    assert f"  the analysis of the bulk: latentatlas analyze {tiny_run_copy.path}\n" in out
+    assert out.rstrip().splitlines()[-1].startswith(f"wrote {tiny_run_copy.path / 'report.html'} (")
     assert (tiny_run_copy.path / "report.html").is_file()
     assert main(["report", str(tmp_path)]) == 2
     error = capsys.readouterr().err.strip()
@@ -547,9 +552,9 @@ SECTION_OF = {
 
 def group_holding(text: str, fragment: str) -> str:
     """The HTML of the sub-section (group) that holds `fragment`."""
-    position = text.index(fragment)
-    start = text.rindex('<div class="group">', 0, position)
-    ends = [i for i in (text.find('<div class="group">', position), text.find("</section>", position)) if i >= 0]
+    position = text.index(fragment, text.index("<nav>"))
+    start = text.rindex('<div class="group"', 0, position)
+    ends = [i for i in (text.find('<div class="group"', position), text.find("</section>", position)) if i >= 0]
     return text[start : min(ends)]
 
 
@@ -668,7 +673,7 @@ def test_a_run_inside_a_sweep_gets_the_sweep_section(tiny_run, tmp_path, listed)
     if not listed:
         assert 'id="sweep"' not in text and embedded(png((70, 80, 90))) not in text
         return
-    assert anchors(text)[-2:] == ["sweep", "further"]
+    assert anchors(text)[-3:] == ["sweep", "further", "appendix"]
     start = text.index('<section id="sweep">')
     section = text[start : text.index("</section>", start)]
     assert "This run (synthetic, latent dimension 16, with batch norm) is one of 2 models" in section

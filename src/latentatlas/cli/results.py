@@ -99,8 +99,12 @@ def _report_arguments(p: argparse.ArgumentParser) -> None:
 
 def _report(args: argparse.Namespace) -> int:
     from latentatlas.report import write_report
+    from latentatlas.report.summary import read_artifacts, run_summary, summary_text
+    from latentatlas.store import Run
 
-    path = write_report(args.run_dir, args.out, umap=not args.no_umap)
+    run = Run(args.run_dir)
+    path = write_report(run, args.out, umap=not args.no_umap)
+    print(summary_text(run_summary(read_artifacts(run))))
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained: open it in any browser)")
     return 0
 
@@ -131,6 +135,37 @@ COMMANDS.append(("report", "write the self-contained RUN/report.html", _report_a
 
 
 COMMANDS.append(("explore", "interactive explorer of the latent space in the browser", _explore_arguments, _explore))
+
+
+# ----------------------------------------------------------------------------- summary
+def _summary_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN", help="run folder (what is not computed yet is listed with its command)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON (nothing else on stdout)")
+
+
+def _summary(args: argparse.Namespace) -> int:
+    import json
+
+    from latentatlas.io import to_jsonable
+    from latentatlas.report.summary import read_artifacts, run_summary, summary_text
+    from latentatlas.store import Run
+
+    summary = run_summary(read_artifacts(Run(args.run_dir)))
+    if args.json:
+        print(json.dumps(to_jsonable(summary.to_dict()), indent=1, ensure_ascii=False))
+    else:
+        print(summary_text(summary), end="")
+    return 0
+
+
+COMMANDS.append(
+    (
+        "summary",
+        "print what a run shows: every finding's verdict, the sampler ranking, what is missing",
+        _summary_arguments,
+        _summary,
+    )
+)
 
 
 # ----------------------------------------------------------------------------- sweep

@@ -18,8 +18,9 @@ from latentatlas.plots.analysis import (
     plot_spectrum,
 )
 from latentatlas.plots.base import ARTIFICIAL, CENTRE, ORIGIN, PATH, REAL, figure_png, plt, save_figure
-from latentatlas.plots.grids import image_grid, save_image_grid
+from latentatlas.plots.grids import image_grid, save_image_grid, split_grid
 from latentatlas.plots.runs import plot_embedding, plot_path_projection, plot_sweep, plot_training_curves
+from latentatlas.plots.summary import plot_labelled_rows, plot_sampler_ranking
 
 __all__ = [
     "ARTIFICIAL",
@@ -36,16 +37,19 @@ __all__ = [
     "plot_correlation_heatmap",
     "plot_embedding",
     "plot_histogram_grid",
+    "plot_labelled_rows",
     "plot_mahalanobis",
     "plot_path_projection",
     "plot_projection",
     "plot_projection_grid",
     "plot_radii",
     "plot_regions",
+    "plot_sampler_ranking",
     "plot_spectrum",
     "plot_sweep",
     "plot_training_curves",
     "plt",
     "save_figure",
     "save_image_grid",
+    "split_grid",
 ]

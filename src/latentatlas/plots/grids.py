@@ -34,3 +34,31 @@ def save_image_grid(images: np.ndarray, path: str | os.PathLike, ncols: int | No
         picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
     with atomic_path(path) as tmp:
         picture.save(tmp, format="PNG")
+
+
+def split_grid(picture: np.ndarray, tile: int, pad: int = 2) -> np.ndarray:
+    """The tiles of a grid written by `save_image_grid` (any `scale`), as (rows, cols, tile, tile, 3).
+
+    `tile` is the side of one image before scaling; the scale and the number of columns are read from the
+    picture's size. Raises when the picture is not such a grid.
+    """
+    picture = np.asarray(picture)[..., :3]
+    height, width = picture.shape[:2]
+    for scale in range(1, 9):
+        if height % scale or width % scale:
+            continue
+        h, w = height // scale, width // scale
+        if (h - pad) % (tile + pad) or (w - pad) % (tile + pad) or h <= pad or w <= pad:
+            continue
+        small = picture[::scale, ::scale]
+        nrows, ncols = (h - pad) // (tile + pad), (w - pad) // (tile + pad)
+        step = tile + pad
+        tiles = [
+            [
+                small[pad + r * step : pad + r * step + tile, pad + c * step : pad + c * step + tile]
+                for c in range(ncols)
+            ]
+            for r in range(nrows)
+        ]
+        return np.asarray(tiles, dtype=np.uint8)
+    raise LatentAtlasError(f"a {width}x{height} picture is not a grid of {tile}-pixel tiles with {pad}-pixel gutters")

@@ -253,7 +253,8 @@ def claim_group(claim: Claim, analysis: Analysis, run: Run, stale: bool) -> Grou
     elif not (claim.skipped and "skipped" in as_dict(analysis.data.get(claim.skipped))):
         blocks.append(Missing(f"The figure {claim.figure}", command, state="was not drawn"))
     blocks += claim.numbers(analysis.data)
-    return Group(claim.title, ", ".join(claim.keys), blocks, ["stale"] if stale else [])
+    anchor = f"claim-{claim.keys[0]}" if claim.keys else ""
+    return Group(claim.title, ", ".join(claim.keys), blocks, ["stale"] if stale else [], anchor)
 
 
 def _further(analysis: Analysis, known: set[str], stale: bool) -> list[Block]:

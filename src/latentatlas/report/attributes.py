@@ -61,7 +61,7 @@ def attributes_section(run: Run, problems: Problems) -> list[Block]:
     if not table:
         table = [Text("attributes.json lists no attribute.")]
     title = f"Linear probes and mean shifts, sorted by held-out AUC{counts}"
-    blocks.append(Group(title, LINEAR, [*linear, *table], badges))
+    blocks.append(Group(title, LINEAR, [*linear, *table], badges, f"claim-{LINEAR}"))
 
     for attribute, file in found.strips:
         blocks.append(Group(f"Decoded along the {attribute} direction", "", [figure(file)], badges))
@@ -71,7 +71,8 @@ def attributes_section(run: Run, problems: Problems) -> list[Block]:
     conditional = verdicts([f for f in found.findings if f.key == CONDITIONAL], stale)
     if found.conditional:
         rows = records(_renamed(found.conditional, CONDITION_COLUMNS))
-        blocks.append(Group("Conditional samples, decoded and re-encoded", CONDITIONAL, [*conditional, rows], badges))
+        title = "Conditional samples, decoded and re-encoded"
+        blocks.append(Group(title, CONDITIONAL, [*conditional, rows], badges, f"claim-{CONDITIONAL}"))
     else:
         top = as_str(found.table[0].get("name")) if found.table else None
         where = f" --where {top}=1" if top else " --where NAME=1"

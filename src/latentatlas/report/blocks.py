@@ -91,6 +91,7 @@ class Group:
     subtitle: str
     blocks: list[Block]
     badges: list[str] = field(default_factory=list)
+    anchor: str = ""  # the element id the summary links to ("claim-<finding key>"); none when empty
     kind: ClassVar[str] = "group"
 
 

@@ -1,14 +1,16 @@
 """The self-contained report: RUN/report.html, one file that opens offline in any browser.
 
-It follows the series in its order (`common.SECTIONS`): (1) data and training (part I), the components
-(II), correlations (III), the centre, the origin and slices (IV), uniform-box samples (V), statistical
-samplers (V, VII, X), paths (VI), attributes, the normal core (VIII, IX, the author's later posts),
-fragmentation into regions, what the bulk depends on (only for a run inside a sweep folder) and the
-further analysis results. Every finding of the analysis has its own sub-section with one figure and its
-sentence (`analysis_sections`). Headings are neutral: whether the run agrees with a claim of the seed is
-said only by the findings the analysis, the attributes command and the evaluation computed
-(`latentatlas.findings.Finding`). Every figure is embedded as a data URI; the page is rendered by a
-Jinja2 template with autoescape. A section whose inputs are missing names the command that produces them.
+It opens on the run's summary (`summary_section`: every finding's verdict, the sampler ranking, the best
+sampler's images, what is missing), then follows the series in its order (`common.SECTIONS`): (1) data and
+training (part I), the components (II), correlations (III), the centre, the origin and slices (IV),
+uniform-box samples (V), statistical samplers (V, VII, X), paths (VI), attributes, the normal core (VIII, IX,
+the author's later posts), fragmentation into regions, what the bulk depends on (only for a run inside a sweep
+folder), the further analysis results and an appendix with the settings and the evaluation's full table. Every
+finding of the analysis has its own sub-section with one figure and its sentence (`analysis_sections`).
+Headings are neutral: whether the run agrees with a claim of the seed is said only by the findings the
+analysis, the attributes command and the evaluation computed (`latentatlas.findings.Finding`). Every figure is
+embedded as a data URI; the page is rendered by a Jinja2 template with autoescape. A section whose inputs are
+missing names the command that produces them.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from latentatlas.report.analysis_sections import analysis_sections
 from latentatlas.report.artifacts import FigureFile, Problems, as_dict
 from latentatlas.report.artifacts import figures as artifact_figures
 from latentatlas.report.attributes import attributes_section
-from latentatlas.report.blocks import Block, Figure, Heading, KeyValues, Missing, Section, key_values
+from latentatlas.report.blocks import Block, Details, Figure, KeyValues, Missing, Section, Text, key_values
 from latentatlas.report.common import (
+    APPENDIX,
     ATTRIBUTES,
     DATA,
     OPTIONAL_SECTIONS,
@@ -43,10 +46,12 @@ from latentatlas.report.common import (
 )
 from latentatlas.report.maps import umap_blocks
 from latentatlas.report.samples import path_section, sampler_sections
+from latentatlas.report.summary_section import summary_view
 from latentatlas.report.sweep import sweep_section
 from latentatlas.store import Run
 
 SYNTHETIC_SOURCE = "synthetic-faces"
+FOLD_ROWS = 12  # a longer table folds (<details>), so the page reads top-down
 
 
 # ----------------------------------------------------------------------------- 1. data and training
@@ -72,13 +77,15 @@ def _data_config(config: dict) -> dict:
     return {k: v for k, v in data.items() if not str(k).startswith("synthetic_")}
 
 
-def data_section(run: Run, problems: Problems) -> list[Block]:
-    blocks: list[Block] = []
+def settings_blocks(run: Run, problems: Problems) -> list[Block]:
+    """The data, model and training settings (config.json), each folded, for the appendix."""
     config = problems.read_json(run.path / "config.json") or {}
     shown = {"data": _data_config(config), "model": as_dict(config.get("model")), "train": as_dict(config.get("train"))}
-    for name, values in shown.items():
-        if values:
-            blocks += [Heading(f"{name} settings"), key_values(values)]
+    return [Details(f"{name} settings", key_values(values)) for name, values in shown.items() if values]
+
+
+def data_section(run: Run, problems: Problems) -> list[Block]:
+    blocks: list[Block] = []
     state = problems.read_json(run.path / "train_state.json")
     zinfo = problems.read_json(run.zpoints_file("zpoints.json"))
     facts: dict = {}
@@ -159,6 +166,11 @@ def build_report(run: Run | str | os.PathLike, umap: bool = True) -> str:
     blocks = {DATA.anchor: data_section(run, problems)}
     blocks.update(analysis_sections(run, problems, umap_blocks(run) if umap else None))
     blocks.update(sampler_sections(run, problems))
+    blocks[APPENDIX.anchor] = [
+        Text("The settings, as config.json records them (each folds open)."),
+        *settings_blocks(run, problems),
+        *blocks.get(APPENDIX.anchor, []),
+    ]
     blocks[PATHS.anchor] = path_section(run, problems)
     blocks[ATTRIBUTES.anchor] = attributes_section(run, problems)
     blocks[SWEEP.anchor] = sweep_section(run, problems) or []
@@ -171,8 +183,10 @@ def build_report(run: Run | str | os.PathLike, umap: bool = True) -> str:
             run_path=str(run.path.resolve()),
             stamp=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             css=Markup(css),  # the package's own stylesheet, inlined as written
+            summary=summary_view(run, Problems()),  # its files are read again; their problems are listed once
             sections=story(blocks),
             problems=list(problems),
+            fold_rows=FOLD_ROWS,
         )
     )
 

@@ -90,6 +90,11 @@ FURTHER = SectionSpec(
     "Further analysis results",
     "Analysis results that no claim of the series concerns, and the analysis settings.",
 )
+APPENDIX = SectionSpec(
+    "appendix",
+    "Appendix: settings and raw tables",
+    "The settings the run was trained and evaluated with, and the evaluation's full table, for reference.",
+)
 # The story, in the order of the series; SWEEP appears only for a run inside a sweep folder.
 SECTIONS = (
     DATA,
@@ -104,6 +109,7 @@ SECTIONS = (
     REGIONS,
     SWEEP,
     FURTHER,
+    APPENDIX,
 )
 OPTIONAL_SECTIONS = (SWEEP,)
 

@@ -30,7 +30,7 @@ from latentatlas.report.blocks import (
     key_values,
     records,
 )
-from latentatlas.report.common import SAMPLERS, UNIFORM, figure, stale_note, verdicts
+from latentatlas.report.common import APPENDIX, SAMPLERS, UNIFORM, figure, stale_note, verdicts
 from latentatlas.store import Run
 
 UNIFORM_SAMPLER = "uniform-box"
@@ -112,16 +112,25 @@ def _evaluation_blocks(run: Run, evaluation: Evaluation | None) -> list[Block]:
     note = stale_note("the evaluation", evaluation.weights, run, f"latentatlas evaluate {run.path}")
     if note is not None:
         blocks.append(note)
-    table = records([row.record for row in evaluation.rows])
-    blocks.append(Table(table.columns, table.rows, [row.kind == "reference" for row in evaluation.rows]))
-    if evaluation.settings:
-        blocks.append(Details("evaluation settings", key_values(evaluation.settings)))
+    blocks.append(Text(f"The full table ({len(evaluation.rows)} rows) and the settings are in the appendix."))
     blocks += [figure(file) for file in evaluation.figures]
     return blocks
 
 
+def evaluation_table(evaluation: Evaluation | None) -> list[Block]:
+    """The evaluation's full table and its settings, for the appendix."""
+    if evaluation is None or not evaluation.rows:
+        return []
+    table = records([row.record for row in evaluation.rows])
+    blocks: list[Block] = [Heading("The evaluation table (evaluation/evaluation.json)")]
+    blocks.append(Table(table.columns, table.rows, [row.kind == "reference" for row in evaluation.rows]))
+    if evaluation.settings:
+        blocks.append(Details("evaluation settings", key_values(evaluation.settings)))
+    return blocks
+
+
 def sampler_sections(run: Run, problems: Problems) -> dict[str, list[Block]]:
-    """Blocks of the uniform-box section and the statistical-sampler section (with the evaluation table)."""
+    """Blocks of the uniform-box section, the statistical-sampler section and the appendix's evaluation table."""
     samples = read_samples(run.path / "samples", problems)
     evaluation = read_evaluation(run.path / "evaluation", problems)
     stale = evaluation is not None and stale_note("", evaluation.weights, run, "") is not None
@@ -143,7 +152,7 @@ def sampler_sections(run: Run, problems: Problems) -> dict[str, list[Block]]:
             )
         )
     statistical += _evaluation_blocks(run, evaluation)
-    return {UNIFORM.anchor: uniform, SAMPLERS.anchor: statistical}
+    return {UNIFORM.anchor: uniform, SAMPLERS.anchor: statistical, APPENDIX.anchor: evaluation_table(evaluation)}
 
 
 def path_section(run: Run, problems: Problems) -> list[Block]:
