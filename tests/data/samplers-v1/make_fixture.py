@@ -5,9 +5,13 @@ of every kind, its draw `sample(5, seed=3)` and, for the densities, `score_sampl
 
 tests/test_sampler_compat.py checks that the current code loads each one and draws and scores the same.
 """
-import shutil, sys
+
+import shutil
+import sys
 from pathlib import Path
+
 import numpy as np
+
 from latentatlas.samplers import SAMPLERS, make_sampler
 
 OPTIONS = {
@@ -25,7 +29,9 @@ OPTIONS = {
 out = Path(sys.argv[1])
 shutil.rmtree(out, ignore_errors=True)
 rng = np.random.default_rng(7)
-z = (rng.standard_normal((200, 4)) @ np.array([[1.0, 0.5, 0, 0], [0, 1.0, 0.3, 0], [0, 0, 0.6, 0.2], [0, 0, 0, 0.4]])).astype(np.float32)
+z = (
+    rng.standard_normal((200, 4)) @ np.array([[1.0, 0.5, 0, 0], [0, 1.0, 0.3, 0], [0, 0, 0.6, 0.2], [0, 0, 0, 0.4]])
+).astype(np.float32)
 held = z[:10]
 for name in SAMPLERS:
     sampler = make_sampler(name, **OPTIONS.get(name, {})).fit(z)
