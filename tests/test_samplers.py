@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import math
+import re
 
 import numpy as np
 import pytest
@@ -334,9 +336,38 @@ def test_samplers_take_keyword_only_parameters():
     assert all(issubclass(cls, Sampler) for cls in SAMPLERS.values())
 
 
-def test_every_sampler_documents_its_construction():
-    for cls in SAMPLERS.values():
-        assert cls.__doc__ and len(cls.__doc__.strip()) > 40
+def _documented_attributes(cls: type) -> set[str]:
+    """The names in the numpydoc "Attributes" section of a class docstring (lines "a_, b_ : type")."""
+    _, _, section = (inspect.getdoc(cls) or "").partition("Attributes\n----------\n")
+    names: set[str] = set()
+    for line in section.splitlines():
+        if line and not line.startswith(" "):
+            names.update(part.strip() for part in line.split(":")[0].split(","))
+    return names
+
+
+def test_every_sampler_documents_its_construction_and_what_it_saves():
+    import latentatlas.samplers
+
+    table = dict(re.findall(r"^\| ([a-z-]+) \| (.+) \|$", latentatlas.samplers.__doc__ or "", flags=re.M))
+    for name, cls in SAMPLERS.items():
+        assert len(table.get(name, "")) > 20, f"{name}: no row in the construction table of latentatlas.samplers"
+        saved = {*cls._learned_arrays, *cls._learned_scalars}
+        undocumented = saved - _documented_attributes(cls)
+        assert saved and not undocumented, f"{name}: learned attributes {sorted(undocumented)} not in its docstring"
+
+
+def test_the_documentation_check_notices_a_missing_attribute():
+    class Undocumented(SAMPLERS["gaussian"]):
+        """A Gaussian whose docstring forgets an attribute.
+
+        Attributes
+        ----------
+        mean_ : ndarray (N,)
+        """
+
+    assert _documented_attributes(Undocumented) == {"mean_"}
+    assert {*Undocumented._learned_arrays} - _documented_attributes(Undocumented) == {"cov_"}
 
 
 # ----------------------------------------------------------------------------- CLI: latentatlas sample

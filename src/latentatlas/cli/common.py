@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from latentatlas.errors import LatentAtlasError
+from latentatlas.samplers import SAMPLERS, sampler_options
+from latentatlas.samplers.options import Option, float_list, int_list, options_of
 
 # A comma list starting with a negative number ("-3,3", "-1.5,2"): argparse would read it as an option.
 _NEGATIVE_LIST = re.compile(r"^-[\d.]+(,-?[\d.]*)+$")
@@ -35,23 +39,14 @@ def _attach_negative_lists(argv: Sequence[str]) -> list[str]:
     return out
 
 
+# The comma-list argument types, for the commands' own flags; the sampler flags' parsers live with the samplers.
+_int_list = int_list
+_float_list = float_list
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, no usage dump
         self.exit(2, f"latentatlas: error: {message} (see --help)\n")
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _float_list(text: str) -> list[float]:
-    try:
-        return [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
 def _plane(text: str) -> tuple[int, int]:
@@ -91,72 +86,74 @@ def _given(args: argparse.Namespace, names: dict[str, str]) -> dict:
     return {field: getattr(args, option) for option, field in names.items() if getattr(args, option) is not None}
 
 
-# ----------------------------------------------------------------------------- sample, path
-def _number_or_word(word: str):
-    """A number, or the one keyword an option also accepts (--b matched, --jitter scott)."""
+# ----------------------------------------------------------------------------- sample, evaluate: sampler options
+# The flags come from the registered samplers' options (`samplers.options`): every option with a help text
+# is a flag --<name with dashes>, shared by all samplers that have it. Only the flags given are passed on,
+# each to the samplers that have that parameter.
 
-    def parse(text: str) -> float | str:
-        if text == word:
-            return text
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _sampler_flags() -> dict[str, tuple[Option, list[str]]]:
+    """Per flagged parameter name: its option and the samplers that have it, in the registry's order."""
+    flags: dict[str, tuple[Option, list[str]]] = {}
+    for sampler, cls in SAMPLERS.items():
+        for name, spec in options_of(cls).items():
+            if spec.help is None:
+                continue
+            known, owners = flags.setdefault(name, (spec, []))
+            if known != spec:
+                raise TypeError(f"samplers {owners[0]} and {sampler} declare option {name!r} differently")
+            owners.append(sampler)
+    return flags
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """A flag value its parser refused with a LatentAtlasError: reported with the flag once the command runs
+    (argparse would turn the error into a traceback; `main` prints it as one line)."""
+
+    message: str
+
+
+def _argument_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
         try:
-            return float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number or {word!r}, got {text!r}") from None
+            return parse(text)
+        except LatentAtlasError as exc:
+            return _Refused(str(exc))
 
-    return parse
-
-
-# Sampler-option flags: argparse dest (= sampler parameter name) -> the flag the user types. Only the flags
-# the user gives are passed on, each to the samplers that have that parameter.
-_SAMPLER_FLAGS = {
-    "b": "--b",
-    "percentiles": "--percentiles",
-    "k_sigma": "--k-sigma",
-    "components": "--components",
-    "confidence": "--confidence",
-    "jitter": "--jitter",
-    "support_fraction": "--support-fraction",
-    "candidates": "--candidates",
-    "criterion": "--criterion",
-    "epochs": "--epochs",
-    "max_regions": "--max-regions",
-    "pca_dims": "--pca-dims",
-}
+    convert.__name__ = getattr(parse, "__name__", "value")  # argparse names it: "invalid int value: 'x'"
+    return convert
 
 
 def _sampler_option_arguments(p: argparse.ArgumentParser) -> None:
     options = p.add_argument_group("sampler options (only for the samplers that have them)")
-    options.add_argument("--b", type=_number_or_word("matched"), help="uniform-box: half-width, or 'matched'")
-    options.add_argument("--percentiles", type=_float_list, help="component-box: interval percentiles, e.g. 1,99")
-    options.add_argument("--k-sigma", type=float, help="component-box: intervals mean ± k·std instead")
-    options.add_argument("--components", type=int, help="gmm: number of mixture components (default 10)")
-    options.add_argument("--confidence", type=float, help="ellipsoid: confidence level in (0, 1) (default 0.9)")
-    options.add_argument("--jitter", type=_number_or_word("scott"), help="resample: fraction of std, or 'scott'")
-    options.add_argument("--support-fraction", type=float, help="robust-gaussian: MCD support fraction in (0, 1]")
-    options.add_argument("--candidates", type=_int_list, help="gmm-bic: component counts to sweep, e.g. 1,2,4,8,16")
-    options.add_argument("--criterion", choices=["bic", "heldout"], help="gmm-bic: how to choose (default bic)")
-    options.add_argument("--epochs", type=int, help="flow, two-stage: at most this many epochs (default 100)")
-    options.add_argument("--max-regions", type=int, help="regions: most regions tried in the BIC sweep (default 12)")
-    options.add_argument("--pca-dims", type=int, help="regions: principal axes the regions are found on (default 10)")
+    for name, (spec, owners) in _sampler_flags().items():
+        options.add_argument(
+            _flag(name),
+            dest=name,
+            type=_argument_type(spec.parse or str),
+            choices=spec.choices,
+            help=f"{', '.join(owners)}: {spec.help}",
+        )
 
 
 def sampler_options_given(args: argparse.Namespace, names: Sequence[str]) -> dict[str, dict]:
     """Per sampler in `names`: the option flags given that it accepts. A flag that none of them accepts is an
     error (with one sampler: naming that sampler's own flags)."""
-    from latentatlas.samplers import sampler_options
-
-    given = {key: getattr(args, key) for key in _SAMPLER_FLAGS if getattr(args, key, None) is not None}
-    if "percentiles" in given:
-        if len(given["percentiles"]) != 2:
-            raise LatentAtlasError(f"--percentiles needs two numbers like 1,99, got {given['percentiles']}")
-        given["percentiles"] = tuple(given["percentiles"])
-    if "candidates" in given:
-        given["candidates"] = tuple(given["candidates"])
+    flagged = _sampler_flags()
+    given = {key: getattr(args, key) for key in flagged if getattr(args, key, None) is not None}
+    for key, value in given.items():
+        if isinstance(value, _Refused):
+            raise LatentAtlasError(f"{_flag(key)} {value.message}")
     accepted = {name: sampler_options(name) for name in names}
-    stray = [_SAMPLER_FLAGS[key] for key in given if not any(key in own for own in accepted.values())]
+    stray = [_flag(key) for key in given if not any(key in own for own in accepted.values())]
     if stray:
         if len(names) == 1:
-            own = [_SAMPLER_FLAGS[key] for key in accepted[names[0]] if key in _SAMPLER_FLAGS]
+            own = [_flag(key) for key in accepted[names[0]] if key in flagged]
             raise LatentAtlasError(
                 f"{', '.join(stray)} does not apply to sampler {names[0]} (its options: {', '.join(own) or 'none'})"
             )

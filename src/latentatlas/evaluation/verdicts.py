@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from latentatlas.evaluation.intervals import significantly_different
 from latentatlas.evaluation.table import METRICS, REAL_ROW, EvaluationRow, Score
 from latentatlas.findings import Finding
+from latentatlas.samplers import SAMPLERS
 
-INDEPENDENT_SAMPLERS = ("diagonal-gaussian", "component-box")
 MISS_PRECISION = 0.1
 RANKED_METRICS = ("precision", "coverage", "fid", "cnn_face_rate", "face_rate")
 
@@ -49,9 +49,16 @@ def _uniform_box(rows: Sequence[EvaluationRow]) -> Finding | None:
     )
 
 
+def _independent_samplers() -> list[str]:
+    """The registered samplers with independent components; those with a density first (the diagonal
+    Gaussian differs from `gaussian` in the covariance alone), then in the registry's order."""
+    names = [name for name, cls in SAMPLERS.items() if cls.independent_components]
+    return sorted(names, key=lambda name: not SAMPLERS[name].defines_density)
+
+
 def _independent(rows: Sequence[EvaluationRow]) -> Finding | None:
     full = _precision(rows, "gaussian")
-    others = [(name, _precision(rows, name)) for name in INDEPENDENT_SAMPLERS]
+    others = [(name, _precision(rows, name)) for name in _independent_samplers()]
     others = [(name, score) for name, score in others if score is not None]
     if full is None or not others:
         return None

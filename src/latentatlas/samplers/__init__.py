@@ -31,6 +31,15 @@ samplers define no density and raise LatentAtlasError when asked for one.
 
 Usage: ``make_sampler("gaussian").fit(z).sample(64, seed=0)``. The samplers that train a network (flow,
 two-stage) take ``fit(z, progress=callback)``: an `EpochReport` after every epoch, for progress only.
+
+Adding a sampler is one module and one line here. The module holds a `Sampler` subclass with its `name`,
+the capability attributes that hold for it (`full_covariance`, `independent_components`, `neural`;
+`defines_density` follows from implementing `_log_density`), its parameters as typed fields
+``x: float = option(default, help=..., parse=..., check=...)`` (an option with a help text becomes the
+command-line flag ``--x``), `_fit`, `_sample` and the learned attributes it saves (`_learned_arrays`,
+`_learned_scalars`, documented in its "Attributes" section). Then import it below, add it to `SAMPLERS`
+and give it a row in the table above. Validation, `get_params`, saving, loading, the CLI flags and every
+reader of a capability follow from these declarations.
 """
 
 from __future__ import annotations
@@ -77,6 +86,7 @@ __all__ = [
     "sampler_options",
 ]
 
+# The registry, in the order of the series (the order of the CLI's list, the evaluation's rows, the report).
 SAMPLERS: dict[str, type[Sampler]] = {
     cls.name: cls
     for cls in (

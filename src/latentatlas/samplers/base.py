@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -11,10 +10,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from typing_extensions import dataclass_transform  # in `typing` from Python 3.11; torch depends on it
 
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
 from latentatlas.io import atomic_folder, save_npy, write_json
+from latentatlas.samplers.options import option, options_of
 
 FORMAT = "latentatlas-sampler"
 FORMAT_VERSION = 1
@@ -49,13 +50,19 @@ def split_rows(n: int, validation_fraction: float, seed: int) -> tuple[np.ndarra
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
+@dataclass_transform(kw_only_default=True, eq_default=False, field_specifiers=(option,))
 class Sampler(ABC):
     """Base class of every latent-vector sampler (scikit-learn conventions).
 
-    `__init__` takes keyword-only parameters and only stores them; `fit(z)` validates them and the
-    z-points, learns the attributes ending in `_` and returns `self`; `sample(n, seed)` returns a
-    float32 array (n, N). Subclasses implement `_fit` and `_sample`, and `_log_density` when they
-    define a density. `save(folder)` writes sampler.json plus one .npy per learned array (never pickle).
+    A subclass declares its parameters as typed fields, `name: type = option(default, ...)` (see
+    `samplers.options`); every subclass becomes a dataclass whose generated keyword-only `__init__` only
+    stores them. `fit(z)` validates them and the z-points, learns the attributes ending in `_` and returns
+    `self`; `sample(n, seed)` returns a float32 array (n, N). Subclasses implement `_fit` and `_sample`,
+    and `_log_density` when they define a density. `save(folder)` writes sampler.json plus one .npy per
+    learned array (never pickle).
+
+    The capabilities below are class attributes that analysis, evaluation and the CLI read instead of
+    lists of sampler names; a subclass sets the ones that hold for it.
 
     Attributes
     ----------
@@ -66,36 +73,38 @@ class Sampler(ABC):
     """
 
     name: ClassVar[str] = ""
-    neural: ClassVar[bool] = False  # trains a network: seconds to minutes, where the others take moments
+    # Has a log-density (`score_samples`, `log_likelihood`), not only a way to draw vectors. Not set by
+    # hand: it is True exactly when the class implements `_log_density`.
+    defines_density: ClassVar[bool] = False
+    # Fits one full N x N covariance from the rows, so it needs more than N + 1 of them (conditions).
+    full_covariance: ClassVar[bool] = False
+    # Draws every component on its own from a marginal fitted to that component (the seed's per-component
+    # construction); the evaluation's "independent-components-miss" verdict tests these samplers.
+    independent_components: ClassVar[bool] = False
+    # Trains a network: seconds to minutes, where the others take moments.
+    neural: ClassVar[bool] = False
     _learned_arrays: ClassVar[tuple[str, ...]] = ()  # saved as <attr>.npy
     _learned_scalars: ClassVar[tuple[str, ...]] = ()  # saved in sampler.json
 
-    def __init__(self) -> None:
-        """Samplers without parameters keep this; the others take keyword-only ones and only store them."""
-        return None
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        dataclass(cls, kw_only=True, eq=False, repr=False, match_args=False)
+        cls.defines_density = cls._log_density is not Sampler._log_density
 
     @classmethod
     def param_names(cls) -> list[str]:
-        """The constructor's keyword parameters; an `__init__` that passes `**options` on to its base
-        class (the neural samplers' shared training options) adds the base's parameters after its own."""
-        names: list[str] = []
-        for klass in cls.__mro__:
-            init = klass.__dict__.get("__init__")
-            if init is None:
-                continue
-            parameters = list(inspect.signature(init).parameters.values())
-            names += [p.name for p in parameters if p.name != "self" and p.kind is not p.VAR_KEYWORD]
-            if not any(p.kind is p.VAR_KEYWORD for p in parameters):
-                break
-        return names
+        """The parameters (the dataclass fields): the class's own first, then the inherited ones."""
+        return list(options_of(cls))
 
     def get_params(self) -> dict[str, Any]:
         """The constructor's parameters, as scikit-learn's `get_params`."""
         return {p: getattr(self, p) for p in self.param_names()}
 
     def validate_params(self) -> None:
-        """Raise LatentAtlasError for an invalid parameter; subclasses extend it."""
-        return None
+        """Raise LatentAtlasError for an invalid parameter: each option's choices and check, in parameter
+        order; subclasses extend it with checks that involve several parameters."""
+        for name, spec in options_of(type(self)).items():
+            spec.validate(getattr(self, name), name)
 
     def fit(self, z: np.ndarray, *, progress: EpochCallback | None = None) -> Sampler:
         """Learn the sampler from z-points (n, N), possibly a memory map; returns self.
@@ -120,11 +129,6 @@ class Sampler(ABC):
         checks.allocation((n, self.n_features_), 8, f"{n} samples of dimension {self.n_features_}")
         rng = np.random.default_rng(checks.seed(seed))
         return np.ascontiguousarray(self._sample(n, rng), dtype=np.float32)
-
-    @property
-    def defines_density(self) -> bool:
-        """Whether the sampler has a log-density (`score_samples`), not only a way to draw vectors."""
-        return type(self)._log_density is not Sampler._log_density
 
     def score_samples(self, z: np.ndarray) -> np.ndarray:
         """Log-density (nats) of each row of `z` under the fitted density, as scikit-learn's `score_samples`."""

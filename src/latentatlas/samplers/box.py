@@ -9,6 +9,7 @@ import numpy as np
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
 from latentatlas.samplers.base import Sampler
+from latentatlas.samplers.options import number_or_word, number_pair, option, optional
 from latentatlas.stats import BulkStatistics, as_view, moments
 
 
@@ -16,6 +17,22 @@ def mean_radius(z: np.ndarray) -> float:
     """Mean Euclidean norm of the z-points, accumulated chunkwise over a (memmapped) array."""
     view = as_view(z)
     return sum(float(np.linalg.norm(chunk, axis=1).sum()) for chunk in view.chunks()) / view.n
+
+
+def _check_b(value: float | str, name: str) -> None:
+    if value != "matched":
+        if isinstance(value, str):
+            raise LatentAtlasError(f"b must be a number > 0 or 'matched', got {value!r}")
+        checks.positive_number(value, name)
+
+
+def _check_percentiles(percentiles: tuple[float, float]) -> None:
+    try:
+        low, high = (float(p) for p in percentiles)
+    except (TypeError, ValueError):
+        raise LatentAtlasError(f"percentiles must be two numbers like (1, 99), got {percentiles!r}") from None
+    if not 0 <= low < high <= 100:
+        raise LatentAtlasError(f"percentiles must satisfy 0 <= low < high <= 100, got {percentiles!r}")
 
 
 class UniformBox(Sampler):
@@ -31,16 +48,11 @@ class UniformBox(Sampler):
     """
 
     name = "uniform-box"
+    # independent_components stays False: one common half-width, not a marginal fitted to each component
+    # (the verdict "uniform-box-misses" tests this sampler on its own)
     _learned_scalars = ("b_",)
 
-    def __init__(self, *, b: float | str = "matched") -> None:
-        self.b = b
-
-    def validate_params(self) -> None:
-        if self.b != "matched":
-            if isinstance(self.b, str):
-                raise LatentAtlasError(f"b must be a number > 0 or 'matched', got {self.b!r}")
-            checks.positive_number(self.b, "b")
+    b: float | str = option("matched", help="half-width, or 'matched'", parse=number_or_word("matched"), check=_check_b)
 
     def _fit(self, z: np.ndarray) -> None:
         if self.b == "matched":
@@ -68,22 +80,18 @@ class ComponentBox(Sampler):
     """
 
     name = "component-box"
+    independent_components = True
     _learned_arrays = ("lower_", "upper_")
 
-    def __init__(self, *, percentiles: tuple[float, float] = (1.0, 99.0), k_sigma: float | None = None) -> None:
-        self.percentiles = percentiles
-        self.k_sigma = k_sigma
+    percentiles: tuple[float, float] = option((1.0, 99.0), help="interval percentiles, e.g. 1,99", parse=number_pair)
+    k_sigma: float | None = option(
+        None, help="intervals mean ± k·std instead", parse=float, check=optional(checks.positive_number)
+    )
 
     def validate_params(self) -> None:
-        if self.k_sigma is not None:
-            checks.positive_number(self.k_sigma, "k_sigma")
-            return
-        try:
-            low, high = (float(p) for p in self.percentiles)
-        except (TypeError, ValueError):
-            raise LatentAtlasError(f"percentiles must be two numbers like (1, 99), got {self.percentiles!r}") from None
-        if not 0 <= low < high <= 100:
-            raise LatentAtlasError(f"percentiles must satisfy 0 <= low < high <= 100, got {self.percentiles!r}")
+        super().validate_params()
+        if self.k_sigma is None:  # the percentiles are only read without k_sigma
+            _check_percentiles(self.percentiles)
 
     def _fit(self, z: np.ndarray) -> None:
         if self.k_sigma is not None:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
 from latentatlas.samplers.neural import NeuralSampler
+from latentatlas.samplers.options import option
 
 FLOW_KINDS = ("maf", "nsf")
+
+
+def _check_kind(value: str, name: str) -> None:
+    if value not in FLOW_KINDS:
+        raise LatentAtlasError(f"flow {name} must be one of {', '.join(FLOW_KINDS)}, got {value!r}")
 
 
 class Flow(NeuralSampler):
@@ -34,18 +38,10 @@ class Flow(NeuralSampler):
 
     name = "flow"
 
-    def __init__(self, *, kind: str = "nsf", transforms: int = 3, hidden: int = 64, **training: Any) -> None:
-        super().__init__(**training)  # epochs, patience, batch_size, lr, validation_fraction, max_points, ...
-        self.kind = kind
-        self.transforms = transforms
-        self.hidden = hidden
-
-    def validate_params(self) -> None:
-        if self.kind not in FLOW_KINDS:
-            raise LatentAtlasError(f"flow kind must be one of {', '.join(FLOW_KINDS)}, got {self.kind!r}")
-        checks.positive_int(self.transforms, "transforms")
-        checks.positive_int(self.hidden, "hidden")
-        super().validate_params()
+    # and NeuralSampler's training options (epochs, patience, batch_size, lr, ...)
+    kind: str = option("nsf", check=_check_kind)
+    transforms: int = option(3, check=checks.positive_int)
+    hidden: int = option(64, check=checks.positive_int)
 
     def _build(self, dim: int) -> nn.Module:
         import zuko

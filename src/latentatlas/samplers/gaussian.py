@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 from scipy import stats as scipy_stats
@@ -10,6 +11,7 @@ from scipy import stats as scipy_stats
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
 from latentatlas.samplers.base import Sampler
+from latentatlas.samplers.options import option, optional
 from latentatlas.stats import PCA, gaussian_factor, gaussian_log_density, min_cov_det, moments, subsample
 
 
@@ -38,6 +40,7 @@ class DiagonalGaussian(Sampler):
     """
 
     name = "diagonal-gaussian"
+    independent_components = True
     _learned_arrays = ("mean_", "std_")
 
     def _fit(self, z: np.ndarray) -> None:
@@ -61,6 +64,7 @@ class Gaussian(Sampler):
     """
 
     name = "gaussian"
+    full_covariance = True
     _learned_arrays = ("mean_", "cov_")
 
     def _fit(self, z: np.ndarray) -> None:
@@ -95,16 +99,14 @@ class RobustGaussian(Gaussian):
     _learned_arrays = ("mean_", "cov_", "support_")
     _learned_scalars = ("support_fraction_",)
 
-    def __init__(self, *, support_fraction: float | None = None, max_points: int = 5000, random_state: int = 0) -> None:
-        self.support_fraction = support_fraction
-        self.max_points = max_points
-        self.random_state = random_state
-
-    def validate_params(self) -> None:
-        if self.support_fraction is not None:
-            checks.fraction(self.support_fraction, "support_fraction", open_high=False)
-        checks.positive_int(self.max_points, "max_points")
-        checks.seed(self.random_state, "random_state")
+    support_fraction: float | None = option(
+        None,
+        help="MCD support fraction in (0, 1]",
+        parse=float,
+        check=optional(partial(checks.fraction, open_high=False)),
+    )
+    max_points: int = option(5000, check=checks.positive_int)
+    random_state: int = option(0, check=checks.seed)
 
     def _fit(self, z: np.ndarray) -> None:
         points = subsample(z, self.max_points, self.random_state)
@@ -140,14 +142,11 @@ class Ellipsoid(Sampler):
     """
 
     name = "ellipsoid"
+    full_covariance = True
     _learned_arrays = ("mean_", "components_", "explained_variance_")
     _learned_scalars = ("radius_",)
 
-    def __init__(self, *, confidence: float = 0.9) -> None:
-        self.confidence = confidence
-
-    def validate_params(self) -> None:
-        checks.fraction(self.confidence, "confidence")
+    confidence: float = option(0.9, help="confidence level in (0, 1) (default 0.9)", parse=float, check=checks.fraction)
 
     def _fit(self, z: np.ndarray) -> None:
         self.mean_, self.components_, scales = principal_frame(z)

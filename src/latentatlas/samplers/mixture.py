@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from scipy.special import logsumexp
 
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
 from latentatlas.samplers.base import Sampler, split_rows
+from latentatlas.samplers.options import int_tuple, option, optional
 from latentatlas.stats import gaussian_factor, gaussian_log_density, subsample
 
 
@@ -19,10 +22,10 @@ def _fit_mixture(points: np.ndarray, components: int, reg_covar: float, random_s
     ).fit(points)
 
 
-class GaussianMixtureSampler(Sampler):
-    """A full-covariance Gaussian mixture fitted ex post on the z-points (Ghosh et al. 2020, pythae's
-    GaussianMixtureSampler). Fitting uses scikit-learn; sampling uses only the saved weights, means
-    and covariances, so a reloaded sampler draws the same vectors.
+class MixtureDensity(Sampler):
+    """What every full-covariance Gaussian mixture sampler shares (gmm, gmm-bic, regions): drawing from
+    and scoring the saved weights, means and covariances. The subclasses differ in how they fit them and
+    in their parameters, so each declares its own (a subclass of `gmm` would inherit `components`).
 
     Attributes
     ----------
@@ -31,32 +34,7 @@ class GaussianMixtureSampler(Sampler):
     covariances_ : ndarray (K, N, N)
     """
 
-    name = "gmm"
     _learned_arrays = ("weights_", "means_", "covariances_")
-
-    def __init__(
-        self, *, components: int = 10, random_state: int = 0, max_points: int | None = None, reg_covar: float = 1e-6
-    ) -> None:
-        self.components = components
-        self.random_state = random_state
-        self.max_points = max_points
-        self.reg_covar = reg_covar
-
-    def validate_params(self) -> None:
-        checks.positive_int(self.components, "components")
-        if self.max_points is not None:
-            checks.positive_int(self.max_points, "max_points")
-        checks.positive_number(self.reg_covar, "reg_covar")
-        checks.seed(self.random_state, "random_state")
-
-    def _min_rows(self) -> int:
-        return max(2, int(self.components))
-
-    def _fit(self, z: np.ndarray) -> None:
-        points = subsample(z, self.max_points, self.random_state)
-        if len(points) < self.components:
-            raise LatentAtlasError(f"gmm with {self.components} components needs at least that many z-points")
-        self._set_mixture(_fit_mixture(points, int(self.components), float(self.reg_covar), int(self.random_state)))
 
     def _set_mixture(self, mixture) -> None:
         self.weights_ = mixture.weights_ / mixture.weights_.sum()
@@ -83,10 +61,51 @@ class GaussianMixtureSampler(Sampler):
         return np.asarray(logsumexp(per_component, axis=0))
 
 
+class GaussianMixtureSampler(MixtureDensity):
+    """A full-covariance Gaussian mixture fitted ex post on the z-points (Ghosh et al. 2020, pythae's
+    GaussianMixtureSampler). Fitting uses scikit-learn; sampling uses only the saved weights, means
+    and covariances, so a reloaded sampler draws the same vectors.
+
+    Attributes
+    ----------
+    weights_ : ndarray (K,)
+    means_ : ndarray (K, N)
+    covariances_ : ndarray (K, N, N)
+    """
+
+    name = "gmm"
+    full_covariance = True
+
+    components: int = option(10, help="number of mixture components (default 10)", parse=int, check=checks.positive_int)
+    random_state: int = option(0, check=checks.seed)
+    max_points: int | None = option(None, check=optional(checks.positive_int))
+    reg_covar: float = option(1e-6, check=checks.positive_number)
+
+    def _min_rows(self) -> int:
+        return max(2, int(self.components))
+
+    def _fit(self, z: np.ndarray) -> None:
+        points = subsample(z, self.max_points, self.random_state)
+        if len(points) < self.components:
+            raise LatentAtlasError(f"gmm with {self.components} components needs at least that many z-points")
+        self._set_mixture(_fit_mixture(points, int(self.components), float(self.reg_covar), int(self.random_state)))
+
+
 CRITERIA = ("bic", "heldout")
 
 
-class GaussianMixtureSweep(GaussianMixtureSampler):
+def _check_candidates(candidates: tuple[int, ...], name: str) -> None:
+    try:
+        counts = list(candidates)
+    except TypeError:
+        raise LatentAtlasError(f"{name} must be a list of component counts, got {candidates!r}") from None
+    if not counts:
+        raise LatentAtlasError(f"{name} must name at least one component count")
+    for count in counts:
+        checks.positive_int(count, "every candidate number of components")
+
+
+class GaussianMixtureSweep(MixtureDensity):
     """A full-covariance Gaussian mixture whose number of components is chosen from `candidates` by
     BIC on the training rows (`criterion="bic"`) or by the held-out log-likelihood of a seeded
     validation split (`criterion="heldout"`); RAE (Ghosh et al. 2020) sweeps 1-200 components this way.
@@ -110,39 +129,17 @@ class GaussianMixtureSweep(GaussianMixtureSampler):
     _learned_arrays = ("weights_", "means_", "covariances_", "sweep_components_", "sweep_bic_", "sweep_log_likelihood_")
     _learned_scalars = ("n_components_",)
 
-    def __init__(
-        self,
-        *,
-        candidates: tuple[int, ...] = (1, 2, 4, 8, 16),
-        criterion: str = "bic",
-        validation_fraction: float = 0.1,
-        random_state: int = 0,
-        max_points: int | None = None,
-        reg_covar: float = 1e-6,
-    ) -> None:
-        self.candidates = candidates
-        self.criterion = criterion
-        self.validation_fraction = validation_fraction
-        self.random_state = random_state
-        self.max_points = max_points
-        self.reg_covar = reg_covar
-
-    def validate_params(self) -> None:
-        try:
-            candidates = list(self.candidates)
-        except TypeError:
-            raise LatentAtlasError(f"candidates must be a list of component counts, got {self.candidates!r}") from None
-        if not candidates:
-            raise LatentAtlasError("candidates must name at least one component count")
-        for count in candidates:
-            checks.positive_int(count, "every candidate number of components")
-        if self.criterion not in CRITERIA:
-            raise LatentAtlasError(f"criterion must be one of {', '.join(CRITERIA)}, got {self.criterion!r}")
-        checks.fraction(self.validation_fraction, "validation_fraction", high=0.5, open_high=False)
-        if self.max_points is not None:
-            checks.positive_int(self.max_points, "max_points")
-        checks.positive_number(self.reg_covar, "reg_covar")
-        checks.seed(self.random_state, "random_state")
+    candidates: tuple[int, ...] = option(
+        (1, 2, 4, 8, 16),
+        help="component counts to sweep, e.g. 1,2,4,8,16",
+        parse=int_tuple,
+        check=_check_candidates,
+    )
+    criterion: str = option("bic", help="how to choose (default bic)", choices=CRITERIA)
+    validation_fraction: float = option(0.1, check=partial(checks.fraction, high=0.5, open_high=False))
+    random_state: int = option(0, check=checks.seed)
+    max_points: int | None = option(None, check=optional(checks.positive_int))
+    reg_covar: float = option(1e-6, check=checks.positive_number)
 
     def _min_rows(self) -> int:
         return max(4, min(int(c) for c in self.candidates) + 1)

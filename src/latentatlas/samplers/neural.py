@@ -7,6 +7,7 @@ import copy
 import math
 import time
 from abc import abstractmethod
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
 from latentatlas.samplers.base import EpochCallback, EpochReport, Sampler, split_rows
 from latentatlas.samplers.gaussian import principal_frame
+from latentatlas.samplers.options import option, optional
 from latentatlas.stats import subsample
 
 WEIGHTS_FILE = "weights.safetensors"
@@ -54,34 +56,13 @@ class NeuralSampler(Sampler):
     _learned_arrays = ("mean_", "components_", "scales_", "history_")
     _learned_scalars = ("best_epoch_", "validation_log_likelihood_")
 
-    def __init__(
-        self,
-        *,
-        epochs: int = 100,
-        patience: int = 10,
-        batch_size: int = 128,
-        lr: float = 2e-3,
-        validation_fraction: float = 0.1,
-        max_points: int | None = None,
-        random_state: int = 0,
-    ) -> None:
-        self.epochs = epochs
-        self.patience = patience
-        self.batch_size = batch_size
-        self.lr = lr
-        self.validation_fraction = validation_fraction
-        self.max_points = max_points
-        self.random_state = random_state
-
-    def validate_params(self) -> None:
-        checks.positive_int(self.epochs, "epochs")
-        checks.positive_int(self.patience, "patience")
-        checks.positive_int(self.batch_size, "batch_size")
-        checks.positive_number(self.lr, "lr")
-        checks.fraction(self.validation_fraction, "validation_fraction", high=0.5, open_high=False)
-        if self.max_points is not None:
-            checks.positive_int(self.max_points, "max_points")
-        checks.seed(self.random_state, "random_state")
+    epochs: int = option(100, help="at most this many epochs (default 100)", parse=int, check=checks.positive_int)
+    patience: int = option(10, check=checks.positive_int)
+    batch_size: int = option(128, check=checks.positive_int)
+    lr: float = option(2e-3, check=checks.positive_number)
+    validation_fraction: float = option(0.1, check=partial(checks.fraction, high=0.5, open_high=False))
+    max_points: int | None = option(None, check=optional(checks.positive_int))
+    random_state: int = option(0, check=checks.seed)
 
     def _min_rows(self) -> int:
         return 10

@@ -44,6 +44,7 @@ class PlanarEllipses(Ellipsoid):
     """
 
     name = "planar-ellipses"
+    full_covariance = False  # not counted as one by conditions' row rule before capabilities became attributes
     _learned_arrays = ("mean_", "components_", "scales_", "plane_radius_")
     _learned_scalars = ()  # the `confidence` parameter and its check come from Ellipsoid
 

@@ -6,10 +6,11 @@ import numpy as np
 
 from latentatlas import checks
 from latentatlas.region_model import MAX_REGIONS, check_options, fit_regions
-from latentatlas.samplers.mixture import GaussianMixtureSampler
+from latentatlas.samplers.mixture import MixtureDensity
+from latentatlas.samplers.options import option
 
 
-class RegionSampler(GaussianMixtureSampler):
+class RegionSampler(MixtureDensity):
     """One full-covariance Gaussian per region of the z-points, each drawn with the region's share.
 
     The regions are those of the fragmentation analysis (`analysis.regions.Regions`), found by the same
@@ -37,27 +38,18 @@ class RegionSampler(GaussianMixtureSampler):
     _learned_arrays = ("weights_", "means_", "covariances_", "sweep_components_", "sweep_bic_")
     _learned_scalars = ("n_regions_",)
 
-    def __init__(
-        self,
-        *,
-        max_regions: int = MAX_REGIONS,
-        pca_dims: int = 10,
-        max_samples: int = 5000,
-        random_state: int = 0,
-        reg_covar: float = 1e-6,
-    ) -> None:
-        self.max_regions = max_regions
-        self.pca_dims = pca_dims
-        self.max_samples = max_samples
-        self.random_state = random_state
-        self.reg_covar = reg_covar
+    max_regions: int = option(
+        MAX_REGIONS, help=f"most regions tried in the BIC sweep (default {MAX_REGIONS})", parse=int
+    )
+    pca_dims: int = option(10, help="principal axes the regions are found on (default 10)", parse=int)
+    max_samples: int = 5000
+    random_state: int = 0
+    reg_covar: float = option(1e-6, check=checks.positive_number)
 
     def validate_params(self) -> None:
+        # region detection's own check of its options (shared with analysis.regions), then reg_covar's
         check_options(self.max_regions, self.pca_dims, self.max_samples, self.random_state, 1)
-        checks.positive_number(self.reg_covar, "reg_covar")
-
-    def _min_rows(self) -> int:
-        return 2
+        super().validate_params()
 
     def _fit(self, z: np.ndarray) -> None:
         fitted = fit_regions(

@@ -9,7 +9,16 @@ import numpy as np
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
 from latentatlas.samplers.base import Sampler
+from latentatlas.samplers.options import number_or_word, option, optional
 from latentatlas.stats import gaussian_factor, moments, subsample
+
+
+def _check_jitter(value: float | str, name: str) -> None:
+    if value != "scott":
+        if isinstance(value, (bool, str)) or not isinstance(value, (int, float, np.number)):
+            raise LatentAtlasError(f"jitter must be a number >= 0 or 'scott', got {value!r}")
+        if not math.isfinite(value) or value < 0:
+            raise LatentAtlasError(f"jitter must be >= 0, got {value}")
 
 
 class Resample(Sampler):
@@ -31,20 +40,11 @@ class Resample(Sampler):
     name = "resample"
     _learned_arrays = ("points_", "scale_")
 
-    def __init__(self, *, jitter: float | str = 0.1, max_points: int | None = None, random_state: int = 0) -> None:
-        self.jitter = jitter
-        self.max_points = max_points
-        self.random_state = random_state
-
-    def validate_params(self) -> None:
-        if self.jitter != "scott":
-            if isinstance(self.jitter, (bool, str)) or not isinstance(self.jitter, (int, float, np.number)):
-                raise LatentAtlasError(f"jitter must be a number >= 0 or 'scott', got {self.jitter!r}")
-            if not math.isfinite(self.jitter) or self.jitter < 0:
-                raise LatentAtlasError(f"jitter must be >= 0, got {self.jitter}")
-        if self.max_points is not None:
-            checks.positive_int(self.max_points, "max_points")
-        checks.seed(self.random_state, "random_state")
+    jitter: float | str = option(
+        0.1, help="fraction of std, or 'scott'", parse=number_or_word("scott"), check=_check_jitter
+    )
+    max_points: int | None = option(None, check=optional(checks.positive_int))
+    random_state: int = option(0, check=checks.seed)
 
     def _fit(self, z: np.ndarray) -> None:
         cov = moments(z).cov

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import nn
 
 from latentatlas import checks
 from latentatlas.samplers.neural import NeuralSampler
+from latentatlas.samplers.options import option, optional
 
 _IMPORTANCE_ROWS = 256  # rows per importance-sampling block: draws x rows x N floats stay small
 
@@ -61,20 +61,10 @@ class TwoStage(NeuralSampler):
 
     name = "two-stage"
 
-    def __init__(
-        self, *, latent: int | None = None, hidden: int = 256, importance_samples: int = 64, **training: Any
-    ) -> None:
-        super().__init__(**training)  # epochs, patience, batch_size, lr, validation_fraction, max_points, ...
-        self.latent = latent
-        self.hidden = hidden
-        self.importance_samples = importance_samples
-
-    def validate_params(self) -> None:
-        if self.latent is not None:
-            checks.positive_int(self.latent, "latent")
-        checks.positive_int(self.hidden, "hidden")
-        checks.positive_int(self.importance_samples, "importance_samples")
-        super().validate_params()
+    # and NeuralSampler's training options (epochs, patience, batch_size, lr, ...)
+    latent: int | None = option(None, check=optional(checks.positive_int))
+    hidden: int = option(256, check=checks.positive_int)
+    importance_samples: int = option(64, check=checks.positive_int)
 
     def _latent(self, dim: int) -> int:
         return dim if self.latent is None else int(self.latent)  # the paper keeps the first stage's size
