@@ -20,9 +20,6 @@ from latentatlas.samplers import EpochCallback, Sampler, make_sampler, sampler_o
 from latentatlas.samplers.base import split_rows
 from latentatlas.samplers.neural import NeuralSampler
 
-# Samplers that fit a full covariance: they need more than N + 1 rows for a non-singular estimate.
-FULL_COVARIANCE_SAMPLERS = ("gaussian", "robust-gaussian", "ellipsoid", "gmm")
-
 
 def rows_needed(sampler: str | Sampler, dim: int) -> int:
     """Fewest training rows `sampler` (a name: default options) can be fitted on in dimension `dim`: N + 2
@@ -30,9 +27,9 @@ def rows_needed(sampler: str | Sampler, dim: int) -> int:
     split (the whitening needs them); else the sampler's own minimum (2 for most)."""
     estimator = make_sampler(sampler) if isinstance(sampler, str) else sampler
     needed = max(2, estimator._min_rows())
-    if estimator.name in FULL_COVARIANCE_SAMPLERS:
+    if estimator.full_covariance:
         needed = max(needed, dim + 2)
-    if isinstance(estimator, NeuralSampler):
+    if isinstance(estimator, NeuralSampler):  # the split fraction is a NeuralSampler option
         fraction = float(estimator.validation_fraction)
         rows = dim + 2
         while rows - len(split_rows(rows, fraction, 0)[1]) < dim + 1:
@@ -42,7 +39,7 @@ def rows_needed(sampler: str | Sampler, dim: int) -> int:
 
 
 def _needed_rule(sampler: str, needed: int) -> str:
-    if sampler in FULL_COVARIANCE_SAMPLERS:
+    if make_sampler(sampler).full_covariance:
         return f"more than N + 1 for a full covariance ({needed})"
     if make_sampler(sampler).neural:
         return f"N + 1 left after its validation split ({needed})"

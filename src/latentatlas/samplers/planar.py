@@ -44,7 +44,9 @@ class PlanarEllipses(Ellipsoid):
     """
 
     name = "planar-ellipses"
-    full_covariance = False  # not counted as one by conditions' row rule before capabilities became attributes
+    # Ellipsoid's subclass, but its planes tolerate a singular covariance (zero-variance axes stay at the
+    # mean), so it does not need the N + 2 rows of a full-covariance fit.
+    full_covariance = False
     _learned_arrays = ("mean_", "components_", "scales_", "plane_radius_")
     _learned_scalars = ()  # the `confidence` parameter and its check come from Ellipsoid
 
