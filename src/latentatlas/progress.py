@@ -31,6 +31,7 @@ class Progress:
     On a terminal it is a tqdm bar (with `note` as its postfix); off a terminal it prints
     ``latentatlas: DESC: DONE/TOTAL UNIT, ELAPSED elapsed, LEFT left (NOTE)`` lines, at most one every
     `line_every` seconds and always the last (unless `final_line=False`: the caller prints a summary then).
+    The bar redraws on every update unless `redraw_every` (seconds) says otherwise (many fast updates).
     """
 
     def __init__(
@@ -44,6 +45,7 @@ class Progress:
         line_every: float = 10.0,
         terminal: bool | None = None,
         final_line: bool = True,
+        redraw_every: float = 0.0,
     ):
         self.total, self.desc, self.unit = int(total), desc, unit
         self.enabled = enabled
@@ -55,7 +57,9 @@ class Progress:
         self._last_line = -float("inf")
         self._bar: Any = None
         if enabled and self.terminal:
-            self._bar = tqdm(total=self.total, desc=desc, unit=unit, leave=leave, mininterval=0, file=sys.stderr)
+            self._bar = tqdm(
+                total=self.total, desc=desc, unit=unit, leave=leave, mininterval=redraw_every, file=sys.stderr
+            )
 
     def rewind(self, seconds: float) -> None:
         """Count `seconds` already spent before the first update (e.g. an epoch reported after it ended)."""

@@ -13,6 +13,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from latentatlas.config import DataConfig
+from latentatlas.data.meta import image_rows
 from latentatlas.errors import LatentAtlasError
 
 _HAIR_PALETTE = np.array(
@@ -255,7 +256,7 @@ def synthetic_into(
         stop = min(start + _SYNTHETIC_CHUNK, n)
         out[start:stop] = _render_faces(factors.iloc[start:stop], image_size)
     ids = [f"synthetic-{i:06d}" for i in range(n)]
-    head = pd.DataFrame({"image_id": ids, "path": ids, "partition": "all"})
+    head = image_rows(ids, ids)
     if labels is not None:
         head["class"] = labels
     return pd.concat([head, factors.astype(np.float32)], axis=1)
