@@ -175,7 +175,7 @@ def test_cosine_factor_decays_from_one_towards_zero():
     "options, message",
     [
         ({"lr_schedule": "linear"}, "lr schedule must be one of none, cosine, plateau, got 'linear'"),
-        ({"patience": 0}, "patience must be >= 1, got 0"),
+        ({"patience": 0}, "patience must be an integer >= 1, got 0"),
     ],
 )
 def test_bad_schedule_options(options, message):
