@@ -47,6 +47,17 @@ def test_disabled_progress_shows_nothing_but_counts(capsys):
     assert bar.done == 3 and capsys.readouterr().err == ""
 
 
+def test_a_bar_only_progress_is_silent_in_a_log_and_a_bar_on_a_terminal(capsys, monkeypatch):
+    with Progress(3, "moments", "rows", lines=False, terminal=False) as bar:
+        bar.update(3)
+    assert capsys.readouterr().err == ""
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with Progress(3, "moments", "rows", lines=False) as bar:
+        bar.update(3)
+    assert "moments" in terminal.getvalue() and "3/3" in terminal.getvalue()
+
+
 def _epoch(epoch: int, epochs: int, done: bool) -> SimpleNamespace:
     return SimpleNamespace(
         sampler="flow", epoch=epoch, epochs=epochs, train_loss=1.0 / epoch, val_loss=2.0 / epoch,

@@ -54,7 +54,7 @@ def decode_with(
     was_training = decoder.training
     decoder.eval()
     # A TorchScript module's graph optimiser may fuse ops; plain execution keeps it bit-identical to eager.
-    bar = Progress(len(z), "decode", "img", enabled=progress, redraw_every=0.1)
+    bar = Progress(len(z), "decode", "img", enabled=progress, redraw_every=0.1, lines=False)
     with torch.inference_mode(), torch.jit.optimized_execution(False), bar:  # pyright: ignore[reportPrivateImportUsage]
         for start in range(0, len(z), batch_size):
             rows = torch.from_numpy(np.array(z[start : start + batch_size]))  # copy: z may be a read-only memmap
@@ -94,7 +94,8 @@ def encode_images(
     out = np.empty((len(images), model.config.latent_dim), np.float32)
     was_training = model.training
     model.eval()
-    with torch.inference_mode(), Progress(len(images), "encode", "img", enabled=progress, redraw_every=0.1) as bar:
+    bar = Progress(len(images), "encode", "img", enabled=progress, redraw_every=0.1, lines=False)
+    with torch.inference_mode(), bar:
         for start in range(0, len(images), batch_size):
             x = to_model_input(images[start : start + batch_size], device)
             out[start : start + len(x)] = model.encode(x).float().cpu().numpy()

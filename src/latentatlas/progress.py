@@ -32,6 +32,7 @@ class Progress:
     ``latentatlas: DESC: DONE/TOTAL UNIT, ELAPSED elapsed, LEFT left (NOTE)`` lines, at most one every
     `line_every` seconds and always the last (unless `final_line=False`: the caller prints a summary then).
     The bar redraws on every update unless `redraw_every` (seconds) says otherwise (many fast updates).
+    `lines=False`: the bar only, nothing off a terminal (short passes, whose lines would only crowd a log).
     """
 
     def __init__(
@@ -46,10 +47,11 @@ class Progress:
         terminal: bool | None = None,
         final_line: bool = True,
         redraw_every: float = 0.0,
+        lines: bool = True,
     ):
         self.total, self.desc, self.unit = int(total), desc, unit
-        self.enabled = enabled
         self.terminal = sys.stderr.isatty() if terminal is None else terminal
+        self.enabled = enabled and (lines or self.terminal)
         self.line_every = line_every
         self.final_line = final_line
         self.done = 0

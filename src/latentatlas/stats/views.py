@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from latentatlas.errors import LatentAtlasError
+from latentatlas.progress import Progress
 
 DEFAULT_CHUNK = 16384
 
@@ -40,15 +40,17 @@ class ZView:
         self, chunk_size: int = DEFAULT_CHUNK, desc: str | None = None, progress: bool = False
     ) -> Iterator[np.ndarray]:
         total = len(self.z)
-        starts = range(0, total, max(1, int(chunk_size)))
-        for start in tqdm(starts, desc=desc, disable=None if progress else True, leave=False):
-            block = self.z[start : start + chunk_size]
-            if self.rows is not None:
-                block = block[self.rows[start : start + chunk_size]]
-            chunk = np.asarray(block, dtype=np.float64)
-            release_pages(self.z)
-            if len(chunk):
-                yield chunk
+        bar = Progress(total, desc or "rows", "rows", enabled=progress, leave=False, redraw_every=0.1, lines=False)
+        with bar:  # closed also when the caller stops early (the generator is closed)
+            for start in range(0, total, max(1, int(chunk_size))):
+                bar.update(min(chunk_size, total - start))
+                block = self.z[start : start + chunk_size]
+                if self.rows is not None:
+                    block = block[self.rows[start : start + chunk_size]]
+                chunk = np.asarray(block, dtype=np.float64)
+                release_pages(self.z)
+                if len(chunk):
+                    yield chunk
 
     def take(self, indices: np.ndarray) -> np.ndarray:
         """float64 rows at positions `indices` of the selection (sorted for sequential reads)."""
