@@ -13,7 +13,7 @@ from latentatlas.checkpoint import latest_checkpoint, load_optimizer, read_histo
 from latentatlas.data import DataConfig
 from latentatlas.errors import LatentAtlasError
 from latentatlas.feeder import BatchFeeder
-from latentatlas.io import read_json
+from latentatlas.io import MARKER, artifact_kind, read_json
 from latentatlas.model import Autoencoder, ModelConfig
 from latentatlas.train import (
     TrainConfig,
@@ -153,8 +153,9 @@ def test_run_folder_contents(tiny_run):
     assert expected <= names
     last = latest_checkpoint(tiny_run.path)
     assert last is not None and last.folder.name == "epoch-0003"
-    files = {"model.safetensors", "optimizer.safetensors", "train_state.json", "history.csv"}
+    files = {"model.safetensors", "optimizer.safetensors", "train_state.json", "history.csv", MARKER}
     assert {p.name for p in last.folder.iterdir()} == files
+    assert artifact_kind(last.folder) == "checkpoint"  # written by io.atomic_folder
     # The top-level copies are the last checkpoint's files.
     for name in ("model.safetensors", "train_state.json", "history.csv"):
         assert (tiny_run.path / name).read_bytes() == (last.folder / name).read_bytes()
