@@ -207,7 +207,8 @@ def test_rewriting_an_epoch_replaces_its_folder_whole(tmp_path, legacy):
     if legacy:
         (old / ".artifact.json").unlink()
     write_checkpoint(tmp_path, net, optimizer, [], {"epochs_done": 1, "train_loss": 0.5})  # type: ignore[arg-type]
-    assert latest_checkpoint(tmp_path).state["train_loss"] == 0.5
+    last = latest_checkpoint(tmp_path)
+    assert last is not None and last.state["train_loss"] == 0.5
     assert not (old / "stray.txt").exists()
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["epoch-0001"]
 
