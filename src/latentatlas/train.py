@@ -4,6 +4,8 @@ Every epoch ends in one checkpoint folder committed by a rename (see `latentatla
 kill at any moment leaves the previous or the new checkpoint. Resuming reproduces the uninterrupted run
 bit for bit on CPU: the batch order of every epoch comes from a generator seeded by (seed, epoch) alone,
 the Adam state is saved exactly, and the schedule's state lives in train_state.json.
+
+The batches come from `feeder.BatchFeeder`; the run's config.json and the resume check from `run_config`.
 """
 
 from __future__ import annotations
