@@ -175,7 +175,7 @@ def test_cosine_factor_decays_from_one_towards_zero():
     "options, message",
     [
         ({"lr_schedule": "linear"}, "lr schedule must be one of none, cosine, plateau, got 'linear'"),
-        ({"patience": 0}, "patience must be >= 1, got 0"),
+        ({"patience": 0}, "patience must be an integer >= 1, got 0"),
     ],
 )
 def test_bad_schedule_options(options, message):
@@ -192,6 +192,25 @@ def test_prune_keeps_only_the_new_and_the_kept_epochs(tmp_path):
         write_checkpoint(tmp_path, net, optimizer, [], state, keep=lambda e: e == 1)  # type: ignore[arg-type]
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["epoch-0001", "epoch-0003"]
     assert find_checkpoint(tmp_path, "best").epoch == 1 and find_checkpoint(tmp_path, "last").epoch == 3
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_rewriting_an_epoch_replaces_its_folder_whole(tmp_path, legacy):
+    """A run rolled back to an earlier epoch writes epochs that exist already: the new folder replaces
+    the old one (also one written before checkpoint folders carried an artifact marker)."""
+    net = torch.nn.Linear(2, 2)
+    net.config = MICRO_MODEL  # save_model records the config in the file's metadata
+    optimizer = torch.optim.Adam(net.parameters())
+    write_checkpoint(tmp_path, net, optimizer, [], {"epochs_done": 1, "train_loss": 1.0})  # type: ignore[arg-type]
+    old = tmp_path / "checkpoints" / "epoch-0001"
+    (old / "stray.txt").write_text("from the rolled-back run")
+    if legacy:
+        (old / ".artifact.json").unlink()
+    write_checkpoint(tmp_path, net, optimizer, [], {"epochs_done": 1, "train_loss": 0.5})  # type: ignore[arg-type]
+    last = latest_checkpoint(tmp_path)
+    assert last is not None and last.state["train_loss"] == 0.5
+    assert not (old / "stray.txt").exists()
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["epoch-0001"]
 
 
 def test_export_decoder_as_torchscript(tiny_run_copy, tmp_path, capsys):

@@ -35,6 +35,33 @@ def test_values_are_checked_by_their_type(cls, values, message) -> None:
         cls.from_dict(values)
 
 
+@pytest.mark.parametrize(
+    "cls, values, message",
+    [
+        (TrainConfig, {"epochs": 0}, "epochs must be an integer >= 1, got 0"),
+        (TrainConfig, {"batch_size": -2}, "batch size must be an integer >= 1, got -2"),
+        (TrainConfig, {"patience": 0}, "patience must be an integer >= 1, got 0"),
+        (TrainConfig, {"lr": 0.0}, "learning rate must be a finite number > 0, got 0.0"),
+        (TrainConfig, {"lr": float("inf")}, "learning rate must be a finite number > 0, got inf"),
+        (TrainConfig, {"val_fraction": 1.0}, "validation fraction must be in [0, 1), got 1.0"),
+        (TrainConfig, {"val_fraction": -0.1}, "validation fraction must be in [0, 1), got -0.1"),
+        (DataConfig, {"image_size": 40}, "image size must be a positive multiple of 16, got 40"),
+        (ModelConfig, {"image_size": 40}, "image size must be a positive multiple of 16, got 40"),
+        (DataConfig, {"synthetic_count": 0}, "synthetic count must be an integer >= 1, got 0"),
+        (DataConfig, {"limit": 0}, "limit must be an integer >= 1, got 0"),
+    ],
+)
+def test_values_are_checked_by_their_range_with_the_shared_validators(cls, values, message) -> None:
+    with pytest.raises(LatentAtlasError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        cls.from_dict(values)
+
+
+def test_the_range_edges_are_accepted() -> None:
+    config = TrainConfig(epochs=1, batch_size=1, patience=1, val_fraction=0.0, lr=1e-9)
+    assert (config.epochs, config.batch_size, config.patience, config.val_fraction) == (1, 1, 1, 0.0)
+    assert DataConfig(image_size=16, synthetic_count=1, limit=1).image_size == 16
+
+
 def test_lists_become_tuples_and_optional_accepts_none() -> None:
     assert ModelConfig.from_dict({"channels": [8, 16]}).channels == (8, 16)
     assert ModelConfig(channels=(8, 16)).to_dict()["channels"] == [8, 16]

@@ -47,10 +47,10 @@ def _jpeg_bytes(image: Image.Image, quality: int = 95) -> bytes:
         ({"image_size": -16}, "image size must be a positive multiple of 16, got -16"),
         ({"image_size": 64.0}, "data.image_size must be an integer, got 64.0"),
         ({"partition": "training"}, "partition must be one of all, train, valid, test, got 'training'"),
-        ({"synthetic_count": 0}, "synthetic count must be a positive integer, got 0"),
+        ({"synthetic_count": 0}, "synthetic count must be an integer >= 1, got 0"),
         ({"synthetic_seed": -1}, "synthetic seed must be an integer >= 0, got -1"),
-        ({"limit": 0}, "limit must be a positive integer or None, got 0"),
-        ({"limit": -5}, "limit must be a positive integer or None, got -5"),
+        ({"limit": 0}, "limit must be an integer >= 1, got 0"),
+        ({"limit": -5}, "limit must be an integer >= 1, got -5"),
         ({"source": ""}, "data source is empty"),
     ],
 )

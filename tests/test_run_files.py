@@ -79,7 +79,7 @@ def test_garbage_metadata_parquet_is_one_line(tiny_run_copy, capsys, content):
         (["--latent-dim", "1000000000"], "the model would need"),
         (["--channels", "100000,100000"], "the model would need"),
         (["--partition", "train"], "applies to CelebA sources only"),
-        (["--patience", "0"], "patience must be >= 1"),
+        (["--patience", "0"], "patience must be an integer >= 1"),
         (["--lr-schedule", "linear"], "invalid choice"),
         (["--device", "tpu"], "device must be cpu, cuda or cuda:N"),
         (["--data", ""], "the data source is empty"),

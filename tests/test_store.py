@@ -20,8 +20,15 @@ from latentatlas.pipelines.reconstruct import save_reconstructions
 from latentatlas.store import Run, decode_latents, default_device, encode_images, encode_run
 
 
-def test_default_device_follows_cuda_availability():
-    assert default_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+def test_the_default_device_is_the_gpu_when_torch_sees_one_and_runs_load_there(tiny_run, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert default_device() == torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert default_device() == torch.device("cpu")
+    model = Run(tiny_run.path).load_model()  # no device given: the default one
+    assert {p.device for p in model.parameters()} == {torch.device("cpu")}
+    with pytest.raises(LatentAtlasError, match="device 'cuda' asked for, but torch sees no CUDA GPU here"):
+        Run(tiny_run.path, device="cuda")
 
 
 def test_run_exposes_its_configuration(tiny_run):
@@ -239,15 +246,13 @@ def test_models_of_other_runs_do_not_fit(tiny_run_copy):
 
 
 def test_a_failed_encode_leaves_the_previous_store_whole(tiny_run_copy, monkeypatch):
-    import latentatlas.store as store
-
     before = np.array(tiny_run_copy.zpoints())
     meta_before = tiny_run_copy.metadata()
 
     def fail_after_npy(*args, **kwargs):
         raise RuntimeError("killed between the writes of the store")
 
-    monkeypatch.setattr(store.pd.DataFrame, "to_parquet", fail_after_npy)
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", fail_after_npy)
     with pytest.raises(RuntimeError, match="killed between"):
         encode_run(Run(tiny_run_copy.path), progress=False)
     run = Run(tiny_run_copy.path)

@@ -15,6 +15,7 @@ from latentatlas import train as train_module
 from latentatlas.checkpoint import read_history
 from latentatlas.data import DataConfig, load_images
 from latentatlas.data import cache as cache_module
+from latentatlas.feeder import BatchFeeder
 from latentatlas.model import Autoencoder, ModelConfig
 from latentatlas.store import encode_images
 from latentatlas.train import TrainConfig, train
@@ -78,7 +79,7 @@ def test_the_cache_feeder_and_encoder_stream_an_array_larger_than_the_budget(tmp
 
     # The training feeder: every image once per epoch, in blocks of at most `block`, memory flat.
     block = BUDGET // (SIZE * SIZE * 3)
-    feeder = train_module._BatchFeeder(images, np.arange(COUNT), ram_budget=BUDGET)
+    feeder = BatchFeeder(images, np.arange(COUNT), ram_budget=BUDGET)
     assert feeder.in_ram is None
     _Reads.log, before, seen = [], _anonymous_memory(), 0
     order = torch.randperm(COUNT, generator=torch.Generator().manual_seed(0))
@@ -112,7 +113,7 @@ def test_training_streams_a_source_over_its_ram_budget(tmp_path, monkeypatch, ca
 
     budget = 2**20  # 85 images of 64 px
     monkeypatch.setattr(train_module, "load_images", logged)
-    monkeypatch.setattr(train_module, "_BatchFeeder", functools.partial(train_module._BatchFeeder, ram_budget=budget))
+    monkeypatch.setattr(train_module, "BatchFeeder", functools.partial(BatchFeeder, ram_budget=budget))
     _Reads.log = []
     run_dir = train(
         tmp_path / "run",

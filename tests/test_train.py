@@ -12,11 +12,11 @@ from safetensors.torch import load_file
 from latentatlas.checkpoint import latest_checkpoint, load_optimizer, read_history, save_optimizer
 from latentatlas.data import DataConfig
 from latentatlas.errors import LatentAtlasError
-from latentatlas.io import read_json
+from latentatlas.feeder import BatchFeeder
+from latentatlas.io import MARKER, artifact_kind, read_json
 from latentatlas.model import Autoencoder, ModelConfig
 from latentatlas.train import (
     TrainConfig,
-    _BatchFeeder,
     epoch_generator,
     evaluate_loss,
     make_split,
@@ -99,8 +99,8 @@ def test_chunked_feeding_matches_in_memory_feeding(batch_size):
     images = np.random.default_rng(0).integers(0, 256, (40, 4, 4, 3), dtype=np.uint8)
     indices = np.arange(3, 37)
     order = torch.randperm(len(indices), generator=torch.Generator().manual_seed(0))
-    in_ram = _BatchFeeder(images, indices)
-    chunked = _BatchFeeder(images, indices, ram_budget=5 * 4 * 4 * 3)  # 5 images per chunk
+    in_ram = BatchFeeder(images, indices)
+    chunked = BatchFeeder(images, indices, ram_budget=5 * 4 * 4 * 3)  # 5 images per chunk
     assert in_ram.in_ram is not None and chunked.in_ram is None
     expected = images[indices[order.numpy()]]
     for feeder in (in_ram, chunked):
@@ -139,7 +139,7 @@ def test_training_lowers_the_loss(tiny_run):
     assert (history["images_per_s"] > 0).all() and (history["seconds"] > 0).all()
     # The trained model reconstructs held-out faces far better than the same architecture untrained.
     images = tiny_run.images().images
-    val = _BatchFeeder(images, np.flatnonzero(tiny_run.split() == 1))
+    val = BatchFeeder(images, np.flatnonzero(tiny_run.split() == 1))
     torch.manual_seed(0)
     untrained = evaluate_loss(Autoencoder(tiny_run.model_config), val, torch.device("cpu"))
     trained = evaluate_loss(tiny_run.load_model("cpu"), val, torch.device("cpu"))
@@ -153,8 +153,9 @@ def test_run_folder_contents(tiny_run):
     assert expected <= names
     last = latest_checkpoint(tiny_run.path)
     assert last is not None and last.folder.name == "epoch-0003"
-    files = {"model.safetensors", "optimizer.safetensors", "train_state.json", "history.csv"}
+    files = {"model.safetensors", "optimizer.safetensors", "train_state.json", "history.csv", MARKER}
     assert {p.name for p in last.folder.iterdir()} == files
+    assert artifact_kind(last.folder) == "checkpoint"  # written by io.atomic_folder
     # The top-level copies are the last checkpoint's files.
     for name in ("model.safetensors", "train_state.json", "history.csv"):
         assert (tiny_run.path / name).read_bytes() == (last.folder / name).read_bytes()

@@ -12,8 +12,8 @@ Layout of a run folder written by `train`::
                                 copies of the last checkpoint's files for readers of the folder; written
                                 after the commit, so they may lag one epoch behind after a kill
 
-A checkpoint folder is written under a temporary name and renamed into place: only complete folders
-carry the name `epoch-NNNN`. Older epochs (except the best) are deleted after the commit.
+A checkpoint folder is written by `io.atomic_folder` (under a temporary name, renamed into place): only
+complete folders carry the name `epoch-NNNN`. Older epochs (except the best) are deleted after the commit.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import math
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from latentatlas.errors import LatentAtlasError
-from latentatlas.io import atomic_path, read_json, write_json, write_text
+from latentatlas.io import artifact_kind, atomic_folder, atomic_path, read_json, write_json, write_text
 from latentatlas.model import Autoencoder, save_model
 
 CHECKPOINTS = "checkpoints"
@@ -47,6 +46,7 @@ STATE_FILE = "train_state.json"
 HISTORY_FILE = "history.csv"
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "seconds", "images_per_s", "lr")
 WEIGHTS = ("best", "last")
+ARTIFACT_KIND = "checkpoint"  # the marker `io.atomic_folder` leaves in every checkpoint folder
 _EPOCH_FOLDER = re.compile(r"^epoch-(\d{4,})$")
 
 
@@ -143,8 +143,6 @@ def weights_id(path: str | os.PathLike) -> str:
     """A short content id of a weights file: the first 12 hex digits of the sha256 of its tensors (names,
     dtypes, shapes and bytes, in name order). Not of the file: safetensors writes its metadata in an
     arbitrary order, so the same weights saved twice can differ byte for byte."""
-    from safetensors import safe_open
-
     digest = hashlib.sha256()
     with safe_open(str(path), framework="numpy") as f:
         for name in sorted(f.keys()):
@@ -252,11 +250,10 @@ def write_checkpoint(
     """Write epoch `state["epochs_done"]` as one folder renamed into place, then prune older epochs (those
     `keep` does not ask for) and publish the top-level copies."""
     epoch = int(state["epochs_done"])
-    folder = run_dir / CHECKPOINTS
-    folder.mkdir(parents=True, exist_ok=True)
-    final = folder / f"epoch-{epoch:04d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=folder))
-    try:
+    final = run_dir / CHECKPOINTS / f"epoch-{epoch:04d}"
+    if final.exists() and artifact_kind(final) != ARTIFACT_KIND:
+        shutil.rmtree(final)  # left by a rolled-back run (resumed from an earlier epoch) written before the markers
+    with atomic_folder(final, kind=ARTIFACT_KIND) as tmp:
         save_model(net, tmp / MODEL_FILE)
         _written("model")
         save_optimizer(optimizer, tmp / OPTIMIZER_FILE)
@@ -265,14 +262,7 @@ def write_checkpoint(
         _written("history")
         write_json(tmp / STATE_FILE, {**state, "weights_id": weights_id(tmp / MODEL_FILE)})
         _written("state")
-        if final.exists():  # left by a run that was rolled back (resumed from an earlier epoch)
-            shutil.rmtree(final)
-        os.chmod(tmp, 0o755)
-        os.rename(tmp, final)  # the commit
-        _written("commit")
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    _written("commit")  # the folder is in place (an existing one of this epoch swapped out atomically)
     for other, path in _epoch_folders(run_dir).items():
         if other != epoch and not keep(other):
             shutil.rmtree(path, ignore_errors=True)

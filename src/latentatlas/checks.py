@@ -47,6 +47,13 @@ def positive_int(value: Any, name: str, minimum: int = 1, maximum: int | None = 
     return int(value)
 
 
+def image_size(value: Any, name: str = "image size") -> int:
+    """An image side in pixels: a positive multiple of 16 (the autoencoder halves it once per stage)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0 or value % 16:
+        raise LatentAtlasError(f"{name} must be a positive multiple of 16, got {value!r}")
+    return int(value)
+
+
 def positive_number(value: Any, name: str, limit: float = 1e12) -> float:
     """A finite number > 0 and at most `limit` (beyond that no latent-space quantity means anything, and
     numpy's random generators overflow)."""

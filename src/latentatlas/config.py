@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import sys
 import types
@@ -20,6 +19,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
+from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
 
 if sys.version_info >= (3, 11):
@@ -158,11 +158,6 @@ def read_config_file(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     return {name: dict(document.get(name, {})) for name in CONFIG_SECTIONS}
 
 
-def _integer_at_least(value: int, minimum: int, what: str) -> None:
-    if value < minimum:
-        raise LatentAtlasError(f"{what} must be >= {minimum}, got {value}")
-
-
 @dataclasses.dataclass
 class TrainConfig(Config):
     section: ClassVar[str] = "train"
@@ -176,19 +171,14 @@ class TrainConfig(Config):
     patience: int | None = None  # stop after this many epochs without a better validation loss
 
     def check(self) -> None:
-        from latentatlas import checks
-
         if self.lr_schedule not in LR_SCHEDULES:
             raise LatentAtlasError(f"lr schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.patience is not None:
-            _integer_at_least(self.patience, 1, "patience")
-
-        _integer_at_least(self.epochs, 1, "epochs")
-        _integer_at_least(self.batch_size, 1, "batch size")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise LatentAtlasError(f"learning rate must be a positive number, got {self.lr}")
-        if not 0 <= self.val_fraction < 1:
-            raise LatentAtlasError(f"validation fraction must be in [0, 1), got {self.val_fraction}")
+            checks.positive_int(self.patience, "patience")
+        checks.positive_int(self.epochs, "epochs")
+        checks.positive_int(self.batch_size, "batch size")
+        checks.positive_number(self.lr, "learning rate")
+        checks.fraction(self.val_fraction, "validation fraction", open_low=False)
         checks.seed(self.seed)
 
 
@@ -205,25 +195,21 @@ class DataConfig(Config):
     limit: int | None = None  # keep only the first `limit` images (sorted order, after the partition filter)
 
     def check(self) -> None:
-        from latentatlas import checks
-
         if not self.source:
             raise LatentAtlasError("data source is empty: give a folder, a zip or 'synthetic-faces'")
         if self.source not in BUILTIN_SOURCES:
             # Absolute, so a run's saved config still finds its images from any working directory.
             self.source = os.path.abspath(os.path.expanduser(self.source))
-        if self.image_size <= 0 or self.image_size % 16:
-            raise LatentAtlasError(f"image size must be a positive multiple of 16, got {self.image_size!r}")
+        checks.image_size(self.image_size)
         if self.partition not in PARTITIONS:
             raise LatentAtlasError(f"partition must be one of {', '.join(PARTITIONS)}, got {self.partition!r}")
         if self.partition != "all" and self.source in BUILTIN_SOURCES:
             raise LatentAtlasError(f"partition {self.partition!r} applies to CelebA sources only, not {self.source}")
-        if self.synthetic_count <= 0:
-            raise LatentAtlasError(f"synthetic count must be a positive integer, got {self.synthetic_count!r}")
+        checks.positive_int(self.synthetic_count, "synthetic count")
         checks.seed(self.synthetic_seed, "synthetic seed")
         checks.positive_int(self.synthetic_classes, "synthetic classes", maximum=MAX_SYNTHETIC_CLASSES)
-        if self.limit is not None and self.limit <= 0:
-            raise LatentAtlasError(f"limit must be a positive integer or None, got {self.limit!r}")
+        if self.limit is not None:
+            checks.positive_int(self.limit, "limit")
 
     @property
     def is_synthetic(self) -> bool:

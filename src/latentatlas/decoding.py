@@ -1,4 +1,5 @@
-"""Batched decoding with any decoder module, and loading a TorchScript decoder file.
+"""Batched encoding and decoding: images -> z-points with the autoencoder (`encode_images`), z-points ->
+images with any decoder module (`decode_with`, `decode_latents`), and loading a TorchScript decoder file.
 
 The autoencoder's own decoder and an imported TorchScript one (`latentatlas import --decoder`) go through
 the same `decode_with`, so their images are produced, clamped and rounded identically.
@@ -12,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
+from latentatlas.model import Autoencoder, to_model_input
+from latentatlas.progress import Progress
 
 
 def model_device(model: torch.nn.Module, device: torch.device | str | None) -> torch.device:
@@ -45,17 +48,15 @@ def decode_with(
         raise LatentAtlasError(f"expected latent vectors of shape (n, {latent_dim}), got {z.shape}")
     if not np.isfinite(z).all():
         raise LatentAtlasError("latent vectors contain NaN or infinite values")
-    if batch_size < 1:
-        raise LatentAtlasError(f"batch size must be >= 1, got {batch_size}")
+    batch_size = checks.positive_int(batch_size, "batch size")
     device = model_device(decoder, device)
     out = np.empty((len(z), image_size, image_size, 3), np.uint8)
     was_training = decoder.training
     decoder.eval()
     # A TorchScript module's graph optimiser may fuse ops; plain execution keeps it bit-identical to eager.
-    with torch.inference_mode(), torch.jit.optimized_execution(False):  # pyright: ignore[reportPrivateImportUsage]
-        for start in tqdm(
-            range(0, len(z), batch_size), desc="decode", unit="batch", disable=None if progress else True
-        ):
+    bar = Progress(len(z), "decode", "img", enabled=progress, redraw_every=0.1, lines=False)
+    with torch.inference_mode(), torch.jit.optimized_execution(False), bar:  # pyright: ignore[reportPrivateImportUsage]
+        for start in range(0, len(z), batch_size):
             rows = torch.from_numpy(np.array(z[start : start + batch_size]))  # copy: z may be a read-only memmap
             x = decoder(rows.to(device))
             if not isinstance(x, torch.Tensor) or tuple(x.shape) != (len(rows), 3, image_size, image_size):
@@ -66,8 +67,52 @@ def decode_with(
                 )
             pixels = x.float().clamp_(0, 1).mul_(255).round_().to(torch.uint8).permute(0, 2, 3, 1)
             out[start : start + len(x)] = pixels.cpu().numpy()
+            bar.update(len(x))
     decoder.train(was_training)
     return out
+
+
+def encode_images(
+    model: Autoencoder,
+    images: np.ndarray,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """uint8 images (n, H, W, 3) -> float32 z-points (n, latent_dim), in eval mode and full precision.
+
+    `images` may be a memmap: it is read one batch at a time.
+    """
+    images = np.asarray(images) if not isinstance(images, np.ndarray) else images
+    size = model.config.image_size
+    if images.ndim != 4 or images.shape[1:] != (size, size, 3) or images.dtype != np.uint8:
+        raise LatentAtlasError(
+            f"expected uint8 images of shape (n, {size}, {size}, 3) for this model, got {images.dtype} {images.shape}"
+        )
+    batch_size = checks.positive_int(batch_size, "batch size")
+    device = model_device(model, device)
+    out = np.empty((len(images), model.config.latent_dim), np.float32)
+    was_training = model.training
+    model.eval()
+    bar = Progress(len(images), "encode", "img", enabled=progress, redraw_every=0.1, lines=False)
+    with torch.inference_mode(), bar:
+        for start in range(0, len(images), batch_size):
+            x = to_model_input(images[start : start + batch_size], device)
+            out[start : start + len(x)] = model.encode(x).float().cpu().numpy()
+            bar.update(len(x))
+    model.train(was_training)
+    return out
+
+
+def decode_latents(
+    model: Autoencoder,
+    z: np.ndarray,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """float32 z-points (n, latent_dim) -> uint8 images (n, H, W, 3), in eval mode."""
+    return decode_with(model.decoder, model.config.latent_dim, model.config.image_size, z, batch_size, device, progress)
 
 
 def load_torchscript_decoder(path: str | os.PathLike, device: torch.device | str = "cpu") -> torch.nn.Module:
@@ -85,4 +130,4 @@ def load_torchscript_decoder(path: str | os.PathLike, device: torch.device | str
         raise LatentAtlasError(f"{path} is not a TorchScript decoder (torch.jit.save): {first_line}") from None
 
 
-__all__ = ["model_device", "decode_with", "load_torchscript_decoder"]
+__all__ = ["decode_latents", "decode_with", "encode_images", "load_torchscript_decoder", "model_device"]

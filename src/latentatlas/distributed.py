@@ -171,6 +171,7 @@ def launch(devices: int | None, function: Callable[..., Any], *args: Any, **kwar
         raise LatentAtlasError(f"--devices must be >= 1, got {devices}")
     if torch.cuda.is_available() and devices > torch.cuda.device_count():
         raise LatentAtlasError(f"--devices {devices}: only {torch.cuda.device_count()} GPU(s) are visible")
+    # function-level: the elastic launcher is a large import that only a multi-process launch needs
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 

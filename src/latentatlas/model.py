@@ -39,10 +39,8 @@ class ModelConfig(Config):
     activation: str = "leaky_relu"
 
     def check(self) -> None:
-        if self.image_size <= 0 or self.image_size % 16:
-            raise LatentAtlasError(f"image size must be a positive multiple of 16, got {self.image_size}")
-        if self.latent_dim <= 0:
-            raise LatentAtlasError(f"latent dimension must be > 0, got {self.latent_dim}")
+        checks.image_size(self.image_size)
+        checks.positive_int(self.latent_dim, "latent dimension")
         if not self.channels or min(self.channels) <= 0:
             raise LatentAtlasError(f"channels must be positive widths, got {self.channels}")
         if self.image_size % 2 ** len(self.channels):

@@ -8,8 +8,8 @@ then, in one chunked pass over all points, labels every point by the mixture and
 share, mean and covariance in the full latent space. `RegionModel.in_core(z)` says which points lie in
 some region's core (d^2 to that region within its chi2 `level` quantile, in the projected space).
 
-It sits just below `stats` in the layering (it uses `stats.moments` and `stats.PCA`): `analysis/` and
-`samplers/` are one layer and import nothing from each other, so what both need lives here.
+It sits just below `stats` in the layering (it uses `stats.moments`, `stats.MomentSums` and `stats.PCA`):
+`analysis/` and `samplers/` are one layer and import nothing from each other, so what both need lives here.
 """
 
 from __future__ import annotations
@@ -22,7 +22,18 @@ from sklearn.mixture import GaussianMixture
 
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
-from latentatlas.stats import DEFAULT_CHUNK, PCA, Moments, ZView, as_view, moments, one_blas_thread, precision_matrix
+from latentatlas.stats import (
+    DEFAULT_CHUNK,
+    PCA,
+    Moments,
+    MomentSums,
+    ZView,
+    as_view,
+    moments,
+    one_blas_thread,
+    precision_matrix,
+    sq_mahalanobis,
+)
 
 # a point lies in a region's core when its d^2 to the region is within this chi2 quantile
 CORE_LEVEL = 0.99
@@ -79,9 +90,7 @@ class RegionModel:
         cutoff = scipy_stats.chi2(points.shape[1]).ppf(level)
         inside = np.zeros(len(points), dtype=bool)
         for mean, cov in zip(np.asarray(self.mixture.means_), np.asarray(self.mixture.covariances_)):
-            precision, _ = precision_matrix(cov)
-            d = points - mean
-            inside |= np.einsum("ij,ij->i", d @ precision, d) <= cutoff
+            inside |= sq_mahalanobis(points, mean, precision_matrix(cov)[0]) <= cutoff
         return inside
 
 
@@ -148,20 +157,18 @@ def fit_regions(
     assert best is not None  # k = 1 always runs
     mixture = best[0]
     k = int(mixture.n_components)
-    counts, sums, products = np.zeros(k), np.zeros((k, view.dim)), np.zeros((k, view.dim, view.dim))
+    sums = [MomentSums(view.dim) for _ in range(k)]
     labels = []
     for chunk in view.chunks(int(chunk_size)):
         label = mixture.predict((chunk - mean) @ axes.T)
         labels.append(label)
         for r in range(k):
-            rows = chunk[label == r]
-            counts[r] += len(rows)
-            sums[r] += rows.sum(axis=0)
-            products[r] += rows.T @ rows
-    safe = np.maximum(counts, 1.0)
-    means = sums / safe[:, None]
-    covariances = products / safe[:, None, None] - np.einsum("ri,rj->rij", means, means)
-    covariances *= (safe / np.maximum(safe - 1.0, 1.0))[:, None, None]
+            sums[r].add(chunk[label == r])
+    # a component the subsample fitted may catch no point of the full set: weight 0, zero moments
+    fitted = [s.result() if s.n else None for s in sums]
+    counts = np.array([s.n for s in sums], dtype=np.float64)
+    means = np.array([m.mean if m is not None else np.zeros(view.dim) for m in fitted])
+    covariances = np.array([m.cov if m is not None else np.zeros((view.dim, view.dim)) for m in fitted])
     model = RegionModel(
         weights=counts / counts.sum(),
         means=means,

@@ -4,6 +4,8 @@ Every epoch ends in one checkpoint folder committed by a rename (see `latentatla
 kill at any moment leaves the previous or the new checkpoint. Resuming reproduces the uninterrupted run
 bit for bit on CPU: the batch order of every epoch comes from a generator seeded by (seed, epoch) alone,
 the Adam state is saved exactly, and the schedule's state lives in train_state.json.
+
+The batches come from `feeder.BatchFeeder`; the run's config.json and the resume check from `run_config`.
 """
 
 from __future__ import annotations
@@ -11,20 +13,16 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from latentatlas import checks, distributed
 from latentatlas.checkpoint import (
-    Checkpoint,
     clean_stale_temporaries,
     latest_checkpoint,
     load_optimizer,
@@ -34,7 +32,8 @@ from latentatlas.checkpoint import (
 from latentatlas.config import DataConfig, TrainConfig
 from latentatlas.data import ImageSet, load_images
 from latentatlas.errors import LatentAtlasError
-from latentatlas.io import load_npy, read_json, save_npy, usable_cores, write_json
+from latentatlas.feeder import BatchFeeder
+from latentatlas.io import load_npy, save_npy, usable_cores, write_json
 from latentatlas.model import (
     Autoencoder,
     ModelConfig,
@@ -44,12 +43,12 @@ from latentatlas.model import (
     parse_device,
     to_model_input,
 )
+from latentatlas.progress import Progress, log_line
+from latentatlas.run_config import RunConfig, check_resume, read_run_config
 
 # The plateau schedule halves the learning rate after every PLATEAU_EPOCHS epochs without a better validation loss.
 PLATEAU_EPOCHS = 2
 PLATEAU_DECAY = 0.5
-# Training images are held in RAM as uint8; above this size they are streamed from the memmap in chunks.
-RAM_BUDGET_BYTES = 4 * 2**30
 
 
 def make_split(n: int, val_fraction: float, seed: int) -> np.ndarray:
@@ -75,45 +74,6 @@ def use_all_cores() -> None:
     torch.set_num_threads(usable_cores())
 
 
-class _BatchFeeder:
-    """uint8 image batches in a given order, from RAM when the set fits there, else chunk by chunk."""
-
-    def __init__(
-        self,
-        images: np.ndarray,
-        indices: np.ndarray,
-        ram_budget: int = RAM_BUDGET_BYTES,
-        device: torch.device | None = None,
-    ):
-        self.images, self.indices = images, np.asarray(indices)
-        image_bytes = int(np.prod(images.shape[1:]))
-        self.chunk = max(1, ram_budget // max(image_bytes, 1))
-        # One read of the memmap, sorted (sequential on disk), kept for every epoch.
-        self.in_ram = (
-            torch.from_numpy(np.ascontiguousarray(images[self.indices])) if len(indices) <= self.chunk else None
-        )
-        if self.in_ram is not None and device is not None and device.type == "cuda":
-            self.in_ram = self.in_ram.to(device)  # uint8 on the GPU: batches are gathered there, no copies per step
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def batches(self, order_tensor: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
-        order = order_tensor.numpy()
-        if self.in_ram is not None:
-            order_tensor = order_tensor.to(self.in_ram.device)
-            for start in range(0, len(order), batch_size):
-                yield self.in_ram[order_tensor[start : start + batch_size]]
-            return
-        for chunk_start in range(0, len(order), self.chunk):
-            wanted = order[chunk_start : chunk_start + self.chunk]
-            sorted_rows = np.sort(wanted)
-            block = torch.from_numpy(np.ascontiguousarray(self.images[self.indices[sorted_rows]]))
-            position = torch.from_numpy(np.searchsorted(sorted_rows, wanted))
-            for start in range(0, len(wanted), batch_size):
-                yield block[position[start : start + batch_size]]
-
-
 def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -134,7 +94,7 @@ def _deterministic(device: torch.device) -> Iterator[None]:
         torch.use_deterministic_algorithms(previous)
 
 
-def evaluate_loss(model: Autoencoder, feeder: _BatchFeeder, device: torch.device, batch_size: int = 256) -> float:
+def evaluate_loss(model: Autoencoder, feeder: BatchFeeder, device: torch.device, batch_size: int = 256) -> float:
     """Mean squared error per pixel (pixels in [0, 1]) over the feeder's images, in eval mode."""
     if len(feeder) == 0:
         return float("nan")
@@ -147,71 +107,6 @@ def evaluate_loss(model: Autoencoder, feeder: _BatchFeeder, device: torch.device
             total += F.mse_loss(model(x).float(), x, reduction="sum").item()
     model.train(was_training)
     return total / (len(feeder) * 3 * int(np.prod(feeder.images.shape[1:3])))
-
-
-# --------------------------------------------------------------------------- validation before any write
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """The three sections of a run's config.json."""
-
-    model: ModelConfig
-    train: TrainConfig
-    data: DataConfig
-
-    def to_dict(self) -> dict:
-        return {"model": self.model.to_dict(), "train": self.train.to_dict(), "data": self.data.to_dict()}
-
-
-def read_run_config(run_dir: str | os.PathLike) -> RunConfig:
-    """RUN/config.json, every section checked by type and range; one clear line naming the file if not."""
-    path = Path(run_dir) / "config.json"
-    document = read_json(path)
-    if not isinstance(document, dict) or set(document) != {"model", "train", "data"}:
-        raise LatentAtlasError(f"{path} must hold exactly the sections model, train and data")
-    try:
-        return RunConfig(
-            model=ModelConfig.from_dict(document["model"]),
-            train=TrainConfig.from_dict(document["train"]),
-            data=DataConfig.from_dict(document["data"]),
-        )
-    except LatentAtlasError as exc:
-        raise LatentAtlasError(f"invalid {path}: {exc}") from None
-
-
-def _describe_difference(old: dict, new: dict) -> str:
-    keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-    return ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in keys)
-
-
-def _check_resume(run_dir: Path, data: DataConfig, model: ModelConfig, config: TrainConfig) -> Checkpoint:
-    """Compare the request with the saved run; returns its last committed checkpoint."""
-    last = latest_checkpoint(run_dir) if (run_dir / "config.json").is_file() else None
-    if last is None:
-        raise LatentAtlasError(f"cannot resume: {run_dir} holds no checkpoint; train without --resume first")
-    saved = read_run_config(run_dir)
-    saved_model = saved.model.to_dict()
-    if saved_model != model.to_dict():
-        raise LatentAtlasError(
-            f"cannot resume {run_dir} with a different architecture "
-            f"({_describe_difference(saved_model, model.to_dict())})"
-        )
-    saved_data = saved.data.to_dict()
-    if saved_data != data.to_dict():
-        raise LatentAtlasError(
-            f"cannot resume {run_dir} with different data ({_describe_difference(saved_data, data.to_dict())})"
-        )
-    for name in ("seed", "val_fraction"):  # both decide the split, which must not move
-        if getattr(saved.train, name) != getattr(config, name):
-            raise LatentAtlasError(
-                f"cannot resume {run_dir} with a different {name} "
-                f"({getattr(saved.train, name)} -> {getattr(config, name)})"
-            )
-    for path in (last.model_path, last.optimizer_path, run_dir / "split.npy"):
-        if not path.is_file():
-            raise LatentAtlasError(f"cannot resume: {path} is missing")
-    return last
 
 
 def _load_and_split(
@@ -266,7 +161,7 @@ def train(
         raise LatentAtlasError(f"{run_dir} exists and is not a folder")
     if not resume and latest_checkpoint(run_dir) is not None:
         raise LatentAtlasError(f"{run_dir} already holds a trained model; use --resume or another --out")
-    last = _check_resume(run_dir, data, model, config) if resume else None
+    last = check_resume(run_dir, data, model, config) if resume else None
     device = parse_device(device) if device is not None else default_device()
     device, progress = distributed.setup(device), progress and distributed.is_main()  # torchrun: this rank's
     if last is not None:
@@ -292,8 +187,8 @@ def train(
         state["best_val_loss"] = float(best) if isinstance(best, (int, float)) else float("inf")
     clean_stale_temporaries(run_dir)
 
-    train_feeder = _BatchFeeder(imageset.images, np.flatnonzero(split == 0), device=device)
-    val_feeder = _BatchFeeder(imageset.images, np.flatnonzero(split == 1), device=device)
+    train_feeder = BatchFeeder(imageset.images, np.flatnonzero(split == 0), device=device)
+    val_feeder = BatchFeeder(imageset.images, np.flatnonzero(split == 1), device=device)
     fixed = {
         "seed": config.seed,
         "shuffle_seeds": "torch.Generator per epoch from numpy SeedSequence([seed, epoch])",
@@ -307,7 +202,6 @@ def train(
     }
     run_files_written = False
 
-    trainer = distributed.wrap(net)  # net itself in one process
     trainer = distributed.wrap(net)  # net itself in one process
     net.train()
     with _deterministic(device):
@@ -325,7 +219,6 @@ def train(
             if not all(torch.isfinite(p).all() for p in net.parameters()):
                 _diverged(epoch, float("nan"), "weights'", state)
             seconds = time.perf_counter() - started
-            train_loss = distributed.average(train_loss)
             val_loss = distributed.from_main(evaluate_loss(net, val_feeder, device))  # one early-stop decision
             if not math.isfinite(val_loss) and len(val_feeder):
                 _diverged(epoch, val_loss, "validation", state)
@@ -352,10 +245,9 @@ def train(
             if progress:
                 log_epoch(row, config.epochs)
             if config.patience is not None and state["epochs_since_best"] >= config.patience and progress:
-                print(
+                log_line(
                     f"early stop after epoch {epoch}: no better validation loss for {config.patience} epochs "
-                    f"(best {state['best_val_loss']:.5f} at epoch {state['best_epoch']})",
-                    file=sys.stderr,
+                    f"(best {state['best_val_loss']:.5f} at epoch {state['best_epoch']})"
                 )
     distributed.barrier()  # every rank returns once the checkpoint is complete
     return run_dir
@@ -384,18 +276,16 @@ def _diverged(epoch: int, loss: float, which: str, state: dict) -> None:
 
 def log_epoch(row: dict, epochs: int) -> None:
     """One line per epoch on stderr, on a terminal or not (a batch job's log shows progress too)."""
-    print(
+    log_line(
         f"epoch {row['epoch']}/{epochs}: train loss {row['train_loss']:.5f}, val loss {row['val_loss']:.5f}, "
-        f"{row['images_per_s']:.0f} images/s",
-        file=sys.stderr,
-        flush=True,
+        f"{row['images_per_s']:.0f} images/s"
     )
 
 
 def _train_epoch(
     net: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
-    feeder: _BatchFeeder,
+    feeder: BatchFeeder,
     device: torch.device,
     config: TrainConfig,
     epoch: int,
@@ -404,12 +294,9 @@ def _train_epoch(
     order = distributed.shard(torch.randperm(len(feeder), generator=epoch_generator(config.seed, epoch)))
     total, seen = 0.0, 0
     started = time.perf_counter()
-    bar = tqdm(
-        total=len(order),
-        desc=f"epoch {epoch}/{config.epochs}",
-        unit="img",
-        disable=None if progress else True,
-        leave=True,
+    # within an epoch: a bar on a terminal, a line every 10 s in a log; `log_epoch` prints the epoch's summary
+    bar = Progress(
+        len(order), f"epoch {epoch}/{config.epochs}", "img", enabled=progress, final_line=False, redraw_every=0.1
     )
     with bar:
         for batch in feeder.batches(order, config.batch_size):
@@ -425,12 +312,12 @@ def _train_epoch(
                 return value  # the caller stops with a clear message; no checkpoint of this epoch is written
             total += value * len(x)
             seen += len(x)
-            bar.update(len(x))
-            bar.set_postfix(loss=f"{total / seen:.5f}", img_s=f"{seen / (time.perf_counter() - started):.0f}")
+            bar.update(len(x), f"loss {total / seen:.5f}, {seen / (time.perf_counter() - started):.0f} img/s")
     return total / seen
 
 
 __all__ = [
+    "BatchFeeder",
     "TrainConfig",
     "RunConfig",
     "read_run_config",

@@ -1,6 +1,8 @@
 """Commands that make or change a run's model and z-point store: train, encode, reconstruct, export, import.
 
 Each command is a pair: `_<name>_arguments(parser)` declares its options, `_<name>(args)` runs it.
+The package's working modules are imported inside the functions that need them, so that `latentatlas
+--help` and a mistyped flag answer without loading numpy or torch (the cli package imports neither).
 """
 
 from __future__ import annotations
@@ -92,8 +94,9 @@ def _train(args: argparse.Namespace) -> int:
     from latentatlas import distributed
     from latentatlas.config import DataConfig, TrainConfig
     from latentatlas.model import ModelConfig
+    from latentatlas.run_config import read_run_config
     from latentatlas.store import Run
-    from latentatlas.train import read_run_config, train, use_all_cores
+    from latentatlas.train import train, use_all_cores
 
     out = Path(args.out)
     from_file = _config_file_sections(args.config)

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from latentatlas import checks
 from latentatlas.config import DIGITS_SOURCE, SYNTHETIC_SOURCE, DataConfig
@@ -28,6 +27,7 @@ from latentatlas.data.sources import Source, celeba_text_fingerprint, plan_file_
 from latentatlas.data.synthetic import synthetic_into
 from latentatlas.errors import LatentAtlasError
 from latentatlas.io import atomic_path, read_json, usable_cores, write_json
+from latentatlas.progress import Progress
 
 # Bump when decoding, cropping or the synthetic renderer changes: old cache entries then stop matching.
 CACHE_FORMAT_VERSION = 2
@@ -84,7 +84,7 @@ def _decode_into(
     workers = _decode_worker_count(len(members)) if workers is None else workers
     light = replace(source, members=[], fingerprint=[], skipped=[])  # what a worker needs, cheap to send
     blocks = [(start, members[start : start + _DECODE_BLOCK]) for start in range(0, len(members), _DECODE_BLOCK)]
-    bar = tqdm(total=len(members), desc="decoding images", unit="img", disable=None if progress else True)
+    bar = Progress(len(members), "decoding images", "img", enabled=progress, lines=False)
     with bar:
         if workers <= 1:
             for start, block in blocks:

@@ -8,9 +8,12 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from latentatlas.data.meta import image_rows
+
 
 def digits_into(out: np.ndarray, n: int, image_size: int) -> pd.DataFrame:
     """Write the first n digits into `out` (n, S, S, 3) uint8; returns their meta."""
+    # function-level: sklearn.datasets costs every command its import time; only this source needs it
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -21,7 +24,7 @@ def digits_into(out: np.ndarray, n: int, image_size: int) -> pd.DataFrame:
         out[i] = np.repeat(np.asarray(image)[:, :, None], 3, axis=2)
     ids = [f"digits-{i:04d}" for i in range(len(grey))]
     labels = np.asarray(bunch.target[:n], dtype=np.int64)  # type: ignore[union-attr]
-    return pd.DataFrame({"image_id": ids, "path": ids, "partition": "all", "class": labels})
+    return image_rows(ids, ids).assign(**{"class": labels})
 
 
 DIGITS_COUNT = 1797

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from latentatlas.config import DataConfig
+from latentatlas.data.meta import image_rows
 from latentatlas.errors import LatentAtlasError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
@@ -235,7 +236,7 @@ def plan_file_source(source: Source, config: DataConfig) -> pd.DataFrame:
     if source.is_celeba:
         ids = [name.rsplit("/", 1)[-1] if source.kind == "celeba-zip" else name for name in source.members]
         paths = [source.prefix + name for name in source.members]
-        meta = pd.DataFrame({"image_id": ids, "path": paths, "partition": "all"})
+        meta = image_rows(ids, paths)
         partition_file = source.text_folder / CELEBA_PARTITIONS
         if partition_file.is_file():
             labels = _read_celeba_partitions(partition_file)
@@ -248,7 +249,7 @@ def plan_file_source(source: Source, config: DataConfig) -> pd.DataFrame:
             joined = attributes.reindex(meta["image_id"]).fillna(0).astype(np.int8).reset_index(drop=True)
             meta = pd.concat([meta, joined], axis=1)
     else:
-        meta = pd.DataFrame({"image_id": source.members, "path": source.members, "partition": "all"})
+        meta = image_rows(source.members, source.members)
     if config.partition != "all":
         meta = meta.loc[meta["partition"] == config.partition].reset_index(drop=True)
         if meta.empty:

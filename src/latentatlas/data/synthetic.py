@@ -10,10 +10,11 @@ import math
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from latentatlas.config import DataConfig
+from latentatlas.data.meta import image_rows
 from latentatlas.errors import LatentAtlasError
+from latentatlas.progress import Progress
 
 _HAIR_PALETTE = np.array(
     [
@@ -250,12 +251,13 @@ def synthetic_into(
     (with a `class` column when there are several classes)."""
     factors = _synthetic_factors(n, np.random.default_rng(seed))
     labels = _apply_classes(factors, n_classes, seed) if n_classes > 1 else None
-    starts = range(0, n, _SYNTHETIC_CHUNK)
-    for start in tqdm(starts, desc="synthetic faces", unit="batch", disable=None if progress else True):
-        stop = min(start + _SYNTHETIC_CHUNK, n)
-        out[start:stop] = _render_faces(factors.iloc[start:stop], image_size)
+    with Progress(n, "synthetic faces", "img", enabled=progress, lines=False) as bar:
+        for start in range(0, n, _SYNTHETIC_CHUNK):
+            stop = min(start + _SYNTHETIC_CHUNK, n)
+            out[start:stop] = _render_faces(factors.iloc[start:stop], image_size)
+            bar.update(stop - start)
     ids = [f"synthetic-{i:06d}" for i in range(n)]
-    head = pd.DataFrame({"image_id": ids, "path": ids, "partition": "all"})
+    head = image_rows(ids, ids)
     if labels is not None:
         head["class"] = labels
     return pd.concat([head, factors.astype(np.float32)], axis=1)

@@ -20,13 +20,15 @@ import pandas as pd
 import torch
 
 from latentatlas import checks
+from latentatlas.data import BOOKKEEPING_COLUMNS, IMAGE_COLUMNS
 from latentatlas.errors import LatentAtlasError
 from latentatlas.io import atomic_folder, atomic_path, load_npy, save_npy, write_json
 from latentatlas.store import DECODER_FILE, IMPORT_FILE, SUBSETS, ZPOINTS_DIR, Run, load_torchscript_decoder
 from latentatlas.train import make_split
 
 IMPORT_KIND = "imported-run"
-RESERVED_COLUMNS = ("index", "subset")
+# the bookkeeping columns a run writes itself (given metadata may bring the image ones: image_id, path, ...)
+RESERVED_COLUMNS = tuple(c for c in BOOKKEEPING_COLUMNS if c not in IMAGE_COLUMNS)
 PROBE_ROWS = 2  # latent vectors passed through a decoder at import to check its output shape
 
 

@@ -14,6 +14,7 @@ import torch
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
 from latentatlas.io import atomic_path, write_json
+from latentatlas.plots import save_image_grid
 from latentatlas.store import Run, decode_latents, encode_images
 
 
@@ -54,8 +55,6 @@ def save_reconstructions(
 
     Writes the PNG and a JSON beside it (same name, .json) with the MSE and the figure caption.
     """
-    from latentatlas.plots import save_image_grid
-
     path = Path(path) if path is not None else run.path / "reconstructions.png"
     if path.suffix.lower() != ".png":
         raise LatentAtlasError(f"the reconstruction grid is a PNG; give a file name ending in .png, not {path.name}")

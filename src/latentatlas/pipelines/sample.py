@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from latentatlas import checks
 from latentatlas.analysis.conditions import MIN_CONDITIONED_ROWS, parse_where, rows_needed, where_rows
 from latentatlas.errors import LatentAtlasError
 from latentatlas.io import atomic_folder, png_bytes, save_npy, write_json
 from latentatlas.plots import save_image_grid
-from latentatlas.samplers import EpochCallback, EpochReport, make_sampler
+
+# epoch_progress lives in progress; imported from here by pipelines/evaluate.py and pipelines/attributes.py
+from latentatlas.progress import epoch_progress
+from latentatlas.samplers import make_sampler
 from latentatlas.samplers.box import mean_radius
 from latentatlas.store import Run
 
@@ -47,33 +48,6 @@ def run_zpoints(run: Run, subset: str) -> np.ndarray:
             f"run `latentatlas encode {run.path}`"
         )
     return z
-
-
-def epoch_progress() -> EpochCallback:
-    """Progress of a sampler's training (flow, two-stage: minutes on a CPU) on stderr, as `evaluate` shows
-    its rows: a tqdm bar on a terminal, else one line per epoch (a batch job's log shows it too)."""
-    bar: list[Any] = []
-
-    def report(epoch: EpochReport) -> None:
-        losses = f"train {epoch.train_loss:.4f}, val {epoch.val_loss:.4f} nats/dim, best epoch {epoch.best_epoch}"
-        if sys.stderr.isatty():
-            if not bar:
-                # an epoch takes seconds: draw every one (mininterval 0); the bar goes when the fit ends
-                bar.append(
-                    tqdm(total=epoch.epochs, desc=f"fit {epoch.sampler}", unit="epoch", leave=False, mininterval=0)
-                )
-                bar[0].start_t -= epoch.seconds  # the first report comes after the first epoch: count its time
-                bar[0].last_print_t -= epoch.seconds
-            bar[0].set_postfix_str(losses, refresh=False)
-            bar[0].update(1)
-            if epoch.done:
-                bar.pop().close()
-        else:
-            stopped = " (early stop)" if epoch.done and epoch.epoch < epoch.epochs else ""
-            line = f"latentatlas: {epoch.sampler} epoch {epoch.epoch}/{epoch.epochs}: {losses}, {epoch.seconds:.1f} s"
-            print(line + stopped, file=sys.stderr, flush=True)
-
-    return report
 
 
 def sample_run(

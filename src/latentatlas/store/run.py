@@ -1,9 +1,10 @@
-"""The run folder (`Run`), encoding images into the z-point store, and batched decoding.
+"""The run folder (`Run`): its configuration, weights, split and z-point store, read-only.
 
 The z-point store is one artifact folder, RUN/zpoints/, replaced as a whole by `encode`: zpoints.npy
 (float32, one row per image of the source, memory-mappable), zpoints.parquet (one metadata row per
 z-point) and zpoints.json (where the images came from, which weights encoded them). Readers check that
-the three agree with each other and with the model before using them.
+the three agree with each other and with the model before using them (`encode_run` in `store.encode`
+writes it).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import numpy as np
 import pandas as pd
 import torch
 from pyarrow import ArrowException
-from tqdm.auto import tqdm
 
 from latentatlas.checkpoint import (
     HISTORY_COLUMNS,
@@ -30,68 +30,17 @@ from latentatlas.checkpoint import (
 )
 from latentatlas.config import DataConfig, TrainConfig
 from latentatlas.data import ImageSet, load_images
-from latentatlas.decoding import decode_with, load_torchscript_decoder, model_device
+from latentatlas.decoding import decode_latents, decode_with, encode_images, load_torchscript_decoder
 from latentatlas.errors import LatentAtlasError
-from latentatlas.io import atomic_folder, folder_lock, load_npy, read_json, save_npy, write_json
-from latentatlas.model import (
-    Autoencoder,
-    ModelConfig,
-    default_device,
-    load_model_weights,
-    parse_device,
-    to_model_input,
-)
-from latentatlas.train import RunConfig, read_run_config
+from latentatlas.io import folder_lock, load_npy, read_json
+from latentatlas.model import Autoencoder, ModelConfig, default_device, load_model_weights, parse_device
+from latentatlas.run_config import RunConfig, read_run_config
 
 SUBSETS = ("train", "val", "external")
 ZPOINTS_DIR = "zpoints"
 # An imported run (`latentatlas import`) has this file instead of config.json, and optionally a TorchScript decoder.
 IMPORT_FILE = "imported.json"
 DECODER_FILE = "decoder.pt"
-
-
-def encode_images(
-    model: Autoencoder,
-    images: np.ndarray,
-    batch_size: int = 256,
-    device: torch.device | str | None = None,
-    progress: bool = False,
-) -> np.ndarray:
-    """uint8 images (n, H, W, 3) -> float32 z-points (n, latent_dim), in eval mode and full precision.
-
-    `images` may be a memmap: it is read one batch at a time.
-    """
-    images = np.asarray(images) if not isinstance(images, np.ndarray) else images
-    size = model.config.image_size
-    if images.ndim != 4 or images.shape[1:] != (size, size, 3) or images.dtype != np.uint8:
-        raise LatentAtlasError(
-            f"expected uint8 images of shape (n, {size}, {size}, 3) for this model, got {images.dtype} {images.shape}"
-        )
-    if batch_size < 1:
-        raise LatentAtlasError(f"batch size must be >= 1, got {batch_size}")
-    device = model_device(model, device)
-    out = np.empty((len(images), model.config.latent_dim), np.float32)
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
-        for start in tqdm(
-            range(0, len(images), batch_size), desc="encode", unit="batch", disable=None if progress else True
-        ):
-            x = to_model_input(images[start : start + batch_size], device)
-            out[start : start + len(x)] = model.encode(x).float().cpu().numpy()
-    model.train(was_training)
-    return out
-
-
-def decode_latents(
-    model: Autoencoder,
-    z: np.ndarray,
-    batch_size: int = 256,
-    device: torch.device | str | None = None,
-    progress: bool = False,
-) -> np.ndarray:
-    """float32 z-points (n, latent_dim) -> uint8 images (n, H, W, 3), in eval mode."""
-    return decode_with(model.decoder, model.config.latent_dim, model.config.image_size, z, batch_size, device, progress)
 
 
 class Run:
@@ -368,72 +317,4 @@ class Run:
         )
 
 
-def encode_run(
-    run: Run,
-    data: DataConfig | None = None,
-    batch_size: int = 256,
-    progress: bool = True,
-    device: torch.device | str | None = None,
-    weights: str = "best",
-) -> Path:
-    """Encode every image of the run's source (or of `data`) into the z-point store RUN/zpoints/.
-
-    Rows of the run's own source get subset "train"/"val" from split.npy; another source's rows are
-    all "external". zpoints.json records which weights (`best`/`last` and their id) encoded them.
-    The three files appear together or not at all (one artifact folder), under the run's lock.
-    Returns the path of zpoints.npy.
-    """
-    model = run.load_model(device, weights)
-    external = data is not None and data.to_dict() != run.data_config.to_dict()
-    source = data if data is not None else run.data_config
-    if source.image_size != run.model_config.image_size:
-        raise LatentAtlasError(
-            f"data image size {source.image_size} differs from the model's {run.model_config.image_size}"
-        )
-    imageset = load_images(source, progress=progress) if external else run.images()
-    n = len(imageset.images)
-    if n == 0:
-        raise LatentAtlasError(f"{source.source} holds no images to encode")
-    if external:
-        subset = np.full(n, "external", dtype=object)
-    else:
-        split = run.split()
-        if len(split) != n:
-            raise LatentAtlasError(f"split.npy has {len(split)} entries but the source has {n} images")
-        subset = np.where(split == 1, "val", "train").astype(object)
-
-    z = encode_images(model, imageset.images, batch_size=batch_size, progress=progress)
-    meta = imageset.meta.reset_index(drop=True).copy()
-    meta.insert(0, "index", np.arange(n, dtype=np.int64))
-    meta["subset"] = subset
-    leading = [c for c in ("index", "image_id", "path", "subset", "partition") if c in meta.columns]
-    meta = meta[leading + [c for c in meta.columns if c not in leading]]
-
-    with run.lock(), atomic_folder(run.path / ZPOINTS_DIR, kind="zpoints") as folder:
-        save_npy(folder / "zpoints.npy", z)
-        meta.to_parquet(folder / "zpoints.parquet", index=False)
-        write_json(
-            folder / "zpoints.json",
-            {
-                "source": source.to_dict(),
-                "external": bool(external),
-                "n": n,
-                "latent_dim": int(z.shape[1]),
-                "subsets": {name: int((subset == name).sum()) for name in SUBSETS},
-                "skipped_files": list(imageset.skipped),
-                "weights": weights,
-                "weights_id": run.weights_id(weights),
-            },
-        )
-    return run.zpoints_file("zpoints.npy")
-
-
-__all__ = [
-    "Run",
-    "default_device",
-    "encode_images",
-    "decode_latents",
-    "decode_with",
-    "load_torchscript_decoder",
-    "encode_run",
-]
+__all__ = ["DECODER_FILE", "IMPORT_FILE", "SUBSETS", "ZPOINTS_DIR", "Run"]
