@@ -602,7 +602,7 @@ def _reports(epochs: int, stop: int):
 
 
 def test_epoch_progress_lines_off_a_terminal(capsys):
-    from latentatlas.pipelines.sample import epoch_progress
+    from latentatlas.progress import epoch_progress
 
     report = epoch_progress()
     for epoch in _reports(epochs=10, stop=3):
@@ -618,7 +618,7 @@ def test_epoch_progress_bar_on_a_terminal(monkeypatch):
     import io
     import sys
 
-    from latentatlas.pipelines.sample import epoch_progress
+    from latentatlas.progress import epoch_progress
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:

@@ -147,15 +147,3 @@ def conditional_findings(conditional: Sequence[ConditionalCheck]) -> list[Findin
         evidence=f"probe-positive share after decode and re-encode ({conditional[0].sampler} sampler): {shares}",
     )
     return [loop]
-
-
-def __getattr__(name: str):
-    """Transitional, for the merge of issue 19 only: `pipelines/sample.py` still imports `rows_needed` from
-    here; it now lives in `latentatlas.pipelines.conditional` (it reads the samplers, which analysis/ must
-    not import). Delete this function once sample.py imports it from there."""
-    if name == "rows_needed":
-        # function-level: an upward import, made only on that one legacy access
-        from latentatlas.pipelines.conditional import rows_needed
-
-        return rows_needed
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

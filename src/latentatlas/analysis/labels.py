@@ -13,10 +13,11 @@ import numpy as np
 import pandas as pd
 
 from latentatlas import checks
+from latentatlas.data.meta import BOOKKEEPING_COLUMNS
 from latentatlas.errors import LatentAtlasError
 
 # Columns of zpoints.parquet that describe the row, not the image's content: never attributes or conditions.
-RESERVED_COLUMNS = ("index", "image_id", "path", "subset", "partition")
+RESERVED_COLUMNS = BOOKKEEPING_COLUMNS  # the metadata columns that are not attributes
 
 
 @dataclass(frozen=True)

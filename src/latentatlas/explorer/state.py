@@ -24,6 +24,7 @@ import numpy as np
 from latentatlas import checks
 from latentatlas.analysis import confidence_ellipse
 from latentatlas.data import DataConfig, load_images
+from latentatlas.decoding import decode_latents
 from latentatlas.embedding import category_label, colour_columns, nearest, umap_embedding
 from latentatlas.errors import LatentAtlasError
 from latentatlas.evaluation import FaceDetector
@@ -31,7 +32,7 @@ from latentatlas.explorer.batching import DecodeBatcher
 from latentatlas.io import data_uri, load_npy, read_json
 from latentatlas.samplers import SAMPLERS, make_sampler
 from latentatlas.stats import PCA, Mahalanobis, moments
-from latentatlas.store import Run, decode_latents
+from latentatlas.store import Run
 
 MAX_DISPLAY_POINTS = 50_000
 MAX_SAMPLES = 64  # images per sample request: each one is a decode and a PNG

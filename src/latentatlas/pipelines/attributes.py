@@ -23,7 +23,7 @@ from latentatlas.analysis.labels import attribute_labels
 from latentatlas.errors import LatentAtlasError
 from latentatlas.io import atomic_folder, write_json
 from latentatlas.pipelines.conditional import condition_rows, conditional_check
-from latentatlas.pipelines.sample import epoch_progress
+from latentatlas.progress import epoch_progress
 from latentatlas.samplers import make_sampler
 from latentatlas.store import Run
 

@@ -12,10 +12,11 @@ import numpy as np
 import torch
 
 from latentatlas import checks
+from latentatlas.decoding import decode_latents, encode_images
 from latentatlas.errors import LatentAtlasError
 from latentatlas.io import atomic_path, write_json
 from latentatlas.plots import save_image_grid
-from latentatlas.store import Run, decode_latents, encode_images
+from latentatlas.store import Run
 
 
 def reconstruct(

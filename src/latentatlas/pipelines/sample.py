@@ -9,12 +9,11 @@ from typing import Any
 import numpy as np
 
 from latentatlas import checks
-from latentatlas.analysis.conditions import MIN_CONDITIONED_ROWS, parse_where, rows_needed, where_rows
+from latentatlas.analysis.conditions import MIN_CONDITIONED_ROWS, parse_where, where_rows
 from latentatlas.errors import LatentAtlasError
 from latentatlas.io import atomic_folder, png_bytes, save_npy, write_json
+from latentatlas.pipelines.conditional import rows_needed
 from latentatlas.plots import save_image_grid
-
-# epoch_progress lives in progress; imported from here by pipelines/evaluate.py and pipelines/attributes.py
 from latentatlas.progress import epoch_progress
 from latentatlas.samplers import make_sampler
 from latentatlas.samplers.box import mean_radius
