@@ -7,7 +7,9 @@
 * `classes`: the class instrument for data with classes (confident share, coverage, class distribution);
 * `copies`: nearest-training distances of samples against held-out data;
 * `intervals`: bootstrap intervals, FID∞, significance;
-* `instruments`: every instrument on one row (quick / standard / full sets);
+* `instruments`: the instruments, one module each, their protocol (`Instrument`, `Reference`, `Row`) and
+  registry (`INSTRUMENTS`, `register`, `instrument_set`: quick / standard / full);
+* `score`: `Score` (a value with its 95 % interval) and `Metric` (a column);
 * `verdicts`: the seed's sampler claims as `Finding`s, and the ranking;
 * `table`: the typed rows (`EvaluationRow`, `Score`) and their Markdown/CSV form.
 

@@ -29,7 +29,7 @@ from PIL import Image
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
 from latentatlas.evaluation.intervals import mean_interval, statistic_interval
-from latentatlas.evaluation.table import Score
+from latentatlas.evaluation.score import Score
 from latentatlas.stats import one_blas_thread
 
 CLASS_COLUMN = "class"  # the metadata column that holds each image's class

@@ -20,7 +20,7 @@ import numpy as np
 
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
-from latentatlas.evaluation.table import Score
+from latentatlas.evaluation.score import Score
 
 LEVEL = 0.95
 BOOTSTRAP_RESAMPLES = 1000
