@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from latentatlas.evaluation.copies import copy_scores, face_threshold, nearest_distances
+from latentatlas.evaluation.copies import copy_scores, face_threshold
 from latentatlas.evaluation.faces import check_face_images
 from latentatlas.evaluation.instruments.base import Instrument, Reference, Row
 from latentatlas.evaluation.intervals import mean_interval
+from latentatlas.evaluation.knn import nearest_distances
 from latentatlas.evaluation.score import Metric, Score
 
 FACE_COPY_REFERENCE = 20_000  # training images embedded for face copies (a seeded subset beyond this)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from latentatlas.evaluation.copies import copy_scores, latent_threshold, nearest_distances
+from latentatlas.evaluation.copies import copy_scores, latent_threshold
 from latentatlas.evaluation.instruments.base import Instrument, Reference, Row
 from latentatlas.evaluation.intervals import mean_interval
+from latentatlas.evaluation.knn import nearest_distances
 from latentatlas.evaluation.score import Metric, Score
 
 
@@ -21,13 +22,15 @@ class LatentCopies(Instrument):
 
     def prepare(self, reference: Reference) -> None:
         self.reference = reference
-        self.held_nearest = nearest_distances(reference.z, reference.train_z, chunk_size=reference.chunk_size)
+        self.held_nearest = nearest_distances(
+            reference.z, reference.train_z, chunk_size=reference.chunk_size, device=reference.device
+        )
 
     def score(self, row: Row) -> dict[str, Score]:
         if row.role != "sample":  # training points do not copy themselves; held-out points are the baseline
             return {}
         ref = self.reference
-        nearest = nearest_distances(row.z, ref.train_z, chunk_size=ref.chunk_size)
+        nearest = nearest_distances(row.z, ref.train_z, chunk_size=ref.chunk_size, device=ref.device)
         found = copy_scores(nearest, self.held_nearest, latent_threshold(self.held_nearest))
         return {
             "latent_copy_share": mean_interval(found.closer, seed=ref.seed + 4),
