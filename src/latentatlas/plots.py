@@ -388,7 +388,7 @@ def plot_interval_scatter(
     return fig
 
 
-def plot_grouped_bars(labels: Sequence[str], series: dict[str, Sequence[float]], xlabel: str) -> Figure:
+def plot_grouped_bars(labels: Sequence[str], series: dict[str, list[float]], xlabel: str) -> Figure:
     """Horizontal bars in [0, 1]: one group per label (top to bottom), one bar per series (NaN drawn as 0)."""
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(labels) * len(series) / 2 + 1.5))
     positions = np.arange(len(labels))
