@@ -9,6 +9,7 @@ import numpy as np
 from latentatlas import checks
 from latentatlas.evaluation.classes import ImageClassifier
 from latentatlas.evaluation.instruments.base import Instrument, Reference, Row
+from latentatlas.evaluation.intervals import stream_seed
 from latentatlas.evaluation.score import Metric, Score
 
 MAX_CLASSIFIER_IMAGES = 5000  # training images the class instrument learns from (a seeded subsample beyond)
@@ -35,7 +36,7 @@ class ClassInstrument(Instrument):
             return
         rows = reference.train_rows
         if len(rows) > MAX_CLASSIFIER_IMAGES:
-            rng = np.random.default_rng(reference.seed + 1)
+            rng = np.random.default_rng(stream_seed(reference.seed, self.name))
             rows = np.sort(rng.choice(rows, size=MAX_CLASSIFIER_IMAGES, replace=False))
         images = checks.images(np.asarray(reference.source_images(rows)), "training images")
         self.classifier = ImageClassifier(random_state=reference.seed).fit(images, reference.classes[rows])
@@ -47,7 +48,7 @@ class ClassInstrument(Instrument):
         if self.classifier is None or images is None:
             return {}
         labels = ref.classes[ref.rows] if row.kind == "reference" and ref.classes is not None else None
-        return self.classifier.scores(images, labels, seed=ref.seed + 17)
+        return self.classifier.scores(images, labels, seed=ref.seed)
 
     def settings(self) -> dict[str, Any]:
         return {} if self.classifier is None else {"class_instrument": self.classifier.settings()}

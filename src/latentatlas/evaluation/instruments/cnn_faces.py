@@ -9,7 +9,7 @@ import numpy as np
 
 from latentatlas.evaluation.faces import DLIB_SIDE, CnnFaceDetector, SideCalibration, calibrated_side, check_face_images
 from latentatlas.evaluation.instruments.base import Instrument, Reference, Row
-from latentatlas.evaluation.intervals import mean_interval, median_interval
+from latentatlas.evaluation.intervals import mean_interval, median_interval, stream_seed
 from latentatlas.evaluation.score import Metric, Score
 
 CALIBRATION_IMAGES = 64  # reconstructions the CNN detector's side is calibrated on
@@ -49,8 +49,10 @@ class CnnFaceRate(Instrument):
         found = CnnFaceDetector(side=self.side).detect(row.images)
         confident = found.confidence[found.found]
         return {
-            "cnn_face_rate": mean_interval(found.found, seed=self.seed + 8),
-            "cnn_confidence": median_interval(confident, seed=self.seed + 9) if len(confident) else Score(np.nan),
+            "cnn_face_rate": mean_interval(found.found, seed=stream_seed(self.seed, "cnn_face_rate")),
+            "cnn_confidence": median_interval(confident, seed=stream_seed(self.seed, "cnn_confidence"))
+            if len(confident)
+            else Score(np.nan),
         }
 
     def settings(self) -> dict[str, Any]:

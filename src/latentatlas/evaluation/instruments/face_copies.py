@@ -10,7 +10,7 @@ import numpy as np
 from latentatlas.evaluation.copies import copy_scores, face_threshold
 from latentatlas.evaluation.faces import check_face_images
 from latentatlas.evaluation.instruments.base import Instrument, Reference, Row
-from latentatlas.evaluation.intervals import mean_interval
+from latentatlas.evaluation.intervals import mean_interval, stream_seed
 from latentatlas.evaluation.knn import nearest_distances
 from latentatlas.evaluation.score import Metric, Score
 
@@ -63,7 +63,7 @@ class FaceCopies(Instrument):
         nearest = nearest_distances(row.embeddings, self.train_embeddings)
         found = copy_scores(nearest, self.held_nearest, face_threshold(self.held_nearest))
         return {
-            "face_copy_share": mean_interval(found.closer, seed=self.seed + 14),
+            "face_copy_share": mean_interval(found.closer, seed=stream_seed(self.seed, "face_copy_share")),
             "face_copy_ratio": Score(found.ratio),
         }
 

@@ -8,7 +8,7 @@ from latentatlas.evaluation.faces import FaceEmbedder, check_face_images
 from latentatlas.evaluation.inception import fid
 from latentatlas.evaluation.instruments.base import Instrument, Reference, Row
 from latentatlas.evaluation.instruments.latent_knn import knn_interval_scores
-from latentatlas.evaluation.intervals import paired_interval
+from latentatlas.evaluation.intervals import paired_interval, stream_seed
 from latentatlas.evaluation.knn import knn_items
 from latentatlas.evaluation.score import Metric, Score
 
@@ -36,10 +36,11 @@ class FaceEmbeddingScores(Instrument):
         ref, embeddings = self.reference, row.embeddings
         if embeddings is None or ref.embeddings is None:
             return {}
-        scores = {"fd_face": paired_interval(fid, embeddings, ref.embeddings, resamples=50, seed=ref.seed)}
+        seed = stream_seed(ref.seed, "fd_face")
+        scores = {"fd_face": paired_interval(fid, embeddings, ref.embeddings, resamples=50, seed=seed)}
         if len(embeddings) > ref.k and len(ref.embeddings) > ref.k:
             items = knn_items(ref.embeddings, embeddings, k=ref.k, chunk_size=ref.chunk_size, device=ref.device)
-            scores.update(knn_interval_scores(items, "face_", ref.seed + 10))
+            scores.update(knn_interval_scores(items, "face_", ref.seed))
         return scores
 
     def settings(self) -> dict[str, Any]:

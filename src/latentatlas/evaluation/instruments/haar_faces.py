@@ -6,7 +6,7 @@ from typing import Any
 
 from latentatlas.evaluation.faces import FaceDetector
 from latentatlas.evaluation.instruments.base import Instrument, Reference, Row
-from latentatlas.evaluation.intervals import mean_interval
+from latentatlas.evaluation.intervals import mean_interval, stream_seed
 from latentatlas.evaluation.score import Metric, Score
 
 
@@ -22,7 +22,7 @@ class HaarFaceRate(Instrument):
     def score(self, row: Row) -> dict[str, Score]:
         if row.images is None:
             return {}
-        return {"face_rate": mean_interval(FaceDetector().detect(row.images), seed=self.seed + 7)}
+        return {"face_rate": mean_interval(FaceDetector().detect(row.images), seed=stream_seed(self.seed, "face_rate"))}
 
     def settings(self) -> dict[str, Any]:
         return {"face_detector": FaceDetector().settings()}

@@ -6,7 +6,7 @@ from typing import Any
 
 from latentatlas.evaluation.inception import INCEPTION_INPUT_RANGE, fid, inception_path, kid
 from latentatlas.evaluation.instruments.base import Instrument, Reference, Row
-from latentatlas.evaluation.intervals import extrapolated_fid, paired_interval
+from latentatlas.evaluation.intervals import extrapolated_fid, paired_interval, stream_seed
 from latentatlas.evaluation.score import Metric, Score
 
 
@@ -32,10 +32,11 @@ class InceptionScores(Instrument):
         ref = self.reference
         if row.features is None or ref.features is None:
             return {}
+        # KID's and FID∞'s subsets decide their values, not only an interval: they keep the evaluation's seed
         kid_mean, kid_se = kid(row.features, ref.features, ref.kid_subsets, ref.kid_subset_size, ref.seed)
         fid_infinity, _ = extrapolated_fid(fid, row.features, ref.features, seed=ref.seed)
         return {
-            "fid": paired_interval(fid, row.features, ref.features, resamples=20, seed=ref.seed),
+            "fid": paired_interval(fid, row.features, ref.features, resamples=20, seed=stream_seed(ref.seed, "fid")),
             "fid_infinity": Score(fid_infinity),
             "kid": Score(kid_mean, kid_mean - 1.96 * kid_se, kid_mean + 1.96 * kid_se),
             "kid_se": Score(kid_se),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from latentatlas.evaluation.copies import copy_scores, latent_threshold
 from latentatlas.evaluation.instruments.base import Instrument, Reference, Row
-from latentatlas.evaluation.intervals import mean_interval
+from latentatlas.evaluation.intervals import mean_interval, stream_seed
 from latentatlas.evaluation.knn import nearest_distances
 from latentatlas.evaluation.score import Metric, Score
 
@@ -33,6 +33,6 @@ class LatentCopies(Instrument):
         nearest = nearest_distances(row.z, ref.train_z, chunk_size=ref.chunk_size, device=ref.device)
         found = copy_scores(nearest, self.held_nearest, latent_threshold(self.held_nearest))
         return {
-            "latent_copy_share": mean_interval(found.closer, seed=ref.seed + 4),
+            "latent_copy_share": mean_interval(found.closer, seed=stream_seed(ref.seed, "latent_copy_share")),
             "latent_copy_ratio": Score(found.ratio),
         }

@@ -5,19 +5,21 @@ from __future__ import annotations
 import numpy as np
 
 from latentatlas.evaluation.instruments.base import Instrument, Reference, Row
-from latentatlas.evaluation.intervals import mean_interval
+from latentatlas.evaluation.intervals import mean_interval, stream_seed
 from latentatlas.evaluation.knn import KnnItems, knn_items
 from latentatlas.evaluation.score import Metric, Score
 
 
 def knn_interval_scores(items: KnnItems, prefix: str, seed: int) -> dict[str, Score]:
-    """precision, recall, density, coverage (keys prefixed) with bootstrap intervals over the items."""
-    return {
-        f"{prefix}precision": mean_interval(items.balls_per_fake > 0, seed=seed),
-        f"{prefix}recall": mean_interval(items.real_in_fake_ball, seed=seed + 1),
-        f"{prefix}density": mean_interval(items.balls_per_fake / items.k, seed=seed + 2),
-        f"{prefix}coverage": mean_interval(items.real_ball_hit, seed=seed + 3),
+    """precision, recall, density, coverage (keys prefixed) with bootstrap intervals over the items, each
+    on the stream of its column's name."""
+    values = {
+        "precision": items.balls_per_fake > 0,
+        "recall": items.real_in_fake_ball,
+        "density": items.balls_per_fake / items.k,
+        "coverage": items.real_ball_hit,
     }
+    return {prefix + key: mean_interval(item, seed=stream_seed(seed, prefix + key)) for key, item in values.items()}
 
 
 class LatentKnn(Instrument):

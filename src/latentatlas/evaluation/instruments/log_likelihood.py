@@ -8,7 +8,7 @@ import numpy as np
 
 from latentatlas.errors import LatentAtlasError
 from latentatlas.evaluation.instruments.base import Instrument, Reference, Row
-from latentatlas.evaluation.intervals import mean_interval
+from latentatlas.evaluation.intervals import mean_interval, stream_seed
 from latentatlas.evaluation.score import Metric, Score
 
 
@@ -36,4 +36,8 @@ class HeldOutLogLikelihood(Instrument):
             return {}  # samplers without a density: no column value, not an error
         held = self.reference.z
         values = held_out_log_likelihood(row.sampler, held)
-        return {"log_likelihood": mean_interval(values / held.shape[1], seed=self.reference.seed + 15)}
+        return {
+            "log_likelihood": mean_interval(
+                values / held.shape[1], seed=stream_seed(self.reference.seed, "log_likelihood")
+            )
+        }

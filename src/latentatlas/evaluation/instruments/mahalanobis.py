@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from latentatlas.evaluation.instruments.base import Instrument, Reference, Row
-from latentatlas.evaluation.intervals import median_interval
+from latentatlas.evaluation.intervals import median_interval, stream_seed
 from latentatlas.evaluation.score import Metric, Score
 from latentatlas.stats import Mahalanobis
 
@@ -19,4 +19,8 @@ class MahalanobisPercentile(Instrument):
         self.mahalanobis = Mahalanobis().fit(reference.train_z)
 
     def score(self, row: Row) -> dict[str, Score]:
-        return {"mahalanobis_median_pct": median_interval(self.mahalanobis.percentile(row.z), seed=self.seed + 5)}
+        return {
+            "mahalanobis_median_pct": median_interval(
+                self.mahalanobis.percentile(row.z), seed=stream_seed(self.seed, "mahalanobis_median_pct")
+            )
+        }

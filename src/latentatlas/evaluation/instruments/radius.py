@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from latentatlas.evaluation.instruments.base import Instrument, Reference, Row
-from latentatlas.evaluation.intervals import mean_interval
+from latentatlas.evaluation.intervals import mean_interval, stream_seed
 from latentatlas.evaluation.latent import RADIUS_PERCENTILES, inside_radius, radius_range
 from latentatlas.evaluation.score import Metric, Score
 
@@ -21,7 +21,11 @@ class RadiusShell(Instrument):
         self.radius = radius_range(reference.z)
 
     def score(self, row: Row) -> dict[str, Score]:
-        return {"inside_radius": mean_interval(inside_radius(row.z, *self.radius), seed=self.seed + 6)}
+        return {
+            "inside_radius": mean_interval(
+                inside_radius(row.z, *self.radius), seed=stream_seed(self.seed, "inside_radius")
+            )
+        }
 
     def settings(self) -> dict[str, Any]:
         return {"radius_range": list(self.radius), "radius_percentiles": list(RADIUS_PERCENTILES)}

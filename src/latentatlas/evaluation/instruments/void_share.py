@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from latentatlas.evaluation.instruments.base import Instrument, Reference, Row
-from latentatlas.evaluation.intervals import mean_interval
+from latentatlas.evaluation.intervals import mean_interval, stream_seed
 from latentatlas.evaluation.score import Metric, Score
 from latentatlas.region_model import CORE_LEVEL, PCA_DIMS, RegionModel, fit_regions, min_points
 
@@ -32,7 +32,7 @@ class VoidShare(Instrument):
         if self.regions is None:
             return {}
         outside = ~self.regions.in_core(np.asarray(row.z), CORE_LEVEL)
-        return {"void_share": mean_interval(outside, seed=self.seed + 16)}
+        return {"void_share": mean_interval(outside, seed=stream_seed(self.seed, "void_share"))}
 
     def settings(self) -> dict[str, Any]:
         if self.regions is None:
