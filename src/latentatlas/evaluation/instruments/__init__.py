@@ -19,6 +19,7 @@ from latentatlas.evaluation.instruments.face_embeddings import FaceEmbeddingScor
 from latentatlas.evaluation.instruments.haar_faces import HaarFaceRate
 from latentatlas.evaluation.instruments.inception import InceptionScores
 from latentatlas.evaluation.instruments.latent_copies import LatentCopies
+from latentatlas.evaluation.instruments.latent_ct import LatentCt
 from latentatlas.evaluation.instruments.latent_knn import LatentKnn
 from latentatlas.evaluation.instruments.log_likelihood import HeldOutLogLikelihood, held_out_log_likelihood
 from latentatlas.evaluation.instruments.mahalanobis import MahalanobisPercentile
@@ -82,6 +83,7 @@ register(CnnFaceRate)
 register(FaceEmbeddingScores)
 register(FaceCopies)
 register(ClassInstrument)
+register(LatentCt)
 
 __all__ = [
     "INSTRUMENTS",
