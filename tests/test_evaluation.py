@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -492,13 +493,15 @@ def test_evaluations_accumulate_per_sampler_n_and_seed(tiny_run_copy, capsys):
 
 def test_evaluate_reports_each_row_when_stderr_is_not_a_terminal(tiny_run_copy, capsys):
     evaluate_run(tiny_run_copy, samplers=["gaussian"], n=20, k=3, instruments="quick", faces=False, progress=True)
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("latentatlas: evaluated")]
-    assert [line.rsplit(" (", 1)[0] for line in lines] == [
-        "latentatlas: evaluated real (held-out)",
-        "latentatlas: evaluated reconstruction",
-        "latentatlas: evaluated gaussian",
+    pattern = re.compile(r"latentatlas: evaluate: (\d)/3 rows, \d\d:\d\d elapsed(, \d\d:\d\d left)? \((.+), \d+ s\)")
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("latentatlas: evaluate:")]
+    found = [pattern.fullmatch(line) for line in lines]
+    assert all(found), lines  # one line per row, with the row's name and seconds
+    assert [(m.group(1), m.group(3)) for m in found if m] == [
+        ("1", "real (held-out)"),
+        ("2", "reconstruction"),
+        ("3", "gaussian"),
     ]
-    assert lines[-1].endswith(" s)") and "(3/3, " in lines[-1]
 
 
 def test_feature_cache_says_what_it_computes_once_then_reuses_it(tmp_path, monkeypatch, capsys):

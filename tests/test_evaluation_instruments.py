@@ -10,15 +10,11 @@ import pytest
 from latentatlas.errors import LatentAtlasError
 from latentatlas.evaluation import copies as faces_copies
 from latentatlas.evaluation import faces as faces_module
-from latentatlas.evaluation.copies import (
-    SAME_IDENTITY_DISTANCE,
-    copy_scores,
-    latent_threshold,
-    nearest_distances,
-)
+from latentatlas.evaluation.copies import SAME_IDENTITY_DISTANCE, copy_scores, latent_threshold
 from latentatlas.evaluation.faces import CnnFaceDetector, FaceEmbedder
 from latentatlas.evaluation.inception import fid
 from latentatlas.evaluation.intervals import extrapolated_fid, mean_interval, paired_interval, significantly_different
+from latentatlas.evaluation.knn import nearest_distances
 from latentatlas.evaluation.table import Score
 
 dlib_missing = importlib.util.find_spec("dlib") is None or importlib.util.find_spec("face_recognition_models") is None
@@ -228,6 +224,13 @@ def test_nearest_distances_match_brute_force():
     a, b = rng.standard_normal((37, 5)), rng.standard_normal((53, 5))
     expected = np.sqrt(((a[:, None] - b[None]) ** 2).sum(-1)).min(axis=1)
     np.testing.assert_allclose(nearest_distances(a, b, chunk_size=8), expected, rtol=1e-12)
+    # where float32 alone goes wrong: ties on a grid far from the origin, two clusters 2e4 apart, an exact copy
+    grid = np.floor(rng.random((60, 4)) * 3) + 1e6
+    far = np.concatenate([rng.standard_normal((30, 6)) * 1e-3, rng.standard_normal((30, 6)) * 1e-3 + 2e4])
+    for points, reference in ((grid[:20], grid[20:]), (far[::2], far[1::2]), (far[:5], far)):
+        brute = np.sqrt(((points[:, None] - reference[None]) ** 2).sum(-1)).min(axis=1)
+        np.testing.assert_allclose(nearest_distances(points, reference, chunk_size=7), brute, rtol=1e-12, atol=0)
+    assert (nearest_distances(far[:5], far) == 0).all()
     with pytest.raises(LatentAtlasError, match="dimension"):
         nearest_distances(a, b[:, :4])
 

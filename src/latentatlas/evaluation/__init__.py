@@ -5,9 +5,11 @@
 * `inception`: InceptionV3 features, FID and KID;
 * `faces`: face detection (Haar, dlib CNN) and dlib face embeddings;
 * `classes`: the class instrument for data with classes (confident share, coverage, class distribution);
-* `copies`: nearest-training distances of samples against held-out data;
+* `copies`: copy shares from nearest-training distances (`knn.nearest_distances`) of samples and held-out data;
 * `intervals`: bootstrap intervals, FID∞, significance;
-* `instruments`: every instrument on one row (quick / standard / full sets);
+* `instruments`: the instruments, one module each, their protocol (`Instrument`, `Reference`, `Row`) and
+  registry (`INSTRUMENTS`, `register`, `instrument_set`: quick / standard / full);
+* `score`: `Score` (a value with its 95 % interval) and `Metric` (a column);
 * `verdicts`: the seed's sampler claims as `Finding`s, and the ranking;
 * `table`: the typed rows (`EvaluationRow`, `Score`) and their Markdown/CSV form.
 
@@ -18,11 +20,18 @@ this package never imports the run store or the pipelines.
 from __future__ import annotations
 
 from latentatlas.evaluation.classes import ImageClassifier
-from latentatlas.evaluation.copies import copy_scores, nearest_distances
+from latentatlas.evaluation.copies import copy_scores
 from latentatlas.evaluation.faces import CnnFaceDetector, FaceDetector, FaceEmbedder, face_rate
 from latentatlas.evaluation.inception import fid, inception_features, inception_path, kid
 from latentatlas.evaluation.intervals import extrapolated_fid, mean_interval, paired_interval
-from latentatlas.evaluation.knn import KNN_SCORES, knn_items, knn_scores, kth_neighbour_distances, real_ball_counts
+from latentatlas.evaluation.knn import (
+    KNN_SCORES,
+    knn_items,
+    knn_scores,
+    kth_neighbour_distances,
+    nearest_distances,
+    real_ball_counts,
+)
 from latentatlas.evaluation.latent import RADIUS_PERCENTILES, inside_radius, radius_range
 from latentatlas.evaluation.table import (
     METRICS,

@@ -28,8 +28,8 @@ from PIL import Image
 
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
-from latentatlas.evaluation.intervals import mean_interval, statistic_interval
-from latentatlas.evaluation.table import Score
+from latentatlas.evaluation.intervals import mean_interval, statistic_interval, stream_seed
+from latentatlas.evaluation.score import Score
 from latentatlas.stats import one_blas_thread
 
 CLASS_COLUMN = "class"  # the metadata column that holds each image's class
@@ -132,7 +132,8 @@ class ImageClassifier:
         }
 
     def scores(self, images: np.ndarray, labels: np.ndarray | None = None, seed: int = 0) -> dict[str, Score]:
-        """class_confident, class_coverage, class_tv of `images` and, with their true `labels`, class_accuracy."""
+        """class_confident, class_coverage, class_tv of `images` and, with their true `labels`, class_accuracy;
+        each interval on the stream of its column's name under `seed` (`intervals.stream_seed`)."""
         probabilities = self.predict_proba(images)
         predicted = probabilities.argmax(axis=1)
         confident = probabilities.max(axis=1) >= float(self.threshold)
@@ -145,14 +146,19 @@ class ImageClassifier:
         def total_variation(values: np.ndarray) -> float:
             return 0.5 * float(np.abs(np.bincount(values, minlength=k) / len(values) - prior).sum())
 
+        def stream(key: str) -> int:
+            return stream_seed(seed, key)
+
         out = {
-            "class_confident": mean_interval(confident, seed=seed),
-            "class_coverage": statistic_interval(coverage, np.where(confident, predicted, -1), seed=seed + 1),
-            "class_tv": statistic_interval(total_variation, predicted, seed=seed + 2, recentre=True),
+            "class_confident": mean_interval(confident, seed=stream("class_confident")),
+            "class_coverage": statistic_interval(
+                coverage, np.where(confident, predicted, -1), seed=stream("class_coverage")
+            ),
+            "class_tv": statistic_interval(total_variation, predicted, seed=stream("class_tv"), recentre=True),
         }
         if labels is not None:
             labels = np.asarray(labels)
             if labels.shape != (len(predicted),):
                 raise LatentAtlasError(f"got {labels.shape} labels for {len(predicted)} images")
-            out["class_accuracy"] = mean_interval(self.classes_[predicted] == labels, seed=seed + 3)
+            out["class_accuracy"] = mean_interval(self.classes_[predicted] == labels, seed=stream("class_accuracy"))
         return out

@@ -1,12 +1,15 @@
 """Copy detection: is a generated sample closer to some training item than held-out real data is?
 
-For every generated item and every held-out item, the distance to the nearest *training* item (in
-face-embedding space or in latent space). A sampler that copies training data (e.g. `resample` with
-little jitter) has much smaller distances than held-out data, which the training never saw.
+For every generated item and every held-out item, the distance to the nearest *training* item
+(`knn.nearest_distances`, exact): in latent space to the training z-points; in face-embedding space among
+decoded images (samples and held-out reconstructions against the decoder's images of the training
+z-points, since against the photographs every decoded image is far). A sampler that copies training data
+(e.g. `resample` with little jitter) has much smaller distances than held-out data, which the training
+never saw.
 
-* share: fraction of samples closer than `threshold` to some training item; in face-embedding space
-  the threshold is dlib's same-identity distance 0.6; in latent space it is half the held-out median
-  (documented in docs/evaluation.md), so held-out data itself has a small share;
+* share: fraction of samples closer than `threshold` to some training item; in latent space the
+  threshold is half the held-out median, in face-embedding space the stricter of that and dlib's
+  same-identity distance 0.6 (documented in docs/evaluation.md), so held-out data itself has a small share;
 * ratio: median nearest-training distance of the samples / that of the held-out items (1: like
   unseen real data; near 0: copies).
 """
@@ -16,35 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
 
 SAME_IDENTITY_DISTANCE = 0.6  # dlib's face-recognition threshold: pairs closer than this are one person
 LATENT_THRESHOLD_FRACTION = 0.5  # latent copies: closer than this share of the held-out median distance
-
-
-def nearest_distances(points: np.ndarray, reference: np.ndarray, chunk_size: int = 2048) -> np.ndarray:
-    """Euclidean distance of each point to its nearest reference row (float64, blocks of chunk_size)."""
-    points = checks.points(points, min_rows=1, name="points")
-    reference = checks.points(reference, min_rows=1, name="reference points")
-    if points.shape[1] != reference.shape[1]:
-        raise LatentAtlasError(f"points have dimension {points.shape[1]}, the reference {reference.shape[1]}")
-    chunk_size = checks.positive_int(chunk_size, "chunk size")
-    ref = torch.as_tensor(np.asarray(reference, dtype=np.float64))
-    out = np.empty(len(points))
-    with torch.inference_mode():
-        for start in range(0, len(points), chunk_size):
-            block = torch.as_tensor(np.asarray(points[start : start + chunk_size], dtype=np.float64))
-            nearest = torch.full((len(block),), float("inf"), dtype=torch.float64)
-            for ref_start in range(0, len(ref), chunk_size):
-                d = torch.cdist(
-                    block, ref[ref_start : ref_start + chunk_size], compute_mode="donot_use_mm_for_euclid_dist"
-                )
-                nearest = torch.minimum(nearest, d.min(dim=1).values)
-            out[start : start + len(block)] = nearest.numpy()
-    return out
 
 
 @dataclass(frozen=True)

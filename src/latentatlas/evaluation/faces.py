@@ -121,6 +121,18 @@ def face_model_path(kind: str) -> Path:
     return path
 
 
+def check_face_images(image_size: int | None) -> None:
+    """Refuse the dlib instruments before any work: images below MIN_FACE_IMAGE_SIDE (None: the run makes no
+    images, which the caller refuses on its own) or the models missing."""
+    side = MIN_FACE_IMAGE_SIDE
+    if image_size is not None and image_size < side:
+        raise LatentAtlasError(
+            f"the dlib face instruments need images of at least {side}x{side} pixels, this run's are "
+            f"{image_size}x{image_size}: use --instruments standard (Haar faces) or --no-faces"
+        )
+    face_model_path("detector")
+
+
 def _dlib() -> Any:
     """The dlib module (imported by name: its compiled module ships no type information)."""
     return importlib.import_module("dlib")

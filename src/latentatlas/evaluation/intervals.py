@@ -1,6 +1,6 @@
 """95 % intervals for every score, FID without its small-sample bias (FID∞), and which differences are real.
 
-Intervals are percentile bootstraps (Efron & Tibshirani 1993, ch. 13), seeded:
+Intervals are percentile bootstraps (Efron & Tibshirani 1993, ch. 13), seeded per column (`stream_seed`):
 * scores that are a mean over the row's items (precision, density, face rate, inside-radius share, copy
   share: one number per generated sample; recall and coverage: one per held-out point) resample those
   per-item values with replacement; the k-NN balls themselves stay fixed, so the interval is over
@@ -14,17 +14,26 @@ then a least-squares line in 1/n whose intercept is the value at n → ∞.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
-from latentatlas.evaluation.table import Score
+from latentatlas.evaluation.score import Score
 
 LEVEL = 0.95
 BOOTSTRAP_RESAMPLES = 1000
 FRECHET_RESAMPLES = 50  # each resample costs one Fréchet distance (an SVD of n x n at n <= 2048)
+
+
+def stream_seed(seed: int, name: str) -> int:
+    """The seed of the random stream called `name` (a column's or an instrument's) in an evaluation seeded with
+    `seed`: numpy's SeedSequence over [seed, crc32(name)], so each name has its own stream, stable across
+    processes and platforms (Python's hash of a string is salted per process), and no offsets to hand out."""
+    # 32 bits: what every consumer takes (numpy, scikit-learn's random_state, torch)
+    return int(np.random.SeedSequence([seed, zlib.crc32(name.encode())]).generate_state(1)[0])
 
 
 def _bounds(draws: np.ndarray, level: float) -> tuple[float, float]:

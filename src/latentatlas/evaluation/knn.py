@@ -333,6 +333,33 @@ def kth_neighbour_distances(
         return _kth_sq_radii(blocks, k).sqrt().cpu().numpy()
 
 
+def nearest_distances(
+    points: np.ndarray, reference: np.ndarray, chunk_size: int = 4096, device: torch.device | str | None = None
+) -> np.ndarray:
+    """Euclidean distance of each point to its nearest reference point (float64, exact like the k-NN radii).
+
+    Per block of points: the float32 block products give each point's smallest value v over the reference;
+    the exact nearest value lies within the rounding bound E of v, so only pairs whose float32 value is at
+    most v + 2E are recomputed in float64, and the smallest of those is the answer."""
+    reference, points = _point_pair(reference, points, "reference points", "points")
+    with torch.inference_mode(), _exact_float32_matmul():
+        ref, pts = _sets(reference, [points], chunk_size, device)
+        widest = torch.full((pts.n,), int(ref.norms.argmax()), device=ref.norms.device)
+        bound = pts.margins(torch.arange(pts.n, device=ref.norms.device), ref, widest)
+        nearest = torch.empty(pts.n, dtype=torch.float64, device=ref.norms.device)
+        for rows in pts.slices():
+            low = torch.stack([_products(pts, rows, ref, cols).min(dim=1).values for cols in ref.slices()]).amin(0)
+            limit = (low.double() + 2 * bound[rows]).float()
+            limit = torch.nextafter(limit, torch.full_like(limit, math.inf))[:, None]  # rounded up: never too tight
+            best = torch.full((rows.stop - rows.start,), math.inf, dtype=torch.float64, device=nearest.device)
+            for cols in ref.slices():
+                i, j = _true_entries(_products(pts, rows, ref, cols) <= limit).unbind(1)
+                exact = _exact_pairs(pts, i + rows.start, ref, j + cols.start)
+                best.scatter_reduce_(0, i, exact, reduce="amin")
+            nearest[rows] = best
+        return nearest.sqrt().cpu().numpy()
+
+
 @dataclass(frozen=True)
 class KnnItems:
     """The per-item values the four scores average (what a bootstrap over items resamples).

