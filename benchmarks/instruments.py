@@ -54,7 +54,7 @@ def main() -> None:
     from latentatlas.data import synthetic_faces
     from latentatlas.evaluation.faces import CnnFaceDetector, FaceDetector, FaceEmbedder
     from latentatlas.evaluation.inception import fid, inception_features
-    from latentatlas.evaluation.instruments import _knn_scores
+    from latentatlas.evaluation.instruments.latent_knn import knn_interval_scores
     from latentatlas.evaluation.intervals import extrapolated_fid, paired_interval
     from latentatlas.evaluation.knn import knn_items
 
@@ -75,7 +75,7 @@ def main() -> None:
     features = rng.standard_normal((n, 2048)), rng.standard_normal((n, 2048)) + 0.1
     faces = rng.standard_normal((n, 128)) * 0.1, rng.standard_normal((n, 128)) * 0.1
     row = {
-        "knn": _seconds("latent k-NN + intervals", lambda: _knn_scores(knn_items(*latent), "", 0)),
+        "knn": _seconds("latent k-NN + intervals", lambda: knn_interval_scores(knn_items(*latent), "", 0)),
         "fid": _seconds(
             "FID + bootstrap (20) + FID∞",
             lambda: (paired_interval(fid, *features, resamples=20), extrapolated_fid(fid, *features)),

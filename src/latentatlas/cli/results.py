@@ -17,18 +17,23 @@ from latentatlas.cli.common import (
     _weights_argument,
     sampler_options_given,
 )
+from latentatlas.evaluation.instruments import INSTRUMENT_SETS, INSTRUMENTS
 
 COMMANDS: list = []
 
 
 def _instruments_argument(p: argparse.ArgumentParser, default: str) -> None:
+    # the sets and their members come from the instrument registry: a new instrument is listed by itself
+    levels = [
+        f"{level}: {'+ ' if i else ''}{', '.join(n for n, cls in INSTRUMENTS.items() if cls.level == level)}"
+        for i, level in enumerate(INSTRUMENT_SETS)
+    ]
     p.add_argument(
         "--instruments",
-        choices=("quick", "standard", "full"),
+        choices=INSTRUMENT_SETS,
         default=default,
-        help=f"quick: latent scores and Haar faces; standard: + FID/FID∞/KID; full: + dlib CNN faces and "
-        f"face embeddings (default {default})",
-    )  # (name, help, add_arguments, run), in the order `latentatlas --help` lists them
+        help=f"{'; '.join(levels)} (default {default})",
+    )
 
 
 # ----------------------------------------------------------------------------- evaluate

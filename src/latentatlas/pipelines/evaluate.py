@@ -34,8 +34,7 @@ from latentatlas.io import atomic_folder, read_json, to_jsonable, write_json, wr
 from latentatlas.pipelines.evaluate_entries import accumulate_entries
 from latentatlas.pipelines.evaluate_figures import PREVIEW, write_figures
 from latentatlas.pipelines.evaluate_rows import RowScorer, build_reference, decodes, held_out_rows, run_classes
-from latentatlas.pipelines.sample import epoch_progress
-from latentatlas.progress import Progress
+from latentatlas.progress import Progress, epoch_progress
 from latentatlas.region_model import MAX_REGIONS
 from latentatlas.samplers import SAMPLERS, load_sampler, make_sampler
 from latentatlas.stats import Mahalanobis

@@ -1,5 +1,6 @@
 """Figures from arrays, and the package's one headless matplotlib setup (`base`): image grids (`grids`),
-the latent-space and analysis figures (`analysis`), and the figures of a run as a whole (`runs`).
+the latent-space and analysis figures (`analysis`), an evaluation's score figures (`evaluation`), the
+report summary's figures (`summary`) and the figures of a run as a whole (`runs`).
 Pipelines and the report choose the figures and write them; `from latentatlas.plots import plt` gives
 the headless pyplot."""
 
@@ -18,6 +19,7 @@ from latentatlas.plots.analysis import (
     plot_spectrum,
 )
 from latentatlas.plots.base import ARTIFICIAL, CENTRE, ORIGIN, PATH, REAL, figure_png, plt, save_figure
+from latentatlas.plots.evaluation import plot_grouped_bars, plot_interval_scatter
 from latentatlas.plots.grids import image_grid, save_image_grid, split_grid
 from latentatlas.plots.runs import plot_embedding, plot_path_projection, plot_sweep, plot_training_curves
 from latentatlas.plots.summary import plot_labelled_rows, plot_sampler_ranking
@@ -36,7 +38,9 @@ __all__ = [
     "plot_core_normality",
     "plot_correlation_heatmap",
     "plot_embedding",
+    "plot_grouped_bars",
     "plot_histogram_grid",
+    "plot_interval_scatter",
     "plot_labelled_rows",
     "plot_mahalanobis",
     "plot_path_projection",
