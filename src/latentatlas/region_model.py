@@ -8,8 +8,9 @@ then, in one chunked pass over all points, labels every point by the mixture and
 share, mean and covariance in the full latent space. `RegionModel.in_core(z)` says which points lie in
 some region's core (d^2 to that region within its chi2 `level` quantile, in the projected space).
 
-It sits just below `stats` in the layering (it uses `stats.moments`, `stats.MomentSums` and `stats.PCA`):
-`analysis/` and `samplers/` are one layer and import nothing from each other, so what both need lives here.
+It sits just above `stats` in the layering (it uses `stats.moments`, `stats.MomentSums` and `stats.PCA`):
+`analysis/` and `samplers/` are one layer and import nothing from each other (the import-linter contract in
+pyproject.toml enforces it), so what both need lives here.
 """
 
 from __future__ import annotations
