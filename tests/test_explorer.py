@@ -220,6 +220,13 @@ def test_point_details(client, tiny_run, state):
 
 # ----------------------------------------------------------------------------- bad requests
 
+
+def test_no_api_schema_is_served(client):
+    """The docs are off, and so is the schema they would be built from."""
+    for url in ("/openapi.json", "/docs", "/redoc"):
+        assert client.get(url).status_code == 404, url
+
+
 NAN_VECTOR = '{"vector": [' + ", ".join(["NaN"] * 16) + "]}"
 INF_VECTOR = '{"vector": [' + ", ".join(["1.0"] * 15 + ["Infinity"]) + "]}"
 
@@ -250,6 +257,20 @@ INF_VECTOR = '{"vector": [' + ", ".join(["1.0"] * 15 + ["Infinity"]) + "]}"
         ("post", "/api/sample", {"sampler": "gaussian", "n": 100000, "plane": [0, 1]}, 422, "n:"),
         ("post", "/api/sample", {"sampler": "gaussian", "n": 0, "plane": [0, 1]}, 422, "n:"),
         ("post", "/api/sample", {"sampler": "gaussian", "seed": -1, "plane": [0, 1]}, 422, "seed"),
+        # strict types (issue 22): JSON true is not 1, "5" is not 5, 1.0 is not an index
+        ("post", "/api/sample", {"sampler": "gaussian", "n": True, "plane": [0, 1]}, 422, "n:"),
+        ("post", "/api/sample", {"sampler": "gaussian", "n": "5", "plane": [0, 1]}, 422, "n:"),
+        ("post", "/api/sample", {"sampler": "gaussian", "seed": "5", "plane": [0, 1]}, 422, "seed"),
+        ("post", "/api/sample", {"sampler": "gaussian", "plane": [0, 1], "images": 1}, 422, "images"),
+        ("post", "/api/decode", {"plane": [True, 1], "coords": [0, 0]}, 422, "plane"),
+        ("post", "/api/decode", {"plane": ["0", 1], "coords": [0, 0]}, 422, "plane"),
+        ("post", "/api/decode", {"plane": [0, 1], "coords": ["5", 0]}, 422, "coords"),
+        ("post", "/api/decode", {"plane": [0, 1], "coords": [True, 0]}, 422, "coords"),
+        ("post", "/api/decode", {"vector": [True] * 16}, 422, "vector"),
+        ("post", "/api/decode", {"plane": [0, 1], "coords": [0, 0], "base": "5"}, 422, "base"),
+        ("post", "/api/decode", {"plane": [0, 1], "coords": [0, 0], "detect_face": "yes"}, 422, "detect_face"),
+        ("post", "/api/path", {"plane": [0, 1], "start": [0, 0], "end": [1, 1], "steps": "8"}, 422, "steps"),
+        ("post", "/api/path", {"plane": [0, 1], "start": [0, 0], "end": [1, 1], "steps": 8.0}, 422, "steps"),
         ("get", "/api/plane?x=3&y=3", None, 400, "differ"),
         ("get", "/api/plane?x=0&y=99", None, 400, "out of range"),
         ("get", "/api/points?x=0", None, 422, "y"),

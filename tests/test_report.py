@@ -682,3 +682,45 @@ def test_a_run_inside_a_sweep_gets_the_sweep_section(tiny_run, tmp_path, listed)
     assert embedded(png((70, 80, 90))) in section
     assert '<tr class="hl"><td>synthetic</td><td>True</td>' not in section  # cells are formatted
     assert '<tr class="hl"><td>synthetic</td><td>yes</td><td>0.01</td><td>3.5</td><td>16</td>' in section
+
+
+def test_report_waits_for_the_runs_lock(tiny_run_copy, tmp_path, capsys, monkeypatch):
+    """`report` writes into the run like the other writers: it takes the run's lock (issue 22, item 7)."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import filelock, sys, time; lock = filelock.FileLock(sys.argv[1]); lock.acquire(); "
+         "print('held', flush=True); time.sleep(60)", str(tiny_run_copy.path / ".lock")],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        monkeypatch.setenv("LATENTATLAS_LOCK_TIMEOUT", "0.5")
+        assert main(["report", str(tiny_run_copy.path), "--no-umap"]) == 2
+        err = capsys.readouterr().err
+        assert "still in use by another latentatlas command" in err
+        assert not (tiny_run_copy.path / "report.html").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"latent_dim": 32}, "says latent dimension 32 but the z-points have 16 components"),
+        ({"latent_dim": -3}, "invalid .*config.json"),
+        ({"image_size": "big"}, "invalid .*config.json"),
+    ],
+)
+def test_report_refuses_a_broken_or_contradictory_config(tiny_run_copy, capsys, change, message):
+    """Every other command refuses such a config.json; the report must not show its values as the run's."""
+    path = tiny_run_copy.path / "config.json"
+    config = json.loads(path.read_text())
+    config["model"].update(change)
+    path.write_text(json.dumps(config))
+    assert main(["report", str(tiny_run_copy.path), "--no-umap"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("latentatlas: error:") and "\n" not in err and re.search(message, err), err
+    assert not (tiny_run_copy.path / "report.html").exists()
