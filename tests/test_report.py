@@ -724,3 +724,57 @@ def test_report_refuses_a_broken_or_contradictory_config(tiny_run_copy, capsys, 
     err = capsys.readouterr().err.strip()
     assert err.startswith("latentatlas: error:") and "\n" not in err and re.search(message, err), err
     assert not (tiny_run_copy.path / "report.html").exists()
+
+
+def test_artifacts_of_an_earlier_store_are_stale_in_every_section_and_the_summary(tiny_analysed_run, tmp_path):
+    """Issue 22, item 4: after `encode R --data ...` rewrites the store, the report does not mix two stores:
+    the analysis, evaluation, samples, paths and attributes of the old store are marked stale with the command
+    that refreshes them, the summary does not present their verdicts as current, and the explorer's
+    regions follow the same rule."""
+    from latentatlas.data import DataConfig
+    from latentatlas.explorer.state import region_labels
+    from latentatlas.report.summary import read_artifacts, run_summary, summary_text
+    from latentatlas.store import encode_run
+
+    run = Run(shutil.copytree(tiny_analysed_run.path, tmp_path / "run"))  # copy2: the files keep their times
+    recorded = {"weights": "best", "weights_id": run.weights_id("best")}
+    write_sample(run, "gaussian-seed0", "gaussian", {}, **recorded)
+    row = {"name": "gaussian", "sampler": "gaussian", "options": {}, "kind": "sampler", "n": 16, "seed": 0}
+    write_evaluation(run, [row], findings=[finding("full-covariance-hits", "c", "agrees", "e")], **recorded)
+    (run.path / "paths" / "origin-to-centre").mkdir(parents=True)
+    info = {"kind": "origin-to-centre", "steps": 8, "options": {}, **recorded}
+    (run.path / "paths" / "origin-to-centre" / "info.json").write_text(json.dumps(info))
+    (run.path / "attributes").mkdir()
+    attributes = {"attributes": [], "findings": [finding("attributes-linear", "c", "agrees", "e")], **recorded}
+    (run.path / "attributes" / "attributes.json").write_text(json.dumps(attributes))
+
+    healthy = build_report(run, umap=False)
+    assert "stale" not in healthy.split("<main", 1)[-1].replace("p.stale", "")
+    assert "stale" not in summary_text(run_summary(read_artifacts(run)))
+    assert region_labels(run, 400)[1] is None
+
+    encode_run(run, DataConfig(source="synthetic-faces", image_size=32, synthetic_count=150), progress=False)
+    assert len(run.zpoints()) == 150
+    why = "computed from an earlier z-point store: `latentatlas encode` rewrote the store since"
+    why += " (it holds 150 z-points now)"
+    text = build_report(run, umap=False)
+    html_why = escape(why)
+    assert f"stale: the analysis was {html_why}; run `latentatlas analyze {run.path}` again." in text
+    assert f"stale: the evaluation was {html_why}; run `latentatlas evaluate {run.path}` again." in text
+    assert f"stale: the attribute analysis was {html_why}" in text
+    assert (
+        f"stale: this sample was {html_why}; run `latentatlas sample {run.path} --sampler gaussian -n 16 --seed 0`"
+        in text
+    )
+    assert (
+        f"stale: this path was {html_why}; run `latentatlas path {run.path} --kind origin-to-centre --steps 8`" in text
+    )
+    summary = run_summary(read_artifacts(run))
+    assert summary.rows and all(row.stale and row.shown_verdict.startswith("stale (") for row in summary.rows)
+    assert summary.ranking_sentence.startswith(f"Stale: the evaluation was {why}; refresh it with `latentatlas")
+    printed = summary_text(summary)
+    assert f"  the analysis was {why}; refresh it with `latentatlas analyze {run.path}`" in printed
+    assert "stale (agrees)" in printed and not any(line.startswith("agrees ") for line in printed.splitlines())
+    assert '<td class="v stale"' in text and '<td class="v agrees"' not in text  # the page's summary table
+    labels, note = region_labels(run, 150)
+    assert labels is None and note is not None and why in note
