@@ -124,6 +124,7 @@ class ExplorerState:
         self.token = uuid.uuid4().hex[:12]
         self.sampler_names = list(SAMPLERS)
         self._samplers: dict[str, Any] = {}
+        self._sampler_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         self._images: np.ndarray | None = None
         self._images_failed = False
@@ -297,7 +298,14 @@ class ExplorerState:
     def sampler(self, name: str) -> Any:
         if name not in self.sampler_names:
             raise LatentAtlasError(f"unknown sampler {name!r}; choose from {', '.join(self.sampler_names)}")
-        with self._lock:  # fit each sampler once, even when requests arrive together
+        fitted = self._samplers.get(name)
+        if fitted is not None:
+            return fitted
+        with self._lock:
+            lock = self._sampler_locks.setdefault(name, threading.Lock())
+        # Fit each sampler once, even when requests arrive together, under its own lock: a slow first fit
+        # (a flow: seconds) must not hold up the draws of the samplers already fitted, nor the images.
+        with lock:
             if name not in self._samplers:
                 self._samplers[name] = make_sampler(name).fit(self.z_fit)
             return self._samplers[name]
