@@ -47,7 +47,7 @@ class DecodeBatcher:
         Forward passes run and vectors decoded so far.
     """
 
-    def __init__(self, decode: Callable[[np.ndarray], np.ndarray], *, max_rows: int = 64):
+    def __init__(self, decode: Callable[[np.ndarray], np.ndarray], *, max_rows: int = 32):
         self.decode_function = decode
         self.max_rows = max_rows
         self.batches = 0
