@@ -220,6 +220,13 @@ def test_point_details(client, tiny_run, state):
 
 # ----------------------------------------------------------------------------- bad requests
 
+
+def test_no_api_schema_is_served(client):
+    """The docs are off, and so is the schema they would be built from."""
+    for url in ("/openapi.json", "/docs", "/redoc"):
+        assert client.get(url).status_code == 404, url
+
+
 NAN_VECTOR = '{"vector": [' + ", ".join(["NaN"] * 16) + "]}"
 INF_VECTOR = '{"vector": [' + ", ".join(["1.0"] * 15 + ["Infinity"]) + "]}"
 
@@ -250,6 +257,20 @@ INF_VECTOR = '{"vector": [' + ", ".join(["1.0"] * 15 + ["Infinity"]) + "]}"
         ("post", "/api/sample", {"sampler": "gaussian", "n": 100000, "plane": [0, 1]}, 422, "n:"),
         ("post", "/api/sample", {"sampler": "gaussian", "n": 0, "plane": [0, 1]}, 422, "n:"),
         ("post", "/api/sample", {"sampler": "gaussian", "seed": -1, "plane": [0, 1]}, 422, "seed"),
+        # strict types (issue 22): JSON true is not 1, "5" is not 5, 1.0 is not an index
+        ("post", "/api/sample", {"sampler": "gaussian", "n": True, "plane": [0, 1]}, 422, "n:"),
+        ("post", "/api/sample", {"sampler": "gaussian", "n": "5", "plane": [0, 1]}, 422, "n:"),
+        ("post", "/api/sample", {"sampler": "gaussian", "seed": "5", "plane": [0, 1]}, 422, "seed"),
+        ("post", "/api/sample", {"sampler": "gaussian", "plane": [0, 1], "images": 1}, 422, "images"),
+        ("post", "/api/decode", {"plane": [True, 1], "coords": [0, 0]}, 422, "plane"),
+        ("post", "/api/decode", {"plane": ["0", 1], "coords": [0, 0]}, 422, "plane"),
+        ("post", "/api/decode", {"plane": [0, 1], "coords": ["5", 0]}, 422, "coords"),
+        ("post", "/api/decode", {"plane": [0, 1], "coords": [True, 0]}, 422, "coords"),
+        ("post", "/api/decode", {"vector": [True] * 16}, 422, "vector"),
+        ("post", "/api/decode", {"plane": [0, 1], "coords": [0, 0], "base": "5"}, 422, "base"),
+        ("post", "/api/decode", {"plane": [0, 1], "coords": [0, 0], "detect_face": "yes"}, 422, "detect_face"),
+        ("post", "/api/path", {"plane": [0, 1], "start": [0, 0], "end": [1, 1], "steps": "8"}, 422, "steps"),
+        ("post", "/api/path", {"plane": [0, 1], "start": [0, 0], "end": [1, 1], "steps": 8.0}, 422, "steps"),
         ("get", "/api/plane?x=3&y=3", None, 400, "differ"),
         ("get", "/api/plane?x=0&y=99", None, 400, "out of range"),
         ("get", "/api/points?x=0", None, 422, "y"),
@@ -489,6 +510,70 @@ def test_concurrent_decodes_share_forward_passes_and_get_their_own_rows():
     assert len(calls) <= 4 and batcher.batches == len(calls)  # 12 requests, a handful of forward passes
     for i, images in results.items():
         assert images.shape == (i % 3 + 1, 2, 2, 3) and np.all(images == i)
+
+
+def test_a_click_waits_for_one_forward_pass_not_for_the_queued_sampler_draws():
+    """Mixed load (issue 22, item 8): clicks (1 vector) go before queued draws (16 vectors), a batch holds at
+    most max_rows vectors, and the draws still all come back, in their order of arrival."""
+    import threading
+    import time
+
+    from latentatlas.explorer.batching import DecodeBatcher
+
+    calls: list[list[float]] = []
+    gate = threading.Event()
+
+    def decode(vectors: np.ndarray) -> np.ndarray:
+        gate.wait(5)
+        calls.append(sorted(set(vectors[:, 0].tolist())))
+        return np.repeat(vectors[:, :1, None, None], 3, axis=3) * np.ones((1, 2, 2, 3))
+
+    batcher = DecodeBatcher(decode, max_rows=32)
+    results: dict[int, np.ndarray] = {}
+
+    def request(i: int, rows: int) -> None:
+        results[i] = batcher.decode(np.full((rows, 4), float(i)))
+
+    threads = [threading.Thread(target=request, args=(0, 16))]  # in flight while the rest queue up
+    threads[0].start()
+    time.sleep(0.2)
+    for i, rows in [(1, 16), (2, 16), (3, 16), (4, 1), (5, 1)]:
+        threads.append(threading.Thread(target=request, args=(i, rows)))
+        threads[-1].start()
+        time.sleep(0.05)
+    gate.set()
+    for thread in threads:
+        thread.join()
+    assert calls == [[0.0], [1.0, 4.0, 5.0], [2.0, 3.0]]  # the clicks ride with the first draw that fits
+    assert all(np.all(results[i] == i) for i in range(6)) and batcher.rows == 4 * 16 + 2
+
+
+def test_a_slow_first_fit_does_not_hold_up_fitted_samplers(state, monkeypatch):
+    import threading
+    import time
+
+    import latentatlas.explorer.state as state_module
+
+    state.sampler("diagonal-gaussian")  # fitted before
+    started, release = threading.Event(), threading.Event()
+    real = state_module.make_sampler
+
+    class SlowFit:
+        def fit(self, z):
+            started.set()
+            release.wait(5)
+            return real("gaussian").fit(z)
+
+    monkeypatch.setattr(state_module, "make_sampler", lambda name: SlowFit() if name == "gaussian" else real(name))
+    state._samplers.pop("gaussian", None)
+    slow = threading.Thread(target=state.sampler, args=("gaussian",))
+    slow.start()
+    assert started.wait(5)
+    t0 = time.perf_counter()
+    assert state.sampler("diagonal-gaussian") is not None
+    assert time.perf_counter() - t0 < 1.0  # not behind the fit that is still running
+    release.set()
+    slow.join()
 
 
 def test_a_decode_error_reaches_every_waiting_request_and_the_batcher_lives_on():

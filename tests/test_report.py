@@ -682,3 +682,99 @@ def test_a_run_inside_a_sweep_gets_the_sweep_section(tiny_run, tmp_path, listed)
     assert embedded(png((70, 80, 90))) in section
     assert '<tr class="hl"><td>synthetic</td><td>True</td>' not in section  # cells are formatted
     assert '<tr class="hl"><td>synthetic</td><td>yes</td><td>0.01</td><td>3.5</td><td>16</td>' in section
+
+
+def test_report_waits_for_the_runs_lock(tiny_run_copy, tmp_path, capsys, monkeypatch):
+    """`report` writes into the run like the other writers: it takes the run's lock (issue 22, item 7)."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import filelock, sys, time; lock = filelock.FileLock(sys.argv[1]); lock.acquire(); "
+         "print('held', flush=True); time.sleep(60)", str(tiny_run_copy.path / ".lock")],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        monkeypatch.setenv("LATENTATLAS_LOCK_TIMEOUT", "0.5")
+        assert main(["report", str(tiny_run_copy.path), "--no-umap"]) == 2
+        err = capsys.readouterr().err
+        assert "still in use by another latentatlas command" in err
+        assert not (tiny_run_copy.path / "report.html").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"latent_dim": 32}, "says latent dimension 32 but the z-points have 16 components"),
+        ({"latent_dim": -3}, "invalid .*config.json"),
+        ({"image_size": "big"}, "invalid .*config.json"),
+    ],
+)
+def test_report_refuses_a_broken_or_contradictory_config(tiny_run_copy, capsys, change, message):
+    """Every other command refuses such a config.json; the report must not show its values as the run's."""
+    path = tiny_run_copy.path / "config.json"
+    config = json.loads(path.read_text())
+    config["model"].update(change)
+    path.write_text(json.dumps(config))
+    assert main(["report", str(tiny_run_copy.path), "--no-umap"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("latentatlas: error:") and "\n" not in err and re.search(message, err), err
+    assert not (tiny_run_copy.path / "report.html").exists()
+
+
+def test_artifacts_of_an_earlier_store_are_stale_in_every_section_and_the_summary(tiny_analysed_run, tmp_path):
+    """Issue 22, item 4: after `encode R --data ...` rewrites the store, the report does not mix two stores:
+    the analysis, evaluation, samples, paths and attributes of the old store are marked stale with the command
+    that refreshes them, the summary does not present their verdicts as current, and the explorer's
+    regions follow the same rule."""
+    from latentatlas.data import DataConfig
+    from latentatlas.explorer.state import region_labels
+    from latentatlas.report.summary import read_artifacts, run_summary, summary_text
+    from latentatlas.store import encode_run
+
+    run = Run(shutil.copytree(tiny_analysed_run.path, tmp_path / "run"))  # copy2: the files keep their times
+    recorded = {"weights": "best", "weights_id": run.weights_id("best")}
+    write_sample(run, "gaussian-seed0", "gaussian", {}, **recorded)
+    row = {"name": "gaussian", "sampler": "gaussian", "options": {}, "kind": "sampler", "n": 16, "seed": 0}
+    write_evaluation(run, [row], findings=[finding("full-covariance-hits", "c", "agrees", "e")], **recorded)
+    (run.path / "paths" / "origin-to-centre").mkdir(parents=True)
+    info = {"kind": "origin-to-centre", "steps": 8, "options": {}, **recorded}
+    (run.path / "paths" / "origin-to-centre" / "info.json").write_text(json.dumps(info))
+    (run.path / "attributes").mkdir()
+    attributes = {"attributes": [], "findings": [finding("attributes-linear", "c", "agrees", "e")], **recorded}
+    (run.path / "attributes" / "attributes.json").write_text(json.dumps(attributes))
+
+    healthy = build_report(run, umap=False)
+    assert "stale" not in healthy.split("<main", 1)[-1].replace("p.stale", "")
+    assert "stale" not in summary_text(run_summary(read_artifacts(run)))
+    assert region_labels(run, 400)[1] is None
+
+    encode_run(run, DataConfig(source="synthetic-faces", image_size=32, synthetic_count=150), progress=False)
+    assert len(run.zpoints()) == 150
+    why = "computed from an earlier z-point store: `latentatlas encode` rewrote the store since"
+    why += " (it holds 150 z-points now)"
+    text = build_report(run, umap=False)
+    html_why = escape(why)
+    assert f"stale: the analysis was {html_why}; run `latentatlas analyze {run.path}` again." in text
+    assert f"stale: the evaluation was {html_why}; run `latentatlas evaluate {run.path}` again." in text
+    assert f"stale: the attribute analysis was {html_why}" in text
+    assert (
+        f"stale: this sample was {html_why}; run `latentatlas sample {run.path} --sampler gaussian -n 16 --seed 0`"
+        in text
+    )
+    assert (
+        f"stale: this path was {html_why}; run `latentatlas path {run.path} --kind origin-to-centre --steps 8`" in text
+    )
+    summary = run_summary(read_artifacts(run))
+    assert summary.rows and all(row.stale and row.shown_verdict.startswith("stale (") for row in summary.rows)
+    assert summary.ranking_sentence.startswith(f"Stale: the evaluation was {why}; refresh it with `latentatlas")
+    printed = summary_text(summary)
+    assert f"  the analysis was {why}; refresh it with `latentatlas analyze {run.path}`" in printed
+    assert "stale (agrees)" in printed and not any(line.startswith("agrees ") for line in printed.splitlines())
+    assert '<td class="v stale"' in text and '<td class="v agrees"' not in text  # the page's summary table
+    labels, note = region_labels(run, 150)
+    assert labels is None and note is not None and why in note

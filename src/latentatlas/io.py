@@ -184,6 +184,42 @@ def atomic_folder(path: str | os.PathLike, kind: str) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+# An output file carries this mark (an HTML meta tag, a PNG text chunk, a JSON field, a TorchScript extra
+# file) within its first bytes, so a later run of the same command knows the file is its own to replace.
+OUTPUT_MARK = "latentatlas-output"
+_MARK_BYTES = 65536
+
+
+def output_mark(kind: str) -> str:
+    """The text an output file of `kind` (the command that writes it: "report", "export", ...) embeds."""
+    return f"{OUTPUT_MARK}:{kind}"
+
+
+def check_output_file(path: str | os.PathLike, kind: str, force: bool = False) -> None:
+    """Refuse an output file that exists and is not an earlier output of the same command (`kind`).
+
+    An earlier output embeds `output_mark(kind)` in its first 64 KiB; anything else (a user's own notes,
+    a photo, another command's output) is replaced only with `force`. Call it for every file a command
+    will write before writing any of them, so a refusal leaves nothing written.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise LatentAtlasError(f"cannot write the file {path}: a folder of that name exists")
+    if force or not (path.exists() or path.is_symlink()):
+        return
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_MARK_BYTES)
+    except OSError:
+        head = b""
+    if output_mark(kind).encode("ascii") in head:
+        return
+    raise LatentAtlasError(
+        f"refusing to overwrite {path}: it exists and is not an earlier output of `latentatlas {kind}`; "
+        "choose another file name or add --force"
+    )
+
+
 def folder_lock(folder: str | os.PathLike, timeout: float | None = None) -> _FolderLock:
     """An advisory lock on a folder (a run): one writer at a time, reentrant within a process.
 

@@ -174,6 +174,7 @@ def _reconstruct_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="PNG file (default RUN/reconstructions.png); a .json summary is written beside it")
     p.add_argument("--columns", type=int, default=8, help="images per row")
     p.add_argument("--seed", type=int, default=0, help="which images are picked")
+    p.add_argument("--force", action="store_true", help="overwrite existing files that are not earlier reconstructions")
     _device_argument(p)
     _weights_argument(p)
 
@@ -195,6 +196,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
         ncols=args.columns,
         device=args.device,
         weights=args.weights,
+        force=args.force,
     )
     png = args.out or run.path / "reconstructions.png"
     print(f"wrote {png}: {summary['figures'][0]['caption']}")
@@ -213,6 +215,7 @@ COMMANDS.append(("reconstruct", "PNG grid of images and their reconstructions", 
 def _export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN", help="run folder made by `latentatlas train`")
     p.add_argument("--decoder", required=True, metavar="FILE", help="TorchScript file to write (e.g. decoder.pt)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file that is not an exported decoder")
     _weights_argument(p)
 
 
@@ -221,7 +224,7 @@ def _export(args: argparse.Namespace) -> int:
     from latentatlas.store import Run
 
     run = Run(args.run_dir)
-    info = export_decoder(run, args.decoder, weights=args.weights)
+    info = export_decoder(run, args.decoder, weights=args.weights, force=args.force)
     print(
         f"wrote {args.decoder}: TorchScript decoder, z ({info['latent_dim']},) -> image (3, {info['image_size']}, "
         f"{info['image_size']}) in [0, 1], {args.weights} weights {info['weights_id']}"

@@ -100,6 +100,7 @@ def _report_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN", help="run folder (sections whose inputs are missing name their command)")
     p.add_argument("--out", help="HTML file to write (default RUN/report.html)")
     p.add_argument("--no-umap", action="store_true", help="leave out the UMAP map of the bulk (it takes a while)")
+    p.add_argument("--force", action="store_true", help="overwrite an --out file that is not an earlier report")
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -108,7 +109,7 @@ def _report(args: argparse.Namespace) -> int:
     from latentatlas.store import Run
 
     run = Run(args.run_dir)
-    path = write_report(run, args.out, umap=not args.no_umap)
+    path = write_report(run, args.out, umap=not args.no_umap, force=args.force)
     print(summary_text(run_summary(read_artifacts(run))))
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, self-contained: open it in any browser)")
     return 0

@@ -40,7 +40,7 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from latentatlas.errors import LatentAtlasError
@@ -54,9 +54,12 @@ STATIC_DIR = Path(__file__).with_name("static")
 MAX_BODY_BYTES = 1 << 20
 LOCAL_HOSTS = ("127.0.0.1", "localhost")
 Basis = Literal["axes", "pca", "umap"]  # "umap": the nonlinear map; a click decodes the nearest real point
-Coordinate = Annotated[float, Field(ge=-COORD_LIMIT, le=COORD_LIMIT, allow_inf_nan=False)]
-Base = Literal["centre"] | Annotated[int, Field(ge=0)]
-Plane = tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]]
+# Strict fields: JSON true is not the number 1 and "5" is not 5 (a client sending them has a bug to hear about).
+# Strict per field, not per model: a strict model would also refuse JSON lists for the tuple fields.
+Coordinate = Annotated[float, Field(strict=True, ge=-COORD_LIMIT, le=COORD_LIMIT, allow_inf_nan=False)]
+Index = Annotated[int, Field(strict=True, ge=0)]
+Base = Literal["centre"] | Index
+Plane = tuple[Index, Index]
 
 
 # ----------------------------------------------------------------------------- request models
@@ -78,7 +81,7 @@ class DecodeRequest(_Strict):
     plane: Plane | None = None
     coords: tuple[Coordinate, Coordinate] | None = None
     base: Base = "centre"
-    detect_face: bool = True
+    detect_face: StrictBool = True
 
     @model_validator(mode="after")
     def _one_kind_of_point(self) -> DecodeRequest:
@@ -92,19 +95,19 @@ class DecodeRequest(_Strict):
 class PathRequest(PlaneRequest):
     start: tuple[Coordinate, Coordinate]
     end: tuple[Coordinate, Coordinate]
-    steps: Annotated[int, Field(ge=2, le=MAX_STEPS)] = 8
+    steps: Annotated[int, Field(strict=True, ge=2, le=MAX_STEPS)] = 8
     method: Literal["linear", "slerp"] = "linear"
-    detect_face: bool = True
+    detect_face: StrictBool = True
 
 
 class SampleRequest(_Strict):
-    sampler: str = Field(min_length=1, max_length=64)
-    n: Annotated[int, Field(ge=1, le=MAX_SAMPLES)] = 16
-    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
+    sampler: str = Field(strict=True, min_length=1, max_length=64)
+    n: Annotated[int, Field(strict=True, ge=1, le=MAX_SAMPLES)] = 16
+    seed: Annotated[int, Field(strict=True, ge=0, le=2**32 - 1)] = 0
     basis: Basis = "axes"
     plane: Plane
-    images: bool = True
-    detect_face: bool = True
+    images: StrictBool = True
+    detect_face: StrictBool = True
 
 
 # ----------------------------------------------------------------------------- the app
@@ -148,7 +151,9 @@ def create_app(
     `hosts` are the Host header names it answers (see `allowed_hosts`); any other gets 400.
     """
     explorer = ExplorerState(run, max_points=max_points)
-    app = FastAPI(title=f"latentatlas explorer: {explorer.run.path.name}", docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title=f"latentatlas explorer: {explorer.run.path.name}", docs_url=None, redoc_url=None, openapi_url=None
+    )
     app.state.explorer = explorer
     # The last added is outermost: every answer (a refusal too) gets the security headers, and a
     # foreign Host is refused before a body is read.

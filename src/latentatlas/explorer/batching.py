@@ -7,6 +7,10 @@ one decoding thread, which takes everything queued when it gets free, decodes it
 and hands each request its own rows back. A lone request is decoded at once (no waiting window);
 under load the batches grow by themselves. Encoding PNGs and the face detector stay in the request
 threads, where they run in parallel.
+
+Under a mixed load the smallest jobs go first and a batch holds at most `max_rows` vectors: a click
+(one vector) never waits behind more than the one forward pass in flight, however many sampler draws
+(16 vectors each) are queued; those follow in the next batches, in their order of arrival.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ class DecodeBatcher:
     decode : callable
         (m, N) float32 latent vectors -> (m, H, W, 3) uint8 images.
     max_rows : int
-        At most this many vectors per forward pass (a single larger request is still decoded whole).
+        At most this many vectors per forward pass (a single larger request is still decoded whole); it
+        bounds how long a click waits for the pass in flight.
 
     Attributes
     ----------
@@ -42,12 +47,13 @@ class DecodeBatcher:
         Forward passes run and vectors decoded so far.
     """
 
-    def __init__(self, decode: Callable[[np.ndarray], np.ndarray], *, max_rows: int = 256):
+    def __init__(self, decode: Callable[[np.ndarray], np.ndarray], *, max_rows: int = 32):
         self.decode_function = decode
         self.max_rows = max_rows
         self.batches = 0
         self.rows = 0
         self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._waiting: list[_Job] = []  # taken from the queue, left for a later batch (only the worker touches it)
         self._worker: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
@@ -67,15 +73,22 @@ class DecodeBatcher:
                 self._worker.start()
 
     def _take_batch(self) -> list[_Job]:
-        jobs = [self._queue.get()]
-        rows = len(jobs[0].vectors)
-        while rows < self.max_rows:
+        """The next batch: everything queued, smallest jobs first (oldest first among equals), up to `max_rows`."""
+        if not self._waiting:
+            self._waiting.append(self._queue.get())
+        while True:
             try:
-                job = self._queue.get_nowait()
+                self._waiting.append(self._queue.get_nowait())
             except queue.Empty:
+                break
+        self._waiting.sort(key=lambda job: len(job.vectors))  # stable: arrival order among equal sizes
+        jobs, rows = [], 0
+        for job in self._waiting:
+            if jobs and rows + len(job.vectors) > self.max_rows:
                 break
             jobs.append(job)
             rows += len(job.vectors)
+        self._waiting = self._waiting[len(jobs) :]
         return jobs
 
     def _serve(self) -> None:

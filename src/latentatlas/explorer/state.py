@@ -30,6 +30,7 @@ from latentatlas.errors import LatentAtlasError
 from latentatlas.evaluation import FaceDetector
 from latentatlas.explorer.batching import DecodeBatcher
 from latentatlas.io import data_uri, load_npy, read_json
+from latentatlas.report.artifacts import provenance, stale_reason
 from latentatlas.samplers import SAMPLERS, make_sampler
 from latentatlas.stats import PCA, Mahalanobis, moments
 from latentatlas.store import Run
@@ -46,8 +47,8 @@ REGION_COLUMN = "region"  # the analysis's regions (analysis/region_labels.npy),
 def region_labels(run: Run, n_rows: int) -> tuple[np.ndarray | None, str | None]:
     """The region of every z-point from `latentatlas analyze` (analysis/region_labels.npy), or None and why.
 
-    The labels are used only when the analysis was computed from the z-points the store holds now (the
-    same weights, the same number of rows).
+    The labels are used only when the analysis was computed from the z-points the store holds now
+    (`report.artifacts.stale_reason`, the rule the report marks stale artifacts by) and match its rows.
     """
     command = f"latentatlas analyze {run.path}"
     path = run.path / "analysis" / "analysis.json"
@@ -63,8 +64,9 @@ def region_labels(run: Run, n_rows: int) -> tuple[np.ndarray | None, str | None]
         labels = np.asarray(load_npy(run.path / "analysis" / name, mmap=False))
     except (LatentAtlasError, OSError, AttributeError, ValueError) as exc:
         return None, f"no regions: the analysis could not be read ({exc}); run `{command}` again"
-    if analysis.get("weights_id") != run.provenance().get("weights_id"):
-        return None, f"no regions: the analysis is stale (other weights than the z-points); run `{command}` again"
+    stale = stale_reason(run, provenance(analysis if isinstance(analysis, dict) else {}, path))
+    if stale is not None:
+        return None, f"no regions: the analysis is stale ({stale}); run `{command}` again"
     if labels.shape != (n_rows,) or not np.issubdtype(labels.dtype, np.integer) or (labels < 0).any():
         return None, f"no regions: region_labels.npy does not match the {n_rows} z-points; run `{command}` again"
     return labels.astype(np.int64), None
@@ -122,6 +124,7 @@ class ExplorerState:
         self.token = uuid.uuid4().hex[:12]
         self.sampler_names = list(SAMPLERS)
         self._samplers: dict[str, Any] = {}
+        self._sampler_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         self._images: np.ndarray | None = None
         self._images_failed = False
@@ -295,7 +298,14 @@ class ExplorerState:
     def sampler(self, name: str) -> Any:
         if name not in self.sampler_names:
             raise LatentAtlasError(f"unknown sampler {name!r}; choose from {', '.join(self.sampler_names)}")
-        with self._lock:  # fit each sampler once, even when requests arrive together
+        fitted = self._samplers.get(name)
+        if fitted is not None:
+            return fitted
+        with self._lock:
+            lock = self._sampler_locks.setdefault(name, threading.Lock())
+        # Fit each sampler once, even when requests arrive together, under its own lock: a slow first fit
+        # (a flow: seconds) must not hold up the draws of the samplers already fitted, nor the images.
+        with lock:
             if name not in self._samplers:
                 self._samplers[name] = make_sampler(name).fit(self.z_fit)
             return self._samplers[name]

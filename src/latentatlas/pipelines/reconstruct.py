@@ -14,9 +14,11 @@ import torch
 from latentatlas import checks
 from latentatlas.decoding import decode_latents, encode_images
 from latentatlas.errors import LatentAtlasError
-from latentatlas.io import atomic_path, write_json
+from latentatlas.io import atomic_path, check_output_file, output_mark, write_json
 from latentatlas.plots import save_image_grid
 from latentatlas.store import Run
+
+KIND = "reconstruct"  # the command whose outputs the grid and its JSON are
 
 
 def reconstruct(
@@ -51,14 +53,20 @@ def save_reconstructions(
     ncols: int = 8,
     device: torch.device | str | None = None,
     weights: str = "best",
+    force: bool = False,
 ) -> dict:
     """PNG grid of originals (rows 1, 3, 5, ...) with their reconstructions right below (rows 2, 4, 6, ...).
 
-    Writes the PNG and a JSON beside it (same name, .json) with the MSE and the figure caption.
+    Writes the PNG and a JSON beside it (same name, .json) with the MSE and the figure caption. Existing files
+    at `path` that are not earlier reconstructions are refused unless `force` (RUN/reconstructions.png is
+    the run's own).
     """
+    own = path is None or force
     path = Path(path) if path is not None else run.path / "reconstructions.png"
     if path.suffix.lower() != ".png":
         raise LatentAtlasError(f"the reconstruction grid is a PNG; give a file name ending in .png, not {path.name}")
+    for file in (path, path.with_suffix(".json")):  # both before either is written
+        check_output_file(file, KIND, force=own)
     originals, recon = reconstruct(run, n, subset, seed, device, weights)
     ncols = max(1, min(ncols, len(originals)))
     rows = []
@@ -67,9 +75,12 @@ def save_reconstructions(
         pad = ncols - len(originals[block])
         filler = np.full((pad, *originals.shape[1:]), 255, np.uint8)
         rows += [originals[block], filler, recon[block], filler]
-    save_image_grid(np.concatenate(rows), path, ncols=ncols, scale=2 if originals.shape[1] <= 64 else 1)
+    save_image_grid(
+        np.concatenate(rows), path, ncols=ncols, scale=2 if originals.shape[1] <= 64 else 1, mark=output_mark(KIND)
+    )
     mse = float(np.mean((originals.astype(np.float32) / 255 - recon.astype(np.float32) / 255) ** 2))
     summary = {
+        "output": output_mark(KIND),  # first, so a later reconstruct recognises the file as its own
         "run": str(run.path),
         "subset": subset,
         "n": len(originals),
@@ -88,17 +99,20 @@ def save_reconstructions(
     return summary
 
 
-def export_decoder(run: Run, path: str | os.PathLike, weights: str = "best") -> dict:
+def export_decoder(run: Run, path: str | os.PathLike, weights: str = "best", force: bool = False) -> dict:
     """Write the decoder as a TorchScript file (z (B, latent_dim) -> images (B, 3, S, S) in [0, 1], on CPU).
 
     `torch.jit.load` of the file runs no Python code. The file carries latentatlas.json (latent
-    dimension, image size, weights id) as an extra file; returns that description.
+    dimension, image size, weights id) as an extra file; returns that description. An existing file that is
+    not an exported decoder is refused unless `force`.
     """
     path = Path(path)
     if path.is_dir():
         raise LatentAtlasError(f"{path} is a folder; give a file name for the decoder, e.g. decoder.pt")
+    check_output_file(path, "export", force=force)
     decoder = run.load_model("cpu", weights).decoder.eval()
     info = {
+        "output": output_mark("export"),  # the extra file lies in the first bytes: a later export recognises it
         "format": "latentatlas-decoder",
         "latent_dim": run.model_config.latent_dim,
         "image_size": run.model_config.image_size,

@@ -6,7 +6,7 @@ import math
 import os
 
 import numpy as np
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from latentatlas.errors import LatentAtlasError
 from latentatlas.io import atomic_path
@@ -27,13 +27,21 @@ def image_grid(images: np.ndarray, ncols: int | None = None, pad: int = 2) -> np
     return grid
 
 
-def save_image_grid(images: np.ndarray, path: str | os.PathLike, ncols: int | None = None, scale: int = 1) -> None:
-    """Write uint8 images (n, H, W, 3) as one PNG grid; `scale` enlarges small images (nearest neighbour)."""
+def save_image_grid(
+    images: np.ndarray, path: str | os.PathLike, ncols: int | None = None, scale: int = 1, mark: str | None = None
+) -> None:
+    """Write uint8 images (n, H, W, 3) as one PNG grid; `scale` enlarges small images (nearest neighbour).
+
+    `mark` (io.output_mark) goes into a "Software" text chunk, written before the pixels."""
     picture = Image.fromarray(image_grid(images, ncols))
     if scale > 1:
         picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
     with atomic_path(path) as tmp:
-        picture.save(tmp, format="PNG")
+        text = None
+        if mark is not None:
+            text = PngImagePlugin.PngInfo()
+            text.add_text("Software", mark)
+        picture.save(tmp, format="PNG", pnginfo=text)
 
 
 def split_grid(picture: np.ndarray, tile: int, pad: int = 2) -> np.ndarray:

@@ -28,6 +28,7 @@ from typing import Any
 from latentatlas.errors import LatentAtlasError
 from latentatlas.findings import Finding
 from latentatlas.samplers import make_sampler
+from latentatlas.store import Run
 
 IDENTITY_FIELDS = ("name", "kind", "sampler", "options", "seed", "weights", "weights_id")
 PROVENANCE_FIELDS = ("weights", "weights_id")
@@ -70,17 +71,55 @@ def as_str(value: Any) -> str | None:
 
 @dataclass(frozen=True)
 class Provenance:
-    """Which weights an artifact was computed from: the run's "best" or "last" ones, and their id then."""
+    """What an artifact was computed from: the run's "best" or "last" weights and their id then (None where
+    not recorded), and its JSON file, whose modification time tells which z-point store it saw."""
 
-    which: str
-    weights_id: str
+    which: str | None
+    weights_id: str | None
+    source: Path | None = None
 
 
-def provenance(data: dict) -> Provenance | None:
+def provenance(data: dict, source: Path | None = None) -> Provenance:
     which, weights_id = as_str(data.get("weights")), as_str(data.get("weights_id"))
     if which in ("best", "last") and weights_id is not None:
-        return Provenance(which, weights_id)
-    return None
+        return Provenance(which, weights_id, source)
+    return Provenance(None, None, source)
+
+
+def current_weights(run: Run, which: str = "best") -> str | None:
+    """The id of the run's `which` ("best" / "last") weights now; None when it cannot be told."""
+    try:
+        return run.weights_id(which)
+    except (LatentAtlasError, OSError):
+        return None
+
+
+def stale_reason(run: Run, recorded: Provenance) -> str | None:
+    """Why an artifact no longer describes the run's z-points, or None: the one rule of the report and the
+    explorer. It is stale when computed from other weights than the run's now, or when the z-point store was
+    rewritten after it (`encode`, e.g. of another --data: the artifact then describes points that are gone).
+
+    The store's time is its zpoints.json's modification time (copy a run with its times, `cp -a`)."""
+    if recorded.which is not None and recorded.weights_id is not None:
+        now = current_weights(run, recorded.which)
+        if now is not None and now != recorded.weights_id:
+            return (
+                f"computed from {recorded.which} weights {recorded.weights_id}, the run's {recorded.which} "
+                f"weights are now {now}"
+            )
+    store = run.zpoints_file("zpoints.json")
+    try:
+        rewritten = recorded.source is not None and store.stat().st_mtime_ns > recorded.source.stat().st_mtime_ns
+    except OSError:  # no store, or no artifact file: nothing to compare
+        return None
+    if not rewritten:
+        return None
+    try:
+        count = as_int(json.loads(store.read_text(encoding="utf-8")).get("n"))
+    except (OSError, ValueError, AttributeError):
+        count = None
+    now_holds = f" (it holds {count} z-points now)" if count is not None else ""
+    return f"computed from an earlier z-point store: `latentatlas encode` rewrote the store since{now_holds}"
 
 
 @dataclass(frozen=True)
@@ -202,14 +241,15 @@ class PathFolder:
     folder: Path
     info: dict
     figures: list[FigureFile] = field(default_factory=list)
-    weights: Provenance | None = None
+    weights: Provenance | None = None  # None: no info.json
 
 
 def read_analysis(folder: Path, problems: Problems) -> Analysis | None:
     data = problems.read_json(folder / "analysis.json")
     if data is None:
         return None
-    return Analysis(data, figures(data, folder), findings(data, "analysis/analysis.json", problems), provenance(data))
+    found = findings(data, "analysis/analysis.json", problems)
+    return Analysis(data, figures(data, folder), found, provenance(data, folder / "analysis.json"))
 
 
 def read_samples(root: Path, problems: Problems) -> list[Sample]:
@@ -228,7 +268,7 @@ def read_samples(root: Path, problems: Problems) -> list[Sample]:
                 seed=as_int(info.get("seed")),
                 info=info,
                 figures=figures(info, folder),
-                weights=provenance(info),
+                weights=provenance(info, folder / "info.json"),
             )
         )
     return out
@@ -255,7 +295,7 @@ def read_evaluation(folder: Path, problems: Problems) -> Evaluation | None:
         settings=as_dict(data.get("settings")),
         figures=figures(data, folder),
         findings=findings(data, "evaluation/evaluation.json", problems),
-        weights=provenance(data),
+        weights=provenance(data, folder / "evaluation.json"),
     )
 
 
@@ -265,7 +305,7 @@ def read_paths(root: Path, problems: Problems) -> list[PathFolder]:
     out = []
     for folder in folders:
         info = problems.read_json(folder / "info.json") or {}
-        out.append(PathFolder(folder, info, figures(info, folder), provenance(info)))
+        out.append(PathFolder(folder, info, figures(info, folder), provenance(info, folder / "info.json")))
     return out
 
 
@@ -307,5 +347,5 @@ def read_attributes(folder: Path, problems: Problems) -> Attributes | None:
         strips=strips,
         conditional=as_records(data.get("conditional")),
         findings=findings(data, "attributes/attributes.json", problems),
-        weights=provenance(data),
+        weights=provenance(data, folder / "attributes.json"),
     )

@@ -25,10 +25,10 @@ import pandas as pd
 from markupsafe import Markup
 
 from latentatlas.errors import LatentAtlasError
-from latentatlas.io import data_uri, write_text
+from latentatlas.io import check_output_file, data_uri, load_npy, output_mark, write_text
 from latentatlas.plots import figure_png, plot_training_curves
 from latentatlas.report.analysis_sections import analysis_sections
-from latentatlas.report.artifacts import FigureFile, Problems, as_dict
+from latentatlas.report.artifacts import FigureFile, Problems, as_dict, current_weights
 from latentatlas.report.artifacts import figures as artifact_figures
 from latentatlas.report.attributes import attributes_section
 from latentatlas.report.blocks import Block, Details, Figure, KeyValues, Missing, Section, Text, key_values
@@ -41,7 +41,6 @@ from latentatlas.report.common import (
     SECTIONS,
     SWEEP,
     SectionSpec,
-    current_weights,
     figure,
 )
 from latentatlas.report.maps import umap_blocks
@@ -187,17 +186,43 @@ def build_report(run: Run | str | os.PathLike, umap: bool = True) -> str:
             sections=story(blocks),
             problems=list(problems),
             fold_rows=FOLD_ROWS,
+            output_mark=output_mark("report"),  # lets a later `report --out` recognise the file as its own
         )
     )
 
 
-def write_report(run: Run | str | os.PathLike, out: str | os.PathLike | None = None, umap: bool = True) -> Path:
-    """Write RUN/report.html (or `out`) atomically and return its path."""
+def check_run(run: Run) -> None:
+    """Refuse a run whose config.json the other commands refuse: invalid values, or a latent dimension that
+    contradicts the z-point store (one clear line), rather than showing its values as the run's."""
+    if run.imported:
+        return
+    config = run.config  # validated by type and range, as every command reads it
+    if run.has_zpoints():
+        z = load_npy(run.zpoints_file("zpoints.npy"))
+        if z.ndim == 2 and z.shape[1] != config.model.latent_dim:
+            raise LatentAtlasError(
+                f"{run.path / 'config.json'} says latent dimension {config.model.latent_dim} but the z-points "
+                f"have {z.shape[1]} components: the run's config.json is not the one it was trained with"
+            )
+
+
+def write_report(
+    run: Run | str | os.PathLike, out: str | os.PathLike | None = None, umap: bool = True, force: bool = False
+) -> Path:
+    """Write RUN/report.html (or `out`) atomically, holding the run's lock, and return its path.
+
+    An existing `out` that is not an earlier report is refused unless `force` (RUN/report.html is the
+    run's own)."""
     run = run if isinstance(run, Run) else Run(run)
     path = Path(out) if out is not None else run.path / "report.html"
     if path.suffix.lower() not in (".html", ".htm"):
         raise LatentAtlasError(f"the report is an HTML file; give a name ending in .html, not {path.name}")
-    write_text(path, build_report(run, umap=umap))
+    check_output_file(path, "report", force=force or out is None)
+    with run.lock():
+        check_run(run)
+        text = build_report(run, umap=umap)
+        check_output_file(path, "report", force=force or out is None)  # again: it may have appeared meanwhile
+        write_text(path, text)
     return path
 
 

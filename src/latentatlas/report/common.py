@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from latentatlas.errors import LatentAtlasError
 from latentatlas.findings import Finding
 from latentatlas.io import data_uri
-from latentatlas.report.artifacts import FigureFile, Provenance
+from latentatlas.report.artifacts import FigureFile, Provenance, stale_reason
 from latentatlas.report.blocks import Block, Figure, Text, Verdict
 from latentatlas.store import Run
 
@@ -119,26 +118,12 @@ def figure(file: FigureFile) -> Figure:
     return Figure(data_uri(file.path.read_bytes(), mime), file.caption)
 
 
-def current_weights(run: Run, which: str = "best") -> str | None:
-    """The id of the run's `which` ("best" / "last") weights now; None when it cannot be told."""
-    try:
-        return run.weights_id(which)
-    except (LatentAtlasError, OSError):
-        return None
-
-
 def stale_note(what: str, recorded: Provenance | None, run: Run, command: str) -> Text | None:
-    """A "stale" note when `recorded` weights are not the run's current ones; None when fresh or unrecorded."""
-    if recorded is None:
+    """A "stale" note naming `command` when `artifacts.stale_reason` finds `recorded` stale; None when current."""
+    reason = stale_reason(run, recorded) if recorded is not None else None
+    if reason is None:
         return None
-    now = current_weights(run, recorded.which)
-    if now is None or now == recorded.weights_id:
-        return None
-    return Text(
-        style="stale",
-        text=f"stale: {what} was computed from {recorded.which} weights {recorded.weights_id}, the run's "
-        f"{recorded.which} weights are now {now}; run `{command}` again.",
-    )
+    return Text(style="stale", text=f"stale: {what} was {reason}; run `{command}` again.")
 
 
 def verdicts(found: list[Finding], stale: bool = False) -> list[Block]:

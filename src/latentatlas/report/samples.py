@@ -76,6 +76,24 @@ def evaluate_command(run: Run, sample: Sample) -> str:
     return f"latentatlas evaluate {run.path} --samplers {name} -n {n} --seed {seed}{option_flags(sample.options)}"
 
 
+def sample_command(run: Run, sample: Sample) -> str:
+    """The `latentatlas sample` line that draws this sample again (from the z-points the store holds now)."""
+    name = sample.sampler or "SAMPLER"
+    n = sample.n if sample.n is not None else "N"
+    seed = sample.seed if sample.seed is not None else "SEED"
+    return f"latentatlas sample {run.path} --sampler {name} -n {n} --seed {seed}{option_flags(sample.options)}"
+
+
+def path_command(run: Run, info: dict) -> str:
+    """The `latentatlas path` line of a path folder, as far as its info.json records it."""
+    kind = info.get("kind") if isinstance(info.get("kind"), str) else "KIND"
+    steps = f" --steps {info['steps']}" if isinstance(info.get("steps"), int) else ""
+    options = info.get("options")
+    options = options if isinstance(options, dict) else {}
+    given = {k: v for k, v in options.items() if k not in ("kind", "steps", "run_dir", "out") and v is not None}
+    return f"latentatlas path {run.path} --kind {kind}{steps}{option_flags(given)}"
+
+
 def _score_table(rows: list[EvaluationRow]) -> Table:
     return records([row.scores() for row in rows])
 
@@ -97,7 +115,7 @@ def sample_group(run: Run, sample: Sample, evaluation: Evaluation | None) -> Gro
         blocks.append(_score_table(matching))
     else:
         blocks.append(Missing("This sample", evaluate_command(run, sample), state="was not evaluated"))
-    note = stale_note("this sample", sample.weights, run, f"latentatlas sample {run.path} ...")
+    note = stale_note("this sample", sample.weights, run, sample_command(run, sample))
     stale = note is not None
     if note is not None:
         blocks.insert(0, note)
@@ -168,7 +186,7 @@ def path_section(run: Run, problems: Problems) -> list[Block]:
         points = as_records(path.info.get("points"))
         if points:
             blocks += [Heading("Per step"), records(points)]
-        note = stale_note("this path", path.weights, run, f"latentatlas path {run.path} ...")
+        note = stale_note("this path", path.weights, run, path_command(run, path.info))
         stale = note is not None
         if note is not None:
             blocks.insert(0, note)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from latentatlas.findings import Finding
 from latentatlas.report.analysis_sections import CLAIMS
@@ -27,6 +27,7 @@ from latentatlas.report.artifacts import (
     read_analysis,
     read_attributes,
     read_evaluation,
+    stale_reason,
 )
 from latentatlas.report.attributes import CONDITIONAL, LINEAR
 from latentatlas.report.blocks import format_number
@@ -35,6 +36,7 @@ from latentatlas.report.ranking import Ranking, as_number, ranking_sentence, sam
 from latentatlas.store import Run
 
 NOT_MEASURED = "not measured"
+REFRESH = {"analysis": "analyze", "evaluation": "evaluate", "attributes": "attributes"}  # source -> command
 SHORT_CLAIMS = {  # the claims the package decides today, in a few words (others are cut to SHORT_LENGTH)
     "origin-position": "the origin lies at the bulk's border",
     "dominant-components": "a few components dominate",
@@ -68,6 +70,12 @@ class SummaryRow:
     evidence: str
     source: str  # the file it comes from: "analysis", "evaluation" or "attributes"
     anchor: str  # the report's element id that shows it
+    stale: str = ""  # why the verdict is not current and the command that refreshes it ("" when current)
+
+    @property
+    def shown_verdict(self) -> str:
+        """The verdict as shown: a stale one is never presented as current."""
+        return f"stale ({self.verdict})" if self.stale else self.verdict
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,9 @@ class Artifacts:
     encoded: bool = False
     reconstructions: bool = False
     samples: int = 0
+    # per source ("analysis", "evaluation", "attributes") computed from other z-points than the store's now:
+    # why, and the command that refreshes it (`artifacts.stale_reason`, the rule the report sections use)
+    stale: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -114,11 +125,22 @@ def read_artifacts(run: Run, problems: Problems | None = None) -> Artifacts:
     problems = problems if problems is not None else Problems()
     evaluation_json = problems.read_json(run.path / "evaluation" / "evaluation.json") or {}
     samples = run.path / "samples"
+    read = {
+        "analysis": read_analysis(run.path / "analysis", problems),
+        "evaluation": read_evaluation(run.path / "evaluation", problems),
+        "attributes": read_attributes(run.path / "attributes", problems),
+    }
+    stale = {}
+    for source, found in read.items():
+        reason = stale_reason(run, found.weights) if found is not None and found.weights is not None else None
+        if reason is not None:
+            stale[source] = f"the {source} was {reason}; refresh it with `latentatlas {REFRESH[source]} {run.path}`"
     return Artifacts(
         run=run.path,
-        analysis=read_analysis(run.path / "analysis", problems),
-        evaluation=read_evaluation(run.path / "evaluation", problems),
-        attributes=read_attributes(run.path / "attributes", problems),
+        analysis=cast(Analysis | None, read["analysis"]),
+        evaluation=cast(Evaluation | None, read["evaluation"]),
+        attributes=cast(Attributes | None, read["attributes"]),
+        stale=stale,
         ranking_lines=[line for line in evaluation_json.get("ranking", []) if isinstance(line, str)]
         if isinstance(evaluation_json.get("ranking"), list)
         else [],
@@ -197,11 +219,22 @@ def _claim_anchor(key: str) -> str:
     return FURTHER.anchor
 
 
-def _row(finding: Finding, source: str, anchor: str, number: tuple[str, str] | None) -> SummaryRow:
+def _row(
+    finding: Finding, source: str, anchor: str, number: tuple[str, str] | None, stale: dict[str, str]
+) -> SummaryRow:
     label, value = number if number is not None else ("", "—")
     short = SHORT_CLAIMS.get(finding.key) or _cut(finding.claim)
     return SummaryRow(
-        finding.key, finding.claim, short, finding.verdict, value, label, finding.evidence, source, anchor
+        finding.key,
+        finding.claim,
+        short,
+        finding.verdict,
+        value,
+        label,
+        finding.evidence,
+        source,
+        anchor,
+        stale.get(source, ""),
     )
 
 
@@ -216,7 +249,8 @@ def finding_rows(artifacts: Artifacts) -> list[SummaryRow]:
     analysis, evaluation, attributes = artifacts.analysis, artifacts.evaluation, artifacts.attributes
     if analysis is not None:
         rows += [
-            _row(f, "analysis", _claim_anchor(f.key), _analysis_number(f.key, analysis.data)) for f in analysis.findings
+            _row(f, "analysis", _claim_anchor(f.key), _analysis_number(f.key, analysis.data), artifacts.stale)
+            for f in analysis.findings
         ]
         decided = {f.key for f in analysis.findings}
         for claims in CLAIMS.values():
@@ -237,17 +271,18 @@ def finding_rows(artifacts: Artifacts) -> list[SummaryRow]:
                             why,
                             "analysis",
                             f"claim-{claim.keys[0]}",
+                            artifacts.stale.get("analysis", ""),
                         )
                     )
     if evaluation is not None:
         records = [row.record for row in evaluation.rows]
         for f in evaluation.findings:
             anchor = UNIFORM.anchor if "uniform" in f.key else SAMPLERS.anchor
-            rows.append(_row(f, "evaluation", anchor, _evaluation_number(f.key, records)))
+            rows.append(_row(f, "evaluation", anchor, _evaluation_number(f.key, records), artifacts.stale))
     if attributes is not None:
         for f in attributes.findings:
             anchor = f"claim-{f.key}" if f.key in (LINEAR, CONDITIONAL) else ATTRIBUTES.anchor
-            rows.append(_row(f, "attributes", anchor, _attributes_number(f.key, attributes)))
+            rows.append(_row(f, "attributes", anchor, _attributes_number(f.key, attributes), artifacts.stale))
     return rows
 
 
@@ -272,10 +307,13 @@ def run_summary(artifacts: Artifacts) -> Summary:
     """The summary of a run from its read artifacts (no file is touched)."""
     records = [row.record for row in artifacts.evaluation.rows] if artifacts.evaluation is not None else []
     ranking = sampler_ranking(records)
+    sentence = ranking_sentence(ranking, artifacts.run)
+    if records and "evaluation" in artifacts.stale:
+        sentence = f"Stale: {artifacts.stale['evaluation']}. It said: {sentence}"
     return Summary(
         run=str(artifacts.run),
         rows=finding_rows(artifacts),
-        ranking_sentence=ranking_sentence(ranking, artifacts.run),
+        ranking_sentence=sentence,
         ranking=ranking,
         missing=missing_steps(artifacts),
     )
@@ -285,11 +323,16 @@ def summary_text(summary: Summary, width: int = 100) -> str:
     """The summary as plain text for a terminal: the verdict table, the ranking sentence, the missing steps."""
     lines = [f"Summary of {summary.run}", ""]
     if summary.rows:
-        claim_width = max(20, width - 48)
-        lines.append(f"{'verdict':<13} {'number':<26} claim")
+        verdict_width = max(13, *(len(row.shown_verdict) + 1 for row in summary.rows))
+        claim_width = max(20, width - 35 - verdict_width)
+        lines.append(f"{'verdict':<{verdict_width}} {'number':<26} claim")
         for row in summary.rows:
             claim = row.short if len(row.short) <= claim_width else row.short[: claim_width - 1] + "…"
-            lines.append(f"{row.verdict:<13} {row.number:<26} {claim}")
+            lines.append(f"{row.shown_verdict:<{verdict_width}} {row.number:<26} {claim}")
+        notes = list(dict.fromkeys(row.stale for row in summary.rows if row.stale))
+        if notes:
+            lines += ["", "Stale (verdicts not about the run's z-points now):"]
+            lines += [f"  {note}" for note in notes]
     else:
         lines.append("No finding has been computed yet.")
     lines += ["", "Samplers: " + summary.ranking_sentence]

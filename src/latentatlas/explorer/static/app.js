@@ -310,7 +310,7 @@ async function decodeAt(x, y) {
 }
 
 async function decodePath(start, end) {
-  const steps = Math.max(2, Math.min(Number($("steps").value) || 8, state.info.limits.max_steps));
+  const steps = Math.max(2, Math.min(Math.floor(Number($("steps").value)) || 8, state.info.limits.max_steps));
   $("steps").value = steps;
   const method = $("method").value;
   state.path = {start, end, points: [start, end]};
@@ -344,7 +344,7 @@ function fillStrip(container, answer) {
 
 async function drawSamples(withImages = true) {
   const sampler = $("sampler").value;
-  const n = Math.max(1, Math.min(Number($("sample-n").value) || 16, state.info.limits.max_samples));
+  const n = Math.max(1, Math.min(Math.floor(Number($("sample-n").value)) || 16, state.info.limits.max_samples));
   const seed = Math.max(0, Math.floor(Number($("sample-seed").value) || 0));
   $("sample-n").value = n;
   setStatus(`sampling ${n} from ${sampler}…`);
