@@ -778,3 +778,32 @@ def test_artifacts_of_an_earlier_store_are_stale_in_every_section_and_the_summar
     assert '<td class="v stale"' in text and '<td class="v agrees"' not in text  # the page's summary table
     labels, note = region_labels(run, 150)
     assert labels is None and note is not None and why in note
+
+
+def test_staleness_follows_the_stores_content_id_not_file_times(tiny_analysed_run, tmp_path):
+    """A run copied without its file times (`cp -r`: the store's zpoints.json newer than the analysis) is still
+    current, because the analysis recorded the store's content id; an analysis that recorded another store's
+    id is stale whatever the times say."""
+    from latentatlas.report.artifacts import provenance, stale_reason
+
+    run = Run(shutil.copytree(tiny_analysed_run.path, tmp_path / "run", copy_function=shutil.copy))
+    analysis_file = run.path / "analysis" / "analysis.json"
+    store_file = run.zpoints_file("zpoints.json")
+    recorded = json.loads(analysis_file.read_text())
+    assert recorded["store_id"] == json.loads(store_file.read_text())["store_id"] == run.provenance()["store_id"]
+    store_file.touch()  # newer than the analysis, as after a copy that does not keep times
+    assert stale_reason(run, provenance(recorded, analysis_file)) is None
+    other = {**recorded, "store_id": "0123456789abcdef"}
+    analysis_file.touch()  # now the analysis is the newer file, yet it saw another store
+    assert "earlier z-point store" in (stale_reason(run, provenance(other, analysis_file)) or "")
+    legacy = {key: value for key, value in recorded.items() if key != "store_id"}
+    store_file.touch()
+    assert "earlier z-point store" in (stale_reason(run, provenance(legacy, analysis_file)) or "")
+
+
+def test_the_store_id_is_the_z_points_content():
+    from latentatlas.io import array_id
+
+    z = np.arange(24, dtype=np.float32).reshape(6, 4)
+    assert array_id(z) == array_id(z.copy()) == array_id(z, chunk_rows=4)
+    assert array_id(z) != array_id(z + 1e-6) and array_id(z) != array_id(z.reshape(4, 6))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import ctypes
 import errno
+import hashlib
 import io
 import json
 import os
@@ -297,6 +298,15 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise LatentAtlasError(f"corrupt JSON file {path}: {exc}") from None
+
+
+def array_id(array: np.ndarray, chunk_rows: int = 65_536) -> str:
+    """A content id of an array (sha256 of its shape, dtype and bytes, 16 hex digits), read in row blocks so
+    a memory-mapped store is hashed without loading it whole: the same z-points give the same id."""
+    digest = hashlib.sha256(f"{array.shape}{array.dtype.str}".encode())
+    for start in range(0, max(len(array), 1), chunk_rows):
+        digest.update(np.ascontiguousarray(array[start : start + chunk_rows]).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:

@@ -22,7 +22,7 @@ import torch
 from latentatlas import checks
 from latentatlas.data import BOOKKEEPING_COLUMNS, IMAGE_COLUMNS
 from latentatlas.errors import LatentAtlasError
-from latentatlas.io import atomic_folder, atomic_path, load_npy, save_npy, write_json
+from latentatlas.io import array_id, atomic_folder, atomic_path, load_npy, save_npy, write_json
 from latentatlas.store import DECODER_FILE, IMPORT_FILE, SUBSETS, ZPOINTS_DIR, Run, load_torchscript_decoder
 from latentatlas.train import make_split
 
@@ -156,6 +156,7 @@ def import_run(
                 "latent_dim": int(z.shape[1]),
                 "subsets": {name: int((subset == name).sum()) for name in SUBSETS},
                 "skipped_files": [],
+                "store_id": array_id(z),
             },
         )
         if decoder is not None:

@@ -72,18 +72,20 @@ def as_str(value: Any) -> str | None:
 @dataclass(frozen=True)
 class Provenance:
     """What an artifact was computed from: the run's "best" or "last" weights and their id then (None where
-    not recorded), and its JSON file, whose modification time tells which z-point store it saw."""
+    not recorded), the z-point store's content id then (None for artifacts older than the id), and its JSON
+    file, whose modification time tells which store an artifact without the id saw."""
 
     which: str | None
     weights_id: str | None
     source: Path | None = None
+    store_id: str | None = None
 
 
 def provenance(data: dict, source: Path | None = None) -> Provenance:
-    which, weights_id = as_str(data.get("weights")), as_str(data.get("weights_id"))
+    which, weights_id, store_id = (as_str(data.get(key)) for key in ("weights", "weights_id", "store_id"))
     if which in ("best", "last") and weights_id is not None:
-        return Provenance(which, weights_id, source)
-    return Provenance(None, None, source)
+        return Provenance(which, weights_id, source, store_id)
+    return Provenance(None, None, source, store_id)
 
 
 def current_weights(run: Run, which: str = "best") -> str | None:
@@ -99,7 +101,8 @@ def stale_reason(run: Run, recorded: Provenance) -> str | None:
     explorer. It is stale when computed from other weights than the run's now, or when the z-point store was
     rewritten after it (`encode`, e.g. of another --data: the artifact then describes points that are gone).
 
-    The store's time is its zpoints.json's modification time (copy a run with its times, `cp -a`)."""
+    The store is told by its content id (`store_id` in zpoints.json and in every artifact's provenance); for
+    an artifact or store older than the id, by zpoints.json's modification time (copy such a run with `cp -a`)."""
     if recorded.which is not None and recorded.weights_id is not None:
         now = current_weights(run, recorded.which)
         if now is not None and now != recorded.weights_id:
@@ -109,7 +112,14 @@ def stale_reason(run: Run, recorded: Provenance) -> str | None:
             )
     store = run.zpoints_file("zpoints.json")
     try:
-        rewritten = recorded.source is not None and store.stat().st_mtime_ns > recorded.source.stat().st_mtime_ns
+        now_id = as_str(json.loads(store.read_text(encoding="utf-8")).get("store_id"))
+    except (OSError, ValueError, AttributeError):
+        now_id = None
+    try:
+        if recorded.store_id is not None and now_id is not None:
+            rewritten = recorded.store_id != now_id
+        else:
+            rewritten = recorded.source is not None and store.stat().st_mtime_ns > recorded.source.stat().st_mtime_ns
     except OSError:  # no store, or no artifact file: nothing to compare
         return None
     if not rewritten:

@@ -12,7 +12,7 @@ from latentatlas.config import DataConfig
 from latentatlas.data import BOOKKEEPING_COLUMNS, load_images
 from latentatlas.decoding import encode_images
 from latentatlas.errors import LatentAtlasError
-from latentatlas.io import atomic_folder, save_npy, write_json
+from latentatlas.io import array_id, atomic_folder, save_npy, write_json
 from latentatlas.store.run import SUBSETS, ZPOINTS_DIR, Run
 
 
@@ -71,6 +71,7 @@ def encode_run(
                 "skipped_files": list(imageset.skipped),
                 "weights": weights,
                 "weights_id": run.weights_id(weights),
+                "store_id": array_id(z),  # recorded by every artifact: tells which store it saw
             },
         )
     return run.zpoints_file("zpoints.npy")

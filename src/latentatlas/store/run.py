@@ -251,15 +251,18 @@ class Run:
 
     def provenance(self) -> dict[str, str | None]:
         """What an artifact is computed from, recorded in its JSON: the weights that encoded the z-points
-        (`weights`: best or last, `weights_id`), so the report and later commands can tell stale results."""
+        (`weights`: best or last, `weights_id`) and the z-point store's content id (`store_id`; None for a
+        store written before it was recorded), so the report and later commands can tell stale results."""
+        store_id = None
         if self.has_zpoints():
             info = self.zpoints_info()
-            which, weights_id = info.get("weights"), info.get("weights_id")
+            which, weights_id, store_id = info.get("weights"), info.get("weights_id"), info.get("store_id")
+            store_id = store_id if isinstance(store_id, str) else None
             if isinstance(which, str) and isinstance(weights_id, str):
-                return {"weights": which, "weights_id": weights_id}
+                return {"weights": which, "weights_id": weights_id, "store_id": store_id}
         if (self.path / "checkpoints").is_dir() or (self.path / "model.safetensors").is_file():
-            return {"weights": "best", "weights_id": self.weights_id("best")}
-        return {"weights": None, "weights_id": None}
+            return {"weights": "best", "weights_id": self.weights_id("best"), "store_id": store_id}
+        return {"weights": None, "weights_id": None, "store_id": store_id}
 
     def zpoints(self, subset: str | None = None) -> np.ndarray:
         """float32 z-points: a memmap of all rows, or an in-memory copy of one subset ("train", "val", "external")."""
