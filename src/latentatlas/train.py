@@ -25,6 +25,7 @@ from latentatlas import checks, distributed
 from latentatlas.checkpoint import (
     clean_stale_temporaries,
     latest_checkpoint,
+    publish_latest,
     load_optimizer,
     read_history,
     write_checkpoint,
@@ -249,6 +250,8 @@ def train(
                     f"early stop after epoch {epoch}: no better validation loss for {config.patience} epochs "
                     f"(best {state['best_val_loss']:.5f} at epoch {state['best_epoch']})"
                 )
+    if distributed.is_main():  # a kill after the last commit left the top-level copies behind it
+        publish_latest(run_dir)
     distributed.barrier()  # every rank returns once the checkpoint is complete
     return run_dir
 
