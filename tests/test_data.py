@@ -388,7 +388,10 @@ def test_corrupt_files_are_skipped_and_listed(tmp_path: Path, capsys: pytest.Cap
     (folder / "text.jpg").write_text("hello, I am a text file")
     (folder / "empty.png").write_bytes(b"")
     loaded = load_images(DataConfig(source=str(folder), image_size=16), progress=False)
-    assert loaded.skipped[:2] == ["empty.png (not an image, or a damaged one)", "text.jpg (not an image, or a damaged one)"]
+    assert loaded.skipped[:2] == [
+        "empty.png (not an image, or a damaged one)",
+        "text.jpg (not an image, or a damaged one)",
+    ]
     assert loaded.skipped[2].startswith("truncated.jpg (image file is truncated (") and len(loaded.skipped) == 3
     assert loaded.meta["image_id"].tolist() == ["good.jpg", "good2.png"]
     assert loaded.images.shape == (2, 16, 16, 3)

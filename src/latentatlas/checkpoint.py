@@ -257,7 +257,9 @@ def publish_latest(run_dir: str | os.PathLike) -> list[str]:
     last = latest_checkpoint(run_dir)
     if last is None:
         return []
-    stale = [name for name in (HISTORY_FILE, MODEL_FILE, STATE_FILE) if not _same_file(last.folder / name, run_dir / name)]
+    stale = [
+        name for name in (HISTORY_FILE, MODEL_FILE, STATE_FILE) if not _same_file(last.folder / name, run_dir / name)
+    ]
     for name in stale:
         _publish(last.folder / name, run_dir / name)
     return stale

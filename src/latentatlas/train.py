@@ -25,8 +25,8 @@ from latentatlas import checks, distributed
 from latentatlas.checkpoint import (
     clean_stale_temporaries,
     latest_checkpoint,
-    publish_latest,
     load_optimizer,
+    publish_latest,
     read_history,
     write_checkpoint,
 )

@@ -40,7 +40,9 @@ def _open(data: bytes, name: str | None) -> Image.Image:
         except Image.DecompressionBombError as exc:  # past Pillow's own cap (2 x 89 megapixels)
             found = re.search(r"\((\d+) pixels\)", str(exc))
             size = f"{int(found.group(1)):,} pixels" if found else "its size"
-            raise Image.DecompressionBombError(f"{size} is more than the {MAX_DECODE_PIXELS:,} decoded per image") from None
+            raise Image.DecompressionBombError(
+                f"{size} is more than the {MAX_DECODE_PIXELS:,} decoded per image"
+            ) from None
 
 
 def decode_image(data: bytes, image_size: int, crop_fraction: float | None, name: str | None = None) -> np.ndarray:

@@ -180,9 +180,7 @@ def resolve_source(source: str) -> Source:
                 raise LatentAtlasError(f"data source {path} is a file but not a zip archive")
             members, skipped = _list_zip(path)
             if path.name == f"{CELEBA_FOLDER}.zip":
-                return Source(
-                    "celeba-zip", path, members, [_stat_entry(path)], text_root=path.parent, skipped=skipped
-                )
+                return Source("celeba-zip", path, members, [_stat_entry(path)], text_root=path.parent, skipped=skipped)
             return Source("zip", path, members, [_stat_entry(path)], skipped=skipped)
         if not path.is_dir():
             raise LatentAtlasError(f"data source {path} is neither a folder nor a zip file")
