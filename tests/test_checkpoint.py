@@ -274,3 +274,33 @@ def test_weights_id_depends_on_the_tensors_not_on_the_file_bytes(tmp_path):
     tensors["b"][0] = 2.0
     save_file(tensors, str(tmp_path / "z.safetensors"))
     assert weights_id(tmp_path / "z.safetensors") != weights_id(tmp_path / "x.safetensors")
+
+
+@pytest.mark.parametrize("step", ["commit", "prune", "publish train_state.json", "publish history.csv"])
+def test_a_kill_in_the_last_epoch_leaves_no_stale_top_level_copies_after_resume(tmp_path, monkeypatch, step):
+    """Killed after the last epoch's commit (or between its top-level copies), a resume with the same total
+    trains nothing but must still leave model.safetensors, history.csv and train_state.json at the top
+    equal to the last checkpoint's (issue 22, item 2)."""
+    calls = []
+
+    def written(name: str) -> None:
+        calls.append(name)
+        if name == step and len(calls) > len(STEPS):  # in epoch 2, the last one
+            raise Killed
+
+    run_dir = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        patch.setattr(checkpoint, "_written", written)
+        with pytest.raises(Killed):
+            _train(run_dir, epochs=2)
+    last = latest_checkpoint(run_dir)
+    assert last is not None and last.epoch == 2
+    stale = json.loads((run_dir / "train_state.json").read_text())
+    assert stale["epochs_done"] == (2 if step.startswith("publish") else 1)  # the state is published first
+    _train(run_dir, epochs=2, resume=True)
+    for name in ("model.safetensors", "history.csv", "train_state.json"):
+        assert (run_dir / name).read_bytes() == (last.folder / name).read_bytes(), name
+    state = json.loads((run_dir / "train_state.json").read_text())
+    assert state["epochs_done"] == 2 and state["weights_id"] == weights_id(run_dir / "model.safetensors")
+    assert [row["epoch"] for row in checkpoint.read_history(run_dir / "history.csv")] == [1, 2]
+    assert checkpoint.publish_latest(run_dir) == []  # consistent now: nothing left to re-publish

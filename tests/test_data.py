@@ -388,11 +388,15 @@ def test_corrupt_files_are_skipped_and_listed(tmp_path: Path, capsys: pytest.Cap
     (folder / "text.jpg").write_text("hello, I am a text file")
     (folder / "empty.png").write_bytes(b"")
     loaded = load_images(DataConfig(source=str(folder), image_size=16), progress=False)
-    assert loaded.skipped == ["empty.png", "text.jpg", "truncated.jpg"]
+    assert loaded.skipped[:2] == [
+        "empty.png (not an image, or a damaged one)",
+        "text.jpg (not an image, or a damaged one)",
+    ]
+    assert loaded.skipped[2].startswith("truncated.jpg (image file is truncated (") and len(loaded.skipped) == 3
     assert loaded.meta["image_id"].tolist() == ["good.jpg", "good2.png"]
     assert loaded.images.shape == (2, 16, 16, 3)
     assert np.abs(loaded.images[1].astype(int) - (10, 20, 30)).max() <= 2
-    assert "skipped 3 file(s): empty.png, text.jpg, truncated.jpg" in capsys.readouterr().err
+    assert "skipped 3 file(s): empty.png (not an image, or a damaged one), text.jpg (" in capsys.readouterr().err
     # The skipped list survives in the cache.
     assert load_images(DataConfig(source=str(folder), image_size=16)).skipped == loaded.skipped
 
@@ -420,7 +424,7 @@ def test_parallel_decoding_matches_serial(tmp_path: Path, monkeypatch: pytest.Mo
     serial = load_images(config, cache_dir=tmp_path / "a", progress=False, workers=1)
     monkeypatch.setattr(data.cache, "_DECODE_BLOCK", 16)  # ten blocks over two worker processes
     threaded = load_images(config, cache_dir=tmp_path / "b", progress=False, workers=2)
-    assert threaded.skipped == serial.skipped == ["075.png"]
+    assert threaded.skipped == serial.skipped == ["075.png (not an image, or a damaged one)"]
     assert threaded.images.shape == (149, 16, 16, 3)
     assert np.array_equal(np.asarray(threaded.images), np.asarray(serial.images))
     assert threaded.meta["image_id"].tolist() == [name for name in sorted(files) if name != "075.png"]

@@ -98,7 +98,10 @@ def test_oversized_files_and_bomb_members_are_skipped(tmp_path: Path, monkeypatc
             for name, blob in files.items():
                 archive.writestr(name, blob)  # the 60 kB member packs into a few hundred bytes
     loaded = load_images(DataConfig(source=str(source), image_size=16), progress=False)
-    assert loaded.meta["path"].tolist() == ["a.png"] and loaded.skipped == ["bomb.png", "huge.bmp"]
+    assert loaded.meta["path"].tolist() == ["a.png"] and loaded.skipped == [
+        "bomb.png (300 x 300 pixels is more than the 4,096 decoded per image)",
+        "huge.bmp (0.1 MiB, more than the 0.0 MiB read per image)",
+    ]
 
 
 @pytest.mark.parametrize("partition", ["train", "valid", "test"])

@@ -10,7 +10,8 @@ Layout of a run folder written by `train`::
     checkpoints/epoch-0005/     the best epoch by validation loss (when it is not the last one)
     train_state.json, history.csv, model.safetensors
                                 copies of the last checkpoint's files for readers of the folder; written
-                                after the commit, so they may lag one epoch behind after a kill
+                                after the commit, so a kill may leave them one epoch behind: the next
+                                `train` (a resume included) re-publishes them (`publish_latest`)
 
 A checkpoint folder is written by `io.atomic_folder` (under a temporary name, renamed into place): only
 complete folders carry the name `epoch-NNNN`. Older epochs (except the best) are deleted after the commit.
@@ -19,6 +20,7 @@ complete folders carry the name `epoch-NNNN`. Older epochs (except the best) are
 from __future__ import annotations
 
 import csv
+import filecmp
 import hashlib
 import io
 import json
@@ -239,6 +241,30 @@ def _publish(source: Path, target: Path) -> None:
             shutil.copyfile(source, tmp)
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether `b` holds exactly `a`'s bytes (cheap when `_publish` hard-linked them)."""
+    try:
+        return os.path.samefile(a, b) or filecmp.cmp(a, b, shallow=False)
+    except OSError:
+        return False
+
+
+def publish_latest(run_dir: str | os.PathLike) -> list[str]:
+    """Make the top-level copies those of the last checkpoint where they differ (a kill after the commit, or
+    between two copies, leaves them behind); returns the names re-published. The state file goes last, so
+    a reader that trusts it never sees a newer state beside older weights."""
+    run_dir = Path(run_dir)
+    last = latest_checkpoint(run_dir)
+    if last is None:
+        return []
+    stale = [
+        name for name in (HISTORY_FILE, MODEL_FILE, STATE_FILE) if not _same_file(last.folder / name, run_dir / name)
+    ]
+    for name in stale:
+        _publish(last.folder / name, run_dir / name)
+    return stale
+
+
 def write_checkpoint(
     run_dir: Path,
     net: Autoencoder,
@@ -280,6 +306,7 @@ __all__ = [
     "clean_stale_temporaries",
     "find_checkpoint",
     "history_text",
+    "publish_latest",
     "latest_checkpoint",
     "load_optimizer",
     "read_history",

@@ -11,6 +11,7 @@ import heapq
 import math
 import operator
 import os
+import resource
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -36,6 +37,21 @@ def nearest_names(text: str, names: Iterable[str], n: int = 3, cutoff: float = 0
                 affix = len(os.path.commonprefix([name, text])) + len(os.path.commonprefix([name[::-1], text[::-1]]))
                 scored.append((ratio, affix, name))
     return [name for _, _, name in heapq.nlargest(n, scored)]
+
+
+def path_text(value: Any, name: str = "path") -> str:
+    """A file or folder name the operating system can take: a non-empty string without a NUL character
+    (every system call refuses one, and Python reports it as a bare ValueError deep inside)."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise LatentAtlasError(f"{name} must be a path, got {value!r}")
+    text = os.fspath(value)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    if not text:
+        raise LatentAtlasError(f"{name} is empty")
+    if "\0" in text:
+        raise LatentAtlasError(f"{name} {text!r} contains a NUL character, which no file name can hold")
+    return text
 
 
 def positive_int(value: Any, name: str, minimum: int = 1, maximum: int | None = None) -> int:
@@ -170,4 +186,41 @@ def allocation(shape: Sequence[int], itemsize: int, what: str, budget_bytes: int
     if total > budget_bytes:
         raise LatentAtlasError(
             f"{what} would need {total / 2**30:.1f} GiB (limit {budget_bytes / 2**30:.0f} GiB); ask for fewer"
+        )
+
+
+def _proc_kib(path: str, key: str) -> int | None:
+    """A "Key:   N kB" value of a /proc file in bytes; None where the file or key is missing (not Linux)."""
+    try:
+        with open(path, encoding="ascii") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still allocate: the smaller of the system's available memory and what is left
+    of its address-space limit (ulimit -v); None where neither is known."""
+    limits = []
+    free = _proc_kib("/proc/meminfo", "MemAvailable")
+    if free is not None:
+        limits.append(free)
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        used = _proc_kib("/proc/self/status", "VmSize") or 0
+        limits.append(max(0, soft - used))
+    return min(limits) if limits else None
+
+
+def memory(needed: int, what: str, available: int | None = None, hint: str = "ask for less") -> None:
+    """Refuse work that needs more memory than is available (`available_memory()` unless given), before
+    anything of it is allocated: a failed allocation deep inside numpy or torch is a traceback."""
+    available = available_memory() if available is None else available
+    if available is not None and needed > available:
+        raise LatentAtlasError(
+            f"{what} would need about {needed / 2**30:.1f} GiB of memory, {available / 2**30:.1f} GiB is available; "
+            f"{hint}"
         )

@@ -197,6 +197,7 @@ class DataConfig(Config):
     def check(self) -> None:
         if not self.source:
             raise LatentAtlasError("data source is empty: give a folder, a zip or 'synthetic-faces'")
+        checks.path_text(self.source, "data source")
         if self.source not in BUILTIN_SOURCES:
             # Absolute, so a run's saved config still finds its images from any working directory.
             self.source = os.path.abspath(os.path.expanduser(self.source))

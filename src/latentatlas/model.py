@@ -159,6 +159,16 @@ def estimate_parameters(config: ModelConfig) -> int:
     return encoder + decoder
 
 
+def estimate_activations(config: ModelConfig) -> int:
+    """Floats one image keeps for the backward pass (input, every stage's convolution, normalisation and
+    activation outputs, encoder and decoder, the output): an upper estimate, computed without allocating."""
+    stages = 0
+    for k, width in enumerate(config.channels, start=1):
+        stages += width * (config.image_size // 2**k) ** 2
+    pixels = 3 * config.image_size**2
+    return 3 * pixels + 2 * 3 * stages  # the input in 3 forms, each stage in 3 forms in both halves
+
+
 def to_model_input(batch: torch.Tensor | np.ndarray, device: torch.device | str) -> torch.Tensor:
     """uint8 images (B, H, W, 3) -> float (B, 3, H, W) in [0, 1] on `device`; the permuted view is
     channels_last in memory, which the convolutions prefer."""

@@ -26,6 +26,7 @@ from latentatlas.checkpoint import (
     clean_stale_temporaries,
     latest_checkpoint,
     load_optimizer,
+    publish_latest,
     read_history,
     write_checkpoint,
 )
@@ -38,6 +39,7 @@ from latentatlas.model import (
     Autoencoder,
     ModelConfig,
     default_device,
+    estimate_activations,
     estimate_parameters,
     load_model_weights,
     parse_device,
@@ -128,6 +130,22 @@ def _load_and_split(
     return images, split
 
 
+def _check_training_memory(model: ModelConfig, batch_size: int, device: torch.device) -> None:
+    """Refuse a model and batch that cannot fit where they will live, before allocating them: weights,
+    gradients, Adam's two moments and its temporaries (6 floats per parameter), and one batch's activations
+    and their gradients (2 floats per activation)."""
+    needed = 4 * (6 * estimate_parameters(model) + 2 * batch_size * estimate_activations(model))
+    available = None
+    if device.type == "cuda":
+        available = torch.cuda.mem_get_info(device)[0]
+    elif device.type == "cpu":
+        available = checks.available_memory()
+    hint = "use a smaller --image-size, --channels, --latent-dim or --batch-size"
+    what = f"training {model.image_size} px images in batches of {batch_size}"
+    if available is not None:
+        checks.memory(needed, what, available, hint)
+
+
 # --------------------------------------------------------------------------- the loop
 
 
@@ -168,6 +186,8 @@ def train(
         distributed.check_resume(run_dir, last.state)
     with distributed.main_first():
         imageset, split = _load_and_split(run_dir, data, model, config, resume, progress)
+
+    _check_training_memory(model, min(config.batch_size, max(int((split == 0).sum()), 1)), device)
 
     with torch.random.fork_rng(devices=[]):  # seeding must not disturb the caller's global RNG
         torch.manual_seed(config.seed)
@@ -249,6 +269,8 @@ def train(
                     f"early stop after epoch {epoch}: no better validation loss for {config.patience} epochs "
                     f"(best {state['best_val_loss']:.5f} at epoch {state['best_epoch']})"
                 )
+    if distributed.is_main():  # a kill after the last commit left the top-level copies behind it
+        publish_latest(run_dir)
     distributed.barrier()  # every rank returns once the checkpoint is complete
     return run_dir
 

@@ -61,6 +61,16 @@ COMMANDS: list = []  # (name, help, add_arguments, run)
 
 
 # ----------------------------------------------------------------------------- core: train, encode, reconstruct
+def _path_argument(text: str) -> str:
+    """A file or folder argument: refused at parse time when no file name could hold it (a NUL character)."""
+    if "\0" in text:
+        raise argparse.ArgumentTypeError(f"{text!r} contains a NUL character, which no file name can hold")
+    return text
+
+
+_path_argument.__name__ = "path"  # argparse names the type in its message: "invalid path value"
+
+
 def _source_argument(text: str) -> str:
     """Paths are stored absolute in config.json so a run folder works from any working directory."""
 
@@ -68,6 +78,7 @@ def _source_argument(text: str) -> str:
 
     if not text.strip():
         raise argparse.ArgumentTypeError("the data source is empty: give a folder, a zip or 'synthetic-faces'")
+    _path_argument(text)
     return text if text in BUILTIN_SOURCES else str(Path(text).expanduser().resolve())
 
 

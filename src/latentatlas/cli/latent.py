@@ -10,6 +10,7 @@ import argparse
 from latentatlas.cli.common import (
     _device_argument,
     _float_list,
+    _path_argument,
     _plane,
     _sampler_option_arguments,
     _weights_argument,
@@ -22,7 +23,9 @@ COMMANDS: list = []  # (name, help, add_arguments, run), in the order `latentatl
 
 # ----------------------------------------------------------------------------- analyze
 def _analyze_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", metavar="RUN", help="run folder with z-points (`latentatlas encode`)")
+    p.add_argument(
+        "run_dir", metavar="RUN", type=_path_argument, help="run folder with z-points (`latentatlas encode`)"
+    )
     p.add_argument("--subset", choices=("all", "train", "val"), default="train", help="rows to fit (default train)")
     p.add_argument(
         "--percentiles",
@@ -151,13 +154,19 @@ def _sample_arguments(p: argparse.ArgumentParser) -> None:
     from latentatlas.samplers import SAMPLERS
 
     # dest "run" would shadow the `run` callable that build_parser stores in the namespace
-    p.add_argument("run_dir", metavar="RUN", help="run folder with z-points (`latentatlas encode`)")
+    p.add_argument(
+        "run_dir", metavar="RUN", type=_path_argument, help="run folder with z-points (`latentatlas encode`)"
+    )
     p.add_argument(
         "--sampler", required=True, choices=list(SAMPLERS), metavar="NAME", help=f"one of: {', '.join(SAMPLERS)}"
     )
     p.add_argument("-n", type=int, default=64, help="number of latent vectors (default 64)")
     p.add_argument("--seed", type=int, default=0, help="same seed, same vectors and images")
-    p.add_argument("--out", help="output folder (default RUN/samples/<sampler>[-options]-seed<seed>)")
+    p.add_argument(
+        "--out",
+        type=_path_argument,
+        help="output folder (default RUN/samples/<sampler>[-options][-val][-where-...]-seed<seed>)",
+    )
     p.add_argument("--subset", choices=["train", "val"], default="train", help="z-points the sampler is fitted on")
     p.add_argument("--grid", type=int, default=64, help="at most this many images in grid.png (default 64)")
     p.add_argument(
@@ -196,10 +205,12 @@ def _path_arguments(p: argparse.ArgumentParser) -> None:
     _weights_argument(p)
     from latentatlas.paths import INTERPOLATIONS, KINDS
 
-    p.add_argument("run_dir", metavar="RUN", help="run folder with z-points (`latentatlas encode`)")
+    p.add_argument(
+        "run_dir", metavar="RUN", type=_path_argument, help="run folder with z-points (`latentatlas encode`)"
+    )
     p.add_argument("--kind", required=True, choices=KINDS)
     p.add_argument("--steps", type=int, default=8, help="points on the path, >= 2 (default 8)")
-    p.add_argument("--out", help="output folder (default RUN/paths/<kind>-<options>)")
+    p.add_argument("--out", type=_path_argument, help="output folder (default RUN/paths/<kind>-<options>)")
     p.add_argument("--subset", choices=["train", "val"], default="train", help="z-points giving centre and spread")
     p.add_argument("--plane", type=_plane, help="plane: two components J1,J2")
     p.add_argument("--angle", type=float, help="plane: direction in degrees from the J1 axis (default 0)")
@@ -297,7 +308,9 @@ COMMANDS.append(
 def _attributes_arguments(p: argparse.ArgumentParser) -> None:
     _device_argument(p)
     _weights_argument(p)
-    p.add_argument("run_dir", metavar="RUN", help="run folder with z-points (`latentatlas encode`)")
+    p.add_argument(
+        "run_dir", metavar="RUN", type=_path_argument, help="run folder with z-points (`latentatlas encode`)"
+    )
     p.add_argument(
         "--where",
         action="append",

@@ -10,7 +10,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from latentatlas.cli.common import _device_argument, _given, _int_list, _source_argument, _weights_argument
+from latentatlas.cli.common import (
+    _device_argument,
+    _given,
+    _int_list,
+    _path_argument,
+    _source_argument,
+    _weights_argument,
+)
 from latentatlas.errors import LatentAtlasError
 
 COMMANDS: list = []  # (name, help, add_arguments, run), in the order `latentatlas --help` lists them
@@ -20,7 +27,9 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     from latentatlas.model import ACTIVATIONS
 
     p.add_argument("--data", type=_source_argument, help="image folder, zip, CelebA root, synthetic-faces, or digits")
-    p.add_argument("--out", required=True, help="run folder to create (or to continue with --resume)")
+    p.add_argument(
+        "--out", required=True, type=_path_argument, help="run folder to create (or to continue with --resume)"
+    )
     model = p.add_argument_group("model (defaults: 64, 256, 32,64,128,256, batch norm, leaky_relu)")
     model.add_argument("--image-size", type=int, help="square image side, a multiple of 16")
     model.add_argument("--latent-dim", type=int, help="length of the latent vector z")
@@ -57,6 +66,7 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--config",
         metavar="FILE",
+        type=_path_argument,
         help="TOML or JSON file with [model], [train], [data] sections; flags given here override it",
     )
 
@@ -78,12 +88,15 @@ def _config_file_sections(path: str | None) -> dict[str, dict]:
     """The [model], [train], [data] sections of --config (empty without one). A relative data source in the
     file is taken relative to the file's folder, so the file works from any working directory."""
 
+    from latentatlas import checks
     from latentatlas.config import CONFIG_SECTIONS, SYNTHETIC_SOURCE, read_config_file
 
     if path is None:
         return {name: {} for name in CONFIG_SECTIONS}
     sections = read_config_file(path)
     source = sections["data"].get("source")
+    if isinstance(source, str) and source:
+        checks.path_text(source, f"config file {path}: [data] source")
     if isinstance(source, str) and source and source != SYNTHETIC_SOURCE:
         sections["data"]["source"] = str((Path(path).parent / Path(source).expanduser()).resolve())
     return sections
@@ -129,7 +142,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _encode_arguments(p: argparse.ArgumentParser) -> None:
     # dest "run" would shadow the `run` callable that build_parser stores in the namespace
-    p.add_argument("run_dir", metavar="RUN", help="run folder made by `latentatlas train`")
+    p.add_argument("run_dir", metavar="RUN", type=_path_argument, help="run folder made by `latentatlas train`")
     p.add_argument("--data", type=_source_argument, help="encode another source instead (its rows are 'external')")
     p.add_argument("--partition", choices=["all", "train", "valid", "test"], default="all", help="with --data")
     p.add_argument("--limit", type=int, help="with --data: keep only the first N images")

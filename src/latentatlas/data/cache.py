@@ -21,7 +21,7 @@ import pandas as pd
 
 from latentatlas import checks
 from latentatlas.config import DIGITS_SOURCE, SYNTHETIC_SOURCE, DataConfig
-from latentatlas.data.decode import DECODE_ERRORS, decode_image
+from latentatlas.data.decode import DECODE_ERRORS, decode_error_reason, decode_image
 from latentatlas.data.digits import DIGITS_COUNT, digits_into
 from latentatlas.data.sources import Source, celeba_text_fingerprint, plan_file_source, resolve_source
 from latentatlas.data.synthetic import synthetic_into
@@ -59,28 +59,27 @@ def _decode_worker_count(n: int) -> int:
     return min(8, usable_cores())
 
 
-def _decode_block(path: Path, source: Source, members: list[str], start: int, image_size: int) -> np.ndarray:
+def _decode_block(path: Path, source: Source, members: list[str], start: int, image_size: int) -> list[str]:
     """Decode `members` into rows start, start+1, ... of the .npy memmap at `path` (opened here, so a worker
-    process holds one image at a time); returns which rows decoded."""
+    process holds one image at a time); returns per row "" when it decoded, else why not."""
     out = np.load(path, mmap_mode="r+")
-    ok = np.zeros(len(members), dtype=bool)
+    reasons = [""] * len(members)
     with source.reader() as read:
         for i, name in enumerate(members):
             try:
-                out[start + i] = decode_image(read(name), image_size, source.crop_fraction)
-                ok[i] = True
-            except DECODE_ERRORS:
-                ok[i] = False
+                out[start + i] = decode_image(read(name), image_size, source.crop_fraction, name=name)
+            except DECODE_ERRORS as exc:
+                reasons[i] = decode_error_reason(exc) or "not decodable"
     out.flush()
-    return ok
+    return reasons
 
 
 def _decode_into(
     path: Path, source: Source, members: list[str], image_size: int, progress: bool, workers: int | None = None
-) -> np.ndarray:
-    """Decode `members` into the rows of the .npy at `path`, in blocks, on `workers` processes; returns a
-    bool mask of the rows that decoded. Only block results travel back: RAM stays bounded by the blocks."""
-    ok = np.zeros(len(members), dtype=bool)
+) -> list[str]:
+    """Decode `members` into the rows of the .npy at `path`, in blocks, on `workers` processes; returns per
+    row "" when it decoded, else the reason. Only block results travel back: RAM stays bounded by the blocks."""
+    reasons = [""] * len(members)
     workers = _decode_worker_count(len(members)) if workers is None else workers
     light = replace(source, members=[], fingerprint=[], skipped=[])  # what a worker needs, cheap to send
     blocks = [(start, members[start : start + _DECODE_BLOCK]) for start in range(0, len(members), _DECODE_BLOCK)]
@@ -88,9 +87,9 @@ def _decode_into(
     with bar:
         if workers <= 1:
             for start, block in blocks:
-                ok[start : start + len(block)] = _decode_block(path, light, block, start, image_size)
+                reasons[start : start + len(block)] = _decode_block(path, light, block, start, image_size)
                 bar.update(len(block))
-            return ok
+            return reasons
         # forkserver: a clean process to fork workers from, never a copy of a parent holding torch's threads.
         context = multiprocessing.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
@@ -98,11 +97,11 @@ def _decode_into(
                 pool.submit(_decode_block, path, light, block, start, image_size): start for start, block in blocks
             }
             for future in as_completed(futures):
-                block_ok = future.result()
+                block_reasons = future.result()
                 start = futures[future]
-                ok[start : start + len(block_ok)] = block_ok
-                bar.update(len(block_ok))
-    return ok
+                reasons[start : start + len(block_reasons)] = block_reasons
+                bar.update(len(block_reasons))
+    return reasons
 
 
 # ----------------------------------------------------------------------------- the cache
@@ -163,10 +162,11 @@ def _write_decoded(
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(len(meta), size, size, 3))
     out.flush()
     members = [name[len(source.prefix) :] for name in meta["path"]]
-    ok = _decode_into(path, source, members, size, progress, workers)
+    reasons = _decode_into(path, source, members, size, progress, workers)
+    ok = np.array([not reason for reason in reasons], dtype=bool)
     if ok.all():
         return meta, []
-    skipped = meta.loc[~ok, "path"].tolist()
+    skipped = [f"{name} ({reason})" for name, reason in zip(meta["path"], reasons) if reason]
     if not ok.any():
         raise LatentAtlasError(f"none of the {len(ok)} image files in {source.root} could be decoded")
     # Copy the good rows into a fresh file in bounded chunks, then swap it in for the one with holes.

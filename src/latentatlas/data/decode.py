@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import math
+import re
+import warnings
 import zipfile
 import zlib
 
@@ -25,9 +27,28 @@ def crop_box(width: int, height: int, fraction: float | None) -> tuple[int, int,
     return left, top, left + side, top + side
 
 
-def decode_image(data: bytes, image_size: int, crop_fraction: float | None) -> np.ndarray:
-    """Decode one file's bytes to a uint8 (S, S, 3) centred square. Raises on anything that is not an image."""
-    with Image.open(io.BytesIO(data)) as image:
+def _open(data: bytes, name: str | None) -> Image.Image:
+    """Image.open on the bytes, quietly: Pillow's own bomb check warns (several lines on stderr) above
+    89 megapixels, which our smaller cap refuses anyway; its errors name the file, not a BytesIO."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            return Image.open(io.BytesIO(data))
+        except UnidentifiedImageError:
+            what = f"{name} is " if name else ""
+            raise UnidentifiedImageError(f"{what}not an image, or a damaged one") from None
+        except Image.DecompressionBombError as exc:  # past Pillow's own cap (2 x 89 megapixels)
+            found = re.search(r"\((\d+) pixels\)", str(exc))
+            size = f"{int(found.group(1)):,} pixels" if found else "its size"
+            raise Image.DecompressionBombError(
+                f"{size} is more than the {MAX_DECODE_PIXELS:,} decoded per image"
+            ) from None
+
+
+def decode_image(data: bytes, image_size: int, crop_fraction: float | None, name: str | None = None) -> np.ndarray:
+    """Decode one file's bytes to a uint8 (S, S, 3) centred square. Raises on anything that is not an image;
+    `name` (the file or zip member) is what the messages call it."""
+    with _open(data, name) as image:
         width, height = image.size
         if width * height > MAX_DECODE_PIXELS:
             raise Image.DecompressionBombError(
@@ -67,3 +88,13 @@ DECODE_ERRORS = (
     zlib.error,
     KeyError,
 )
+
+
+def decode_error_reason(exc: BaseException) -> str:
+    """The one-line reason a file is skipped, for the list of skipped files."""
+    if isinstance(exc, KeyError):
+        return "missing from the archive"
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image, or a damaged one"
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import zipfile
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -91,7 +92,8 @@ class Source:
 
 def _check_file_size(name: str, size: int) -> None:
     if size > MAX_FILE_BYTES:
-        raise ValueError(f"{name} is {size / 2**20:.0f} MiB, more than the {MAX_FILE_BYTES // 2**20} MiB per image")
+        # The skipped list puts the name before this reason, so the reason does not repeat it.
+        raise ValueError(f"{size / 2**20:.1f} MiB, more than the {MAX_FILE_BYTES / 2**20:.1f} MiB read per image")
 
 
 def _is_image_name(name: str) -> bool:
@@ -149,13 +151,22 @@ def _list_folder(folder: Path) -> tuple[list[str], list, list[str]]:
     return [entry[0] for entry in fingerprint], fingerprint, skipped
 
 
-def _list_zip(path: Path) -> list[str]:
+def _list_zip(path: Path) -> tuple[list[str], list[str]]:
+    """Image members of the zip (sorted) and the names skipped: a name the archive holds twice is one image
+    (the zip module reads its last copy), so it is listed once and its other copies are skipped."""
     try:
         with zipfile.ZipFile(path) as archive:
             names = [info.filename for info in archive.infolist() if not info.is_dir()]
     except (zipfile.BadZipFile, OSError) as exc:
         raise LatentAtlasError(f"cannot read zip file {path}: {exc}") from None
-    return sorted(name for name in names if _is_image_name(name) and "__MACOSX/" not in name)
+    images = sorted(name for name in names if _is_image_name(name) and "__MACOSX/" not in name)
+    members = sorted(set(images))
+    skipped = [
+        f"{name} ({count - 1} more zip member(s) of this name; the last one is used)"
+        for name, count in sorted(Counter(images).items())
+        if count > 1
+    ]
+    return members, skipped
 
 
 def resolve_source(source: str) -> Source:
@@ -167,10 +178,10 @@ def resolve_source(source: str) -> Source:
         if path.is_file():
             if not zipfile.is_zipfile(path):
                 raise LatentAtlasError(f"data source {path} is a file but not a zip archive")
-            members = _list_zip(path)
+            members, skipped = _list_zip(path)
             if path.name == f"{CELEBA_FOLDER}.zip":
-                return Source("celeba-zip", path, members, [_stat_entry(path)], text_root=path.parent)
-            return Source("zip", path, members, [_stat_entry(path)])
+                return Source("celeba-zip", path, members, [_stat_entry(path)], text_root=path.parent, skipped=skipped)
+            return Source("zip", path, members, [_stat_entry(path)], skipped=skipped)
         if not path.is_dir():
             raise LatentAtlasError(f"data source {path} is neither a folder nor a zip file")
         if path.name == CELEBA_FOLDER:  # the image folder itself was given; the text files sit beside it
@@ -185,7 +196,8 @@ def resolve_source(source: str) -> Source:
             )
         if (path / f"{CELEBA_FOLDER}.zip").is_file():
             archive = path / f"{CELEBA_FOLDER}.zip"
-            return Source("celeba-zip", archive, _list_zip(archive), [_stat_entry(archive)], text_root=path)
+            members, skipped = _list_zip(archive)
+            return Source("celeba-zip", archive, members, [_stat_entry(archive)], text_root=path, skipped=skipped)
         members, fingerprint, skipped = _list_folder(path)
         return Source("folder", path, members, fingerprint, skipped=skipped)
     except PermissionError as exc:

@@ -203,6 +203,27 @@ def _write_figures(
     return figures
 
 
+def _constant_components(view: ZView) -> np.ndarray:
+    """Indices of the components that take one value on every row of `view` (one chunked pass)."""
+    low = np.full(view.dim, np.inf)
+    high = np.full(view.dim, -np.inf)
+    for chunk in view.chunks():
+        low, high = np.minimum(low, chunk.min(axis=0)), np.maximum(high, chunk.max(axis=0))
+    return np.flatnonzero(low == high)
+
+
+def check_spread(view: ZView, where: str) -> None:
+    """Refuse z-points without spread before fitting: with all points equal there is no ellipsoid, no
+    principal axis and no normality to test, and the eigen-solvers fail without a clear word."""
+    if view.n < 2:
+        return  # too few rows: the analysis' own check says how many it needs
+    if len(_constant_components(view)) == view.dim:
+        raise LatentAtlasError(
+            f"the {view.n} z-points of {where} are all equal (no variance in any of the {view.dim} components): "
+            "the encoder maps every image to one point; retrain the model (e.g. a smaller --lr or more epochs)"
+        )
+
+
 def analyze_run(
     run: Run | str | os.PathLike,
     subset: str = "train",
@@ -242,7 +263,14 @@ def analyze_run(
     view = ZView(z, rows)
     analysis = LatentAnalysis(**options)
     analysis.validate(view.dim)
-    analysis.fit(view)
+    check_spread(view, f"run {run.path} ({subset})")
+    try:
+        analysis.fit(view)
+    except np.linalg.LinAlgError as exc:  # a spread too degenerate for an eigen-solver, short of all-equal
+        raise LatentAtlasError(
+            f"the z-points of run {run.path} ({subset}) are too degenerate to analyse ({exc}); "
+            "check them with `latentatlas encode` or retrain the model"
+        ) from None
     result: dict[str, Any] = {"schema": SCHEMA, "run": str(run.path), "subset": subset}
     result.update(analysis.to_dict())
     result["options"] = {

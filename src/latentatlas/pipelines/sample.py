@@ -64,7 +64,8 @@ def sample_run(
 ) -> dict:
     """Fit sampler `sampler` on the run's `subset` z-points, draw `n` vectors and decode them.
 
-    Writes, all at once, into `out` (default RUN/samples/<sampler>[-<options>]-seed<seed>/):
+    Writes, all at once, into `out` (default RUN/samples/<sampler>[-<options>][-<subset>][-where-<conditions>]
+    -seed<seed>/, the subset named when it is not train):
     grid.png (the first `grid_limit` images), z.npy (all n vectors), sampler/ (the fitted sampler)
     and info.json. Everything is validated and computed before the folder appears. `where` (e.g.
     "Male=1,Eyeglasses=1") fits the sampler only on the z-points whose attributes satisfy it. With
@@ -94,7 +95,9 @@ def sample_run(
     images = run.decode(vectors[:shown])
     words = {"=": "=", "<": "-lt", ">": "-gt", "<=": "-le", ">=": "-ge"}
     condition_slug = "-where-" + ",".join(f"{n}{words[o]}{v:g}" for n, o, v in conditions) if conditions else ""
-    default = f"{sampler}{_option_slug(options)}{condition_slug}-seed{seed}"
+    # The subset is in the name when it is not the default, so a val sample does not replace the train one.
+    subset_slug = f"-{subset}" if subset != "train" else ""
+    default = f"{sampler}{_option_slug(options)}{subset_slug}{condition_slug}-seed{seed}"
     folder = Path(out) if out is not None else run.path / "samples" / default
     info = {
         **run.provenance(),
