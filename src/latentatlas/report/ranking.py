@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from latentatlas.evaluation.score import Score
 from latentatlas.evaluation.table import METRICS, REAL_ROW, RECONSTRUCTION_ROW
 from latentatlas.report.blocks import format_number
 
@@ -40,20 +41,15 @@ LABELS = {
 }
 
 
-@dataclass(frozen=True)
-class Interval:
-    value: float
-    low: float = math.nan
-    high: float = math.nan
+# A score with its 95 % interval: the evaluation's own type (read back from evaluation.json's records).
+Interval = Score
 
-    @property
-    def has_interval(self) -> bool:
-        return math.isfinite(self.low) and math.isfinite(self.high)
 
-    def text(self) -> str:
-        if not self.has_interval:
-            return format_number(self.value)
-        return f"{format_number(self.value)} [{format_number(self.low)}, {format_number(self.high)}]"
+def interval_text(score: Score) -> str:
+    """'0.875 [0.83, 0.92]', or the value alone without an interval."""
+    if not score.has_interval:
+        return format_number(score.value)
+    return f"{format_number(score.value)} [{format_number(score.low)}, {format_number(score.high)}]"
 
 
 @dataclass(frozen=True)
@@ -199,6 +195,7 @@ def ranking_sentence(ranking: Ranking | None, run: Path) -> str:
 __all__ = [
     "LABELS",
     "Interval",
+    "interval_text",
     "RankedSampler",
     "Ranking",
     "as_number",

@@ -32,7 +32,7 @@ from latentatlas.report.artifacts import (
 from latentatlas.report.attributes import CONDITIONAL, LINEAR
 from latentatlas.report.blocks import format_number
 from latentatlas.report.common import ATTRIBUTES, FURTHER, SAMPLERS, UNIFORM
-from latentatlas.report.ranking import Ranking, as_number, ranking_sentence, sampler_ranking, score_of
+from latentatlas.report.ranking import Ranking, as_number, interval_text, ranking_sentence, sampler_ranking, score_of
 from latentatlas.store import Run
 
 NOT_MEASURED = "not measured"
@@ -196,7 +196,7 @@ def _evaluation_number(key: str, records: list[dict]) -> tuple[str, str] | None:
     rows = [r for r in records if prefix is not None and str(r.get("name", "")).startswith(prefix)]
     rows.sort(key=lambda r: -(as_number(r.get("n")) or 0))
     score = score_of(rows[0], "precision") if rows else None
-    return (f"{rows[0]['name']} precision", score.text()) if score is not None else None
+    return (f"{rows[0]['name']} precision", interval_text(score)) if score is not None else None
 
 
 def _attributes_number(key: str, attributes: Attributes) -> tuple[str, str] | None:
