@@ -784,7 +784,7 @@ def test_staleness_follows_the_stores_content_id_not_file_times(tiny_analysed_ru
     """A run copied without its file times (`cp -r`: the store's zpoints.json newer than the analysis) is still
     current, because the analysis recorded the store's content id; an analysis that recorded another store's
     id is stale whatever the times say."""
-    from latentatlas.report.artifacts import provenance, stale_reason
+    from latentatlas.store.staleness import provenance, stale_reason
 
     run = Run(shutil.copytree(tiny_analysed_run.path, tmp_path / "run", copy_function=shutil.copy))
     analysis_file = run.path / "analysis" / "analysis.json"

@@ -30,10 +30,10 @@ from latentatlas.errors import LatentAtlasError
 from latentatlas.evaluation import FaceDetector
 from latentatlas.explorer.batching import DecodeBatcher
 from latentatlas.io import data_uri, load_npy, read_json
-from latentatlas.report.artifacts import provenance, stale_reason
 from latentatlas.samplers import SAMPLERS, make_sampler
 from latentatlas.stats import PCA, Mahalanobis, moments
 from latentatlas.store import Run
+from latentatlas.store.staleness import provenance, stale_reason
 
 MAX_DISPLAY_POINTS = 50_000
 MAX_SAMPLES = 64  # images per sample request: each one is a decode and a PNG
@@ -48,7 +48,7 @@ def region_labels(run: Run, n_rows: int) -> tuple[np.ndarray | None, str | None]
     """The region of every z-point from `latentatlas analyze` (analysis/region_labels.npy), or None and why.
 
     The labels are used only when the analysis was computed from the z-points the store holds now
-    (`report.artifacts.stale_reason`, the rule the report marks stale artifacts by) and match its rows.
+    (`store.staleness.stale_reason`, the rule the report marks stale artifacts by) and match its rows.
     """
     command = f"latentatlas analyze {run.path}"
     path = run.path / "analysis" / "analysis.json"

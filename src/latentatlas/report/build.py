@@ -28,7 +28,7 @@ from latentatlas.errors import LatentAtlasError
 from latentatlas.io import check_output_file, data_uri, load_npy, output_mark, write_text
 from latentatlas.plots import figure_png, plot_training_curves
 from latentatlas.report.analysis_sections import analysis_sections
-from latentatlas.report.artifacts import FigureFile, Problems, as_dict, current_weights
+from latentatlas.report.artifacts import FigureFile, Problems, as_dict
 from latentatlas.report.artifacts import figures as artifact_figures
 from latentatlas.report.attributes import attributes_section
 from latentatlas.report.blocks import Block, Details, Figure, KeyValues, Missing, Section, Text, key_values
@@ -48,6 +48,7 @@ from latentatlas.report.samples import path_section, sampler_sections
 from latentatlas.report.summary_section import summary_view
 from latentatlas.report.sweep import sweep_section
 from latentatlas.store import Run
+from latentatlas.store.staleness import current_weights
 
 SYNTHETIC_SOURCE = "synthetic-faces"
 FOLD_ROWS = 12  # a longer table folds (<details>), so the page reads top-down

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 from latentatlas.findings import Finding
 from latentatlas.io import data_uri
-from latentatlas.report.artifacts import FigureFile, Provenance, stale_reason
+from latentatlas.report.artifacts import FigureFile
 from latentatlas.report.blocks import Block, Figure, Text, Verdict
 from latentatlas.store import Run
+from latentatlas.store.staleness import Provenance, stale_reason
 
 MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml", ".gif": "image/gif"}
 

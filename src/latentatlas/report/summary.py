@@ -27,13 +27,13 @@ from latentatlas.report.artifacts import (
     read_analysis,
     read_attributes,
     read_evaluation,
-    stale_reason,
 )
 from latentatlas.report.attributes import CONDITIONAL, LINEAR
 from latentatlas.report.blocks import format_number
 from latentatlas.report.common import ATTRIBUTES, FURTHER, SAMPLERS, UNIFORM
 from latentatlas.report.ranking import Ranking, as_number, interval_text, ranking_sentence, sampler_ranking, score_of
 from latentatlas.store import Run
+from latentatlas.store.staleness import stale_reason
 
 NOT_MEASURED = "not measured"
 REFRESH = {"analysis": "analyze", "evaluation": "evaluate", "attributes": "attributes"}  # source -> command
