@@ -14,7 +14,7 @@ from PIL import Image
 
 from latentatlas.data import DataConfig
 from latentatlas.errors import LatentAtlasError
-from latentatlas.io import read_json, write_json
+from latentatlas.io import array_id, read_json, write_json
 from latentatlas.model import Autoencoder, ModelConfig
 from latentatlas.pipelines.reconstruct import save_reconstructions
 from latentatlas.store import Run, decode_latents, default_device, encode_images, encode_run
@@ -299,7 +299,9 @@ def test_zpoints_of_earlier_weights_are_refused_after_more_training(tiny_run_cop
     run = Run(tiny_run_copy.path)
     info = read_json(run.zpoints_file("zpoints.json"))
     assert run.stale_zpoints() is None
-    assert run.provenance() == {"weights": info["weights"], "weights_id": info["weights_id"]}
+    recorded = {"weights": info["weights"], "weights_id": info["weights_id"], "store_id": info["store_id"]}
+    assert run.provenance() == recorded
+    assert info["store_id"] == array_id(np.asarray(run.zpoints()))
     assert info["weights_id"] == run.weights_id(info["weights"])
     write_json(run.zpoints_file("zpoints.json"), {**info, "weights_id": "000000000000"})
     stale = Run(tiny_run_copy.path)
