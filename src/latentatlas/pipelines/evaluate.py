@@ -33,7 +33,14 @@ from latentatlas.findings import Finding
 from latentatlas.io import atomic_folder, read_json, to_jsonable, write_json, write_text
 from latentatlas.pipelines.evaluate_entries import merge_entries, save_entries
 from latentatlas.pipelines.evaluate_figures import PREVIEW, write_figures, write_previews
-from latentatlas.pipelines.evaluate_rows import RowScorer, build_reference, decodes, held_out_rows, run_classes
+from latentatlas.pipelines.evaluate_rows import (
+    RowScorer,
+    build_reference,
+    check_zpoint_range,
+    decodes,
+    held_out_rows,
+    run_classes,
+)
 from latentatlas.progress import Progress, epoch_progress
 from latentatlas.region_model import MAX_REGIONS
 from latentatlas.samplers import SAMPLERS, load_sampler, make_sampler
@@ -180,6 +187,7 @@ def evaluate_run(
     for instrument in tools:
         instrument.check(run.image_size if decodes(run) else None)
     train_rows, val_rows = held_out_rows(run)
+    check_zpoint_range(run)
     check_k(k, {"the held-out set": len(val_rows)})
     n = _n_used(n, len(val_rows))
     k = check_k(k, {"the sample": n})
@@ -198,6 +206,7 @@ def evaluate_run(
         progress=progress,
         write=write,
         options=options,
+        rows_count=2 + len(names),
     )
     rows, previews = _score_rows(scorer, names, sampler_options or {}, n, seed)
     settings = {

@@ -7,6 +7,7 @@ of the figure that needs it."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -122,5 +123,6 @@ def write_previews(folder: Path, rows: list[EvaluationRow], previews: dict[str, 
     if not named:
         return []
     with atomic_path(folder / "previews.npz") as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, **dict(named))
+        arrays: dict[str, Any] = dict(named)
+        np.savez(handle, **arrays)
     return [{"file": "previews.npz", "caption": "The first images of each row as uint8 arrays, keyed by row name"}]

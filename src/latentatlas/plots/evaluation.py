@@ -82,7 +82,7 @@ def plot_leaderboard(
     count = len(points) + len(references)
     fig, ax = plt.subplots(figsize=(7.5, max(4.0, 0.24 * count + 1.6)))
     fig.subplots_adjust(left=0.11, right=0.64, top=0.95, bottom=0.12)
-    colours = plt.get_cmap("tab10").colors
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     values = [p["y"] - p["y_bar"][0] for p in points] + [p["y"] + p["y_bar"][1] for p in points]
     values += [r["y"] for r in references] + [v for r in references for v in (r["low"], r["high"]) if np.isfinite(v)]
     xs = [p["x"] - p["x_bar"][0] for p in points] + [p["x"] + p["x_bar"][1] for p in points]
