@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -153,3 +154,24 @@ def test_leaderboard_labels_never_overlap():
     assert not overlaps, [(a.get_text(), b.get_text()) for a, b in overlaps]
     assert fig.axes[0].yaxis_inverted()  # lower FID: better, drawn at the top
     plt.close(fig)
+
+
+def test_the_plan_comes_before_the_first_image_and_counts_what_is_cached(tiny_run_copy, capsys):
+    def plan() -> tuple[str, list[str]]:
+        evaluate_run(tiny_run_copy, samplers=["gaussian"], n=20, k=3, instruments="standard", faces=False)
+        lines = capsys.readouterr().err.splitlines()
+        found = [i for i, line in enumerate(lines) if line.startswith("latentatlas: plan:")]
+        assert len(found) == 1, lines
+        return lines[found[0]], lines[found[0] :]
+
+    first, after = plan()
+    # 3 rows and the held-out set, 20 images each; the estimate from the probe, in seconds or minutes
+    assert re.fullmatch(
+        r"latentatlas: plan: 3 rows × n = 20; Inception 80 images \(~\d+ (s|min)\); nothing cached yet; "
+        r"estimate ~\d+ (s|min) for the image instruments \(timed on 8 images\)",
+        first,
+    ), first
+    assert any(line.startswith("latentatlas: inception features: 20/20 images") for line in after), after
+    second, _ = plan()  # the held-out and training features are now cached
+    assert "Inception 40 images" in second
+    assert "cached: held-out Inception features, training Inception features" in second
