@@ -15,8 +15,10 @@ import pytest
 from matplotlib.text import Text
 
 from latentatlas.cli import main
+from latentatlas.data import synthetic_faces
 from latentatlas.errors import LatentAtlasError
 from latentatlas.evaluation import inception_onnx
+from latentatlas.evaluation.faces import CnnFaceDetector, FaceEmbedder
 from latentatlas.evaluation.inception import fid, inception_backend, inception_features
 from latentatlas.evaluation.score import Score
 from latentatlas.evaluation.table import EvaluationRow
@@ -216,3 +218,16 @@ def test_without_onnxruntime_one_line_and_the_torchscript_path(monkeypatch, caps
             inception_features(np.zeros((2, 32, 32, 3), np.uint8), backend="onnx")
     finally:
         inception_onnx._missing_onnxruntime.cache_clear()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("dlib") is None, reason="dlib not installed")
+def test_dlib_steps_count_their_images_off_a_terminal(capsys):
+    images, _ = synthetic_faces(6, image_size=32, seed=0)
+    quiet = CnnFaceDetector().detect(images)
+    counted = CnnFaceDetector().detect(images, progress=True)
+    np.testing.assert_array_equal(quiet.confidence, counted.confidence)
+    embedded = FaceEmbedder().embed(images, progress=True)
+    assert embedded.shape == (6, 128)
+    lines = capsys.readouterr().err.splitlines()
+    assert any(line.startswith("latentatlas: dlib face detection: 6/6 images") for line in lines), lines
+    assert any(line.startswith("latentatlas: dlib face embeddings: 6/6 images") for line in lines), lines
