@@ -473,22 +473,32 @@ def test_evaluations_accumulate_per_sampler_n_and_seed(tiny_run_copy, capsys):
 
     evaluate(["gaussian", "uniform-box"], 40)
     assert "replacing" not in capsys.readouterr().err
-    merged = evaluate(["gaussian"], 30)  # another n: a new entry beside the first evaluation
+    merged = evaluate(["gaussian"], 30)  # another n: a new entry beside the first evaluation, not in this table
     assert [(row.name, row.n) for row in merged.rows] == [
-        ("real (held-out)", 40),
-        ("reconstruction", 40),
         ("real (held-out)", 30),
         ("reconstruction", 30),
-        ("gaussian", 40),
-        ("uniform-box", 40),
         ("gaussian", 30),
     ]
+    assert merged.other_n == [40]
     again = evaluate(["uniform-box"], 40)  # the same entry again: replaced, and said so
     err = capsys.readouterr().err
     assert "replacing the evaluation entry uniform-box-n40-seed0.json" in err
-    assert len(again.rows) == 7
+    assert [(row.name, row.n) for row in again.rows] == [
+        ("real (held-out)", 40),
+        ("reconstruction", 40),
+        ("gaussian", 40),
+        ("uniform-box", 40),
+    ]
+    assert again.other_n == [30]
+    assert len(list((tiny_run_copy.path / "evaluation-entries").glob("*.json"))) == 7
+    seeded = evaluate(["gaussian"], 40, seed=1)  # another seed at the same n: beside the seed-0 rows
+    assert [(row.name, row.seed) for row in seeded.rows if row.kind == "sampler"] == [
+        ("gaussian", 0),
+        ("uniform-box", 0),
+        ("gaussian", 1),
+    ]
     table = pd.read_csv(tiny_run_copy.path / "evaluation" / "evaluation.csv")
-    assert len(table) == 7 and sorted(set(table["n"])) == [30, 40]
+    assert len(table) == 7 and sorted(set(table["n"])) == [40]
 
 
 def test_evaluate_reports_each_row_when_stderr_is_not_a_terminal(tiny_run_copy, capsys):

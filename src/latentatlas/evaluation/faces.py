@@ -26,6 +26,7 @@ import numpy as np
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
 from latentatlas.io import usable_cores
+from latentatlas.progress import Progress
 
 
 class FaceDetector:
@@ -184,25 +185,48 @@ def _embed_block(images: np.ndarray, side: int) -> np.ndarray:
     return out
 
 
-def _in_processes(work: Callable[[np.ndarray, int], np.ndarray], images: np.ndarray, side: int) -> np.ndarray:
-    """`work(block, side)` over blocks of images on one process per usable core, results in image order.
+def _in_processes(
+    work: Callable[[np.ndarray, int], np.ndarray], images: np.ndarray, side: int, progress: str | None = None
+) -> np.ndarray:
+    """`work(block, side)` over blocks of images on one process per usable core, results in image order;
+    `progress` names a bar (count and time left; lines off a terminal) that counts the images done.
 
     dlib holds the GIL while its networks run (two threads took as long as one, measured), so only
     processes use a second core; below PARALLEL_MIN_IMAGES their start-up (about a second each) costs more.
     """
     workers = usable_cores()
-    if workers == 1 or len(images) < PARALLEL_MIN_IMAGES:
-        return work(images, side)
-    blocks = np.array_split(np.arange(len(images)), max(workers, len(images) // FACE_BLOCK))
-    # forkserver: workers forked from a clean process, never from a parent holding torch's threads.
-    context = multiprocessing.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
-    try:
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            parts = pool.map(work, [images[rows] for rows in blocks], [side] * len(blocks))
-            return np.concatenate(list(parts))
-    except BrokenProcessPool:  # e.g. a script without `if __name__ == "__main__":` cannot start workers
-        print("latentatlas: face-model worker processes failed to start; running in this process", file=sys.stderr)
-        return work(images, side)
+    blocks = np.array_split(np.arange(len(images)), max(workers, -(-len(images) // FACE_BLOCK)))
+    blocks = [rows for rows in blocks if len(rows)]
+    with Progress(len(images), progress or "", "images", enabled=progress is not None) as bar:
+        if workers == 1 or len(images) < PARALLEL_MIN_IMAGES:
+            return _blocks_here(work, images, blocks, side, bar)
+        # forkserver: workers forked from a clean process, never from a parent holding torch's threads.
+        context = multiprocessing.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
+        try:
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                parts = []
+                for rows, part in zip(blocks, pool.map(work, [images[rows] for rows in blocks], [side] * len(blocks))):
+                    parts.append(part)
+                    bar.update(len(rows))
+                return np.concatenate(parts)
+        except BrokenProcessPool:  # e.g. a script without `if __name__ == "__main__":` cannot start workers
+            print("latentatlas: face-model worker processes failed to start; running in this process", file=sys.stderr)
+            bar.done = 0
+            return _blocks_here(work, images, blocks, side, bar)
+
+
+def _blocks_here(
+    work: Callable[[np.ndarray, int], np.ndarray],
+    images: np.ndarray,
+    blocks: list[np.ndarray],
+    side: int,
+    bar: Progress,
+) -> np.ndarray:
+    parts = []
+    for rows in blocks:  # per image independent: blocks give the same results as one call, with a count
+        parts.append(work(images[rows], side))
+        bar.update(len(rows))
+    return np.concatenate(parts)
 
 
 @dataclass(frozen=True)
@@ -228,11 +252,11 @@ class CnnFaceDetector:
         self.side = side
         self.threshold = threshold
 
-    def detect(self, images: np.ndarray) -> FaceDetections:
+    def detect(self, images: np.ndarray, progress: bool = False) -> FaceDetections:
         images = _face_images(images)
         side = checks.positive_int(self.side, "detector side", minimum=MIN_FACE_IMAGE_SIDE)
         _dlib_models()  # missing models fail here, in this process, with the install hint
-        confidence = _in_processes(_detect_block, images, side)
+        confidence = _in_processes(_detect_block, images, side, "dlib face detection" if progress else None)
         found = np.nan_to_num(confidence, nan=-np.inf) > self.threshold
         return FaceDetections(found, confidence)
 
@@ -283,11 +307,11 @@ class FaceEmbedder:
     def __init__(self, *, side: int = DLIB_SIDE) -> None:
         self.side = side
 
-    def embed(self, images: np.ndarray) -> np.ndarray:
+    def embed(self, images: np.ndarray, progress: bool = False) -> np.ndarray:
         images = _face_images(images)
         side = checks.positive_int(self.side, "embedding side", minimum=MIN_FACE_IMAGE_SIDE)
         _dlib_models()
-        return _in_processes(_embed_block, images, side)
+        return _in_processes(_embed_block, images, side, "dlib face embeddings" if progress else None)
 
     def settings(self) -> dict[str, Any]:
         return {"landmarks": FACE_MODEL_FILES["landmarks"], "model": FACE_MODEL_FILES["embedding"], "side": self.side}

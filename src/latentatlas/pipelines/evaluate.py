@@ -31,9 +31,16 @@ from latentatlas.evaluation.table import REAL_ROW, RECONSTRUCTION_ROW, Evaluatio
 from latentatlas.evaluation.verdicts import evaluation_findings, ranking
 from latentatlas.findings import Finding
 from latentatlas.io import atomic_folder, read_json, to_jsonable, write_json, write_text
-from latentatlas.pipelines.evaluate_entries import accumulate_entries
-from latentatlas.pipelines.evaluate_figures import PREVIEW, write_figures
-from latentatlas.pipelines.evaluate_rows import RowScorer, build_reference, decodes, held_out_rows, run_classes
+from latentatlas.pipelines.evaluate_entries import merge_entries, save_entries
+from latentatlas.pipelines.evaluate_figures import PREVIEW, write_figures, write_previews
+from latentatlas.pipelines.evaluate_rows import (
+    RowScorer,
+    build_reference,
+    check_zpoint_range,
+    decodes,
+    held_out_rows,
+    run_classes,
+)
 from latentatlas.progress import Progress, epoch_progress
 from latentatlas.region_model import MAX_REGIONS
 from latentatlas.samplers import SAMPLERS, load_sampler, make_sampler
@@ -63,6 +70,11 @@ class Evaluation:
         The seed's claims about samplers, checked against the rows and their intervals.
     ranking : list of str
         Which sampler differences are significant (disjoint 95 % intervals), one sentence each.
+    files : list of dict
+        {"file", "caption"} of the other files under RUN/evaluation/ (previews.npz: each row's first images).
+    other_n : list of int
+        The n of earlier evaluations of the run (same weights) that are not in the table: scores at
+        another n are not comparable, so the table, ranking and figures hold this evaluation's n only.
     """
 
     rows: list[EvaluationRow]
@@ -70,6 +82,8 @@ class Evaluation:
     figures: list[dict[str, str]] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     ranking: list[str] = field(default_factory=list)
+    other_n: list[int] = field(default_factory=list)
+    files: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def table(self) -> pd.DataFrame:
@@ -173,6 +187,7 @@ def evaluate_run(
     for instrument in tools:
         instrument.check(run.image_size if decodes(run) else None)
     train_rows, val_rows = held_out_rows(run)
+    check_zpoint_range(run)
     check_k(k, {"the held-out set": len(val_rows)})
     n = _n_used(n, len(val_rows))
     k = check_k(k, {"the sample": n})
@@ -191,6 +206,7 @@ def evaluate_run(
         progress=progress,
         write=write,
         options=options,
+        rows_count=2 + len(names),
     )
     rows, previews = _score_rows(scorer, names, sampler_options or {}, n, seed)
     settings = {
@@ -214,10 +230,12 @@ def evaluate_run(
     result = Evaluation(rows=rows, settings=settings, findings=evaluation_findings(rows), ranking=ranking(rows))
     if write:
         with run.lock():
-            result.rows = accumulate_entries(
+            merged = merge_entries(
                 run.path / "evaluation-entries", rows, sampler_options or {}, seed, run.provenance()["weights_id"]
             )
+            result.rows, result.other_n = merged.rows, merged.other_n
             write_evaluation(run, result, previews)
+            save_entries(merged)  # only now: an evaluation that failed leaves no entry behind
     return result
 
 
@@ -252,6 +270,7 @@ def write_evaluation(run: Run, result: Evaluation, previews: dict[str, np.ndarra
     artifact folder, so a kill never leaves a table and its figures from two different evaluations."""
     with atomic_folder(run.path / "evaluation", kind="evaluation") as out_dir:
         result.figures = write_figures(out_dir, result.rows, previews)
+        result.files = write_previews(out_dir, result.rows, previews)
         records = [row.record() for row in result.rows]
         write_json(
             out_dir / "evaluation.json",
@@ -261,8 +280,10 @@ def write_evaluation(run: Run, result: Evaluation, previews: dict[str, np.ndarra
                 "settings": result.settings,
                 "rows": records,
                 "figures": result.figures,
+                "files": result.files,
                 "findings": [finding.to_dict() for finding in result.findings],
                 "ranking": result.ranking,
+                "also_evaluated_at_n": result.other_n,
             },
         )
         write_text(out_dir / "evaluation.csv", result.table.to_csv(index=False))
@@ -272,6 +293,8 @@ def write_evaluation(run: Run, result: Evaluation, previews: dict[str, np.ndarra
 def evaluation_markdown(result: Evaluation) -> str:
     """The table, then the ranking and the seed-claim verdicts, as Markdown."""
     parts = [table_markdown(result.rows)]
+    if result.other_n:
+        parts.append(f"\nAlso evaluated at n = {', '.join(map(str, result.other_n))} (not comparable: not shown).\n")
     if result.ranking:
         parts.append("\nRanking (95 % intervals; a difference counts when the intervals are disjoint):\n")
         parts += [f"- {line}\n" for line in result.ranking]

@@ -8,6 +8,7 @@ references, or a sampler's draw), computes its shared inputs once and asks every
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from latentatlas.evaluation.faces import FaceEmbedder
 from latentatlas.evaluation.inception import inception_features
 from latentatlas.evaluation.instruments import Instrument, Need, Reference, Row, needed
 from latentatlas.evaluation.table import REAL_ROW, RECONSTRUCTION_ROW, EvaluationRow
+from latentatlas.pipelines.evaluate_plan import plan_line
 from latentatlas.pipelines.feature_cache import FeatureCache
 
 if TYPE_CHECKING:
@@ -40,6 +42,28 @@ def held_out_rows(run: Run) -> tuple[np.ndarray, np.ndarray]:
     if len(train_rows) == 0:
         raise LatentAtlasError(f"run {run.path} has no training z-points to fit samplers on")
     return train_rows, val_rows
+
+
+# z-points are float32 and the k-NN distances, covariances and mixture fits square them in float32 (torch)
+# or accumulate those squares: a component beyond this bound overflows to inf and the statistics fail deep
+# inside a fit, so it is refused up front with the row that holds it.
+Z_LIMIT = float(np.sqrt(np.finfo(np.float32).max / 4096))
+
+
+def check_zpoint_range(run: Run) -> None:
+    """Refuse z-points with NaN, infinite or overflowing (|z| > Z_LIMIT, about 2.9e17) components, in one
+    line that names the first bad row."""
+    seen = 0
+    for chunk in checks.row_chunks(run.zpoints()):
+        bad = ~(np.isfinite(chunk) & (np.abs(chunk) <= Z_LIMIT))
+        if bad.any():
+            first = int(np.flatnonzero(bad.any(axis=1))[0])
+            row, value = seen + first, chunk[first][bad[first]][0]
+            raise LatentAtlasError(
+                f"the z-points of run {run.path} hold {value:g} in row {row}: beyond +-{Z_LIMIT:.2g} their "
+                f"squares overflow and no score means anything; run `latentatlas encode {run.path}` again"
+            )
+        seen += len(chunk)
 
 
 def run_classes(run: Run) -> np.ndarray | None:
@@ -94,7 +118,7 @@ class RowScorer:
                 row.images, device=self.reference.device, progress=self.reference.progress
             )
         if row.images is not None and row.embeddings is None and "face_embeddings" in self.needs:
-            row.embeddings = FaceEmbedder().embed(row.images)
+            row.embeddings = FaceEmbedder().embed(row.images, progress=self.reference.progress)
         scores = {}
         for instrument in self.instruments:
             scores.update(instrument.score(row))
@@ -133,10 +157,12 @@ def build_reference(
     progress: bool,
     write: bool,
     options: dict[str, int],
+    rows_count: int = 0,
 ) -> RowScorer:
     """Draw the held-out set (n validation rows) and the training reference rows, load what the instruments
     need, prepare each instrument on it, and return the row scorer. `options`: kid_subsets, kid_subset_size,
-    max_regions. write=False leaves the run untouched (no feature cache)."""
+    max_regions. write=False leaves the run untouched (no feature cache). With `progress`, the plan (what the
+    `rows_count` rows cost, `plan_line`) is printed before the first image is processed."""
     needs = needed(instruments)
     train_rows, val_rows = held_out_rows(run)
     all_z = run.zpoints()
@@ -173,12 +199,24 @@ def build_reference(
                 f"held-out images are {reference.images.shape[1:3]}, the run's model works at {size}x{size}"
             )
         train_images = reference.source_images(reference_rows)
+        if progress:
+            plan = plan_line(
+                cache,
+                instruments,
+                rows_count,
+                held_rows,
+                reference_rows,
+                reference.images,
+                len(train_rows),
+                reference.weights,
+            )
+            print(plan, file=sys.stderr, flush=True)
         if "inception" in needs:
             reference.features = cache.features("real_features", held_rows, reference.images)
         if "face_embeddings" in needs:
             reference.embeddings = cache.embeddings("real_embeddings", held_rows, reference.images)
             reference.reconstructions = run.decode(reference.z)
-            reference.reconstruction_embeddings = FaceEmbedder().embed(reference.reconstructions)
+            reference.reconstruction_embeddings = FaceEmbedder().embed(reference.reconstructions, progress=progress)
     for instrument in instruments:
         instrument.prepare(reference)
     return RowScorer(run, reference, instruments, reference_rows, train_images, cache, needs)

@@ -14,7 +14,7 @@ import torch
 
 from latentatlas.errors import LatentAtlasError
 from latentatlas.evaluation.faces import FaceEmbedder
-from latentatlas.evaluation.inception import inception_features, inception_path
+from latentatlas.evaluation.inception import inception_backend, inception_features, inception_path
 from latentatlas.io import load_npy, read_json, save_npy, write_json
 
 
@@ -56,8 +56,33 @@ class FeatureCache:
             cached = f", cached in {self.folder}" if self.folder is not None else ""
             print(f"latentatlas: computing {what} of {n} {kind} images{cached}", file=sys.stderr, flush=True)
 
+    def feature_key(self, rows: np.ndarray) -> dict[str, Any]:
+        # the backend too: ONNX Runtime's features differ from TorchScript's in the far digits (~1e-5)
+        return {
+            "n": len(rows),
+            "seed": self.seed,
+            "rows": _digest(rows),
+            "weights": inception_path().stat().st_size,
+            "backend": inception_backend(self.device),
+        }
+
+    def embedding_key(self, rows: np.ndarray, decoder: str | None = None) -> dict[str, Any]:
+        key = {"n": len(rows), "seed": self.seed, "rows": _digest(rows), "embedder": FaceEmbedder().settings()}
+        if decoder is not None:
+            key["decoder"] = decoder
+        return key
+
+    def holds(self, name: str, key: dict[str, Any]) -> bool:
+        """Whether folder/<name> holds features of `key` (read without loading them; for the plan)."""
+        if self.folder is None or not (self.folder / f"{name}.npy").is_file():
+            return False
+        try:
+            return read_json(self.folder / f"{name}.json") == key
+        except LatentAtlasError:
+            return False
+
     def features(self, name: str, rows: np.ndarray, images: np.ndarray) -> np.ndarray:
-        key = {"n": len(rows), "seed": self.seed, "rows": _digest(rows), "weights": inception_path().stat().st_size}
+        key = self.feature_key(rows)
 
         def compute() -> np.ndarray:
             self._announce("Inception features", len(rows))
@@ -71,12 +96,10 @@ class FeatureCache:
         """`images` may be a function that makes them (decoding is skipped when the cache holds the embeddings);
         `decoder`: the weights id when they are the decoder's images of the rows' z-points (the key then changes
         with the weights: a retrained model never reuses them)."""
-        key = {"n": len(rows), "seed": self.seed, "rows": _digest(rows), "embedder": FaceEmbedder().settings()}
-        if decoder is not None:
-            key["decoder"] = decoder
+        key = self.embedding_key(rows, decoder)
 
         def compute() -> np.ndarray:
             self._announce("dlib face embeddings", len(rows), "real" if decoder is None else "decoded")
-            return FaceEmbedder().embed(images() if callable(images) else images)
+            return FaceEmbedder().embed(images() if callable(images) else images, progress=self.progress)
 
         return cached_features(self.folder, name, key, compute)

@@ -19,7 +19,7 @@ from latentatlas.plots.analysis import (
     plot_spectrum,
 )
 from latentatlas.plots.base import ARTIFICIAL, CENTRE, ORIGIN, PATH, REAL, figure_png, plt, save_figure
-from latentatlas.plots.evaluation import plot_grouped_bars, plot_interval_scatter
+from latentatlas.plots.evaluation import plot_grouped_bars, plot_interval_scatter, plot_leaderboard, spread_labels
 from latentatlas.plots.grids import image_grid, save_image_grid, split_grid
 from latentatlas.plots.runs import plot_embedding, plot_path_projection, plot_sweep, plot_training_curves
 from latentatlas.plots.summary import plot_labelled_rows, plot_sampler_ranking
@@ -42,6 +42,7 @@ __all__ = [
     "plot_histogram_grid",
     "plot_interval_scatter",
     "plot_labelled_rows",
+    "plot_leaderboard",
     "plot_mahalanobis",
     "plot_path_projection",
     "plot_projection",
@@ -56,4 +57,5 @@ __all__ = [
     "save_figure",
     "save_image_grid",
     "split_grid",
+    "spread_labels",
 ]

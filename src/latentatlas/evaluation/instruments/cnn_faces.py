@@ -29,7 +29,7 @@ class CnnFaceRate(Instrument):
         check_face_images(image_size)
 
     def prepare(self, reference: Reference) -> None:
-        self.seed, self.side = reference.seed, DLIB_SIDE
+        self.seed, self.side, self.progress = reference.seed, DLIB_SIDE, reference.progress
         self.calibration: SideCalibration | None = None
         if reference.decode is None:
             return
@@ -46,7 +46,7 @@ class CnnFaceRate(Instrument):
     def score(self, row: Row) -> dict[str, Score]:
         if row.images is None:
             return {}
-        found = CnnFaceDetector(side=self.side).detect(row.images)
+        found = CnnFaceDetector(side=self.side).detect(row.images, progress=self.progress)
         confident = found.confidence[found.found]
         return {
             "cnn_face_rate": mean_interval(found.found, seed=stream_seed(self.seed, "cnn_face_rate")),
