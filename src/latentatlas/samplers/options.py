@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
 
 T = TypeVar("T")
@@ -76,6 +77,23 @@ def options_of(cls: type) -> dict[str, Option]:
             if name in declared and name not in ordered:
                 ordered[name] = declared[name]
     return ordered
+
+
+def temperature_option() -> float:
+    """The `temperature` parameter, one declaration for every sampler that has one (so they share the
+    `--temperature` flag): the factor on the standard deviation of the sampler's base noise. 1 draws from
+    the fitted law; below 1 draws nearer its mode (the Gaussians scale their covariance by T², a mixture
+    each component's, the flow and the diffusion sampler their base noise), trading variety for quality."""
+    return option(
+        1.0,
+        help="factor on the base noise's standard deviation (1: the fitted law; below 1: nearer its mode)",
+        parse=float,
+        check=_positive_temperature,
+    )
+
+
+def _positive_temperature(value: Any, name: str) -> None:
+    checks.positive_number(value, name, limit=100.0)
 
 
 # ----------------------------------------------------------------------------- checks
