@@ -48,7 +48,7 @@ def row(name: str, kind: str = "sampler", n: int = 100, **scores: tuple[float, f
 
 def evaluation(records: list[dict], findings: list[dict] | None = None) -> Evaluation:
     rows = [EvaluationRow(r["name"], r["kind"], None, {}, r["n"], 0, r) for r in records]
-    return Evaluation(rows, {}, [], finding_records(findings or []), None)
+    return Evaluation(rows, {}, [], finding_records(findings or []), None, [], None)
 
 
 def test_one_row_per_finding_with_the_json_verdict_and_its_number(tmp_path):
@@ -248,3 +248,38 @@ def test_the_summary_images_are_cut_from_the_evaluation_previews_and_labelled(tm
         "real (held-out)",
         "reconstruction",
     ]
+
+
+def test_the_summary_images_come_from_previews_npz_before_samples_png(tmp_path):
+    from latentatlas.report.summary_section import image_rows
+
+    path = run_folder(tmp_path)
+    rng = np.random.default_rng(2)
+    arrays = {name: rng.integers(0, 250, (5, 8, 8, 3), dtype=np.uint8) for name in ("real (held-out)", "gaussian")}
+    np.savez(path / "evaluation" / "previews.npz", **arrays)  # type: ignore[arg-type]
+    data = json.loads((path / "evaluation" / "evaluation.json").read_text())
+    data["files"] = [{"file": "previews.npz", "caption": "first images"}]
+    data["also_evaluated_at_n"] = [400, 50, "junk"]
+    (path / "evaluation" / "evaluation.json").write_text(json.dumps(data))
+    run = Run(path)
+    artifacts = read_artifacts(run)
+    assert artifacts.evaluation is not None and artifacts.evaluation.other_n == [50, 400]
+    shown = dict(image_rows(run, artifacts, "gaussian", Problems()))
+    assert list(shown) == ["real (held-out)", "gaussian (best sampler)"]
+    np.testing.assert_array_equal(shown["gaussian (best sampler)"], arrays["gaussian"])
+
+    np.savez(path / "evaluation" / "previews.npz", gaussian=np.zeros((3, 9, 9, 3), np.uint8))  # wrong tile size
+    assert image_rows(run, read_artifacts(run), "gaussian", Problems()) == []
+
+
+def test_the_report_names_the_other_n_it_does_not_show(tmp_path):
+    from latentatlas.report.samples import sampler_sections
+
+    path = run_folder(tmp_path)
+    data = json.loads((path / "evaluation" / "evaluation.json").read_text())
+    data["also_evaluated_at_n"] = [300]
+    (path / "evaluation" / "evaluation.json").write_text(json.dumps(data))
+    texts = [
+        getattr(block, "text", "") for blocks in sampler_sections(Run(path), Problems()).values() for block in blocks
+    ]
+    assert any(text.startswith("Also evaluated at n = 300: kept, not shown") for text in texts)

@@ -61,6 +61,10 @@ def as_records(value: Any) -> list[dict]:
     return [r for r in value if isinstance(r, dict)] if isinstance(value, list) else []
 
 
+def as_list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
 def as_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -173,6 +177,8 @@ class Evaluation:
     figures: list[FigureFile]
     findings: list[Finding]
     weights: Provenance | None
+    other_n: list[int]  # entries of these n are kept but not shown (scores are not comparable across n)
+    previews: Path | None  # previews.npz: the first decoded images of each row, keyed by row name
 
 
 @dataclass
@@ -225,6 +231,7 @@ def read_evaluation(folder: Path, problems: Problems) -> Evaluation | None:
     data = problems.read_json(folder / "evaluation.json")
     if data is None:
         return None
+    listed = {f.get("file") for f in as_records(data.get("files"))}
     rows = [
         EvaluationRow(
             name=str(record.get("name", "")),
@@ -243,6 +250,8 @@ def read_evaluation(folder: Path, problems: Problems) -> Evaluation | None:
         figures=figures(data, folder),
         findings=findings(data, "evaluation/evaluation.json", problems),
         weights=provenance(data, folder / "evaluation.json"),
+        other_n=sorted({n for n in map(as_int, as_list(data.get("also_evaluated_at_n"))) if n is not None}),
+        previews=inside(folder, "previews.npz") if "previews.npz" in listed else None,
     )
 
 

@@ -131,6 +131,14 @@ def _evaluation_blocks(run: Run, evaluation: Evaluation | None) -> list[Block]:
     if note is not None:
         blocks.append(note)
     blocks.append(Text(f"The full table ({len(evaluation.rows)} rows) and the settings are in the appendix."))
+    if evaluation.other_n:
+        others = ", ".join(map(str, evaluation.other_n))
+        blocks.append(
+            Text(
+                f"Also evaluated at n = {others}: kept, not shown (scores of different n are not comparable); "
+                f"`latentatlas evaluate {run.path} -n N` shows those."
+            )
+        )
     blocks += [figure(file) for file in evaluation.figures]
     return blocks
 

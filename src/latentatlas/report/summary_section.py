@@ -9,6 +9,7 @@ with a label on every row.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -45,6 +46,18 @@ def _tiles(path, tile: int) -> np.ndarray | None:
         return None
 
 
+def _preview_rows(path: Path, tile: int) -> dict[str, np.ndarray]:
+    """{row name: its first images (k, tile, tile, 3) uint8} from the evaluation's previews.npz; {} when the
+    file cannot be read as such (an evaluation written before previews.npz existed falls back to samples.png)."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: np.asarray(archive[name]) for name in archive.files}
+    except (OSError, ValueError, KeyError, EOFError):
+        return {}
+    shape_ok = all(a.dtype == np.uint8 and a.ndim == 4 and a.shape[1:] == (tile, tile, 3) for a in arrays.values())
+    return {name: a[:SHOWN_IMAGES] for name, a in arrays.items()} if shape_ok else {}
+
+
 def _filled(images: np.ndarray) -> np.ndarray:
     """Drop the white fillers that pad a grid's last row."""
     return np.asarray([image for image in images if image.min() < 255])
@@ -57,10 +70,10 @@ def image_rows(run: Run, artifacts: Artifacts, best: str | None, problems: Probl
     tile = as_dict(config.get("model")).get("image_size")
     if not isinstance(tile, int):
         return []
-    rows: dict[str, np.ndarray] = {}
     evaluation = artifacts.evaluation
+    rows = _preview_rows(evaluation.previews, tile) if evaluation is not None and evaluation.previews else {}
     previews = next((f for f in (evaluation.figures if evaluation else []) if f.path.name == "samples.png"), None)
-    if previews is not None and ROWS_MARKER in previews.caption:
+    if not rows and previews is not None and ROWS_MARKER in previews.caption:
         names = [n.strip() for n in previews.caption.split(ROWS_MARKER, 1)[1].split(", ")]
         tiles = _tiles(previews.path, tile)
         if tiles is not None and len(tiles) == len(names):
