@@ -283,3 +283,22 @@ def test_the_report_names_the_other_n_it_does_not_show(tmp_path):
         getattr(block, "text", "") for blocks in sampler_sections(Run(path), Problems()).values() for block in blocks
     ]
     assert any(text.startswith("Also evaluated at n = 300: kept, not shown") for text in texts)
+
+
+def test_real_images_and_their_own_reconstructions_come_from_reconstructions_png(tmp_path):
+    from latentatlas.report.summary_section import image_rows
+
+    path = run_folder(tmp_path)
+    rng = np.random.default_rng(3)
+    pairs = rng.integers(0, 250, (2, 8, 8, 8, 3), dtype=np.uint8)  # row 0 real, row 1 their reconstructions
+    Image.fromarray(image_grid(pairs.reshape(-1, 8, 8, 3), ncols=8)).save(path / "reconstructions.png")
+    previews = {name: rng.integers(0, 250, (8, 8, 8, 3), dtype=np.uint8) for name in ("real (held-out)", "gaussian")}
+    np.savez(path / "evaluation" / "previews.npz", **previews)  # type: ignore[arg-type]
+    data = json.loads((path / "evaluation" / "evaluation.json").read_text())
+    data["files"] = [{"file": "previews.npz", "caption": "first images"}]
+    (path / "evaluation" / "evaluation.json").write_text(json.dumps(data))
+    run = Run(path)
+    shown = dict(image_rows(run, read_artifacts(run), "gaussian", Problems()))
+    np.testing.assert_array_equal(shown["real (held-out)"], pairs[0])
+    np.testing.assert_array_equal(shown["reconstruction"], pairs[1])
+    np.testing.assert_array_equal(shown["gaussian (best sampler)"], previews["gaussian"])

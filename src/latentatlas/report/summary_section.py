@@ -1,9 +1,10 @@
 """The report's first section: the run's `Summary` (report/summary.py) with its two figures, the samplers'
 quality against the reference rows and the best sampler's images beside real images and reconstructions.
 
-The images are cut from the pictures the other commands wrote (the evaluation's samples.png, whose caption
-lists its rows top to bottom; else reconstructions.png and the best sampler's grid.png) and drawn again
-with a label on every row.
+The images come from what the other commands wrote: real held-out images and their own reconstructions from
+reconstructions.png (pairs, column by column); the evaluation's rows from its previews.npz (else cut from
+samples.png, whose caption lists its rows); else the best sampler's grid.png. They are drawn again with a
+label on every row.
 """
 
 from __future__ import annotations
@@ -78,12 +79,13 @@ def image_rows(run: Run, artifacts: Artifacts, best: str | None, problems: Probl
         tiles = _tiles(previews.path, tile)
         if tiles is not None and len(tiles) == len(names):
             rows = {name: _filled(tiles[i][:SHOWN_IMAGES]) for i, name in enumerate(names)}
+    # reconstructions.png pairs each real image with its own reconstruction (the evaluation's two reference
+    # rows show different images), so it goes first where it exists.
     recon = run.path / "reconstructions.png"
-    if (REAL_ROW not in rows or RECONSTRUCTION_ROW not in rows) and recon.is_file():
-        tiles = _tiles(recon, tile)
-        if tiles is not None and len(tiles) >= 2:
-            rows.setdefault(REAL_ROW, _filled(tiles[0][:SHOWN_IMAGES]))
-            rows.setdefault(RECONSTRUCTION_ROW, _filled(tiles[1][:SHOWN_IMAGES]))
+    tiles = _tiles(recon, tile) if recon.is_file() else None
+    if tiles is not None and len(tiles) >= 2:
+        rows[REAL_ROW] = _filled(tiles[0][:SHOWN_IMAGES])
+        rows[RECONSTRUCTION_ROW] = _filled(tiles[1][:SHOWN_IMAGES])
     if best is not None and best not in rows:
         sample = next((s for s in read_samples(run.path / "samples", problems) if s.sampler == best), None)
         grid = next((f for f in (sample.figures if sample else []) if f.path.name == "grid.png"), None)
