@@ -21,7 +21,9 @@ from google.protobuf import text_format  # noqa: E402  (tensorboard's dependency
 from tensorboard.backend.event_processing import event_accumulator  # noqa: E402
 from tensorboard.plugins import base_plugin  # noqa: E402
 from tensorboard.plugins.projector import projector_plugin  # noqa: E402
-from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig  # noqa: E402
+from tensorboard.plugins.projector.projector_config_pb2 import (  # noqa: E402
+    ProjectorConfig,  # pyright: ignore[reportAttributeAccessIssue]  (generated protobuf module)
+)
 
 TINY = ["--image-size", "32", "--channels", "8,16", "--latent-dim", "8", "--batch-size", "16"]
 TRAIN = ["train", "--data", "synthetic-faces", "--synthetic-count", "64", "--val-fraction", "0.25", *TINY]

@@ -95,7 +95,9 @@ def _point_images(run: Run, rows: np.ndarray, z: np.ndarray, weights: str) -> tu
 def _config_text(sprite_side: int | None) -> str:
     # tensorboard's own message type and printer, so the projector parses what is written
     from google.protobuf import text_format
-    from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
+    from tensorboard.plugins.projector.projector_config_pb2 import (  # generated protobuf module: no stubs
+        ProjectorConfig,  # pyright: ignore[reportAttributeAccessIssue]
+    )
 
     config = ProjectorConfig()
     embedding = config.embeddings.add()
