@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,10 @@ from PIL import Image
 
 from latentatlas import extras
 from latentatlas.cli import main
+from latentatlas.model import Autoencoder, ModelConfig
 from latentatlas.pipelines.projector import projector_rows, sprite
 from latentatlas.store import Run
-from latentatlas.tensorboard_log import reconstruction_grid
+from latentatlas.tensorboard_log import TensorBoardLog, reconstruction_grid
 
 pytest.importorskip("tensorboard")
 from google.protobuf import text_format  # noqa: E402  (tensorboard's dependency)
@@ -179,3 +181,18 @@ def test_projector_rows_are_a_seeded_sorted_sample():
     assert np.array_equal(first, projector_rows(100, 10, 1)) and not np.array_equal(first, projector_rows(100, 10, 2))
     assert np.all(np.diff(first) > 0) and len(first) == 10
     assert np.array_equal(projector_rows(5, 10, 0), np.arange(5))
+
+
+def test_the_log_travels_to_other_processes_without_its_open_writer(tmp_path):
+    log = TensorBoardLog(tmp_path / "tb")
+    model = Autoencoder(ModelConfig(image_size=32, channels=(8, 16), latent_dim=8))
+    images = np.zeros((4, 32, 32, 3), np.uint8)
+    log({"epoch": 1, "train_loss": 0.5, "val_loss": float("nan"), "lr": 1e-3, "images_per_s": 10.0}, model, images)
+    copy = pickle.loads(pickle.dumps(log))  # what `--devices N` sends to each training process
+    copy({"epoch": 2, "train_loss": 0.25, "val_loss": 0.3, "lr": 1e-3, "images_per_s": 10.0}, model, images)
+    log.close()
+    copy.close()
+    accumulator = _accumulator(tmp_path / "tb")
+    assert [(e.step, e.value) for e in accumulator.Scalars("loss/train")] == [(1, 0.5), (2, 0.25)]
+    assert [e.step for e in accumulator.Scalars("loss/val")] == [2]  # no validation loss in epoch 1: not logged
+    assert len(list((tmp_path / "tb").glob("events.out.tfevents.*"))) == 2
