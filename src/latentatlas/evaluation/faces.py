@@ -56,7 +56,7 @@ class FaceDetector:
         )
         cascade = cv2.CascadeClassifier(path)
         if cascade.empty():
-            raise LatentAtlasError(f"OpenCV could not load its Haar cascade {path}; reinstall opencv-python-headless")
+            raise LatentAtlasError(f"OpenCV could not load its Haar cascade {path}; reinstall opencv-python")
         return cascade
 
     def detect(self, images: np.ndarray) -> np.ndarray:
