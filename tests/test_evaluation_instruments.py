@@ -96,7 +96,7 @@ def test_face_models_missing_gives_install_hint(monkeypatch):
         "find_spec",
         lambda name, *a: None if name == "face_recognition_models" else real_find_spec(name, *a),
     )
-    with pytest.raises(LatentAtlasError, match=r"pip install dlib-bin==[\d.]+\S* face-recognition-models==0\.3\.0"):
+    with pytest.raises(LatentAtlasError, match=r"pip install 'latentatlas\[faces\]'"):
         faces_module.face_model_path("detector")
 
 

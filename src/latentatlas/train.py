@@ -14,7 +14,7 @@ import contextlib
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +51,7 @@ from latentatlas.run_config import RunConfig, check_resume, read_run_config
 # The plateau schedule halves the learning rate after every PLATEAU_EPOCHS epochs without a better validation loss.
 PLATEAU_EPOCHS = 2
 PLATEAU_DECAY = 0.5
+ON_EPOCH_IMAGES = 16  # held-out images handed to `on_epoch` for reconstructions
 
 
 def make_split(n: int, val_fraction: float, seed: int) -> np.ndarray:
@@ -167,8 +168,13 @@ def train(
     resume: bool = False,
     progress: bool = True,
     device: torch.device | str | None = None,
+    on_epoch: Callable[[dict, Autoencoder, np.ndarray], None] | None = None,
 ) -> Path:
     """Train an autoencoder into `run_dir` (or continue one with `resume`); returns the run folder.
+
+    `on_epoch(row, model, images)` runs in the main process after each epoch's checkpoint, with the epoch's
+    history row, the model, and the same held-out uint8 images every epoch (up to ON_EPOCH_IMAGES; training
+    images when nothing is held out), e.g. for reconstructions: `tensorboard_log.TensorBoardLog` is one.
 
     `config.epochs` is the total: resuming a 2-epoch run with epochs=4 trains epochs 3 and 4.
     Everything is validated (and the data loaded) before the first file is written. A non-finite loss
@@ -221,6 +227,8 @@ def train(
         "torch": torch.__version__,
     }
     run_files_written = False
+    shown = np.flatnonzero(split == 1)[:ON_EPOCH_IMAGES]
+    shown = shown if len(shown) else np.flatnonzero(split == 0)[:ON_EPOCH_IMAGES]
 
     trainer = distributed.wrap(net)  # net itself in one process
     net.train()
@@ -262,6 +270,8 @@ def train(
             best_epoch = state["best_epoch"]
             if distributed.is_main():
                 write_checkpoint(run_dir, net, optimizer, history, state_row, keep=lambda e, b=best_epoch: e == b)
+            if on_epoch is not None and distributed.is_main():
+                on_epoch(row, net, np.asarray(imageset.images[shown]))
             if progress:
                 log_epoch(row, config.epochs)
             if config.patience is not None and state["epochs_since_best"] >= config.patience and progress:

@@ -12,9 +12,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from latentatlas import __version__
 from latentatlas.cli import latent, model, results
 from latentatlas.cli.common import _attach_negative_lists, _Parser
 from latentatlas.errors import LatentAtlasError
+from latentatlas.extras import missing_extra_hint
 
 COMMANDS = [*model.COMMANDS, *latent.COMMANDS, *results.COMMANDS]
 
@@ -25,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a convolutional autoencoder, map the region its encoder fills in latent space, "
         "and decode statistically built latent vectors. Every command takes a run folder.",
     )
+    parser.add_argument("--version", action="version", version=f"latentatlas {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, help_text, add_arguments, run in COMMANDS:
         command = sub.add_parser(name, help=help_text, description=help_text)
@@ -39,6 +42,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args) or 0
     except LatentAtlasError as exc:
         print(f"latentatlas: error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:  # an optional part (an extra) that is not installed: its install line
+        hint = missing_extra_hint(exc)
+        if hint is None:
+            raise
+        print(f"latentatlas: error: {hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("latentatlas: interrupted", file=sys.stderr)

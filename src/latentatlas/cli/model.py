@@ -59,6 +59,13 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     data.add_argument("--synthetic-count", type=int, help="number of synthetic faces")
     data.add_argument("--synthetic-classes", type=int, help="synthetic faces in N strongly different classes")
     p.add_argument("--resume", action="store_true", help="continue RUN from its last checkpoint")
+    p.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        type=_path_argument,
+        help="also log losses, learning rate and reconstructions per epoch for `tensorboard --logdir DIR`",
+    )
+    p.add_argument("--force", action="store_true", help="with --tensorboard: log into a folder holding other files")
     _device_argument(p)
     p.add_argument(
         "--devices", type=int, help="data-parallel processes (DDP: one per GPU, gloo on CPU); same as torchrun"
@@ -127,10 +134,25 @@ def _train(args: argparse.Namespace) -> int:
     data_values = {**data_base, "image_size": model.image_size, **from_file["data"], **_given(args, _DATA_FLAGS)}
     data = DataConfig.from_dict(data_values)
     config = TrainConfig.from_dict({**train_base, **from_file["train"], **_given(args, _TRAIN_FLAGS)})
+    log = None
+    if args.tensorboard is not None:
+        from latentatlas.tensorboard_log import TensorBoardLog, check_log_dir
+
+        log = TensorBoardLog(check_log_dir(args.tensorboard, force=args.force))
     use_all_cores()
-    run = Run(distributed.launch(args.devices, train, out, data, model, config, args.resume, device=args.device))
+    try:
+        run = Run(
+            distributed.launch(
+                args.devices, train, out, data, model, config, args.resume, device=args.device, on_epoch=log
+            )
+        )
+    finally:
+        if log is not None:
+            log.close()
     if not distributed.is_main():
         return 0  # under torchrun rank 0 alone reports
+    if log is not None:
+        print(f"TensorBoard log in {log.log_dir}: tensorboard --logdir {log.log_dir}")
     state = run.train_state()
     print(
         f"trained {out}: {state['epochs_done']} epochs on {state['n_train']} images, "
@@ -227,8 +249,16 @@ COMMANDS.append(("reconstruct", "PNG grid of images and their reconstructions", 
 
 def _export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN", help="run folder made by `latentatlas train`")
-    p.add_argument("--decoder", required=True, metavar="FILE", help="TorchScript file to write (e.g. decoder.pt)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing file that is not an exported decoder")
+    p.add_argument("--decoder", metavar="FILE", help="TorchScript file to write (e.g. decoder.pt)")
+    p.add_argument(
+        "--projector",
+        metavar="DIR",
+        type=_path_argument,
+        help="write the z-points, their metadata and a sprite for TensorBoard's projector (tensorboard --logdir DIR)",
+    )
+    p.add_argument("--projector-limit", type=int, default=10000, help="seeded sample of N z-points (default 10000)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the --projector-limit sample (default 0)")
+    p.add_argument("--force", action="store_true", help="overwrite files that are not an earlier export")
     _weights_argument(p)
 
 
@@ -236,7 +266,26 @@ def _export(args: argparse.Namespace) -> int:
     from latentatlas.pipelines.reconstruct import export_decoder
     from latentatlas.store import Run
 
+    if args.decoder is None and args.projector is None:
+        raise LatentAtlasError("export needs --decoder FILE (TorchScript) or --projector DIR (TensorBoard), or both")
     run = Run(args.run_dir)
+    if args.projector is not None:
+        from latentatlas.io import check_output_file
+        from latentatlas.pipelines.projector import write_projector
+
+        if args.decoder is not None:  # a refused decoder file must not leave a projector export behind
+            check_output_file(args.decoder, "export", force=args.force)
+
+        projector = write_projector(
+            run, args.projector, limit=args.projector_limit, seed=args.seed, weights=args.weights, force=args.force
+        )
+        print(
+            f"wrote {args.projector}: {projector['points']} of {projector['of']} z-points with "
+            f"{len(projector['columns'])} metadata columns; sprite: {projector['sprite']}; {projector['regions']}; "
+            f"open with: tensorboard --logdir {args.projector}"
+        )
+    if args.decoder is None:
+        return 0
     info = export_decoder(run, args.decoder, weights=args.weights, force=args.force)
     print(
         f"wrote {args.decoder}: TorchScript decoder, z ({info['latent_dim']},) -> image (3, {info['image_size']}, "
@@ -246,7 +295,12 @@ def _export(args: argparse.Namespace) -> int:
 
 
 COMMANDS.append(
-    ("export", "export the decoder as TorchScript, for use without latentatlas", _export_arguments, _export)
+    (
+        "export",
+        "export the decoder as TorchScript (use without latentatlas), or the z-points for TensorBoard's projector",
+        _export_arguments,
+        _export,
+    )
 )
 
 

