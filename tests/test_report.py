@@ -732,7 +732,7 @@ def test_artifacts_of_an_earlier_store_are_stale_in_every_section_and_the_summar
     that refreshes them, the summary does not present their verdicts as current, and the explorer's
     regions follow the same rule."""
     from latentatlas.data import DataConfig
-    from latentatlas.explorer.state import region_labels
+    from latentatlas.pipelines.regions import region_labels
     from latentatlas.report.summary import read_artifacts, run_summary, summary_text
     from latentatlas.store import encode_run
 

@@ -16,7 +16,6 @@ import math
 import os
 import threading
 import uuid
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,11 +28,11 @@ from latentatlas.embedding import category_label, colour_columns, nearest, umap_
 from latentatlas.errors import LatentAtlasError
 from latentatlas.evaluation import FaceDetector
 from latentatlas.explorer.batching import DecodeBatcher
-from latentatlas.io import data_uri, load_npy, read_json
+from latentatlas.io import data_uri
+from latentatlas.pipelines.regions import region_labels
 from latentatlas.samplers import SAMPLERS, make_sampler
 from latentatlas.stats import PCA, Mahalanobis, moments
 from latentatlas.store import Run
-from latentatlas.store.staleness import provenance, stale_reason
 
 MAX_DISPLAY_POINTS = 50_000
 MAX_SAMPLES = 64  # images per sample request: each one is a decode and a PNG
@@ -42,34 +41,6 @@ COORD_LIMIT = 1e6  # beyond this the decoder only produces saturated noise (or o
 CONFIDENCES = (0.5, 0.9, 0.99)
 LINEAR_BASES = ("axes", "pca")
 REGION_COLUMN = "region"  # the analysis's regions (analysis/region_labels.npy), offered beside the metadata
-
-
-def region_labels(run: Run, n_rows: int) -> tuple[np.ndarray | None, str | None]:
-    """The region of every z-point from `latentatlas analyze` (analysis/region_labels.npy), or None and why.
-
-    The labels are used only when the analysis was computed from the z-points the store holds now
-    (`store.staleness.stale_reason`, the rule the report marks stale artifacts by) and match its rows.
-    """
-    command = f"latentatlas analyze {run.path}"
-    path = run.path / "analysis" / "analysis.json"
-    if not path.is_file():
-        return None, f"no regions: the run has no analysis; run `{command}`"
-    try:
-        analysis = read_json(path)
-        name = analysis.get("arrays", {}).get("region_labels")
-        if not isinstance(name, str) or Path(name).name != name:
-            skipped = analysis.get("regions", {}).get("skipped")
-            why = f"the analysis skipped them ({skipped})" if isinstance(skipped, str) else f"run `{command}` again"
-            return None, f"no regions: {why}"
-        labels = np.asarray(load_npy(run.path / "analysis" / name, mmap=False))
-    except (LatentAtlasError, OSError, AttributeError, ValueError) as exc:
-        return None, f"no regions: the analysis could not be read ({exc}); run `{command}` again"
-    stale = stale_reason(run, provenance(analysis if isinstance(analysis, dict) else {}, path))
-    if stale is not None:
-        return None, f"no regions: the analysis is stale ({stale}); run `{command}` again"
-    if labels.shape != (n_rows,) or not np.issubdtype(labels.dtype, np.integer) or (labels < 0).any():
-        return None, f"no regions: region_labels.npy does not match the {n_rows} z-points; run `{command}` again"
-    return labels.astype(np.int64), None
 
 
 class ExplorerState:
