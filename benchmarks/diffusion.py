@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="epochs to time (default 3)")
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--blocks", type=int, default=4)
-    parser.add_argument("--steps", type=int, default=50, help="Heun steps when sampling and scoring")
+    parser.add_argument("--steps", type=int, default=20, help="Heun steps when sampling and scoring")
     parser.add_argument("-n", type=int, default=1000, help="vectors to sample and points to score")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()

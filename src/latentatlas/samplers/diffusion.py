@@ -87,6 +87,9 @@ class Diffusion(NeuralSampler):
     Hutchinson estimate of the divergence (one Rademacher probe per point, fixed along its path): the
     log-density of the law `sample` draws from (base N(0, T² I)), an estimate, not a bound.
 
+    The defaults (width 256, 4 blocks, EMA 0.995, 20 steps) are those measured on celeba-10k in
+    docs/diffusion.md, with the FID, the copy tests and the cost of each configuration tried.
+
     The training history holds the flow-matching loss per dimension (mean squared velocity error), not
     nats: only its course means something; the validation column scores every held-out row at the same
     `_VALIDATION_DRAWS` (time, noise) pairs in every epoch, so its changes are the model's.
@@ -105,7 +108,7 @@ class Diffusion(NeuralSampler):
     width: int = option(256, help="hidden width of the residual MLP", parse=int, check=checks.positive_int)
     blocks: int = option(4, help="residual blocks of the MLP", parse=int, check=checks.positive_int)
     steps: int = option(
-        50,
+        20,  # 20 and 50 Heun steps scored the same FID on celeba-10k (docs/diffusion.md); 20 is 2.5x faster
         help="Heun steps of the sampling ODE (2 network passes each)",
         parse=int,
         check=partial(checks.positive_int, maximum=10_000),
