@@ -105,24 +105,29 @@ class Diffusion(NeuralSampler):
     name = "diffusion"
 
     # and NeuralSampler's training options (epochs, patience, batch_size, lr, ...)
-    width: int = option(256, help="hidden width of the residual MLP", parse=int, check=checks.positive_int)
-    blocks: int = option(4, help="residual blocks of the MLP", parse=int, check=checks.positive_int)
+    width: int = option(
+        256, help="hidden width of the residual MLP (default 256)", parse=int, check=checks.positive_int
+    )
+    blocks: int = option(4, help="residual blocks of the MLP (default 4)", parse=int, check=checks.positive_int)
     steps: int = option(
         20,  # 20 and 50 Heun steps scored the same FID on celeba-10k (docs/diffusion.md); 20 is 2.5x faster
-        help="Heun steps of the sampling ODE (2 network passes each)",
+        help="Heun steps of the sampling ODE, 2 network passes each (default 20)",
         parse=int,
         check=partial(checks.positive_int, maximum=10_000),
     )
     ema: float = option(
-        0.995, help="decay of the weights' moving average (the weights kept)", parse=float, check=checks.fraction
+        0.995,
+        help="decay of the weights' moving average, the weights kept (default 0.995)",
+        parse=float,
+        check=checks.fraction,
     )
     dropout: float = option(
         0.0,
-        help="dropout inside the residual blocks",
+        help="dropout inside the residual blocks (default 0)",
         parse=float,
         check=partial(checks.fraction, open_low=False),
     )
-    weight_decay: float = option(0.0, help="AdamW weight decay", parse=float, check=_non_negative)
+    weight_decay: float = option(0.0, help="AdamW weight decay (default 0)", parse=float, check=_non_negative)
     keep: str = option(
         "best",
         help="best: the EMA weights of the lowest held-out loss (early stopping); last: every epoch, the last kept",
