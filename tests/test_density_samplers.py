@@ -102,7 +102,7 @@ def test_sampler_names_can_leave_out_the_neural_ones():
     from latentatlas.samplers import sampler_names
 
     assert {"flow", "two-stage"} <= set(sampler_names())
-    assert set(sampler_names()) - set(sampler_names(neural=False)) == {"flow", "two-stage"}
+    assert set(sampler_names()) - set(sampler_names(neural=False)) == {"flow", "two-stage", "diffusion"}
 
 
 def test_log_likelihood_checks_its_points():

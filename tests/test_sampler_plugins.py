@@ -112,7 +112,7 @@ def test_capabilities_are_the_ones_the_name_lists_held():
     assert having("independent_components") == ["component-box", "diagonal-gaussian"]
     # analysis.conditions.FULL_COVARIANCE_SAMPLERS before it read the attribute
     assert set(having("full_covariance")) == {"gaussian", "robust-gaussian", "ellipsoid", "gmm"}
-    assert having("neural") == ["flow", "two-stage"]
+    assert having("neural") == ["flow", "two-stage", "diffusion"]
     assert having("defines_density") == [
         "diagonal-gaussian",
         "gaussian",
@@ -122,12 +122,15 @@ def test_capabilities_are_the_ones_the_name_lists_held():
         "regions",
         "flow",
         "two-stage",
+        "diffusion",
     ]
 
 
 def test_a_shared_option_is_one_flag_and_a_clash_is_refused(monkeypatch):
     help_text = " ".join(_help().split())
-    assert help_text.count("--epochs EPOCHS ") == 1 and "flow, two-stage: at most this many epochs" in help_text
+    assert (
+        help_text.count("--epochs EPOCHS ") == 1 and "flow, two-stage, diffusion: at most this many epochs" in help_text
+    )
     assert "ellipsoid, planar-ellipses: confidence level" in help_text
 
     class OtherEpochs(Sampler):

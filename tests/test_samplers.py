@@ -25,6 +25,7 @@ FAST_OPTIONS = {
     "regions": {"max_regions": 3},
     "flow": {"epochs": 2, "hidden": 16, "max_points": 600},
     "two-stage": {"epochs": 2, "hidden": 16, "max_points": 600},
+    "diffusion": {"epochs": 2, "width": 16, "blocks": 1, "steps": 4, "max_points": 600},
 }
 
 

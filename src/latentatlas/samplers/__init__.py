@@ -20,6 +20,7 @@ returns float32 (n, N). A fitted sampler is saved as `sampler.json` plus one `.n
 | resample | real z-points with a small Gaussian jitter (a KDE-style baseline) |
 | flow | a normalizing flow (zuko MAF or NSF), early-stopped on validation likelihood |
 | two-stage | a two-stage VAE on z (Dai & Wipf 2019) |
+| diffusion | a residual-MLP flow-matching prior on the whitened z, EMA weights, Heun ODE sampling |
 
 `ellipsoid` and `planar-ellipses` share the affine transform (centre, rotate onto the principal axes)
 but not the truncation: the ellipsoid cuts one joint N-dimensional Gaussian at a chi2_N bound, part X
@@ -54,6 +55,7 @@ from latentatlas.errors import LatentAtlasError
 from latentatlas.io import load_npy, read_json
 from latentatlas.samplers.base import FORMAT, FORMAT_VERSION, EpochCallback, EpochReport, Sampler
 from latentatlas.samplers.box import ComponentBox, UniformBox
+from latentatlas.samplers.diffusion import Diffusion
 from latentatlas.samplers.flow import Flow
 from latentatlas.samplers.gaussian import DiagonalGaussian, Ellipsoid, Gaussian, RobustGaussian
 from latentatlas.samplers.mixture import GaussianMixtureSampler, GaussianMixtureSweep
@@ -66,6 +68,7 @@ __all__ = [
     "SAMPLERS",
     "ComponentBox",
     "DiagonalGaussian",
+    "Diffusion",
     "Ellipsoid",
     "EpochCallback",
     "EpochReport",
@@ -103,6 +106,7 @@ SAMPLERS: dict[str, type[Sampler]] = {
         Resample,
         Flow,
         TwoStage,
+        Diffusion,
     )
 }
 

@@ -25,6 +25,7 @@ OPTIONS = {
     "resample": {"jitter": "scott", "max_points": 40},
     "flow": {"epochs": 2, "hidden": 8, "transforms": 1},
     "two-stage": {"epochs": 2, "hidden": 8, "importance_samples": 4},
+    "diffusion": {"epochs": 2, "width": 8, "blocks": 1, "steps": 4},  # added later, by the code that added it
 }
 out = Path(sys.argv[1])
 shutil.rmtree(out, ignore_errors=True)
