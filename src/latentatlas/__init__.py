@@ -1,6 +1,11 @@
 """latentatlas: map the latent space of a convolutional autoencoder and decode statistically built latent vectors."""
 
+from typing import TYPE_CHECKING
+
 from latentatlas.errors import LatentAtlasError
+
+if TYPE_CHECKING:
+    from latentatlas.store import Run
 
 __version__ = "0.1.0"
 __all__ = ["LatentAtlasError", "Run", "__version__"]

@@ -267,7 +267,7 @@ def _import_arguments(p: argparse.ArgumentParser) -> None:
     model.add_argument("--synthetic-count", type=int, help="number of synthetic faces")
     model.add_argument("--synthetic-classes", type=int, help="synthetic faces in N strongly different classes")
     model.add_argument("--batch-size", type=int, default=256, help="images encoded at once")
-    _device_argument(model)
+    _device_argument(p)
     points = p.add_argument_group("z-points of any encoder (latent-space work; images only through --decoder)")
     points.add_argument("--zpoints", metavar="Z.npy", help="float (n, N) z-points of any encoder")
     points.add_argument("--meta", metavar="M.parquet|csv", help="one metadata row per z-point (colour columns, labels)")

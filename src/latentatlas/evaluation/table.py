@@ -20,6 +20,23 @@ from latentatlas.evaluation.instruments import metrics
 from latentatlas.evaluation.score import Metric, Score
 
 REAL_ROW, RECONSTRUCTION_ROW = "real (held-out)", "reconstruction"
+# settings.real_images of a run imported from z-points alone: it has no real images, only its decoder's
+NO_REAL_IMAGES = "decoded z-points (imported run)"
+NO_REAL_IMAGES_NOTE = (
+    f'No real images: this run was imported from z-points alone, so the "{REAL_ROW}" and '
+    f'"{RECONSTRUCTION_ROW}" rows are its decoder\'s own images of training and held-out z-points, and every '
+    "image score (FID, KID, face rates) compares the decoder with itself, not with real data; near-perfect "
+    "reference scores mean nothing here. Import the model with --encoder --decoder --data to score it against "
+    "real images."
+)
+
+
+def real_images_note(settings: dict[str, Any] | None) -> str | None:
+    """The words the table, the report and the findings put beside the scores of an evaluation without real
+    images (None when it had them)."""
+    return NO_REAL_IMAGES_NOTE if (settings or {}).get("real_images") == NO_REAL_IMAGES else None
+
+
 RowKind = Literal["reference", "sampler"]
 
 
