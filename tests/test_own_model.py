@@ -225,3 +225,21 @@ def test_the_example_trains_a_plain_model_and_hands_it_over(tmp_path):
     run = latentatlas.Run(out)
     assert run.has_images and len(run.images().images) == 120
     assert exit_status(["analyze", str(out), "--no-figures", "--mcd-samples", "100"]) == 0
+
+
+@pytest.mark.parametrize(
+    "found, withheld",
+    [({80: 0.0, 160: 0.03}, "finds a face in 3% of 64 reconstructions"), ({80: 0.02, 160: 0.5}, None)],
+)
+def test_face_scores_are_withheld_when_the_decoder_makes_no_faces(found, withheld):
+    from latentatlas.evaluation.faces import SideCalibration
+    from latentatlas.evaluation.instruments.cnn_faces import FACES_WITHHELD, faces_withheld
+    from latentatlas.evaluation.table import evaluation_notes
+
+    reason = faces_withheld(SideCalibration(side=160, found=found, images=64, target=0.9))
+    if withheld is None:
+        assert reason is None and evaluation_notes({"real_images": "source images"}) == []
+    else:
+        assert reason is not None and withheld in reason
+        (note,) = evaluation_notes({"real_images": "source images", FACES_WITHHELD: reason})
+        assert note.startswith("Face scores withheld: dlib's CNN face detector finds a face in 3%")

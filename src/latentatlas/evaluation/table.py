@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from latentatlas.evaluation.instruments import metrics
+from latentatlas.evaluation.instruments.cnn_faces import FACES_WITHHELD
 from latentatlas.evaluation.score import Metric, Score
 
 REAL_ROW, RECONSTRUCTION_ROW = "real (held-out)", "reconstruction"
@@ -31,10 +32,14 @@ NO_REAL_IMAGES_NOTE = (
 )
 
 
-def real_images_note(settings: dict[str, Any] | None) -> str | None:
-    """The words the table, the report and the findings put beside the scores of an evaluation without real
-    images (None when it had them)."""
-    return NO_REAL_IMAGES_NOTE if (settings or {}).get("real_images") == NO_REAL_IMAGES else None
+def evaluation_notes(settings: dict[str, Any] | None) -> list[str]:
+    """The words the table, the report and the findings put beside the scores: that the evaluation had no real
+    images, and which scores were withheld and why (`settings` of evaluation.json)."""
+    settings = settings or {}
+    notes = [NO_REAL_IMAGES_NOTE] if settings.get("real_images") == NO_REAL_IMAGES else []
+    if isinstance(settings.get(FACES_WITHHELD), str):
+        notes.append(f"Face scores withheld: {settings[FACES_WITHHELD]}.")
+    return notes
 
 
 RowKind = Literal["reference", "sampler"]

@@ -31,7 +31,7 @@ from latentatlas.evaluation.table import (
     REAL_ROW,
     RECONSTRUCTION_ROW,
     EvaluationRow,
-    real_images_note,
+    evaluation_notes,
     table_frame,
     table_markdown,
 )
@@ -300,15 +300,15 @@ def write_evaluation(run: Run, result: Evaluation, previews: dict[str, np.ndarra
 
 def evaluation_markdown(result: Evaluation) -> str:
     """The table, then the ranking and the seed-claim verdicts, as Markdown."""
-    note = real_images_note(result.settings)
-    parts = ([f"{note}\n\n"] if note else []) + [table_markdown(result.rows)]
+    notes = evaluation_notes(result.settings)
+    parts = [f"{note}\n\n" for note in notes] + [table_markdown(result.rows)]
     if result.other_n:
         parts.append(f"\nAlso evaluated at n = {', '.join(map(str, result.other_n))} (not comparable: not shown).\n")
     if result.ranking:
         parts.append("\nRanking (95 % intervals; a difference counts when the intervals are disjoint):\n")
         parts += [f"- {line}\n" for line in result.ranking]
     if result.findings:
-        parts.append("\nSeed claims:\n" + (f"(without real images: {note})\n" if note else ""))
+        parts.append("\nSeed claims:\n" + "".join(f"({note})\n" for note in notes))
         parts += [f"- {finding.sentence()}\n" for finding in result.findings]
     return "".join(parts)
 

@@ -7,7 +7,7 @@ sample; a folder without such a row says "not evaluated" and gives the command t
 
 from __future__ import annotations
 
-from latentatlas.evaluation.table import real_images_note
+from latentatlas.evaluation.table import evaluation_notes
 from latentatlas.report.artifacts import (
     Evaluation,
     EvaluationRow,
@@ -128,9 +128,7 @@ def _evaluation_blocks(run: Run, evaluation: Evaluation | None) -> list[Block]:
     if evaluation is None or not evaluation.rows:
         return [Missing("The evaluation table", f"latentatlas evaluate {run.path}")]
     blocks: list[Block] = [Heading("Evaluation of all samplers"), Text(EXPLANATION)]
-    no_real = real_images_note(evaluation.settings)
-    if no_real is not None:
-        blocks.append(Text(no_real))
+    blocks += [Text(note) for note in evaluation_notes(evaluation.settings)]
     note = stale_note("the evaluation", evaluation.weights, run, f"latentatlas evaluate {run.path}")
     if note is not None:
         blocks.append(note)
@@ -145,9 +143,7 @@ def evaluation_table(evaluation: Evaluation | None) -> list[Block]:
         return []
     table = records([row.record for row in evaluation.rows])
     blocks: list[Block] = [Heading("The evaluation table (evaluation/evaluation.json)")]
-    no_real = real_images_note(evaluation.settings)
-    if no_real is not None:
-        blocks.append(Text(no_real))
+    blocks += [Text(note) for note in evaluation_notes(evaluation.settings)]
     blocks.append(Table(table.columns, table.rows, [row.kind == "reference" for row in evaluation.rows]))
     if evaluation.settings:
         blocks.append(Details("evaluation settings", key_values(evaluation.settings)))
@@ -163,9 +159,8 @@ def sampler_sections(run: Run, problems: Problems) -> dict[str, list[Block]]:
     other_findings = [f for f in (evaluation.findings if evaluation else []) if "uniform" not in f.key]
     uniform: list[Block] = verdicts(uniform_findings, stale)
     statistical: list[Block] = verdicts(other_findings, stale)
-    no_real = real_images_note(evaluation.settings if evaluation else None)
-    if no_real is not None and other_findings:  # the verdicts rest on the decoder's images, not real ones
-        statistical.insert(0, Text(no_real))
+    if other_findings:  # verdicts without real images rest on the decoder's images: said beside them
+        statistical[:0] = [Text(note) for note in evaluation_notes(evaluation.settings if evaluation else None)]
     for sample in samples:
         group = sample_group(run, sample, evaluation)
         (uniform if sample.sampler == UNIFORM_SAMPLER else statistical).append(group)
