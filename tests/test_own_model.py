@@ -50,7 +50,7 @@ def plain_ae():
     from latentatlas.data import DataConfig, load_images
 
     images = load_images(DataConfig(source="synthetic-faces", image_size=32, synthetic_count=300), progress=False)
-    x = torch.from_numpy(np.asarray(images.images)).permute(0, 3, 1, 2).float() / 255
+    x = torch.from_numpy(np.array(images.images)).permute(0, 3, 1, 2).float() / 255
     torch.manual_seed(0)
     encoder, decoder = Encoder(), Decoder()
     optimiser = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=3e-3)
