@@ -93,7 +93,7 @@ def test_cli_route_evaluates_reports_and_walks_from_an_image(cli_run, plain_ae, 
     np.testing.assert_allclose(run.zpoints()[:5], expected, atol=1e-5)
     assert "synthetic_count" in run.data_config.to_dict() and run.images().images.shape == (300, 32, 32, 3)
 
-    argv = ["evaluate", str(run.path), "--samplers", "gaussian", "-n", "40", "--instruments", "standard"]
+    argv = ["evaluate", str(run.path), "--samplers", "gaussian", "-n", "20", "--instruments", "standard"]
     assert exit_status(argv) == 0
     evaluation = read_json(run.path / "evaluation" / "evaluation.json")
     assert evaluation["settings"]["real_images"] == "source images"
