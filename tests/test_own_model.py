@@ -243,3 +243,28 @@ def test_face_scores_are_withheld_when_the_decoder_makes_no_faces(found, withhel
         assert reason is not None and withheld in reason
         (note,) = evaluation_notes({"real_images": "source images", FACES_WITHHELD: reason})
         assert note.startswith("Face scores withheld: dlib's CNN face detector finds a face in 3%")
+
+
+def test_live_modules_in_training_mode_are_imported_as_at_inference_and_left_training(tmp_path):
+    torch.manual_seed(1)
+    encoder = nn.Sequential(nn.Conv2d(3, 4, 4, 4), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 8 * 8, 6))
+    decoder = nn.Sequential(nn.Linear(6, 3 * 32 * 32), nn.Sigmoid(), nn.Unflatten(1, (3, 32, 32)))
+    with torch.no_grad():  # running statistics that differ from a batch's own
+        encoder[1].running_mean.fill_(0.3)
+        encoder[1].running_var.fill_(2.0)
+    run = latentatlas.Run.from_model(
+        tmp_path / "run", encoder=encoder, decoder=decoder, data="synthetic-faces", image_size=32, synthetic_count=20
+    )
+    assert encoder.training and decoder.training
+    images = torch.from_numpy(np.array(run.images().images[:4])).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        expected = encoder.eval()(images).numpy()
+    np.testing.assert_allclose(run.zpoints()[:4], expected, atol=1e-5)
+
+
+def test_import_refuses_to_replace_a_trained_run_before_reading_images(tiny_run_copy, scripted_files, capsys):
+    encoder, decoder = (str(p) for p in scripted_files)
+    argv = ["import", str(tiny_run_copy.path), "--encoder", encoder, "--decoder", decoder, "--data", "/nonexistent"]
+    assert exit_status(argv) == 2
+    assert "refusing to replace" in capsys.readouterr().err
+    assert tiny_run_copy.weights_path().is_file()

@@ -27,7 +27,7 @@ from latentatlas.config import DataConfig
 from latentatlas.data import BOOKKEEPING_COLUMNS, ImageSet, load_images
 from latentatlas.decoding import encode_images
 from latentatlas.errors import LatentAtlasError
-from latentatlas.io import array_id, atomic_folder, load_npy, save_npy, write_json
+from latentatlas.io import array_id, atomic_folder, check_replaceable, load_npy, save_npy, write_json
 from latentatlas.model import Autoencoder, ModelConfig, default_device, parse_device, to_model_input
 from latentatlas.train import make_split
 
@@ -252,13 +252,13 @@ def import_model(
     a seeded `val_fraction` (default 0.1). The folder appears whole or not at all.
     """
     out = Path(out)
+    check_replaceable(out, IMPORT_KIND)  # before the images are read and encoded, not after
     seed = checks.seed(seed)
     batch_size = checks.positive_int(batch_size, "batch size")
     device = parse_device(device) if device is not None else default_device()
     names = tuple(
         f"({type(m).__name__})" if isinstance(m, torch.nn.Module) else Path(m).name for m in (encoder, decoder)
     )
-    names = (str(names[0]), str(names[1]))
     live = [
         load_torchscript(m, "cpu", what) if not isinstance(m, torch.nn.Module) else m
         for m, what in ((encoder, "encoder"), (decoder, "decoder"))
@@ -269,11 +269,18 @@ def import_model(
         raise LatentAtlasError(f"{data.source} holds {n} image(s): a run needs at least 2")
     split_array, split_info = choose_split(n, val_fraction, split, seed)
     first = np.asarray(imageset.images[:1])
-    latent_dim = probe_model(live[0], live[1], first, names)
     example = to_model_input(first, "cpu")
-    with torch.no_grad():
-        example_z = live[0](example).float()
-    scripted = [to_torchscript(live[0], example, "encoder"), to_torchscript(live[1], example_z, "decoder")]
+    modes = [m.training for m in live]
+    try:  # probed and converted as at inference (batch norm's running statistics, no dropout)
+        for module in live:
+            module.eval()
+        latent_dim = probe_model(live[0], live[1], first, (names[0], names[1]))
+        with torch.no_grad():
+            example_z = live[0](example).float()
+        scripted = [to_torchscript(live[0], example, "encoder"), to_torchscript(live[1], example_z, "decoder")]
+    finally:
+        for module, mode in zip(live, modes):
+            module.train(mode)
 
     subset = np.where(split_array == 1, "val", "train").astype(object)
     with atomic_folder(out, kind=IMPORT_KIND) as tmp:
