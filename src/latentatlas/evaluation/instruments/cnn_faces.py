@@ -17,7 +17,8 @@ FACES_WITHHELD = "faces_withheld"  # the settings key that records why the face 
 
 CALIBRATION_IMAGES = 64  # reconstructions the CNN detector's side is calibrated on
 # Below this share of reconstructions with a face (at the best detector side) the decoder does not make face
-# images: face rates, face embeddings and face copies would score blobs, and are withheld with the reason.
+# images: face embeddings and face copies would compare whatever it makes as if it were faces, and are withheld
+# with the reason. The face rate itself stays: it is the measurement that says so.
 MIN_FACE_SHARE = 0.1
 _calibrations: dict[str, SideCalibration] = {}  # by the reconstructions' content: one calibration per evaluation
 
@@ -44,8 +45,8 @@ def faces_withheld(calibration: SideCalibration | None) -> str | None:
         return None
     return (
         f"dlib's CNN face detector finds a face in {best:.0%} of {calibration.images} reconstructions at its best "
-        f"side (below {MIN_FACE_SHARE:.0%}): the decoder does not make face images, so face rates, face "
-        "embeddings and face copies would measure nothing"
+        f"side (below {MIN_FACE_SHARE:.0%}): the decoder does not make face images, so the face-embedding scores "
+        "(FD-face, face precision, recall, density, coverage) and face copies would measure nothing"
     )
 
 
@@ -66,7 +67,6 @@ class CnnFaceRate(Instrument):
         self.seed, self.side, self.progress = reference.seed, DLIB_SIDE, reference.progress
         # One detector side for every row, the smallest that finds the faces in this decoder's own images.
         self.calibration = reconstruction_faces(reference)
-        self.withheld = faces_withheld(self.calibration)
         if self.calibration is None:
             return
         self.side = self.calibration.side
@@ -78,7 +78,7 @@ class CnnFaceRate(Instrument):
             )
 
     def score(self, row: Row) -> dict[str, Score]:
-        if row.images is None or self.withheld is not None:
+        if row.images is None:
             return {}
         found = CnnFaceDetector(side=self.side).detect(row.images, progress=self.progress)
         confident = found.confidence[found.found]
@@ -91,9 +91,4 @@ class CnnFaceRate(Instrument):
 
     def settings(self) -> dict[str, Any]:
         calibration = None if self.calibration is None else self.calibration.to_dict()
-        out: dict[str, Any] = {
-            "cnn_face_detector": {**CnnFaceDetector(side=self.side).settings(), "calibration": calibration}
-        }
-        if self.withheld is not None:
-            out[FACES_WITHHELD] = self.withheld
-        return out
+        return {"cnn_face_detector": {**CnnFaceDetector(side=self.side).settings(), "calibration": calibration}}
