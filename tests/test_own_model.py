@@ -87,7 +87,7 @@ def test_cli_route_evaluates_reports_and_walks_from_an_image(cli_run, plain_ae, 
     assert run.zpoints().shape == (300, 8) and (run.split() == 1).sum() == 75
     # the store holds exactly the user's encoder's z-points of the source images
     encoder, _ = plain_ae
-    images = np.asarray(run.images().images[:5])
+    images = np.array(run.images().images[:5])
     with torch.no_grad():
         expected = encoder(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255).numpy()
     np.testing.assert_allclose(run.zpoints()[:5], expected, atol=1e-5)
