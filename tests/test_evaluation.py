@@ -340,7 +340,14 @@ def test_evaluate_cli_end_to_end(tiny_run_copy, capsys):
     importlib.util.find_spec("dlib") is None or importlib.util.find_spec("face_recognition_models") is None,
     reason="dlib-bin / face-recognition-models not installed",
 )
-def test_evaluate_full_instruments(tiny_run_copy):
+def test_evaluate_full_instruments(tiny_run_copy, monkeypatch):
+    from latentatlas.evaluation.faces import SideCalibration
+    from latentatlas.evaluation.instruments import cnn_faces
+
+    # The tiny run's 32 px reconstructions hold no face dlib's CNN detector finds, so by default the
+    # face-embedding scores and face copies are withheld (asserted at the end); with no minimum share they are
+    # computed, which is what this test exercises.
+    monkeypatch.setattr(cnn_faces, "MIN_FACE_SHARE", 0.0)
     result = evaluate_run(
         tiny_run_copy, samplers=["uniform-box", "resample"], n=24, k=3, instruments="full", progress=False
     )
@@ -363,6 +370,11 @@ def test_evaluate_full_instruments(tiny_run_copy):
     assert baseline["face_copy_ratio"].value == pytest.approx(1.0)
     assert copies["face_copy_ratio"].value < 0.9  # 0.73 on this tiny run of 32 px synthetic faces
     assert copies["latent_copy_share"].value > 0.8  # 0.875 of 24
+    monkeypatch.undo()
+    calibration = SideCalibration(
+        **{**detector["calibration"], "found": {int(k): v for k, v in detector["calibration"]["found"].items()}}
+    )
+    assert "finds a face in 0% of 64 reconstructions" in str(cnn_faces.faces_withheld(calibration))
 
 
 def test_n_larger_than_the_held_out_set_is_capped(tiny_run_copy, capsys):

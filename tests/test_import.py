@@ -81,8 +81,12 @@ def test_commands_work_on_an_imported_run(exported, tmp_path):
     assert exit_status(["evaluate", str(run), "--samplers", "gaussian", "-n", "60", "--instruments", "quick"]) == 0
     evaluation = read_json(run / "evaluation" / "evaluation.json")
     assert evaluation["settings"]["real_images"] == "decoded z-points (imported run)"
+    # without real images the table says so beside the scores, in the Markdown and in the report
+    markdown = (run / "evaluation" / "evaluation.md").read_text(encoding="utf-8")
+    assert markdown.startswith("No real images: this run was imported from z-points alone")
     assert exit_status(["report", str(run)]) == 0
-    assert "gaussian" in (run / "report.html").read_text(encoding="utf-8")
+    html = (run / "report.html").read_text(encoding="utf-8")
+    assert "gaussian" in html and html.count("No real images: this run was imported") >= 2
 
 
 def test_a_run_without_decoder_does_latent_work_and_names_what_is_missing(tiny_run, tmp_path, capsys):

@@ -306,9 +306,25 @@ COMMANDS.append(
 
 # ----------------------------------------------------------------------------- import
 def _import_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", metavar="RUN", help="run folder to create from the z-points")
-    p.add_argument("--zpoints", required=True, metavar="Z.npy", help="float (n, N) z-points of any encoder")
-    p.add_argument("--meta", metavar="M.parquet|csv", help="one metadata row per z-point (colour columns, labels)")
+    p.add_argument("run_dir", metavar="RUN", help="run folder to create")
+    model = p.add_argument_group(
+        "your autoencoder with its images (every command then works as on a trained run)",
+        "TorchScript files: the encoder maps float (B, 3, S, S) images in [0, 1] to (B, N), the decoder back",
+    )
+    model.add_argument("--encoder", metavar="E.pt", help="TorchScript encoder; torch.jit.load runs no Python from it")
+    model.add_argument(
+        "--data", type=_source_argument, help="the images: folder, zip, CelebA root, synthetic-faces, or digits"
+    )
+    model.add_argument("--image-size", type=int, help="the models' image side S (default 64; with --zpoints: checked)")
+    model.add_argument("--partition", choices=["all", "train", "valid", "test"], help="CelebA partition")
+    model.add_argument("--limit", type=int, help="keep only the first N images")
+    model.add_argument("--synthetic-count", type=int, help="number of synthetic faces")
+    model.add_argument("--synthetic-classes", type=int, help="synthetic faces in N strongly different classes")
+    model.add_argument("--batch-size", type=int, default=256, help="images encoded at once")
+    _device_argument(p)
+    points = p.add_argument_group("z-points of any encoder (latent-space work; images only through --decoder)")
+    points.add_argument("--zpoints", metavar="Z.npy", help="float (n, N) z-points of any encoder")
+    points.add_argument("--meta", metavar="M.parquet|csv", help="one metadata row per z-point (colour columns, labels)")
     p.add_argument(
         "--decoder",
         metavar="D.pt",
@@ -316,14 +332,53 @@ def _import_arguments(p: argparse.ArgumentParser) -> None:
     )
     held_out = p.add_mutually_exclusive_group()
     held_out.add_argument("--val-fraction", type=float, help="seeded share of rows held out (default 0.1)")
-    held_out.add_argument("--split", metavar="S.npy", help="one 0 (train) or 1 (held out) per z-point")
-    p.add_argument("--image-size", type=int, help="the decoder's image side, checked against its output")
+    held_out.add_argument("--split", metavar="S.npy", help="one 0 (train) or 1 (held out) per z-point / image")
     p.add_argument("--seed", type=int, default=0, help="seeds the --val-fraction split (default 0)")
+
+
+def _import_model(args: argparse.Namespace) -> int:
+    from latentatlas.store import Run
+
+    if args.zpoints is not None or args.meta is not None:
+        raise LatentAtlasError("give either --encoder/--decoder/--data (your model and its images) or --zpoints")
+    if args.encoder is None or args.decoder is None or args.data is None:
+        raise LatentAtlasError("importing a model needs --encoder E.pt, --decoder D.pt and --data SOURCE together")
+    options = {"image_size": args.image_size} | _given(
+        args, {name: name for name in ("partition", "limit", "synthetic_count", "synthetic_classes")}
+    )
+    run = Run.from_model(
+        args.run_dir,
+        encoder=args.encoder,
+        decoder=args.decoder,
+        data=args.data,
+        val_fraction=args.val_fraction,
+        split=args.split,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        device=args.device,
+        progress=True,
+        **options,
+    )
+    info = run.zpoints_info()
+    print(
+        f"imported {info['n']} images of {run.data_config.source} as z-points of dimension {info['latent_dim']} "
+        f"into {run.path} (train {info['subsets']['train']}, held out {info['subsets']['val']}, "
+        f"{run.image_size}x{run.image_size} images); next: latentatlas analyze {run.path}"
+    )
+    return 0
 
 
 def _import(args: argparse.Namespace) -> int:
     from latentatlas.pipelines.importer import import_run
 
+    if args.encoder is not None or args.data is not None:
+        return _import_model(args)
+    if args.zpoints is None:
+        raise LatentAtlasError("give --encoder E.pt --decoder D.pt --data SOURCE, or --zpoints Z.npy")
+    given = [f"--{name.replace('_', '-')}" for name in ("partition", "limit", "synthetic_count", "synthetic_classes")]
+    given = [flag for flag in given if getattr(args, flag[2:].replace("-", "_")) is not None]
+    if given:
+        raise LatentAtlasError(f"{', '.join(given)} describe images: give them with --data")
     run = import_run(
         args.run_dir,
         args.zpoints,
@@ -345,5 +400,10 @@ def _import(args: argparse.Namespace) -> int:
 
 
 COMMANDS.append(
-    ("import", "create a run from z-points of any encoder (+ TorchScript decoder)", _import_arguments, _import)
+    (
+        "import",
+        "make a run of your own autoencoder (--encoder --decoder --data) or of any encoder's z-points",
+        _import_arguments,
+        _import,
+    )
 )

@@ -17,9 +17,31 @@ import numpy as np
 import pandas as pd
 
 from latentatlas.evaluation.instruments import metrics
+from latentatlas.evaluation.instruments.cnn_faces import FACES_WITHHELD
 from latentatlas.evaluation.score import Metric, Score
 
 REAL_ROW, RECONSTRUCTION_ROW = "real (held-out)", "reconstruction"
+# settings.real_images of a run imported from z-points alone: it has no real images, only its decoder's
+NO_REAL_IMAGES = "decoded z-points (imported run)"
+NO_REAL_IMAGES_NOTE = (
+    f'No real images: this run was imported from z-points alone, so the "{REAL_ROW}" and '
+    f'"{RECONSTRUCTION_ROW}" rows are its decoder\'s own images of training and held-out z-points, and every '
+    "image score (FID, KID, face rates) compares the decoder with itself, not with real data; near-perfect "
+    "reference scores mean nothing here. Import the model with --encoder --decoder --data to score it against "
+    "real images."
+)
+
+
+def evaluation_notes(settings: dict[str, Any] | None) -> list[str]:
+    """The words the table, the report and the findings put beside the scores: that the evaluation had no real
+    images, and which scores were withheld and why (`settings` of evaluation.json)."""
+    settings = settings or {}
+    notes = [NO_REAL_IMAGES_NOTE] if settings.get("real_images") == NO_REAL_IMAGES else []
+    if isinstance(settings.get(FACES_WITHHELD), str):
+        notes.append(f"Face scores withheld: {settings[FACES_WITHHELD]}.")
+    return notes
+
+
 RowKind = Literal["reference", "sampler"]
 
 

@@ -27,7 +27,14 @@ from latentatlas.evaluation.faces import FaceDetector
 from latentatlas.evaluation.instruments import Instrument, instrument_set, needed
 from latentatlas.evaluation.knn import check_k, real_ball_counts
 from latentatlas.evaluation.latent import inside_radius, radius_range
-from latentatlas.evaluation.table import REAL_ROW, RECONSTRUCTION_ROW, EvaluationRow, table_frame, table_markdown
+from latentatlas.evaluation.table import (
+    REAL_ROW,
+    RECONSTRUCTION_ROW,
+    EvaluationRow,
+    evaluation_notes,
+    table_frame,
+    table_markdown,
+)
 from latentatlas.evaluation.verdicts import evaluation_findings, ranking
 from latentatlas.findings import Finding
 from latentatlas.io import atomic_folder, read_json, to_jsonable, write_json, write_text
@@ -39,6 +46,7 @@ from latentatlas.pipelines.evaluate_rows import (
     check_zpoint_range,
     decodes,
     held_out_rows,
+    real_images,
     run_classes,
 )
 from latentatlas.progress import Progress, epoch_progress
@@ -226,7 +234,7 @@ def evaluate_run(
     }
     for instrument in tools:
         settings.update(instrument.settings())
-    settings["real_images"] = "decoded z-points (imported run)" if run.imported else "source images"
+    settings["real_images"] = real_images(run)
     result = Evaluation(rows=rows, settings=settings, findings=evaluation_findings(rows), ranking=ranking(rows))
     if write:
         with run.lock():
@@ -292,14 +300,15 @@ def write_evaluation(run: Run, result: Evaluation, previews: dict[str, np.ndarra
 
 def evaluation_markdown(result: Evaluation) -> str:
     """The table, then the ranking and the seed-claim verdicts, as Markdown."""
-    parts = [table_markdown(result.rows)]
+    notes = evaluation_notes(result.settings)
+    parts = [f"{note}\n\n" for note in notes] + [table_markdown(result.rows)]
     if result.other_n:
         parts.append(f"\nAlso evaluated at n = {', '.join(map(str, result.other_n))} (not comparable: not shown).\n")
     if result.ranking:
         parts.append("\nRanking (95 % intervals; a difference counts when the intervals are disjoint):\n")
         parts += [f"- {line}\n" for line in result.ranking]
     if result.findings:
-        parts.append("\nSeed claims:\n")
+        parts.append("\nSeed claims:\n" + "".join(f"({note})\n" for note in notes))
         parts += [f"- {finding.sentence()}\n" for finding in result.findings]
     return "".join(parts)
 

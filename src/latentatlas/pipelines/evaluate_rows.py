@@ -22,7 +22,7 @@ from latentatlas.evaluation.classes import CLASS_COLUMN
 from latentatlas.evaluation.faces import FaceEmbedder
 from latentatlas.evaluation.inception import inception_features
 from latentatlas.evaluation.instruments import Instrument, Need, Reference, Row, needed
-from latentatlas.evaluation.table import REAL_ROW, RECONSTRUCTION_ROW, EvaluationRow
+from latentatlas.evaluation.table import NO_REAL_IMAGES, REAL_ROW, RECONSTRUCTION_ROW, EvaluationRow
 from latentatlas.pipelines.evaluate_plan import plan_line
 from latentatlas.pipelines.feature_cache import FeatureCache
 
@@ -67,9 +67,9 @@ def check_zpoint_range(run: Run) -> None:
 
 
 def run_classes(run: Run) -> np.ndarray | None:
-    """The class of every row of the store, when the run's data have classes (imported runs: none)."""
+    """The class of every row of the store, when the run's data have classes (runs imported without images: none)."""
     meta = run.metadata()
-    return meta[CLASS_COLUMN].to_numpy() if CLASS_COLUMN in meta and not run.imported else None
+    return meta[CLASS_COLUMN].to_numpy() if CLASS_COLUMN in meta and run.has_images else None
 
 
 def decodes(run: Run) -> bool:
@@ -77,9 +77,18 @@ def decodes(run: Run) -> bool:
     return not run.imported or (run.path / "decoder.pt").is_file()
 
 
+REAL_IMAGES = "source images"
+
+
+def real_images(run: Run) -> str:
+    """What the evaluation's "real" images are: the source images, or, for a run imported from z-points alone,
+    its decoder's images of its z-points (`NO_REAL_IMAGES`)."""
+    return REAL_IMAGES if run.has_images else NO_REAL_IMAGES
+
+
 def _source_images(run: Run) -> Callable[[np.ndarray], np.ndarray]:
-    """rows -> the run's real images; an imported run's "real" images are its decoder's images of its z-points."""
-    if not run.imported:
+    """rows -> the run's real images; a run imported without images has only its decoder's images of its z-points."""
+    if run.has_images:
         images = run.images().images
         return lambda rows: np.asarray(images[rows])
     if not decodes(run):

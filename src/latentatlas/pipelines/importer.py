@@ -1,5 +1,8 @@
 """`latentatlas import`: z-points of any model (and a TorchScript decoder, e.g. from `latentatlas export`) as a run.
 
+(The other route, an encoder and decoder with the images they encode, is `store.model_import.import_model`,
+which `Run.from_model` and `latentatlas import --encoder` call.)
+
 An imported run folder holds what the analysis, samplers, paths, evaluation and report read:
 zpoints/ (zpoints.npy float32, zpoints.parquet: index, subset, then the user's metadata columns, zpoints.json),
 split.npy (0 train, 1 held out), imported.json (in place of config.json) and, optionally, decoder.pt:
@@ -24,9 +27,9 @@ from latentatlas.data import BOOKKEEPING_COLUMNS, IMAGE_COLUMNS
 from latentatlas.errors import LatentAtlasError
 from latentatlas.io import array_id, atomic_folder, atomic_path, load_npy, save_npy, write_json
 from latentatlas.store import DECODER_FILE, IMPORT_FILE, SUBSETS, ZPOINTS_DIR, Run, load_torchscript_decoder
+from latentatlas.store.model_import import IMPORT_KIND, read_split
 from latentatlas.train import make_split
 
-IMPORT_KIND = "imported-run"
 # the bookkeeping columns a run writes itself (given metadata may bring the image ones: image_id, path, ...)
 RESERVED_COLUMNS = tuple(c for c in BOOKKEEPING_COLUMNS if c not in IMAGE_COLUMNS)
 PROBE_ROWS = 2  # latent vectors passed through a decoder at import to check its output shape
@@ -57,14 +60,6 @@ def read_metadata(path: str | os.PathLike, n: int) -> pd.DataFrame:
     if clash:
         raise LatentAtlasError(f"metadata {path.name} has column(s) {', '.join(clash)}, which the run writes itself")
     return frame.reset_index(drop=True)
-
-
-def read_split(path: str | os.PathLike, n: int) -> np.ndarray:
-    """S.npy: one 0 (train) or 1 (held out) per z-point."""
-    split = np.asarray(load_npy(path, mmap=False))
-    if split.shape != (n,) or not np.issubdtype(split.dtype, np.integer) or not np.isin(split, (0, 1)).all():
-        raise LatentAtlasError(f"split {Path(path).name} must hold one 0 (train) or 1 (held out) per z-point ({n})")
-    return split.astype(np.int8)
 
 
 def probe_decoder(path: str | os.PathLike, z: np.ndarray, image_size: int | None) -> int:

@@ -7,6 +7,7 @@ sample; a folder without such a row says "not evaluated" and gives the command t
 
 from __future__ import annotations
 
+from latentatlas.evaluation.table import evaluation_notes
 from latentatlas.report.artifacts import (
     Evaluation,
     EvaluationRow,
@@ -127,6 +128,7 @@ def _evaluation_blocks(run: Run, evaluation: Evaluation | None) -> list[Block]:
     if evaluation is None or not evaluation.rows:
         return [Missing("The evaluation table", f"latentatlas evaluate {run.path}")]
     blocks: list[Block] = [Heading("Evaluation of all samplers"), Text(EXPLANATION)]
+    blocks += [Text(note) for note in evaluation_notes(evaluation.settings)]
     note = stale_note("the evaluation", evaluation.weights, run, f"latentatlas evaluate {run.path}")
     if note is not None:
         blocks.append(note)
@@ -149,6 +151,7 @@ def evaluation_table(evaluation: Evaluation | None) -> list[Block]:
         return []
     table = records([row.record for row in evaluation.rows])
     blocks: list[Block] = [Heading("The evaluation table (evaluation/evaluation.json)")]
+    blocks += [Text(note) for note in evaluation_notes(evaluation.settings)]
     blocks.append(Table(table.columns, table.rows, [row.kind == "reference" for row in evaluation.rows]))
     if evaluation.settings:
         blocks.append(Details("evaluation settings", key_values(evaluation.settings)))
@@ -164,6 +167,8 @@ def sampler_sections(run: Run, problems: Problems) -> dict[str, list[Block]]:
     other_findings = [f for f in (evaluation.findings if evaluation else []) if "uniform" not in f.key]
     uniform: list[Block] = verdicts(uniform_findings, stale)
     statistical: list[Block] = verdicts(other_findings, stale)
+    if other_findings:  # verdicts without real images rest on the decoder's images: said beside them
+        statistical[:0] = [Text(note) for note in evaluation_notes(evaluation.settings if evaluation else None)]
     for sample in samples:
         group = sample_group(run, sample, evaluation)
         (uniform if sample.sampler == UNIFORM_SAMPLER else statistical).append(group)

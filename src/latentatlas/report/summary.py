@@ -144,7 +144,8 @@ def read_artifacts(run: Run, problems: Problems | None = None) -> Artifacts:
         ranking_lines=[line for line in evaluation_json.get("ranking", []) if isinstance(line, str)]
         if isinstance(evaluation_json.get("ranking"), list)
         else [],
-        trained=(run.path / "config.json").is_file() and (run.path / "train_state.json").is_file(),
+        # a run imported with its encoder has its model as a trained run does
+        trained=run.has_encoder if run.imported else (run.path / "train_state.json").is_file(),
         encoded=run.zpoints_file("zpoints.json").is_file(),
         reconstructions=(run.path / "reconstructions.png").is_file(),
         samples=sum(1 for p in samples.glob("*/info.json")) if samples.is_dir() else 0,

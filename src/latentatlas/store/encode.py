@@ -9,11 +9,11 @@ import numpy as np
 import torch
 
 from latentatlas.config import DataConfig
-from latentatlas.data import BOOKKEEPING_COLUMNS, load_images
-from latentatlas.decoding import encode_images
+from latentatlas.data import load_images
 from latentatlas.errors import LatentAtlasError
-from latentatlas.io import array_id, atomic_folder, save_npy, write_json
-from latentatlas.store.run import SUBSETS, ZPOINTS_DIR, Run
+from latentatlas.io import atomic_folder
+from latentatlas.store.model_import import IMPORTED_WEIGHTS, ZPOINTS_DIR, write_store
+from latentatlas.store.run import Run
 
 
 def encode_run(
@@ -50,29 +50,19 @@ def encode_run(
             raise LatentAtlasError(f"split.npy has {len(split)} entries but the source has {n} images")
         subset = np.where(split == 1, "val", "train").astype(object)
 
-    z = encode_images(model, imageset.images, batch_size=batch_size, progress=progress)
-    meta = imageset.meta.reset_index(drop=True).copy()
-    meta.insert(0, "index", np.arange(n, dtype=np.int64))
-    meta["subset"] = subset
-    leading = [c for c in BOOKKEEPING_COLUMNS if c in meta.columns]
-    meta = meta[leading + [c for c in meta.columns if c not in leading]]
-
+    which = IMPORTED_WEIGHTS if run.imported else weights
     with run.lock(), atomic_folder(run.path / ZPOINTS_DIR, kind="zpoints") as folder:
-        save_npy(folder / "zpoints.npy", z)
-        meta.to_parquet(folder / "zpoints.parquet", index=False)
-        write_json(
-            folder / "zpoints.json",
-            {
-                "source": source.to_dict(),
-                "external": bool(external),
-                "n": n,
-                "latent_dim": int(z.shape[1]),
-                "subsets": {name: int((subset == name).sum()) for name in SUBSETS},
-                "skipped_files": list(imageset.skipped),
-                "weights": weights,
-                "weights_id": run.weights_id(weights),
-                "store_id": array_id(z),  # recorded by every artifact: tells which store it saw
-            },
+        write_store(
+            folder,
+            model,
+            imageset,
+            subset,
+            source.to_dict(),
+            external,
+            which,
+            run.weights_id(weights),
+            batch_size=batch_size,
+            progress=progress,
         )
     return run.zpoints_file("zpoints.npy")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import filelock
 import numpy as np
@@ -35,14 +36,22 @@ from latentatlas.errors import LatentAtlasError
 from latentatlas.io import folder_lock, load_npy, read_json
 from latentatlas.model import Autoencoder, ModelConfig, default_device, load_model_weights, parse_device
 from latentatlas.run_config import RunConfig, read_run_config
+from latentatlas.store.model_import import (
+    DECODER_FILE,
+    ENCODER_FILE,
+    IMPORT_FILE,
+    IMPORTED_WEIGHTS,
+    SUBSETS,
+    ZPOINTS_DIR,
+    ImportedAutoencoder,
+    ImportedModelConfig,
+    import_model,
+    load_torchscript,
+)
 
-SUBSETS = ("train", "val", "external")
-ZPOINTS_DIR = "zpoints"
-# An imported run (`latentatlas import`) has this file instead of config.json, and optionally a TorchScript decoder.
-IMPORT_FILE = "imported.json"
-DECODER_FILE = "decoder.pt"
 
-
+# The run folder's file names, the imported model's classes and the store writer live in `store.model_import`
+# (which `Run.from_model` calls: one module, no import circle).
 class Run:
     """A run folder: configuration, trained model, split and z-point store. Read-only access."""
 
@@ -63,34 +72,101 @@ class Run:
             raise LatentAtlasError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
         self.weights = weights
 
+    @classmethod
+    def from_model(
+        cls,
+        path: str | os.PathLike,
+        *,
+        encoder: str | os.PathLike | torch.nn.Module,
+        decoder: str | os.PathLike | torch.nn.Module,
+        data: str | os.PathLike | DataConfig,
+        image_size: int | None = None,
+        val_fraction: float | None = None,
+        split: str | os.PathLike | None = None,
+        seed: int = 0,
+        batch_size: int = 256,
+        device: torch.device | str | None = None,
+        progress: bool = False,
+        **data_options: Any,
+    ) -> Run:
+        """Make the run folder `path` from your own autoencoder and return it (`latentatlas import --encoder`).
+
+        `encoder`: float (B, 3, S, S) images in [0, 1] -> (B, N) latent vectors; `decoder`: (B, N) -> (B, 3, S, S)
+        in [0, 1]. Live `nn.Module`s (saved as TorchScript: scripted, else traced on one image; never pickled)
+        or TorchScript files. `data`: any source `latentatlas train` takes (a folder, a zip, a CelebA root,
+        "synthetic-faces", "digits") or a `DataConfig`; `image_size` (S, default 64) and `data_options`
+        (partition, limit, synthetic_count, synthetic_classes) as train's flags. Every image is encoded into the
+        z-point store and a seeded `val_fraction` (default 0.1) or a `split` file holds images out.
+        """
+        if isinstance(data, DataConfig):
+            if image_size is not None or data_options:
+                raise LatentAtlasError("give the image size and data options inside the DataConfig, not beside it")
+            config = data
+        else:
+            size = {} if image_size is None else {"image_size": image_size}
+            config = DataConfig.from_dict({"source": str(data), **size, **data_options})
+        out = import_model(
+            path,
+            encoder,
+            decoder,
+            config,
+            val_fraction=val_fraction,
+            split=split,
+            seed=seed,
+            batch_size=batch_size,
+            device=device,
+            progress=progress,
+        )
+        return cls(out)
+
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"
 
     @property
     def imported(self) -> bool:
-        """True for a run made by `latentatlas import` from another model's z-points (no autoencoder, no images)."""
+        """True for a run made by `latentatlas import` from another model (its z-points, or its encoder, decoder
+        and images) rather than trained here."""
         return (self.path / IMPORT_FILE).is_file() and not (self.path / "config.json").is_file()
 
     @cached_property
     def import_info(self) -> dict:
-        """imported.json: latent_dim, image_size (None without a decoder), decoder, where the z-points came from."""
+        """imported.json: latent_dim, image_size (None without a decoder), decoder, encoder and data (the image
+        source, when imported with images), where the z-points came from."""
         info = read_json(self.path / IMPORT_FILE)
         if not isinstance(info, dict) or not isinstance(info.get("latent_dim"), int):
             raise LatentAtlasError(f"{self.path / IMPORT_FILE} is not an import record: run `latentatlas import`")
         return info
 
+    @property
+    def has_images(self) -> bool:
+        """Whether the run keeps real images of its z-points (a trained run, or one imported with --data); a run
+        imported from z-points alone has none to hold its decoder's images against."""
+        return not self.imported or isinstance(self.import_info.get("data"), dict)
+
+    @property
+    def has_encoder(self) -> bool:
+        return not self.imported or (self.path / ENCODER_FILE).is_file()
+
     def _refuse_imported(self, what: str) -> None:
-        if self.imported:
-            raise LatentAtlasError(f"run {self.path} was imported from z-points (latentatlas import): it has no {what}")
+        if self.imported and not self.has_encoder:
+            raise LatentAtlasError(
+                f"run {self.path} was imported from z-points (latentatlas import): it has no {what}; import it "
+                f"with --encoder E.pt --decoder D.pt --data SOURCE to have images"
+            )
 
     @cached_property
     def config(self) -> RunConfig:
         """config.json, validated by type and range (one clear line naming the file if it is not valid)."""
-        self._refuse_imported("autoencoder, training or data config")
+        if self.imported:
+            raise LatentAtlasError(f"run {self.path} was imported (latentatlas import): it has no training config")
         return read_run_config(self.path)
 
     @property
     def model_config(self) -> ModelConfig:
+        """The model's config; for a run imported with an encoder, its image size and latent dimension."""
+        if self.imported:
+            self._refuse_imported("autoencoder")
+            return ImportedModelConfig(image_size=self.image_size, latent_dim=self.latent_dim)
         return self.config.model
 
     @property
@@ -99,6 +175,10 @@ class Run:
 
     @property
     def data_config(self) -> DataConfig:
+        """The run's image source (for an imported run: the one given to `import --data`)."""
+        if self.imported:
+            self._refuse_imported("source images (only z-points)")
+            return DataConfig.from_dict(self.import_info["data"])
         return self.config.data
 
     @property
@@ -133,11 +213,16 @@ class Run:
 
     def weights_path(self, which: str = "best") -> Path:
         """The weights file of the `best` (lowest validation loss) or `last` epoch."""
+        if self.imported:
+            raise LatentAtlasError(f"run {self.path} was imported (latentatlas import): it has no trained weights")
         checkpoint = self._checkpoint(which)
         return checkpoint.model_path if checkpoint is not None else self.path / "model.safetensors"
 
     def weights_id(self, which: str = "best") -> str:
-        """A short content id of those weights, for artifacts to record what they were computed from."""
+        """A short content id of those weights, for artifacts to record what they were computed from (an
+        imported run: of its encoder and decoder files, whichever `which`)."""
+        if self.imported and isinstance(self.import_info.get("model_id"), str):
+            return self.import_info["model_id"]
         checkpoint = self._checkpoint(which)
         if checkpoint is not None and isinstance(checkpoint.state.get("weights_id"), str):
             return checkpoint.state["weights_id"]
@@ -157,10 +242,15 @@ class Run:
         return pd.DataFrame(read_history(path), columns=list(HISTORY_COLUMNS))
 
     def load_model(self, device: torch.device | str | None = None, weights: str = "best") -> Autoencoder:
-        """The trained autoencoder (`best` or `last` weights) in eval mode, loaded once per device."""
+        """The trained autoencoder (`best` or `last` weights) in eval mode, loaded once per device; for a run
+        imported with an encoder, its TorchScript encoder and decoder (`weights` does not apply)."""
         self._refuse_imported("autoencoder (decoding uses its decoder.pt; encoding images is not possible)")
         device = parse_device(device) if device is not None else default_device()
         key = f"{device}/{weights}"
+        if key not in self._models and self.imported:
+            encoder = load_torchscript(self.path / ENCODER_FILE, device, "encoder")
+            config = ImportedModelConfig(image_size=self.image_size, latent_dim=self.latent_dim)
+            self._models[key] = ImportedAutoencoder(encoder, self.load_decoder(device), config).eval()
         if key not in self._models:
             path = self.weights_path(weights)
             model = Autoencoder(self.model_config)
@@ -171,6 +261,11 @@ class Run:
     @cached_property
     def _images(self) -> ImageSet:
         imageset = load_images(self.data_config, progress=False)
+        if self.imported and len(imageset.images) != self.import_info.get("n"):
+            raise LatentAtlasError(
+                f"the data source of {self.path} now has {len(imageset.images)} images, the imported run "
+                f"{self.import_info.get('n')}: import it again"
+            )
         split_path = self.path / "split.npy"
         if split_path.is_file() and len(load_npy(split_path)) != len(imageset.images):
             raise LatentAtlasError(
@@ -320,4 +415,15 @@ class Run:
         )
 
 
-__all__ = ["DECODER_FILE", "IMPORT_FILE", "SUBSETS", "ZPOINTS_DIR", "Run"]
+__all__ = [
+    "DECODER_FILE",
+    "ENCODER_FILE",
+    "IMPORTED_WEIGHTS",
+    "IMPORT_FILE",
+    "SUBSETS",
+    "ZPOINTS_DIR",
+    "ImportedAutoencoder",
+    "load_torchscript",
+    "ImportedModelConfig",
+    "Run",
+]

@@ -10,6 +10,7 @@ import numpy as np
 from latentatlas.evaluation.copies import copy_scores, face_threshold
 from latentatlas.evaluation.faces import check_face_images
 from latentatlas.evaluation.instruments.base import Instrument, Reference, Row
+from latentatlas.evaluation.instruments.cnn_faces import FACES_WITHHELD, faces_withheld, reconstruction_faces
 from latentatlas.evaluation.intervals import mean_interval, stream_seed
 from latentatlas.evaluation.knn import nearest_distances
 from latentatlas.evaluation.score import Metric, Score
@@ -45,7 +46,10 @@ class FaceCopies(Instrument):
             rows = np.sort(rng.choice(rows, size=FACE_COPY_REFERENCE, replace=False))
         self.copy_rows = rows
         self.train_embeddings = self.held_nearest = None
+        self.withheld = faces_withheld(reconstruction_faces(reference))
         decode, cache = reference.decode, reference.cache
+        if self.withheld is not None:
+            return
         if decode is None or cache is None or reference.reconstruction_embeddings is None:
             return
         train_z = reference.train_z[np.searchsorted(reference.train_rows, rows)]
@@ -69,6 +73,8 @@ class FaceCopies(Instrument):
 
     def settings(self) -> dict[str, Any]:
         out: dict[str, Any] = {"face_copy_reference": len(self.copy_rows)}
+        if self.withheld is not None:
+            out[FACES_WITHHELD] = self.withheld
         if self.held_nearest is not None:
             out["face_copy_threshold"] = face_threshold(self.held_nearest)
         return out

@@ -7,6 +7,7 @@ from typing import Any
 from latentatlas.evaluation.faces import FaceEmbedder, check_face_images
 from latentatlas.evaluation.inception import fid
 from latentatlas.evaluation.instruments.base import Instrument, Reference, Row
+from latentatlas.evaluation.instruments.cnn_faces import FACES_WITHHELD, faces_withheld, reconstruction_faces
 from latentatlas.evaluation.instruments.latent_knn import knn_interval_scores
 from latentatlas.evaluation.intervals import paired_interval, stream_seed
 from latentatlas.evaluation.knn import knn_items
@@ -31,10 +32,11 @@ class FaceEmbeddingScores(Instrument):
 
     def prepare(self, reference: Reference) -> None:
         self.reference = reference
+        self.withheld = faces_withheld(reconstruction_faces(reference))
 
     def score(self, row: Row) -> dict[str, Score]:
         ref, embeddings = self.reference, row.embeddings
-        if embeddings is None or ref.embeddings is None:
+        if embeddings is None or ref.embeddings is None or self.withheld is not None:
             return {}
         seed = stream_seed(ref.seed, "fd_face")
         scores = {"fd_face": paired_interval(fid, embeddings, ref.embeddings, resamples=50, seed=seed)}
@@ -44,4 +46,7 @@ class FaceEmbeddingScores(Instrument):
         return scores
 
     def settings(self) -> dict[str, Any]:
-        return {"face_embedder": FaceEmbedder().settings()}
+        out: dict[str, Any] = {"face_embedder": FaceEmbedder().settings()}
+        if self.withheld is not None:
+            out[FACES_WITHHELD] = self.withheld
+        return out
