@@ -80,6 +80,10 @@ def test_worker_processes_give_the_same_detections_and_embeddings(faces64, monke
     np.testing.assert_array_equal(np.isnan(parallel.confidence), np.isnan(serial_confidence))
     np.testing.assert_allclose(parallel.confidence, serial_confidence, equal_nan=True)
     np.testing.assert_allclose(FaceEmbedder().embed(images), serial_embeddings)
+    pool = faces_module._pool
+    assert pool is not None
+    CnnFaceDetector(side=192).detect(images[:4])
+    assert faces_module._pool is pool  # the workers (and their loaded models) serve every call
 
 
 def test_face_instruments_refuse_tiny_images():

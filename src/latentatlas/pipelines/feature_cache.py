@@ -120,7 +120,8 @@ class FeatureCache:
         count = 0 if partial is None else len(partial)
         label = "dlib face embeddings" + (f" ({name})" if self.folder is not None else "")
         with Progress(len(images), label, "images", enabled=self.progress) as bar:
-            bar.update(count, "resumed" if count else "")
+            if count:
+                bar.update(count, "resumed")
             for start in range(count, len(images), EMBEDDING_BLOCK):
                 done.append(FaceEmbedder().embed(images[start : start + EMBEDDING_BLOCK], bar=bar))
                 if self.folder is not None and start + EMBEDDING_BLOCK < len(images):
