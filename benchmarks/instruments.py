@@ -1,13 +1,17 @@
 """Throughput of every evaluation instrument, in images (or points) per second, and what a full
 evaluation row at n images costs.
 
-    python benchmarks/instruments.py [--images 100] [--size 64] [--n 1000] [--threads 2]
+    python benchmarks/instruments.py [--images 100] [--size 64] [--n 1000] [--threads 2] [--dlib-steps]
 
 Images are synthetic 64 px faces (`latentatlas.data.synthetic_faces`); each instrument runs once on a few
 images to load its model, then is timed on `--images` images (dlib's on one worker process per core from
 64 images on, as in `evaluate`). The estimate per row multiplies the
 per-image rates by n and adds the per-row score costs (k-NN with intervals, FID with its bootstrap and
 FID∞, FD-face), measured on random features of the right shapes.
+
+`--dlib-steps`: instead, where a dlib image's time goes, in this process (one core): the upscaling, the
+5-point landmarks, the aligned chip and the ResNet descriptor of an embedding, per image and with the list
+(batch) forms of `compute_face_descriptor` and of the CNN detector, and the detector at each calibration side.
 """
 
 from __future__ import annotations
@@ -37,8 +41,51 @@ def _seconds(name: str, work: Callable[[], object]) -> float:
     return seconds
 
 
+def dlib_steps(images: np.ndarray) -> None:
+    """Per-step images/s of the dlib embedding and detector, one process, each step timed on its own."""
+    from latentatlas.evaluation import faces
+    from latentatlas.evaluation.faces import CALIBRATION_SIDES, DLIB_SIDE
+
+    dlib = faces._dlib()  # untyped compiled module
+    detector, landmarks, network = faces._dlib_models()
+    frame = dlib.rectangle(0, 0, DLIB_SIDE - 1, DLIB_SIDE - 1)
+    big = [faces._upscaled(image, DLIB_SIDE) for image in images]
+    shapes = [landmarks(image, frame) for image in big]
+    chips = [dlib.get_face_chip(image, shape, 150, 0.25) for image, shape in zip(big, shapes)]
+    print(f"dlib steps on {len(images)} images, this process only (one core)")
+    _rate(f"upscale to {DLIB_SIDE}", lambda batch: [faces._upscaled(image, DLIB_SIDE) for image in batch], images)
+    _rate("5-point landmarks", lambda _: [landmarks(image, frame) for image in big], images)
+    _rate("aligned 150 px chip", lambda _: [dlib.get_face_chip(i, s, 150, 0.25) for i, s in zip(big, shapes)], images)
+    _rate(
+        "descriptor, image + landmarks",
+        lambda _: [network.compute_face_descriptor(i, s) for i, s in zip(big, shapes)],
+        images,
+    )
+    _rate("descriptor of the chip", lambda _: [network.compute_face_descriptor(chip) for chip in chips], images)
+    for size in (16, 64):
+        _rate(
+            f"descriptor, lists of {size} chips",
+            lambda _, size=size: [
+                network.compute_face_descriptor(chips[i : i + size]) for i in range(0, len(chips), size)
+            ],
+            images,
+        )
+    for side in CALIBRATION_SIDES:
+        small = [faces._upscaled(image, side) for image in images]
+        _rate(f"CNN detector, side {side}", lambda _, small=small: [detector(image, 0) for image in small], images)
+    small = [faces._upscaled(image, CALIBRATION_SIDES[0]) for image in images]
+    for size in (16, 64):
+        _rate(
+            f"CNN detector side {CALIBRATION_SIDES[0]}, lists of {size}",
+            lambda _, size=size: [
+                detector(small[i : i + size], 0, batch_size=size) for i in range(0, len(small), size)
+            ],
+            images,
+        )
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--n", type=int, default=1000, help="row size for the per-row estimate")
@@ -47,6 +94,7 @@ def main() -> None:
     parser.add_argument(
         "--side", type=int, default=128, help="CNN detector side (evaluate calibrates it: 128 on 64 px CelebA crops)"
     )
+    parser.add_argument("--dlib-steps", action="store_true", help="time the steps of the dlib instruments instead")
     args = parser.parse_args()
 
     import torch
@@ -63,6 +111,9 @@ def main() -> None:
     device = "cuda" if torch.cuda.is_available() else f"cpu, {torch.get_num_threads()} threads"
     print(f"instruments on {args.images} synthetic {args.size}px faces ({device})")
     images, _ = synthetic_faces(args.images, image_size=args.size, seed=0)
+    if args.dlib_steps:
+        dlib_steps(images)
+        return
     rates = {
         "haar": _rate("Haar face detector", FaceDetector().detect, images),
         "cnn": _rate(f"dlib CNN detector, side {args.side}", CnnFaceDetector(side=args.side).detect, images),

@@ -179,9 +179,11 @@ def test_the_plan_comes_before_the_first_image_and_counts_what_is_cached(tiny_ru
         first,
     ), first
     assert any(line.startswith("latentatlas: inception features: 20/20 images") for line in after), after
-    second, _ = plan()  # the held-out and training features are now cached
-    assert "Inception 40 images" in second
-    assert "cached: held-out Inception features, training Inception features" in second
+    second, _ = plan()  # the held-out, training and reconstruction features are now cached
+    assert "Inception 20 images" in second
+    assert (
+        "cached: held-out Inception features, training Inception features, reconstruction Inception features" in second
+    )
 
 
 needs_inception = pytest.mark.skipif(

@@ -80,6 +80,10 @@ def test_worker_processes_give_the_same_detections_and_embeddings(faces64, monke
     np.testing.assert_array_equal(np.isnan(parallel.confidence), np.isnan(serial_confidence))
     np.testing.assert_allclose(parallel.confidence, serial_confidence, equal_nan=True)
     np.testing.assert_allclose(FaceEmbedder().embed(images), serial_embeddings)
+    pool = faces_module._pool
+    assert pool is not None
+    CnnFaceDetector(side=192).detect(images[:4])
+    assert faces_module._pool is pool  # the workers (and their loaded models) serve every call
 
 
 def test_face_instruments_refuse_tiny_images():
@@ -108,18 +112,28 @@ def _one_line_error(capsys) -> str:
 
 
 @pytest.mark.parametrize("missing", ["dlib", "face_recognition_models"])
-def test_cli_evaluate_full_without_face_models_names_the_install(missing, tiny_run_copy, monkeypatch, capsys):
+def test_cli_evaluate_full_without_face_models_names_the_install_and_runs_the_rest(
+    missing, tiny_run_copy, monkeypatch, capsys
+):
     from latentatlas.cli import main
+    from latentatlas.io import read_json
 
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
         faces_module.importlib.util, "find_spec", lambda name, *a: None if name == missing else real_find_spec(name, *a)
     )
     argv = ["evaluate", str(tiny_run_copy.path), "--instruments", "full", "--no-fid", "-n", "10", "--k", "3"]
-    assert main(argv) == 2
-    line = _one_line_error(capsys)
-    assert f"the face instruments need dlib and its models: {faces_module.FACE_MODELS_HINT}" in line
-    assert not (tiny_run_copy.path / "evaluation").exists() and not (tiny_run_copy.path / "cache").exists()
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    hinted = [line for line in err.splitlines() if faces_module.FACE_MODELS_HINT in line]
+    assert hinted == [
+        f"latentatlas: the face instruments need dlib and its models: {faces_module.FACE_MODELS_HINT}; "
+        "evaluating without the dlib face instruments"
+    ]
+    assert "Traceback" not in err
+    record = read_json(tiny_run_copy.path / "evaluation" / "evaluation.json")["rows"][0]
+    assert "face_rate" in record and "precision" in record
+    assert not any(key.startswith(("cnn_", "fd_face", "face_copy")) for key in record)
 
 
 def test_cli_evaluate_full_on_images_smaller_than_the_detector_can_use(tmp_path, capsys):

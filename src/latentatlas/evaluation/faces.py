@@ -106,8 +106,12 @@ MIN_FACE_IMAGE_SIDE = 32  # below this a face has too few pixels for the detecto
 DLIB_SIDE = 256  # images are upscaled to this side (INTER_CUBIC) before the CNN detector and the embedding
 CALIBRATION_SIDES = (128, 160, 192, 256)  # detector sides tried by calibrated_side, cheapest first
 CALIBRATION_TARGET = 0.95
-PARALLEL_MIN_IMAGES = 64  # fewer images are searched in this process
+PARALLEL_MIN_IMAGES = 64  # fewer images are searched in this process (unless the workers already run)
 FACE_BLOCK = 64  # images per task sent to a worker process
+
+
+class FaceModelsMissing(LatentAtlasError):
+    """dlib or face-recognition-models is not installed: the dlib instruments are left out, the others run."""
 
 
 def face_model_path(kind: str) -> Path:
@@ -115,10 +119,10 @@ def face_model_path(kind: str) -> Path:
     its __init__ needs setuptools' pkg_resources)."""
     spec = importlib.util.find_spec("face_recognition_models")
     if importlib.util.find_spec("dlib") is None or spec is None or not spec.submodule_search_locations:
-        raise LatentAtlasError(f"the face instruments need dlib and its models: {FACE_MODELS_HINT}")
+        raise FaceModelsMissing(f"the face instruments need dlib and its models: {FACE_MODELS_HINT}")
     path = Path(spec.submodule_search_locations[0]) / "models" / FACE_MODEL_FILES[kind]
     if not path.is_file():
-        raise LatentAtlasError(f"face model {path.name} is missing from face-recognition-models: {FACE_MODELS_HINT}")
+        raise FaceModelsMissing(f"face model {path.name} is missing from face-recognition-models: {FACE_MODELS_HINT}")
     return path
 
 
@@ -185,34 +189,59 @@ def _embed_block(images: np.ndarray, side: int) -> np.ndarray:
     return out
 
 
+_pool: ProcessPoolExecutor | None = None
+_pool_workers = 0
+
+
+def _worker_pool(workers: int) -> ProcessPoolExecutor:
+    """One pool for the whole process, started on first use: each worker imports dlib and loads the models
+    once (about 2 s per worker, measured), not once per row and step."""
+    global _pool, _pool_workers
+    if _pool is None or _pool_workers != workers:
+        if _pool is not None:
+            _pool.shutdown()
+        # forkserver: workers forked from a clean process, never from a parent holding torch's threads.
+        context = multiprocessing.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
+        _pool, _pool_workers = ProcessPoolExecutor(workers, mp_context=context), workers
+    return _pool
+
+
 def _in_processes(
-    work: Callable[[np.ndarray, int], np.ndarray], images: np.ndarray, side: int, progress: str | None = None
+    work: Callable[[np.ndarray, int], np.ndarray],
+    images: np.ndarray,
+    side: int,
+    progress: str | None = None,
+    bar: Progress | None = None,
 ) -> np.ndarray:
     """`work(block, side)` over blocks of images on one process per usable core, results in image order;
-    `progress` names a bar (count and time left; lines off a terminal) that counts the images done.
+    `progress` names a bar (count and time left; lines off a terminal) that counts the images done, or `bar`
+    is the caller's bar to count them on.
 
     dlib holds the GIL while its networks run (two threads took as long as one, measured), so only
-    processes use a second core; below PARALLEL_MIN_IMAGES their start-up (about a second each) costs more.
+    processes use a second core; below PARALLEL_MIN_IMAGES the first start of the workers costs more.
     """
+    global _pool
     workers = usable_cores()
     blocks = np.array_split(np.arange(len(images)), max(workers, -(-len(images) // FACE_BLOCK)))
     blocks = [rows for rows in blocks if len(rows)]
-    with Progress(len(images), progress or "", "images", enabled=progress is not None) as bar:
-        if workers == 1 or len(images) < PARALLEL_MIN_IMAGES:
-            return _blocks_here(work, images, blocks, side, bar)
-        # forkserver: workers forked from a clean process, never from a parent holding torch's threads.
-        context = multiprocessing.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
+    with Progress(len(images), progress or "", "images", enabled=progress is not None and bar is None) as own:
+        counter = bar if bar is not None else own
+        started = counter.done
+        few = len(images) < (2 * workers if _pool is not None else PARALLEL_MIN_IMAGES)
+        if workers == 1 or few:
+            return _blocks_here(work, images, blocks, side, counter)
         try:
-            with ProcessPoolExecutor(workers, mp_context=context) as pool:
-                parts = []
-                for rows, part in zip(blocks, pool.map(work, [images[rows] for rows in blocks], [side] * len(blocks))):
-                    parts.append(part)
-                    bar.update(len(rows))
-                return np.concatenate(parts)
+            pool = _worker_pool(workers)
+            parts = []
+            for rows, part in zip(blocks, pool.map(work, [images[rows] for rows in blocks], [side] * len(blocks))):
+                parts.append(part)
+                counter.update(len(rows))
+            return np.concatenate(parts)
         except BrokenProcessPool:  # e.g. a script without `if __name__ == "__main__":` cannot start workers
             print("latentatlas: face-model worker processes failed to start; running in this process", file=sys.stderr)
-            bar.done = 0
-            return _blocks_here(work, images, blocks, side, bar)
+            _pool = None
+            counter.done = started
+            return _blocks_here(work, images, blocks, side, counter)
 
 
 def _blocks_here(
@@ -252,11 +281,13 @@ class CnnFaceDetector:
         self.side = side
         self.threshold = threshold
 
-    def detect(self, images: np.ndarray, progress: bool = False) -> FaceDetections:
+    def detect(self, images: np.ndarray, progress: bool | str = False, bar: Progress | None = None) -> FaceDetections:
+        """`progress`: show a bar (a string: its label); `bar`: count the images on the caller's bar instead."""
         images = _face_images(images)
         side = checks.positive_int(self.side, "detector side", minimum=MIN_FACE_IMAGE_SIDE)
         _dlib_models()  # missing models fail here, in this process, with the install hint
-        confidence = _in_processes(_detect_block, images, side, "dlib face detection" if progress else None)
+        label = progress if isinstance(progress, str) else "dlib face detection" if progress else None
+        confidence = _in_processes(_detect_block, images, side, label, bar)
         found = np.nan_to_num(confidence, nan=-np.inf) > self.threshold
         return FaceDetections(found, confidence)
 
@@ -283,7 +314,10 @@ class SideCalibration:
 
 
 def calibrated_side(
-    images: np.ndarray, sides: tuple[int, ...] = CALIBRATION_SIDES, target: float = CALIBRATION_TARGET
+    images: np.ndarray,
+    sides: tuple[int, ...] = CALIBRATION_SIDES,
+    target: float = CALIBRATION_TARGET,
+    progress: bool = False,
 ) -> SideCalibration:
     """The smallest of `sides` at which the CNN detector finds a face in at least `target` of `images`
     (e.g. a run's reconstructions, faces by construction); the largest side when none reaches it."""
@@ -291,7 +325,8 @@ def calibrated_side(
     target = checks.fraction(target, "calibration target")
     found: dict[int, float] = {}
     for side in sorted(sides):
-        found[side] = float(CnnFaceDetector(side=side).detect(images).found.mean())
+        label = f"dlib detector calibration, side {side}" if progress else False
+        found[side] = float(CnnFaceDetector(side=side).detect(images, progress=label).found.mean())
         if found[side] >= target:
             return SideCalibration(side, found, len(images), target)
     return SideCalibration(max(sides), found, len(images), target)
@@ -307,11 +342,13 @@ class FaceEmbedder:
     def __init__(self, *, side: int = DLIB_SIDE) -> None:
         self.side = side
 
-    def embed(self, images: np.ndarray, progress: bool = False) -> np.ndarray:
+    def embed(self, images: np.ndarray, progress: bool | str = False, bar: Progress | None = None) -> np.ndarray:
+        """`progress`: show a bar (a string: its label); `bar`: count the images on the caller's bar instead."""
         images = _face_images(images)
         side = checks.positive_int(self.side, "embedding side", minimum=MIN_FACE_IMAGE_SIDE)
         _dlib_models()
-        return _in_processes(_embed_block, images, side, "dlib face embeddings" if progress else None)
+        label = progress if isinstance(progress, str) else "dlib face embeddings" if progress else None
+        return _in_processes(_embed_block, images, side, label, bar)
 
     def settings(self) -> dict[str, Any]:
         return {"landmarks": FACE_MODEL_FILES["landmarks"], "model": FACE_MODEL_FILES["embedding"], "side": self.side}

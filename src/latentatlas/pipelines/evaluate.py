@@ -23,7 +23,7 @@ import torch
 
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
-from latentatlas.evaluation.faces import FaceDetector
+from latentatlas.evaluation.faces import FaceDetector, FaceModelsMissing
 from latentatlas.evaluation.instruments import Instrument, instrument_set, needed
 from latentatlas.evaluation.knn import check_k, real_ball_counts
 from latentatlas.evaluation.latent import inside_radius, radius_range
@@ -160,6 +160,20 @@ def _instruments(run: Run, name: str, fid_scores: bool, faces: bool) -> list[Ins
     return [i for i in chosen if "classes" not in i.needs or run_classes(run) is not None]
 
 
+def _available(tools: list[Instrument], image_size: int | None) -> list[Instrument]:
+    """Each instrument's check; those whose face models are missing are left out with one line (the rest run)."""
+    kept, missing = [], None
+    for instrument in tools:
+        try:
+            instrument.check(image_size)
+            kept.append(instrument)
+        except FaceModelsMissing as error:
+            missing = error
+    if missing is not None:
+        print(f"latentatlas: {missing}; evaluating without the dlib face instruments", file=sys.stderr)
+    return kept
+
+
 def evaluate_run(
     run: Run,
     samplers: list[str] | None = None,
@@ -192,8 +206,7 @@ def evaluate_run(
     max_regions = checks.positive_int(max_regions, "max_regions")
     tools = _instruments(run, instruments, fid_scores, faces)
     names = _validate_samplers(samplers, sampler_options)
-    for instrument in tools:
-        instrument.check(run.image_size if decodes(run) else None)
+    tools = _available(tools, run.image_size if decodes(run) else None)
     train_rows, val_rows = held_out_rows(run)
     check_zpoint_range(run)
     check_k(k, {"the held-out set": len(val_rows)})

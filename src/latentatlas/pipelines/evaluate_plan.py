@@ -14,7 +14,7 @@ from latentatlas.errors import LatentAtlasError
 from latentatlas.evaluation.faces import CALIBRATION_SIDES, CnnFaceDetector, FaceEmbedder
 from latentatlas.evaluation.inception import inception_features
 from latentatlas.evaluation.instruments import Instrument, needed
-from latentatlas.evaluation.instruments.cnn_faces import CALIBRATION_IMAGES
+from latentatlas.evaluation.instruments.cnn_faces import CALIBRATION_IMAGES, DETECTOR_IMAGES
 from latentatlas.evaluation.instruments.face_copies import FACE_COPY_REFERENCE
 from latentatlas.io import read_json, usable_cores
 from latentatlas.pipelines.feature_cache import FeatureCache
@@ -56,7 +56,8 @@ def plan_line(
     weights: str | None,
 ) -> str:
     """One line: `rows` rows × n; per slow instrument, the images it will process (the cached sets left
-    out) and the estimated seconds from a timing probe; what the cache holds."""
+    out) and the estimated seconds from a timing probe; what the cache holds. The detector is timed at the
+    smallest calibration side (its cost grows with side², the side is calibrated after this line)."""
     n, needs = len(held_rows), needed(instruments)
     names = {instrument.name for instrument in instruments}
     cached: list[str] = []
@@ -70,6 +71,9 @@ def plan_line(
             if cache.holds(name, cache.feature_key(keyed)):
                 cached.append(f"{what} Inception features")
                 count -= n
+        if weights is not None and cache.holds("reconstruction_features", cache.feature_key(held_rows, weights)):
+            cached.append("reconstruction Inception features")
+            count -= n
         steps.append(("Inception", count, lambda batch: inception_features(batch, device=cache.device)))
     if "face_embeddings" in needs:
         count = rows * n + n  # every row (the reconstructions' once), and the held-out set
@@ -80,6 +84,9 @@ def plan_line(
             if cache.holds(name, cache.embedding_key(keyed)):
                 cached.append(f"{what} dlib embeddings")
                 count -= n
+        if weights is not None and cache.holds("reconstruction_embeddings", cache.embedding_key(held_rows, weights)):
+            cached.append("reconstruction dlib embeddings")
+            count -= n
         if "face_copies" in names:
             copies = min(FACE_COPY_REFERENCE, train_count)
             if _holds_decoded(cache, copies, weights):
@@ -90,9 +97,9 @@ def plan_line(
     if "cnn_faces" in names:
         steps.append(
             (
-                "dlib detection",
-                rows * n + CALIBRATION_IMAGES * len(CALIBRATION_SIDES) // 2,
-                lambda batch: CnnFaceDetector().detect(batch),
+                f"dlib detection (side {CALIBRATION_SIDES[0]}+)",
+                rows * min(n, DETECTOR_IMAGES) + CALIBRATION_IMAGES * len(CALIBRATION_SIDES) // 2,
+                lambda batch: CnnFaceDetector(side=CALIBRATION_SIDES[0]).detect(batch),
             )
         )
     parts, total = [], 0.0

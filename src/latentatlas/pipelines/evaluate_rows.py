@@ -149,6 +149,9 @@ class RowScorer:
                 row.images, row.embeddings = ref.reconstructions, ref.reconstruction_embeddings
             elif decode is not None:
                 row.images = decode(ref.z)
+            if row.images is not None and "inception" in self.needs and ref.weights is not None:
+                # the decoder's images of the held-out points: cached under the weights id, like the copy reference
+                row.features = self.cache.features("reconstruction_features", ref.rows, row.images, ref.weights)
             return row
         z = np.asarray(sampler.sample(n, seed=seed), dtype=np.float32)
         return Row(step, "sampler", "sample", z, images=decode(z) if decode is not None else None, sampler=sampler)
@@ -225,7 +228,12 @@ def build_reference(
         if "face_embeddings" in needs:
             reference.embeddings = cache.embeddings("real_embeddings", held_rows, reference.images)
             reference.reconstructions = run.decode(reference.z)
-            reference.reconstruction_embeddings = FaceEmbedder().embed(reference.reconstructions, progress=progress)
+            if reference.weights is None:
+                reference.reconstruction_embeddings = FaceEmbedder().embed(reference.reconstructions, progress=progress)
+            else:
+                reference.reconstruction_embeddings = cache.embeddings(
+                    "reconstruction_embeddings", held_rows, reference.reconstructions, reference.weights
+                )
     for instrument in instruments:
         instrument.prepare(reference)
     return RowScorer(run, reference, instruments, reference_rows, train_images, cache, needs)

@@ -14,8 +14,10 @@ from latentatlas.evaluation.instruments.cnn_faces import FACES_WITHHELD, faces_w
 from latentatlas.evaluation.intervals import mean_interval, stream_seed
 from latentatlas.evaluation.knn import nearest_distances
 from latentatlas.evaluation.score import Metric, Score
+from latentatlas.progress import Progress
 
 FACE_COPY_REFERENCE = 20_000  # training images embedded for face copies (a seeded subset beyond this)
+DECODE_BLOCK = 1024
 
 
 class FaceCopies(Instrument):
@@ -55,9 +57,19 @@ class FaceCopies(Instrument):
         train_z = reference.train_z[np.searchsorted(reference.train_rows, rows)]
         # Copies are judged among decoded images: a sampler can at most reproduce the decoder's image of a
         # training point, and against the real photographs every decoded image is far (blur), copy or not.
-        self.train_embeddings = cache.embeddings(
-            "train_decoded_embeddings", rows, lambda: decode(train_z), reference.weights
-        )
+        progress = reference.progress
+
+        def decoded() -> np.ndarray:  # only when the cache does not hold the embeddings
+            with Progress(
+                len(train_z), "decoding training z-points (face-copy reference)", "images", enabled=progress
+            ) as bar:
+                parts = []
+                for start in range(0, len(train_z), DECODE_BLOCK):
+                    parts.append(decode(train_z[start : start + DECODE_BLOCK]))
+                    bar.update(len(parts[-1]))
+                return np.concatenate(parts)
+
+        self.train_embeddings = cache.embeddings("train_decoded_embeddings", rows, decoded, reference.weights)
         self.held_nearest = nearest_distances(reference.reconstruction_embeddings, self.train_embeddings)
 
     def score(self, row: Row) -> dict[str, Score]:
