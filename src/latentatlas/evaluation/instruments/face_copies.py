@@ -39,22 +39,10 @@ class FaceCopies(Instrument):
 
     def prepare(self, reference: Reference) -> None:
         self.seed = reference.seed
-        rng = np.random.default_rng(reference.seed)
-        rows = reference.train_rows
-        if len(rows) > FACE_COPY_REFERENCE:  # sorted, like the training rows
-            rows = np.sort(rng.choice(rows, size=FACE_COPY_REFERENCE, replace=False))
-        self.copy_rows = rows
-        self.train_embeddings = self.held_nearest = None
-        decode, cache = reference.decode, reference.cache
-        if decode is None or cache is None or reference.reconstruction_embeddings is None:
-            return
-        train_z = reference.train_z[np.searchsorted(reference.train_rows, rows)]
-        # Copies are judged among decoded images: a sampler can at most reproduce the decoder's image of a
-        # training point, and against the real photographs every decoded image is far (blur), copy or not.
-        self.train_embeddings = cache.embeddings(
-            "train_decoded_embeddings", rows, lambda: decode(train_z), reference.weights
-        )
-        self.held_nearest = nearest_distances(reference.reconstruction_embeddings, self.train_embeddings)
+        self.copy_rows, self.train_embeddings = decoded_training_embeddings(reference)
+        self.held_nearest = None
+        if self.train_embeddings is not None and reference.reconstruction_embeddings is not None:
+            self.held_nearest = nearest_distances(reference.reconstruction_embeddings, self.train_embeddings)
 
     def score(self, row: Row) -> dict[str, Score]:
         if row.role == "training" or row.embeddings is None or self.held_nearest is None:
@@ -72,3 +60,20 @@ class FaceCopies(Instrument):
         if self.held_nearest is not None:
             out["face_copy_threshold"] = face_threshold(self.held_nearest)
         return out
+
+
+def decoded_training_embeddings(reference: Reference) -> tuple[np.ndarray, np.ndarray | None]:
+    """(rows, face embeddings of the decoder's images of their z-points): the training side of every face copy
+    test, a seeded subset of at most FACE_COPY_REFERENCE training rows, cached (the face instruments that
+    need it share one computation through the cache). Embeddings None when the run makes no images."""
+    rng = np.random.default_rng(reference.seed)
+    rows = reference.train_rows
+    if len(rows) > FACE_COPY_REFERENCE:  # sorted, like the training rows
+        rows = np.sort(rng.choice(rows, size=FACE_COPY_REFERENCE, replace=False))
+    decode, cache = reference.decode, reference.cache
+    if decode is None or cache is None or reference.reconstruction_embeddings is None:
+        return rows, None
+    train_z = reference.train_z[np.searchsorted(reference.train_rows, rows)]
+    # Copies are judged among decoded images: a sampler can at most reproduce the decoder's image of a
+    # training point, and against the real photographs every decoded image is far (blur), copy or not.
+    return rows, cache.embeddings("train_decoded_embeddings", rows, lambda: decode(train_z), reference.weights)
