@@ -124,8 +124,8 @@ def test_the_ranking_sentence_follows_the_intervals():
     summary = run_summary(Artifacts(Path("run"), evaluation=evaluation(records)))
     assert summary.ranking_sentence == (
         "At n = 100, by FID: gaussian is indistinguishable from the reconstruction ceiling (95 % intervals overlap); "
-        "kde copies training points (copy share above the held-out level, or nearer to them than half the held-out "
-        "distance); uniform-box misses the data "
+        "kde copies training points (copy share above the held-out level, nearer to them than half the held-out "
+        "distance, C_T significantly below 0 or authenticity below the held-out level); uniform-box misses the data "
         "(coverage or face rate below half the held-out level); best: gaussian."
     )
 

@@ -26,6 +26,7 @@ import torch
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
 from latentatlas.evaluation.faces import FaceDetector
+from latentatlas.evaluation.frontier import frontier_lines
 from latentatlas.evaluation.instruments import Instrument, instrument_set, needed
 from latentatlas.evaluation.knn import check_k, real_ball_counts
 from latentatlas.evaluation.latent import inside_radius, radius_range
@@ -84,6 +85,9 @@ class Evaluation:
     other_n : list of int
         The n of earlier evaluations of the run (same weights) that are not in the table: scores at
         another n are not comparable, so the table, ranking and figures hold this evaluation's n only.
+    frontier : list of str
+        The best operating point of each sampler (its row of best quality that does not copy), one
+        sentence each (`evaluation.frontier`).
     """
 
     rows: list[EvaluationRow]
@@ -93,6 +97,7 @@ class Evaluation:
     ranking: list[str] = field(default_factory=list)
     other_n: list[int] = field(default_factory=list)
     files: list[dict[str, str]] = field(default_factory=list)
+    frontier: list[str] = field(default_factory=list)
 
     @property
     def table(self) -> pd.DataFrame:
@@ -300,6 +305,7 @@ def evaluate_run(
 def _judge(result: Evaluation) -> None:
     """The findings, ranking and frontier of the table as it stands (the merged entries at its n)."""
     result.findings, result.ranking = evaluation_findings(result.rows), ranking(result.rows)
+    result.frontier = frontier_lines(result.rows)
 
 
 def _score_rows(
@@ -356,6 +362,7 @@ def write_evaluation(run: Run, result: Evaluation, previews: dict[str, np.ndarra
                 "files": result.files,
                 "findings": [finding.to_dict() for finding in result.findings],
                 "ranking": result.ranking,
+                "frontier": result.frontier,
                 "also_evaluated_at_n": result.other_n,
             },
         )
@@ -371,6 +378,9 @@ def evaluation_markdown(result: Evaluation) -> str:
     if result.ranking:
         parts.append("\nRanking (95 % intervals; a difference counts when the intervals are disjoint):\n")
         parts += [f"- {line}\n" for line in result.ranking]
+    if result.frontier:
+        parts.append("\nBest operating point per sampler (best quality without copying):\n")
+        parts += [f"- {line}\n" for line in result.frontier]
     if result.findings:
         parts.append("\nSeed claims:\n")
         parts += [f"- {finding.sentence()}\n" for finding in result.findings]
