@@ -44,7 +44,7 @@ def test_the_best_operating_point_is_the_best_quality_that_does_not_copy():
     assert [(p.sampler, p.temperature) for p in best] == [("gaussian", 0.7)]  # T = 0.5 is better but copies
     lines = frontier_lines(rows)
     assert lines[0].startswith("gaussian: T = 0.7 (gaussian T=0.7): FID 101 [99, 103]; not copying (C_T (latent)")
-    assert lines[1] == "resample: no operating point without copying (copies at every temperature tried)"
+    assert lines[1] == "resample: no operating point without copying (resample: copies)"
 
 
 @pytest.mark.parametrize(
@@ -102,3 +102,17 @@ def test_the_ranking_counts_a_row_flagged_by_a_copy_test_as_copying():
     assert ranking is not None and ranking.metric == "fid"
     assert ranking.names("copies") == ["resample", "gaussian T=0.5"]  # C_T -9 and -4: intervals below 0
     assert ranking.names("ceiling") == ["gaussian T=0.7"] and ranking.best == "gaussian T=0.7"
+
+
+def test_latent_precision_reaches_the_ceiling_only_with_the_held_out_recall():
+    real = _row("real (held-out)", "reference", precision=(0.69, 0.65, 0.73), recall=(0.7, 0.66, 0.74))
+    cooled = _row("gaussian T=0.85", temperature=0.85, precision=(0.84, 0.81, 0.87), recall=(0.48, 0.43, 0.53),
+                  latent_ct=(-0.07, -0.25, 0.13))  # fmt: skip
+    plain = _row("gaussian", precision=(0.37, 0.33, 0.42), recall=(0.72, 0.68, 0.76), latent_ct=(2.9, 2.7, 3.0))
+    found = ceiling_verdict([real, cooled, plain])
+    assert found is not None and found.verdict == "disagrees"  # cooling buys precision with recall
+    assert "with latent recall 0.7 [0.66, 0.74] kept" in found.evidence
+    assert [(p.row, p.keeps) for p in best_operating_points([real, cooled, plain])] == [("gaussian", True)]
+    kept = _row("gaussian T=0.9", temperature=0.9, precision=(0.7, 0.66, 0.74), recall=(0.68, 0.64, 0.72),
+                latent_ct=(0.1, -0.1, 0.3))  # fmt: skip
+    assert ceiling_verdict([real, cooled, plain, kept]).verdict == "agrees"  # type: ignore[union-attr]

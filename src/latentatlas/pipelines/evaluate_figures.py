@@ -91,7 +91,7 @@ def _frontier(folder: Path, rows: list[EvaluationRow]) -> dict[str, str] | None:
     for row in rows:
         score = _finite(row, quality) if row.name in (RECONSTRUCTION_ROW, REAL_ROW) else None
         if score is not None:
-            label = f"{row.name} ({'ceiling' if row.name == RECONSTRUCTION_ROW else 'real floor'})"
+            label = f"{row.name}: {'ceiling' if row.name == RECONSTRUCTION_ROW else 'floor'}"
             references.append({"label": label, "y": score.value, "low": score.low, "high": score.high})
     marks = [
         {
