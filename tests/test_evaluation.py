@@ -308,7 +308,7 @@ def test_evaluate_cli_end_to_end(tiny_run_copy, capsys):
         table.columns
     )
     assert (folder / "evaluation.md").read_text().startswith("| name |")
-    assert [f["file"] for f in data["figures"]] == ["leaderboard.png", "scores.png", "samples.png"]
+    assert [f["file"] for f in data["figures"]] == ["leaderboard.png", "frontier.png", "scores.png", "samples.png"]
     assert all((folder / f["file"]).is_file() and f["caption"] for f in data["figures"])
     rows = table.set_index("name")
     assert (rows["n"] == 60).all()

@@ -50,7 +50,8 @@ def test_evaluations_with_other_instruments_do_not_break_later_ones(tiny_run_cop
     ]
     assert "face_rate" not in saved["rows"][2] and "face_rate" in saved["rows"][3]
     assert saved["also_evaluated_at_n"] == [40]
-    assert {figure["file"] for figure in saved["figures"]} == {"leaderboard.png", "scores.png", "samples.png"}
+    figures = {figure["file"] for figure in saved["figures"]}
+    assert figures == {"leaderboard.png", "frontier.png", "scores.png", "samples.png"}
 
 
 def test_a_failed_evaluation_saves_no_entry(tiny_run_copy, monkeypatch, capsys):

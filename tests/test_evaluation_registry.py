@@ -39,12 +39,21 @@ def test_instrument_sets_select_by_level_and_switches():
     def names(*args, **kwargs) -> list[str]:
         return [instrument.name for instrument in instrument_set(*args, **kwargs)]
 
-    assert names("quick") == [*QUICK, "classes", "latent_ct"]
-    assert names("standard") == [*QUICK[:6], "inception", "haar_faces", "classes", "latent_ct"]
+    copy_tests = ["latent_ct", "latent_authenticity"]
+    assert names("quick") == [*QUICK, "classes", *copy_tests]
+    assert names("standard") == [*QUICK[:6], "inception", "haar_faces", "classes", *copy_tests]
     full = names("full")
-    assert full == [*QUICK[:6], "inception", "haar_faces", "cnn_faces", "face_embeddings", "face_copies", *full[-2:]]
+    assert full == [*QUICK[:6], "inception", "haar_faces", "cnn_faces", "face_embeddings", "face_copies", *full[-5:]]
+    assert full[-5:] == ["classes", *copy_tests, "face_ct", "face_authenticity"]
     assert set(names("full", fid_scores=False)) == set(full) - {"inception"}
-    assert set(names("full", faces=False)) == set(full) - {"haar_faces", "cnn_faces", "face_embeddings", "face_copies"}
+    assert set(names("full", faces=False)) == set(full) - {
+        "haar_faces",
+        "cnn_faces",
+        "face_embeddings",
+        "face_copies",
+        "face_ct",
+        "face_authenticity",
+    }
     assert instrument_set("quick")[0] is not instrument_set("quick")[0]  # fresh instances: prepared per evaluation
     with pytest.raises(LatentAtlasError, match="instrument set must be one of quick, standard, full, got 'fast'"):
         instrument_set("fast")

@@ -333,7 +333,7 @@ def test_fit_accepts_integer_lists():
 def test_samplers_take_keyword_only_parameters():
     with pytest.raises(TypeError):
         SAMPLERS["gmm"](3)  # type: ignore[misc]
-    assert sampler_options("gmm") == ["components", "random_state", "max_points", "reg_covar"]
+    assert sampler_options("gmm") == ["components", "random_state", "max_points", "reg_covar", "temperature"]
     assert all(issubclass(cls, Sampler) for cls in SAMPLERS.values())
 
 

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from latentatlas.cli import main
+from latentatlas.evaluation.verdicts import CEILING_KEY
 from latentatlas.plots import image_grid, split_grid
 from latentatlas.report.artifacts import Analysis, Attributes, Evaluation, EvaluationRow, Problems, read_evaluation
 from latentatlas.report.ranking import sampler_ranking
@@ -89,7 +90,9 @@ def test_one_row_per_finding_with_the_json_verdict_and_its_number(tmp_path):
     # the story's other claims that this analysis did not decide are listed, not measured
     unmeasured = {r.key for r in rows if r.verdict == NOT_MEASURED}
     assert "gaussian-marginals" in unmeasured and "origin-position" not in unmeasured
-    assert all(r.source == "analysis" for r in rows if r.verdict == NOT_MEASURED)
+    # ... and the evaluation's own question, when its rows have no quality score with an interval
+    assert all(r.source == "analysis" for r in rows if r.verdict == NOT_MEASURED and r.key != CEILING_KEY)
+    assert [r.source for r in rows if r.key == CEILING_KEY] == ["evaluation"] and CEILING_KEY in unmeasured
 
 
 def test_a_skipped_part_says_why_it_was_not_measured(tmp_path):
@@ -124,8 +127,8 @@ def test_the_ranking_sentence_follows_the_intervals():
     summary = run_summary(Artifacts(Path("run"), evaluation=evaluation(records)))
     assert summary.ranking_sentence == (
         "At n = 100, by FID: gaussian is indistinguishable from the reconstruction ceiling (95 % intervals overlap); "
-        "kde copies training points (copy share above the held-out level, or nearer to them than half the held-out "
-        "distance); uniform-box misses the data "
+        "kde copies training points (copy share above the held-out level, nearer to them than half the held-out "
+        "distance, C_T significantly below 0 or authenticity below the held-out level); uniform-box misses the data "
         "(coverage or face rate below half the held-out level); best: gaussian."
     )
 
@@ -205,7 +208,10 @@ def test_cli_summary_text_json_and_a_missing_folder(tmp_path, capsys):
 
     assert main(["summary", str(path), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)  # nothing but the JSON on stdout
-    assert [(r["key"], r["verdict"]) for r in data["rows"]] == [("full-covariance-hits", "undecided")]
+    assert [(r["key"], r["verdict"]) for r in data["rows"]] == [
+        ("full-covariance-hits", "undecided"),
+        (CEILING_KEY, "not measured"),  # its rows hold no quality score with an interval
+    ]
     assert data["ranking"]["groups"]["ceiling"] == ["gaussian"] and data["ranking"]["best"] == "gaussian"
     assert data["ranking"]["ceiling"] == {"value": 10.0, "low": 9.0, "high": 11.0}
 

@@ -140,22 +140,38 @@ def _argument_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     return convert
 
 
-def _sampler_option_arguments(p: argparse.ArgumentParser) -> None:
+def _list_of(parse: Callable[[str], Any]) -> Callable[[str], list[Any]]:
+    """A comma list of values of one option (`evaluate --temperature 0.7,0.85,1.0`), each parsed by its parser."""
+
+    def parse_list(text: str) -> list[Any]:
+        return [parse(part.strip()) for part in text.split(",") if part.strip()]
+
+    parse_list.__name__ = f"{getattr(parse, '__name__', 'value')} list"
+    return parse_list
+
+
+def _sampler_option_arguments(p: argparse.ArgumentParser, lists: dict[str, str] | None = None) -> None:
+    """The sampler flags; `lists` maps the options this command takes as a comma list (one row per value) to
+    what the list does (the command reads them itself: `sampler_options_given` leaves them out)."""
+    lists = lists or {}
     options = p.add_argument_group("sampler options (only for the samplers that have them)")
     for name, (spec, owners) in _sampler_flags().items():
+        parse = spec.parse or str
+        listed = name in lists
         options.add_argument(
             _flag(name),
             dest=name,
-            type=_argument_type(spec.parse or str),
-            choices=spec.choices,
-            help=f"{', '.join(owners)}: {spec.help}",
+            type=_argument_type(_list_of(parse) if listed else parse),
+            choices=None if listed else spec.choices,
+            help=f"{', '.join(owners)}: {spec.help}" + (f"; a comma list: {lists[name]}" if listed else ""),
         )
 
 
-def sampler_options_given(args: argparse.Namespace, names: Sequence[str]) -> dict[str, dict]:
+def sampler_options_given(args: argparse.Namespace, names: Sequence[str], lists: Sequence[str] = ()) -> dict[str, dict]:
     """Per sampler in `names`: the option flags given that it accepts. A flag that none of them accepts is an
-    error (with one sampler: naming that sampler's own flags)."""
-    flagged = _sampler_flags()
+    error (with one sampler: naming that sampler's own flags). The flags in `lists` (comma lists the command
+    reads itself, `listed_option`) are left out."""
+    flagged = {key: value for key, value in _sampler_flags().items() if key not in lists}
     given = {key: getattr(args, key) for key in flagged if getattr(args, key, None) is not None}
     for key, value in given.items():
         if isinstance(value, _Refused):
@@ -170,3 +186,12 @@ def sampler_options_given(args: argparse.Namespace, names: Sequence[str]) -> dic
             )
         raise LatentAtlasError(f"{', '.join(stray)} applies to none of the samplers {', '.join(names)}")
     return {name: {key: value for key, value in given.items() if key in own} for name, own in accepted.items()}
+
+
+def listed_option(args: argparse.Namespace, name: str) -> list[Any] | None:
+    """The values of a sampler flag taken as a comma list (`_sampler_option_arguments(lists=...)`); None when
+    not given; a value its parser refused is reported with the flag."""
+    value = getattr(args, name, None)
+    if isinstance(value, _Refused):
+        raise LatentAtlasError(f"{_flag(name)} {value.message}")
+    return value

@@ -15,6 +15,7 @@ from latentatlas.cli.common import (
     _sampler_option_arguments,
     _source_argument,
     _weights_argument,
+    listed_option,
     sampler_options_given,
 )
 from latentatlas.evaluation.instruments import INSTRUMENT_SETS, INSTRUMENTS
@@ -56,7 +57,11 @@ def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
         default=4096,
         help="rows per k-NN distance block, at most 2048 on the CPU (memory ~ a few chunk² x 4 bytes)",
     )
-    _sampler_option_arguments(p)
+    _sampler_option_arguments(p, lists=EVALUATE_LISTS)
+
+
+# sampler options that evaluate takes as comma lists, one row per value: the quality-novelty frontier
+EVALUATE_LISTS = {"temperature": "one row per temperature for every sampler with one, e.g. 0.7,0.85,1.0"}
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -65,7 +70,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from latentatlas.store import Run
 
     names = None if args.samplers.strip() == "all" else [s.strip() for s in args.samplers.split(",") if s.strip()]
-    options = {name: own for name, own in sampler_options_given(args, names or list(SAMPLERS)).items() if own}
+    given = sampler_options_given(args, names or list(SAMPLERS), lists=list(EVALUATE_LISTS))
+    options = {name: own for name, own in given.items() if own}
     run = Run(args.run_dir, device=args.device, weights=args.weights)
     result = evaluate_run(
         run,
@@ -79,6 +85,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         chunk_size=args.chunk_size,
         instruments=args.instruments,
         device=run.device,
+        temperatures=listed_option(args, "temperature"),
     )
     print(evaluation_markdown(result), end="")
     print(f"wrote {run.path / 'evaluation'}/evaluation.json, evaluation.csv, evaluation.md")

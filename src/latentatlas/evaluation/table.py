@@ -74,6 +74,9 @@ class EvaluationRow:
         The sampler's options (empty for reference rows), so a row can be matched to a sample folder.
     seed : int or None
         The seed of the draw and of the compared subsets.
+    sampler : str
+        The registry name of a sampler row (its `name` is the label, e.g. "gaussian T=0.85"; `row_label`);
+        "" for reference rows.
     """
 
     name: str
@@ -83,13 +86,23 @@ class EvaluationRow:
     seconds: float = math.nan
     options: dict[str, Any] = field(default_factory=dict)
     seed: int | None = None
+    sampler: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind == "sampler" and not self.sampler:
+            self.sampler = self.name
+
+    @property
+    def temperature(self) -> float:
+        """The temperature the row was drawn at (1 when its sampler has none or it was not given)."""
+        return float(self.options.get("temperature", 1.0))
 
     def record(self) -> dict[str, Any]:
         """Flat JSON/CSV record: name, kind, n, seed, options, each metric (+ _low/_high where an interval
         exists), seconds; sampler rows also name their `sampler`."""
         out: dict[str, Any] = {"name": self.name, "kind": self.kind, "n": int(self.n), "seed": self.seed}
         if self.kind == "sampler":
-            out["sampler"] = self.name
+            out["sampler"] = self.sampler
         out["options"] = dict(self.options)
         for key in metric_keys():
             score = self.scores.get(key)
@@ -116,7 +129,16 @@ class EvaluationRow:
         recorded = record.get("options")
         options: dict[str, Any] = dict(recorded) if isinstance(recorded, dict) else {}
         seed = record.get("seed") if isinstance(record.get("seed"), int) else None
-        return cls(str(record["name"]), kind, int(record["n"]), scores, number("seconds"), options, seed)
+        sampler = str(record.get("sampler") or record["name"]) if kind == "sampler" else ""
+        return cls(str(record["name"]), kind, int(record["n"]), scores, number("seconds"), options, seed, sampler)
+
+
+def row_label(sampler: str, options: dict[str, Any]) -> str:
+    """A sampler row's name: the sampler's, with its temperature when that is not 1 ("gaussian T=0.85"), so rows
+    of one sampler at several temperatures are told apart (and the T = 1 row is the plain sampler's row: its
+    draws are bit for bit those without a temperature)."""
+    temperature = float(options.get("temperature", 1.0))
+    return sampler if temperature == 1.0 else f"{sampler} T={temperature:g}"
 
 
 def table_frame(rows: Sequence[EvaluationRow]) -> pd.DataFrame:

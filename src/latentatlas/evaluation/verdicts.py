@@ -8,13 +8,18 @@ z-points is the deciding score: it needs no image instrument, so quick and full 
   (diagonal-gaussian, component-box) miss the bulk that a full-covariance Gaussian hits: agrees when
   each one's precision interval lies entirely below the gaussian's;
 * "full-covariance-hits": a Gaussian with the measured mean and full covariance lands in the bulk:
-  agrees when its precision interval lies above half of the real reference's precision.
+  agrees when its precision interval lies above half of the real reference's precision;
+* "ceiling-without-copying" (latentatlas's own question, not the seed's): some sampler row reaches the
+  reconstruction ceiling within the 95 % intervals without copying (`frontier.ceiling_verdict`: quality FID∞,
+  else FD-face, else latent precision; copying by C_T and the authenticity share). Left out when not
+  measured (the summary then says "not measured").
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from latentatlas.evaluation.frontier import ceiling_verdict
 from latentatlas.evaluation.instruments import metrics
 from latentatlas.evaluation.intervals import significantly_different
 from latentatlas.evaluation.table import REAL_ROW, EvaluationRow, Score
@@ -89,9 +94,30 @@ def _full_covariance(rows: Sequence[EvaluationRow]) -> Finding | None:
     )
 
 
+CEILING_KEY = "ceiling-without-copying"
+CEILING_CLAIM = "some sampler reaches the reconstruction ceiling within the 95 % intervals without copying"
+
+
+def _ceiling_without_copying(rows: Sequence[EvaluationRow]) -> Finding | None:
+    found = ceiling_verdict(rows)
+    if found is None:
+        return None
+    test = (
+        "the test: the quality interval overlaps the ceiling's (or lies beyond it), no C_T interval entirely "
+        "below 0 and no authenticity interval entirely below the held-out level"
+    )
+    return Finding(
+        key=CEILING_KEY,
+        claim=CEILING_CLAIM,
+        verdict="agrees" if found.verdict == "agrees" else "undecided" if found.verdict == "undecided" else "disagrees",
+        evidence=f"{found.evidence}; {test}",
+        source="the expectation",
+    )
+
+
 def evaluation_findings(rows: Sequence[EvaluationRow]) -> list[Finding]:
-    """The seed's sampler claims that these rows can decide (a claim whose rows are missing is left out)."""
-    candidates = (_uniform_box(rows), _independent(rows), _full_covariance(rows))
+    """The sampler claims that these rows can decide (a claim whose rows are missing is left out)."""
+    candidates = (_uniform_box(rows), _independent(rows), _full_covariance(rows), _ceiling_without_copying(rows))
     return [finding for finding in candidates if finding is not None]
 
 

@@ -12,8 +12,10 @@ result; the instruments themselves live in `evaluation.instruments`, one module 
 
 from __future__ import annotations
 
+import copy
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,7 @@ import torch
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
 from latentatlas.evaluation.faces import FaceDetector, FaceModelsMissing
+from latentatlas.evaluation.frontier import frontier_lines
 from latentatlas.evaluation.instruments import Instrument, instrument_set, needed
 from latentatlas.evaluation.knn import check_k, real_ball_counts
 from latentatlas.evaluation.latent import inside_radius, radius_range
@@ -32,6 +35,7 @@ from latentatlas.evaluation.table import (
     RECONSTRUCTION_ROW,
     EvaluationRow,
     evaluation_notes,
+    row_label,
     table_frame,
     table_markdown,
 )
@@ -51,7 +55,7 @@ from latentatlas.pipelines.evaluate_rows import (
 )
 from latentatlas.progress import Progress, epoch_progress
 from latentatlas.region_model import MAX_REGIONS
-from latentatlas.samplers import SAMPLERS, load_sampler, make_sampler
+from latentatlas.samplers import SAMPLERS, load_sampler, make_sampler, sampler_options
 from latentatlas.stats import Mahalanobis
 
 if TYPE_CHECKING:
@@ -83,6 +87,9 @@ class Evaluation:
     other_n : list of int
         The n of earlier evaluations of the run (same weights) that are not in the table: scores at
         another n are not comparable, so the table, ranking and figures hold this evaluation's n only.
+    frontier : list of str
+        The best operating point of each sampler (its row of best quality that does not copy), one
+        sentence each (`evaluation.frontier`).
     """
 
     rows: list[EvaluationRow]
@@ -92,6 +99,7 @@ class Evaluation:
     ranking: list[str] = field(default_factory=list)
     other_n: list[int] = field(default_factory=list)
     files: list[dict[str, str]] = field(default_factory=list)
+    frontier: list[str] = field(default_factory=list)
 
     @property
     def table(self) -> pd.DataFrame:
@@ -108,6 +116,50 @@ def _validate_samplers(samplers: list[str] | None, sampler_options: dict[str, di
     for name in names:
         make_sampler(name, **(sampler_options or {}).get(name, {}))  # unknown names / options fail here, before work
     return names
+
+
+@dataclass(frozen=True)
+class SamplerStep:
+    """One sampler row to score: its label (`row_label`), the sampler's registry name and its options."""
+
+    label: str
+    sampler: str
+    options: dict[str, Any]
+
+
+def sampler_steps(
+    names: list[str], options: dict[str, dict], temperatures: Sequence[float] | None = None
+) -> list[SamplerStep]:
+    """The sampler rows: one per sampler, or, with `temperatures`, one per temperature for every sampler that has
+    a `temperature` parameter (the others keep their one row). Each temperature is checked by the sampler's
+    own option check; a list that no selected sampler can use is refused."""
+    if temperatures is not None:
+        temperatures = list(dict.fromkeys(float(t) for t in temperatures))  # once each, in the order given
+        tempered = [name for name in names if "temperature" in sampler_options(name)]
+        if not temperatures:
+            raise LatentAtlasError("temperatures: give at least one, e.g. 0.7,0.85,1.0")
+        if not tempered:
+            having = [name for name in SAMPLERS if "temperature" in sampler_options(name)]
+            raise LatentAtlasError(
+                f"--temperature applies to none of the samplers {', '.join(names)} (those with a temperature: "
+                f"{', '.join(having)})"
+            )
+        for name in tempered:
+            for temperature in temperatures:
+                make_sampler(name, **{**options.get(name, {}), "temperature": temperature})
+    steps = []
+    for name in names:
+        own = dict(options.get(name, {}))
+        if temperatures is None or "temperature" not in sampler_options(name):
+            steps.append(SamplerStep(row_label(name, own), name, own))
+            continue
+        for temperature in temperatures:
+            # T = 1 is the untempered sampler (bit for bit): its row is the plain one, with its earlier entries
+            tempered = {k: v for k, v in own.items() if k != "temperature"}
+            if temperature != 1.0:
+                tempered["temperature"] = temperature
+            steps.append(SamplerStep(row_label(name, tempered), name, tempered))
+    return steps
 
 
 def _n_used(n: int, held_available: int) -> int:
@@ -191,6 +243,7 @@ def evaluate_run(
     write: bool = True,
     instruments: str = "standard",
     max_regions: int = MAX_REGIONS,
+    temperatures: Sequence[float] | None = None,
 ) -> Evaluation:
     """Score each sampler (fitted on the training z-points, n samples) against the run's held-out data.
 
@@ -198,6 +251,8 @@ def evaluate_run(
     set is capped to it (with a message) so that every row uses the same n. `instruments` is "quick",
     "standard" (the default: + FID/KID) or "full" (+ dlib faces; see `evaluation.instruments`).
     `max_regions` bounds the BIC sweep that finds the regions of the training z-points (void share).
+    `temperatures` gives one row per temperature to every sampler with a `temperature` parameter (the
+    quality-novelty frontier; each sampler is fitted once, the temperature only changes its draw).
     Writes RUN/evaluation/evaluation.{json,csv,md}, entries/ and figures (unless write=False) and returns
     the rows, findings and ranking.
     """
@@ -206,6 +261,7 @@ def evaluate_run(
     max_regions = checks.positive_int(max_regions, "max_regions")
     tools = _instruments(run, instruments, fid_scores, faces)
     names = _validate_samplers(samplers, sampler_options)
+    steps = sampler_steps(names, sampler_options or {}, temperatures)
     tools = _available(tools, run.image_size if decodes(run) else None)
     train_rows, val_rows = held_out_rows(run)
     check_zpoint_range(run)
@@ -227,9 +283,9 @@ def evaluate_run(
         progress=progress,
         write=write,
         options=options,
-        rows_count=2 + len(names),
+        rows_count=2 + len(steps),
     )
-    rows, previews = _score_rows(scorer, names, sampler_options or {}, n, seed)
+    rows, previews = _score_rows(scorer, steps, n, seed)
     settings = {
         "n": n,
         "seed": seed,
@@ -244,45 +300,62 @@ def evaluate_run(
         "kid_subsets": kid_subsets,
         "kid_subset_size": kid_subset_size,
         "sampler_options": sampler_options or {},
+        "temperatures": None if temperatures is None else sorted({float(t) for t in temperatures}),
     }
     for instrument in tools:
         settings.update(instrument.settings())
     settings["real_images"] = real_images(run)
-    result = Evaluation(rows=rows, settings=settings, findings=evaluation_findings(rows), ranking=ranking(rows))
+    result = Evaluation(rows=rows, settings=settings)
+    _judge(result)
     if write:
         with run.lock():
-            merged = merge_entries(
-                run.path / "evaluation-entries", rows, sampler_options or {}, seed, run.provenance()["weights_id"]
-            )
+            merged = merge_entries(run.path / "evaluation-entries", rows, seed, run.provenance()["weights_id"])
             result.rows, result.other_n = merged.rows, merged.other_n
+            _judge(result)
             write_evaluation(run, result, previews)
             save_entries(merged)  # only now: an evaluation that failed leaves no entry behind
     return result
 
 
+def _judge(result: Evaluation) -> None:
+    """The findings, ranking and frontier of the table as it stands (the merged entries at its n)."""
+    result.findings, result.ranking = evaluation_findings(result.rows), ranking(result.rows)
+    result.frontier = frontier_lines(result.rows)
+
+
 def _score_rows(
-    scorer: RowScorer, names: list[str], sampler_options: dict[str, dict], n: int, seed: int
+    scorer: RowScorer, steps: list[SamplerStep], n: int, seed: int
 ) -> tuple[list[EvaluationRow], dict[str, np.ndarray]]:
-    """The two reference rows, then one row per sampler (fitted or reused), and the first images of each."""
+    """The two reference rows, then one row per sampler step (each sampler fitted or reused once, its other
+    temperatures a copy of the fitted sampler with only the temperature changed), and the first images of each."""
     rows: list[EvaluationRow] = []
     previews: dict[str, np.ndarray] = {}  # the first PREVIEW images of each row, for samples.png
-    steps = [REAL_ROW, RECONSTRUCTION_ROW, *names]
+    labels = [REAL_ROW, RECONSTRUCTION_ROW, *(step.label for step in steps)]
+    by_label = {step.label: step for step in steps}
+    fitted: dict[str, Any] = {}
     ref = scorer.reference
-    with Progress(len(steps), "evaluate", "rows", enabled=ref.progress, line_every=0) as bar:
-        for step in steps:
+    with Progress(len(labels), "evaluate", "rows", enabled=ref.progress, line_every=0) as bar:
+        for label in labels:
             started = time.perf_counter()
-            sampler = None
-            if step not in (REAL_ROW, RECONSTRUCTION_ROW):
-                sampler = fitted_sampler(scorer.run, step, sampler_options.get(step, {}), ref.train_z, ref.progress)
-            row, images = scorer.score(step, sampler, n, seed)
+            sampler, step = None, by_label.get(label)
+            if step is not None:
+                untempered = {k: v for k, v in step.options.items() if k != "temperature"}
+                if step.sampler not in fitted:
+                    fit = fitted_sampler(scorer.run, step.sampler, untempered, ref.train_z, ref.progress)
+                    fitted[step.sampler] = fit
+                sampler = fitted[step.sampler]
+                if "temperature" in step.options:  # fitting ignores the temperature: only the draw changes
+                    sampler = copy.copy(sampler)
+                    sampler.temperature = float(step.options["temperature"])
+            row, images = scorer.score(label, sampler, n, seed)
             row.seconds = round(time.perf_counter() - started, 2)
             row.seed = seed
-            if row.kind == "sampler":
-                row.options = dict(sampler_options.get(step, {}))
+            if step is not None:
+                row.options, row.sampler = dict(step.options), step.sampler
             rows.append(row)
-            bar.update(1, f"{step}, {row.seconds:.0f} s")
+            bar.update(1, f"{label}, {row.seconds:.0f} s")
             if images is not None:
-                previews[step] = np.asarray(images[:PREVIEW])
+                previews[label] = np.asarray(images[:PREVIEW])
     return rows, previews
 
 
@@ -304,6 +377,7 @@ def write_evaluation(run: Run, result: Evaluation, previews: dict[str, np.ndarra
                 "files": result.files,
                 "findings": [finding.to_dict() for finding in result.findings],
                 "ranking": result.ranking,
+                "frontier": result.frontier,
                 "also_evaluated_at_n": result.other_n,
             },
         )
@@ -320,6 +394,9 @@ def evaluation_markdown(result: Evaluation) -> str:
     if result.ranking:
         parts.append("\nRanking (95 % intervals; a difference counts when the intervals are disjoint):\n")
         parts += [f"- {line}\n" for line in result.ranking]
+    if result.frontier:
+        parts.append("\nBest operating point per sampler (best quality without copying):\n")
+        parts += [f"- {line}\n" for line in result.frontier]
     if result.findings:
         parts.append("\nSeed claims:\n" + "".join(f"({note})\n" for note in notes))
         parts += [f"- {finding.sentence()}\n" for finding in result.findings]

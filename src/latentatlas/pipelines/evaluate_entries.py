@@ -47,19 +47,15 @@ class MergedEntries:
     pending: dict[Path, dict[str, Any]] = field(default_factory=dict)
 
 
-def merge_entries(
-    folder: Path,
-    rows: list[EvaluationRow],
-    sampler_options: dict[str, dict],
-    seed: int,
-    weights: str | None = None,
-) -> MergedEntries:
+def merge_entries(folder: Path, rows: list[EvaluationRow], seed: int, weights: str | None = None) -> MergedEntries:
     """The new rows merged with the earlier entries of RUN/evaluation-entries/ at the rows' n (an entry of the
-    same sampler, options, n and seed is replaced, and stderr says so); nothing is written."""
+    same sampler, options, n and seed is replaced, and stderr says so); nothing is written. A sampler row's
+    entry is keyed by its label and options (`row.options`, the temperature included), so the rows of one
+    sampler at several temperatures are separate entries."""
     n = {row.n for row in rows}
     pending: dict[Path, dict[str, Any]] = {}
     for position, row in enumerate(rows):
-        options = sampler_options.get(row.name, {}) if row.kind == "sampler" else {}
+        options = dict(row.options) if row.kind == "sampler" else {}
         path = folder / _entry_file(row, options, seed)
         created = time.time()
         if path.is_file():

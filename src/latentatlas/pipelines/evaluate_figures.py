@@ -11,9 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from latentatlas.evaluation.table import EvaluationRow, Score
+from latentatlas.evaluation.frontier import LABELS, LOWER_IS_BETTER, best_operating_points, operating_points
+from latentatlas.evaluation.table import REAL_ROW, RECONSTRUCTION_ROW, EvaluationRow, Score
 from latentatlas.io import atomic_path
 from latentatlas.plots import plot_grouped_bars, plot_labelled_rows, plot_leaderboard, save_figure
+from latentatlas.plots.evaluation import plot_frontier
 
 PREVIEW = 8  # images per table row in samples.png
 # The leaderboard's quality axis: the first of these any sampler has (they separate face-like samplers,
@@ -77,6 +79,55 @@ def _leaderboard(folder: Path, rows: list[EvaluationRow]) -> dict[str, str] | No
     }
 
 
+def _frontier(folder: Path, rows: list[EvaluationRow]) -> dict[str, str] | None:
+    """frontier.png: quality against novelty (C_T, else copy share) of every sampler row, a sampler's
+    temperatures joined, the reconstruction ceiling and the real floor as lines; its caption states the best
+    operating point of each sampler (`evaluation.frontier`)."""
+    quality, novelty, points = operating_points(rows)
+    drawn = [point for point in points if point.novelty is not None]
+    if quality is None or novelty is None or not drawn:
+        return None
+    references = []
+    for row in rows:
+        score = _finite(row, quality) if row.name in (RECONSTRUCTION_ROW, REAL_ROW) else None
+        if score is not None:
+            label = f"{row.name}: {'ceiling' if row.name == RECONSTRUCTION_ROW else 'floor'}"
+            references.append({"label": label, "y": score.value, "low": score.low, "high": score.high})
+    marks = [
+        {
+            "label": point.row,
+            "group": point.sampler,
+            "temperature": point.temperature,
+            "x": point.novelty.value,
+            "y": point.quality.value,
+            "x_bar": _bar(point.novelty),
+            "y_bar": _bar(point.quality),
+        }
+        for point in drawn
+        if point.novelty is not None
+    ]
+    ct = novelty.endswith("_ct")
+    lower = LOWER_IS_BETTER[quality]
+    fig = plot_frontier(
+        marks,
+        references,
+        f"{LABELS[novelty]} ({'0: like unseen data, << 0 copies' if ct else 'share of copies'})",
+        f"{LABELS[quality]} ({'lower' if lower else 'higher'} is better, at the top)",
+        lower_is_better=lower,
+        zero_line=ct,
+    )
+    save_figure(fig, folder / "frontier.png")
+    best = best_operating_points(rows)
+    stated = "; ".join(f"{point.sampler}: T = {point.temperature:g}" for point in best) or "none without copying"
+    n = rows[0].n if rows else 0
+    return {
+        "file": "frontier.png",
+        "caption": f"The quality-novelty frontier at n = {n}: {LABELS[quality]} against {LABELS[novelty]} per "
+        "sampler row (its temperatures joined), 95 % intervals as bars; the reconstruction ceiling and the real "
+        f"floor as lines. Best operating point per sampler (best quality without copying): {stated}",
+    }
+
+
 def _score_bars(folder: Path, rows: list[EvaluationRow]) -> dict[str, str] | None:
     keys = [key for key in BARS if any(key in row.scores for row in rows)]
     if not keys:
@@ -109,10 +160,15 @@ def _named_previews(rows: list[EvaluationRow], previews: dict[str, np.ndarray]) 
 
 
 def write_figures(folder: Path, rows: list[EvaluationRow], previews: dict[str, np.ndarray]) -> list[dict[str, str]]:
-    """leaderboard.png (when a sampler has a quality and a variety score), scores.png and, when images were
-    decoded, samples.png; their captions."""
+    """leaderboard.png (when a sampler has a quality and a variety score), frontier.png (when a sampler has a
+    quality and a novelty score), scores.png and, when images were decoded, samples.png; their captions."""
     named = _named_previews(rows, previews)
-    figures = [_leaderboard(folder, rows), _score_bars(folder, rows), _samples(folder, named) if named else None]
+    figures = [
+        _leaderboard(folder, rows),
+        _frontier(folder, rows),
+        _score_bars(folder, rows),
+        _samples(folder, named) if named else None,
+    ]
     return [figure for figure in figures if figure is not None]
 
 

@@ -77,8 +77,8 @@ def plot_leaderboard(
 ) -> Figure:
     """Samplers as points with error bars against a quality axis (better at the top) and each reference row
     as a horizontal line at its quality with its interval shaded. Points are {"label", "x", "y", "x_bar",
-    "y_bar"} (a bar is (below, above) the value; (0, 0): none), references {"label", "y", "low", "high"}.
-    Every label sits in a column right of the axes with a leader line to its point or line."""
+    "y_bar"} (a bar is (below, above) the value; (0, 0): none; an optional "colour"), references {"label",
+    "y", "low", "high"}. Every label sits in a column right of the axes with a leader line to its point or line."""
     count = len(points) + len(references)
     fig, ax = plt.subplots(figsize=(7.5, max(4.0, 0.24 * count + 1.6)))
     fig.subplots_adjust(left=0.11, right=0.64, top=0.95, bottom=0.12)
@@ -95,7 +95,7 @@ def plot_leaderboard(
     labels = []  # (y of the thing in axes fraction, text, anchor in data or blended coordinates, colour)
     to_axes = ax.transAxes.inverted()
     for i, point in enumerate(points):
-        colour = colours[i % len(colours)]
+        colour = point.get("colour") or colours[i % len(colours)]
         ax.errorbar(
             point["x"],
             point["y"],
@@ -131,4 +131,31 @@ def plot_leaderboard(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_frontier(
+    points: Sequence[dict],
+    references: Sequence[dict],
+    xlabel: str,
+    ylabel: str,
+    lower_is_better: bool,
+    zero_line: bool,
+) -> Figure:
+    """The quality-novelty frontier: the leaderboard's drawing (`plot_leaderboard`: points with intervals,
+    reference rows as lines, labels in their own column), each sampler's rows in one colour joined in order
+    of temperature; points carry {"group", "temperature"} besides the leaderboard's keys. `zero_line`: a
+    dotted vertical line at x = 0 (C_T of unseen data)."""
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    groups = list(dict.fromkeys(point["group"] for point in points))
+    coloured = [{**point, "colour": colours[groups.index(point["group"]) % len(colours)]} for point in points]
+    fig = plot_leaderboard(coloured, references, xlabel, ylabel, lower_is_better)
+    ax = fig.axes[0]
+    for group in groups:
+        members = sorted((p for p in coloured if p["group"] == group), key=lambda p: p["temperature"])
+        if len(members) > 1:
+            xs, ys = [p["x"] for p in members], [p["y"] for p in members]
+            ax.plot(xs, ys, color=members[0]["colour"], linewidth=1, alpha=0.6)
+    if zero_line:
+        ax.axvline(0.0, color="grey", linestyle=":", linewidth=1)
     return fig

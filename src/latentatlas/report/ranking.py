@@ -4,7 +4,9 @@ reconstruction ceiling, which copy their training points, which miss the data.
 Computed from the evaluation's rows (flat records) at one n, the largest: a sampler is at the ceiling when its
 95 % interval on the quality score overlaps the reconstruction row's (the best a decoder can do; the held-out
 row's for a latent score, which the reconstruction row lacks), it copies when its copy share lies above the
-held-out row's, and it misses when its coverage or face rate lies below half of the held-out row's.
+held-out row's or a copy test flags it (C_T or the authenticity share, `evaluation.frontier.copies`, the rule
+of the verdict "ceiling-without-copying"), and it misses when its coverage or face rate lies below half of the
+held-out row's.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from latentatlas.evaluation.frontier import copies as copy_test
 from latentatlas.evaluation.score import Score
-from latentatlas.evaluation.table import METRICS, REAL_ROW, RECONSTRUCTION_ROW
+from latentatlas.evaluation.table import METRICS, REAL_ROW, RECONSTRUCTION_ROW, EvaluationRow
 from latentatlas.report.blocks import format_number
 
 QUALITY = ("fd_face", "fid_infinity", "fid", "kid", "precision")
@@ -120,13 +123,14 @@ def sampler_ranking(records: list[dict]) -> Ranking | None:
     ceiling = score_of(references.get(RECONSTRUCTION_ROW, {}), metric) if metric else None
     if ceiling is None and metric:  # a latent score: the held-out points themselves are the ceiling
         ceiling, ceiling_row = score_of(real, metric), REAL_ROW
+    tested = _table_rows([*references.values(), *samplers])
     ranked = []
     for record in samplers:
         name = str(record.get("name"))
         quality = score_of(record, metric) if metric else None
         group = "between"
         miss_key = next((k for k in MISS_SCORES if score_of(record, k) and score_of(real, k)), None)
-        if _copies(record, real):
+        if _copies(record, real) or _flagged(record, tested):
             group = "copies"
         elif miss_key is not None and _misses(score_of(record, miss_key), score_of(real, miss_key)):
             group = "misses"
@@ -150,6 +154,22 @@ def _copies(record: dict, real: dict) -> bool:
         return copy is not None and level is not None and _better(copy, level, "copy share")
     ratio = next((s for k in COPY_RATIOS if (s := score_of(record, k)) is not None), None)
     return ratio is not None and (ratio.high if ratio.has_interval else ratio.value) < COPY_RATIO
+
+
+def _table_rows(records: list[dict]) -> list[EvaluationRow]:
+    rows = []
+    for record in records:
+        try:
+            rows.append(EvaluationRow.from_record(record))
+        except (KeyError, TypeError, ValueError):
+            continue  # a damaged record: the artifacts reader reports it
+    return rows
+
+
+def _flagged(record: dict, rows: list[EvaluationRow]) -> bool:
+    """A copy test (C_T, authenticity) flags the row."""
+    row = next((r for r in rows if r.kind == "sampler" and r.name == record.get("name")), None)
+    return row is not None and copy_test(row, rows)[0] is True
 
 
 def _misses(score: Interval | None, real: Interval | None) -> bool:
@@ -181,7 +201,8 @@ def ranking_sentence(ranking: Ranking | None, run: Path) -> str:
     if copies:
         parts.append(
             f"{_names(copies)} {'copies' if len(copies) == 1 else 'copy'} training points "
-            "(copy share above the held-out level, or nearer to them than half the held-out distance)"
+            "(copy share above the held-out level, nearer to them than half the held-out distance, C_T "
+            "significantly below 0 or authenticity below the held-out level)"
         )
     if misses:
         parts.append(

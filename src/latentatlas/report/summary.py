@@ -15,6 +15,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from latentatlas.evaluation.frontier import LABELS as FRONTIER_LABELS
+from latentatlas.evaluation.frontier import ceiling_verdict
+from latentatlas.evaluation.table import EvaluationRow as TableRow
+from latentatlas.evaluation.verdicts import CEILING_CLAIM, CEILING_KEY
 from latentatlas.findings import Finding
 from latentatlas.report.analysis_sections import CLAIMS
 from latentatlas.report.artifacts import (
@@ -50,6 +54,7 @@ SHORT_CLAIMS = {  # the claims the package decides today, in a few words (others
     "uniform-box-misses": "uniform-box samples miss the bulk",
     "independent-components-miss": "independent components miss",
     "full-covariance-hits": "a full-covariance Gaussian hits",
+    CEILING_KEY: "a sampler at the ceiling, not copying",
     "attributes-linear": "attributes linearly encoded",
     "attributes-conditional": "conditional samples keep it",
 }
@@ -192,7 +197,25 @@ EVALUATION_NUMBERS = {  # finding key -> the row whose latent precision decided 
 }
 
 
+def _ceiling_number(records: list[dict]) -> tuple[str, str] | None:
+    """The row that decided "ceiling-without-copying" (its quality score), read through the verdict's own
+    computation (`evaluation.frontier.ceiling_verdict`) from the table's rows."""
+    rows = []
+    for record in records:
+        try:
+            rows.append(TableRow.from_record(record))
+        except (KeyError, TypeError, ValueError):
+            continue  # a damaged row: the artifacts reader reports it
+    found = ceiling_verdict(rows)
+    if found is None or found.deciding is None:
+        return None
+    label = f"{found.deciding.row} {FRONTIER_LABELS.get(found.quality, found.quality)}"
+    return label, interval_text(found.deciding.quality)
+
+
 def _evaluation_number(key: str, records: list[dict]) -> tuple[str, str] | None:
+    if key == CEILING_KEY:
+        return _ceiling_number(records)
     prefix = EVALUATION_NUMBERS.get(key)
     rows = [r for r in records if prefix is not None and str(r.get("name", "")).startswith(prefix)]
     rows.sort(key=lambda r: -(as_number(r.get("n")) or 0))
@@ -280,6 +303,25 @@ def finding_rows(artifacts: Artifacts) -> list[SummaryRow]:
         for f in evaluation.findings:
             anchor = UNIFORM.anchor if "uniform" in f.key else SAMPLERS.anchor
             rows.append(_row(f, "evaluation", anchor, _evaluation_number(f.key, records), artifacts.stale))
+        if CEILING_KEY not in {f.key for f in evaluation.findings}:
+            why = (
+                "no sampler row with a quality score (FID, FD-face or latent precision) and a ceiling row in "
+                "evaluation/evaluation.json; copies are judged by C_T and the authenticity share"
+            )
+            rows.append(
+                SummaryRow(
+                    CEILING_KEY,
+                    CEILING_CLAIM,
+                    SHORT_CLAIMS[CEILING_KEY],
+                    NOT_MEASURED,
+                    "—",
+                    "",
+                    why,
+                    "evaluation",
+                    SAMPLERS.anchor,
+                    artifacts.stale.get("evaluation", ""),
+                )
+            )
     if attributes is not None:
         for f in attributes.findings:
             anchor = f"claim-{f.key}" if f.key in (LINEAR, CONDITIONAL) else ATTRIBUTES.anchor

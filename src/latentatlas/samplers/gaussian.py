@@ -11,7 +11,7 @@ from scipy import stats as scipy_stats
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
 from latentatlas.samplers.base import Sampler
-from latentatlas.samplers.options import option, optional
+from latentatlas.samplers.options import option, optional, temperature_option
 from latentatlas.stats import PCA, gaussian_factor, gaussian_log_density, min_cov_det, moments, subsample
 
 
@@ -34,6 +34,8 @@ def truncated_normal_ball(rng: np.random.Generator, n: int, dim: int, radius: fl
 class DiagonalGaussian(Sampler):
     """Independent per-component Gaussians with the data's means and widths (part II's fits), no correlations.
 
+    `temperature` T multiplies every width (the diagonal covariance by T²); fitting ignores it.
+
     Attributes
     ----------
     mean_, std_ : ndarray (N,)
@@ -43,12 +45,15 @@ class DiagonalGaussian(Sampler):
     independent_components = True
     _learned_arrays = ("mean_", "std_")
 
+    temperature: float = temperature_option()  # each width times T (the covariance times T²)
+
     def _fit(self, z: np.ndarray) -> None:
         fitted = moments(z)
         self.mean_, self.std_ = fitted.mean, fitted.std
 
     def _sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return self.mean_ + rng.standard_normal((n, self.n_features_)) * self.std_
+        # the noise times T first: at T = 1 the product is exact, so the draw is bit for bit the untempered one
+        return self.mean_ + (rng.standard_normal((n, self.n_features_)) * self.temperature) * self.std_
 
     def _log_density(self, z: np.ndarray) -> np.ndarray:
         return scipy_stats.norm.logpdf(z, self.mean_, np.maximum(self.std_, 1e-12)).sum(axis=1)
@@ -56,6 +61,8 @@ class DiagonalGaussian(Sampler):
 
 class Gaussian(Sampler):
     """One multivariate normal with the data's mean and full covariance (part VIII's hypothesis).
+
+    `temperature` T draws from N(mean, T² cov): the same fit, its noise scaled (T < 1 nearer the mean).
 
     Attributes
     ----------
@@ -67,12 +74,15 @@ class Gaussian(Sampler):
     full_covariance = True
     _learned_arrays = ("mean_", "cov_")
 
+    temperature: float = temperature_option()  # the covariance times T² (robust-gaussian inherits it)
+
     def _fit(self, z: np.ndarray) -> None:
         fitted = moments(z)
         self.mean_, self.cov_ = fitted.mean, fitted.cov
 
     def _sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return self.mean_ + rng.standard_normal((n, self.n_features_)) @ gaussian_factor(self.cov_).T
+        noise = rng.standard_normal((n, self.n_features_)) * self.temperature  # exact at T = 1
+        return self.mean_ + noise @ gaussian_factor(self.cov_).T
 
     def _log_density(self, z: np.ndarray) -> np.ndarray:
         return gaussian_log_density(z, self.mean_, self.cov_)

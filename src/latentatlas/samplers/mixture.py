@@ -10,7 +10,7 @@ from scipy.special import logsumexp
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
 from latentatlas.samplers.base import Sampler, split_rows
-from latentatlas.samplers.options import int_tuple, option, optional
+from latentatlas.samplers.options import int_tuple, option, optional, temperature_option
 from latentatlas.stats import gaussian_factor, gaussian_log_density, subsample
 
 
@@ -25,7 +25,9 @@ def _fit_mixture(points: np.ndarray, components: int, reg_covar: float, random_s
 class MixtureDensity(Sampler):
     """What every full-covariance Gaussian mixture sampler shares (gmm, gmm-bic, regions): drawing from
     and scoring the saved weights, means and covariances. The subclasses differ in how they fit them and
-    in their parameters, so each declares its own (a subclass of `gmm` would inherit `components`).
+    in their parameters, so each declares its own (a subclass of `gmm` would inherit `components`); the one
+    parameter they share is `temperature` T, which draws from each component with its covariance times T²
+    (weights and means unchanged; fitting and the density ignore it).
 
     Attributes
     ----------
@@ -36,6 +38,9 @@ class MixtureDensity(Sampler):
 
     _learned_arrays = ("weights_", "means_", "covariances_")
 
+    # each component's covariance times T² (weights and means kept): every subclass has it
+    temperature: float = temperature_option()
+
     def _set_mixture(self, mixture) -> None:
         self.weights_ = mixture.weights_ / mixture.weights_.sum()
         self.means_ = mixture.means_
@@ -43,7 +48,7 @@ class MixtureDensity(Sampler):
 
     def _sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         labels = rng.choice(len(self.weights_), size=n, p=self.weights_)
-        noise = rng.standard_normal((n, self.n_features_))
+        noise = rng.standard_normal((n, self.n_features_)) * self.temperature  # exact at T = 1
         out = np.empty((n, self.n_features_))
         for k in range(len(self.weights_)):
             rows = labels == k

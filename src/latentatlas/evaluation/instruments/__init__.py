@@ -2,9 +2,10 @@
 
 `INSTRUMENTS` maps each instrument's name to its class, in the order of the table's columns; an instrument
 joins it by one `register(...)` line below. Instrument sets: "quick" (latent k-NN scores, Mahalanobis,
-radius shell, latent copies, held-out log-likelihood, void share, Haar face rate and, where the data have
-classes, the class instrument: seconds on a CPU), "standard" (quick + Inception FID / FID∞ / KID) and
-"full" (standard + dlib's CNN face rate, face-embedding FD-face and k-NN scores, face copies): each
+radius shell, latent copies, held-out log-likelihood, void share, Haar face rate, where the data have
+classes the class instrument, and the copy tests C_T and authenticity in latent space: seconds on a CPU),
+"standard" (quick + Inception FID / FID∞ / KID) and "full" (standard + dlib's CNN face rate,
+face-embedding FD-face and k-NN scores, face copies, C_T and authenticity among face embeddings): each
 instrument's `level` says the smallest set it belongs to. Interval methods: see `evaluation.intervals`.
 """
 
@@ -14,10 +15,13 @@ from latentatlas.errors import LatentAtlasError
 from latentatlas.evaluation.instruments.base import LEVELS, NEEDS, Instrument, Need, Reference, Row
 from latentatlas.evaluation.instruments.classes import ClassInstrument
 from latentatlas.evaluation.instruments.cnn_faces import CnnFaceRate
+from latentatlas.evaluation.instruments.face_authenticity import FaceAuthenticity
 from latentatlas.evaluation.instruments.face_copies import FaceCopies
+from latentatlas.evaluation.instruments.face_ct import FaceCt
 from latentatlas.evaluation.instruments.face_embeddings import FaceEmbeddingScores
 from latentatlas.evaluation.instruments.haar_faces import HaarFaceRate
 from latentatlas.evaluation.instruments.inception import InceptionScores
+from latentatlas.evaluation.instruments.latent_authenticity import LatentAuthenticity
 from latentatlas.evaluation.instruments.latent_copies import LatentCopies
 from latentatlas.evaluation.instruments.latent_ct import LatentCt
 from latentatlas.evaluation.instruments.latent_knn import LatentKnn
@@ -84,6 +88,9 @@ register(FaceEmbeddingScores)
 register(FaceCopies)
 register(ClassInstrument)
 register(LatentCt)
+register(LatentAuthenticity)
+register(FaceCt)
+register(FaceAuthenticity)
 
 __all__ = [
     "INSTRUMENTS",
