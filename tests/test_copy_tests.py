@@ -8,7 +8,7 @@ import pytest
 
 from latentatlas.errors import LatentAtlasError
 from latentatlas.evaluation.copies import Authenticity, CopyingTest
-from latentatlas.evaluation.instruments import INSTRUMENTS, Reference, Row, instrument_set
+from latentatlas.evaluation.instruments import INSTRUMENTS, Reference, Row, face_copies, instrument_set
 from latentatlas.evaluation.instruments.face_authenticity import FaceAuthenticity
 from latentatlas.evaluation.instruments.face_ct import FaceCt
 from latentatlas.evaluation.instruments.latent_authenticity import LatentAuthenticity
@@ -76,7 +76,10 @@ def _reference(data: dict[str, np.ndarray]) -> Reference:
         (FaceCt, "face_ct", "sample", "embeddings"),
     ],
 )
-def test_instruments_flag_resample_not_gaussian(data, instrument, column, role, field):
+def test_instruments_flag_resample_not_gaussian(data, instrument, column, role, field, monkeypatch):
+    # the reference's decoder makes no faces; the face-withholding rule has its own test below
+    monkeypatch.setattr(face_copies, "faces_withheld", lambda calibration: None)
+    monkeypatch.setattr(face_copies, "reconstruction_faces", lambda reference: None)
     tool = instrument()
     tool.prepare(_reference(data))
 
@@ -90,6 +93,15 @@ def test_instruments_flag_resample_not_gaussian(data, instrument, column, role, 
     else:
         assert copies < 0.1 < 0.3 < gaussian
     assert tool.score(Row("real", "reference", "training", data["train"][:200], embeddings=data["train"][:200])) == {}
+
+
+@pytest.mark.parametrize(("instrument", "column"), [(FaceAuthenticity, "face_authenticity"), (FaceCt, "face_ct")])
+def test_face_copy_tests_are_withheld_when_the_decoder_makes_no_faces(data, instrument, column, monkeypatch):
+    monkeypatch.setattr(face_copies, "reconstruction_faces", lambda reference: None)
+    monkeypatch.setattr(face_copies, "faces_withheld", lambda calibration: "no faces in the reconstructions")
+    tool = instrument()
+    tool.prepare(_reference(data))
+    assert tool.score(Row("x", "sampler", "sample", data["resample"], embeddings=data["resample"])) == {}
 
 
 def test_authenticity_scores_the_held_out_level_on_the_reconstruction_row(data):

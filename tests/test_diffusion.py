@@ -11,7 +11,7 @@ import torch
 from latentatlas.cli import build_parser
 from latentatlas.cli.common import sampler_options_given
 from latentatlas.errors import LatentAtlasError
-from latentatlas.evaluation.copies import copy_scores
+from latentatlas.evaluation.copies import Authenticity, copy_scores
 from latentatlas.evaluation.instruments import Reference, Row
 from latentatlas.evaluation.instruments.latent_ct import LatentCt
 from latentatlas.evaluation.knn import nearest_distances
@@ -118,6 +118,10 @@ def test_an_overfit_model_copies_its_training_points_and_the_copy_tests_see_it()
     instrument = LatentCt()
     instrument.prepare(reference)
     assert instrument.score(Row("diffusion", "sampler", "sample", samples))["latent_ct"].value < -3
+    # the authenticity share: far below the level fresh draws of the same law reach
+    authenticity = Authenticity(seed=0).fit(train)
+    overfit, fresh = authenticity.score(samples), authenticity.score(held)
+    assert overfit.high < fresh.low and overfit.value < 0.5 * fresh.value
 
 
 def test_its_options_are_flags_shared_with_the_other_samplers():

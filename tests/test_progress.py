@@ -6,6 +6,7 @@ import io
 import sys
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from latentatlas import progress
@@ -61,7 +62,7 @@ def test_a_bar_only_progress_is_silent_in_a_log_and_a_bar_on_a_terminal(capsys, 
 def _epoch(epoch: int, epochs: int, done: bool) -> SimpleNamespace:
     return SimpleNamespace(
         sampler="flow", epoch=epoch, epochs=epochs, train_loss=1.0 / epoch, val_loss=2.0 / epoch,
-        best_epoch=epoch, seconds=3.0, done=done,
+        best_epoch=epoch, seconds=3.0, done=done, loss_unit="nats/dim",
     )  # fmt: skip
 
 
@@ -73,6 +74,15 @@ def test_epoch_progress_lines_mark_an_early_stop(capsys, stop):
     lines = capsys.readouterr().err.splitlines()
     assert lines[0] == "latentatlas: flow epoch 1/3: train 1.0000, val 2.0000 nats/dim, best epoch 1, 3.0 s"
     assert len(lines) == stop and lines[-1].endswith("(early stop)") == (stop < 3)
+
+
+def test_a_diffusion_fit_reports_its_loss_in_its_own_unit(capsys):
+    from latentatlas.samplers import make_sampler
+
+    z = np.random.default_rng(0).standard_normal((64, 3))
+    make_sampler("diffusion", epochs=2, width=16, blocks=1).fit(z, progress=epoch_progress(terminal=False))
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and all("MSE/dim (flow matching)" in line and "nats" not in line for line in lines)
 
 
 def test_epoch_progress_on_a_terminal_is_one_bar_that_goes_at_the_end(monkeypatch):

@@ -122,6 +122,7 @@ class EpochReportLike(Protocol):
     val_loss: float
     best_epoch: int
     seconds: float
+    loss_unit: str
     done: bool
 
 
@@ -132,7 +133,9 @@ def epoch_progress(terminal: bool | None = None) -> Callable[[Any], None]:
     bar: list[Progress] = []
 
     def report(epoch: EpochReportLike) -> None:
-        losses = f"train {epoch.train_loss:.4f}, val {epoch.val_loss:.4f} nats/dim, best epoch {epoch.best_epoch}"
+        losses = (
+            f"train {epoch.train_loss:.4f}, val {epoch.val_loss:.4f} {epoch.loss_unit}, best epoch {epoch.best_epoch}"
+        )
         on_terminal = sys.stderr.isatty() if terminal is None else terminal
         if on_terminal:
             if not bar:

@@ -177,8 +177,8 @@ class Evaluation:
     figures: list[FigureFile]
     findings: list[Finding]
     weights: Provenance | None
-    other_n: list[int]  # entries of these n are kept but not shown (scores are not comparable across n)
-    previews: Path | None  # previews.npz: the first decoded images of each row, keyed by row name
+    other_n: list[int] = field(default_factory=list)  # entries of these n kept, not shown (not comparable)
+    previews: Path | None = None  # previews.npz: the first decoded images of each row, keyed by row name
 
 
 @dataclass

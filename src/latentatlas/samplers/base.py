@@ -26,8 +26,9 @@ class EpochReport:
     """One training epoch of a sampler that trains a network, as `fit(z, progress=...)` reports it.
 
     `epoch` counts from 1; `epochs` is the most the fit may run (early stopping may end it sooner);
-    the losses are in nats per dimension; `best_epoch` (from 1) holds the weights kept so far; `seconds`
-    is the epoch's wall time; `done` is True on the fit's last epoch.
+    the losses are in `loss_unit` (nats per dimension for the likelihood-trained flow and two-stage; the
+    diffusion sampler's flow-matching loss is a mean squared error per dimension); `best_epoch` (from 1)
+    holds the weights kept so far; `seconds` is the epoch's wall time; `done` is True on the fit's last epoch.
     """
 
     sampler: str
@@ -38,6 +39,7 @@ class EpochReport:
     best_epoch: int
     seconds: float
     done: bool
+    loss_unit: str = "nats/dim"
 
 
 EpochCallback = Callable[[EpochReport], None]

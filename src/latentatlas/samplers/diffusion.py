@@ -22,6 +22,7 @@ _FREQUENCIES = 32  # sinusoidal time embedding: 2 x 32 features
 _TIME_WIDTH = 128  # the time features each block's scale and shift come from (narrow: they cost width x this)
 _VALIDATION_DRAWS = 4  # fixed (time, noise) pairs per held-out row: a smooth loss for early stopping
 _DENSITY_ROWS = 1024  # rows per probability-flow ODE block (activations and their gradients stay small)
+LOSS_UNIT = "MSE/dim (flow matching)"  # the epoch lines: not nats, only its course means something
 
 
 def _time_embedding(t: torch.Tensor) -> torch.Tensor:
@@ -216,7 +217,9 @@ class Diffusion(NeuralSampler):
                 train_loss, validation = history[-1]
                 seconds = time.perf_counter() - started
                 progress(
-                    EpochReport(self.name, epoch + 1, epochs, train_loss, validation, best_epoch + 1, seconds, done)
+                    EpochReport(
+                        self.name, epoch + 1, epochs, train_loss, validation, best_epoch + 1, seconds, done, LOSS_UNIT
+                    )
                 )
             if done:
                 break
