@@ -115,19 +115,34 @@ def decode_latents(
     return decode_with(model.decoder, model.config.latent_dim, model.config.image_size, z, batch_size, device, progress)
 
 
-def load_torchscript_decoder(path: str | os.PathLike, device: torch.device | str = "cpu") -> torch.nn.Module:
-    """A TorchScript decoder file. `torch.jit.load` rebuilds the module from its serialized graph and runs no
-    Python from the file (unlike a pickled model), so a user's decoder file cannot execute code on load."""
+def load_torchscript(
+    path: str | os.PathLike, device: torch.device | str = "cpu", what: str = "decoder"
+) -> torch.nn.Module:
+    """A TorchScript module file (a decoder, or an imported encoder) in eval mode. `torch.jit.load` rebuilds the
+    module from its serialized graph and runs no Python from the file (unlike a pickled model), so a user's
+    file cannot execute code on load."""
     path = Path(path)
     if not path.is_file():
-        raise LatentAtlasError(f"decoder file {path} does not exist")
+        raise LatentAtlasError(f"{what} file {path} does not exist")
     try:
         with warnings.catch_warnings():  # torch 2.x deprecates TorchScript for torch.export; jit.load still works
             warnings.simplefilter("ignore", DeprecationWarning)
             return torch.jit.load(str(path), map_location=torch.device(device)).eval()
     except (RuntimeError, ValueError, OSError) as exc:
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise LatentAtlasError(f"{path} is not a TorchScript decoder (torch.jit.save): {first_line}") from None
+        raise LatentAtlasError(f"{path} is not a TorchScript {what} (torch.jit.save): {first_line}") from None
 
 
-__all__ = ["decode_latents", "decode_with", "encode_images", "load_torchscript_decoder", "model_device"]
+def load_torchscript_decoder(path: str | os.PathLike, device: torch.device | str = "cpu") -> torch.nn.Module:
+    """A TorchScript decoder file (`load_torchscript` with the decoder's messages)."""
+    return load_torchscript(path, device, "decoder")
+
+
+__all__ = [
+    "decode_latents",
+    "decode_with",
+    "encode_images",
+    "load_torchscript",
+    "load_torchscript_decoder",
+    "model_device",
+]

@@ -25,7 +25,7 @@ import torch
 from latentatlas import checks
 from latentatlas.config import DataConfig
 from latentatlas.data import BOOKKEEPING_COLUMNS, ImageSet, load_images
-from latentatlas.decoding import encode_images
+from latentatlas.decoding import encode_images, load_torchscript
 from latentatlas.errors import LatentAtlasError
 from latentatlas.io import array_id, atomic_folder, check_replaceable, load_npy, save_npy, write_json
 from latentatlas.model import Autoencoder, ModelConfig, default_device, parse_device, to_model_input
@@ -51,23 +51,6 @@ class ImportedModelConfig(ModelConfig):
     def check(self) -> None:
         checks.image_size(self.image_size)
         checks.positive_int(self.latent_dim, "latent dimension")
-
-
-def load_torchscript(
-    path: str | os.PathLike, device: torch.device | str = "cpu", what: str = "encoder"
-) -> torch.nn.Module:
-    """A TorchScript module file (the imported encoder or decoder) in eval mode. `torch.jit.load` rebuilds the
-    module from its serialized graph and runs no Python from the file, unlike unpickling a model."""
-    path = Path(path)
-    if not path.is_file():
-        raise LatentAtlasError(f"{what} file {path} does not exist")
-    try:
-        with warnings.catch_warnings():  # torch 2.x deprecates TorchScript for torch.export; jit.load still works
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return torch.jit.load(str(path), map_location=torch.device(device)).eval()
-    except (RuntimeError, ValueError, OSError) as exc:
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise LatentAtlasError(f"{path} is not a TorchScript {what} (torch.jit.save): {first_line}") from None
 
 
 class ImportedAutoencoder(Autoencoder):
