@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
+import torch
 from scipy import stats
 
 from latentatlas.errors import LatentAtlasError
@@ -190,6 +192,7 @@ def test_gmm_bic_refuses_candidates_larger_than_the_data():
         ("gmm-bic", {"candidates": (2, 0)}, "every candidate number of components must be an integer >= 1"),
         ("gmm-bic", {"criterion": "aic"}, "criterion must be one of bic, heldout"),
         ("flow", {"kind": "realnvp"}, "flow kind must be one of maf, nsf"),
+        ("flow", {"passes": 1}, "passes must be an integer >= 2"),
         ("flow", {"validation_fraction": 0.7}, "validation_fraction must be in (0, 0.5]"),
         ("flow", {"epochs": 0}, "epochs must be an integer >= 1"),
         ("two-stage", {"latent": 0}, "latent must be an integer >= 1"),
@@ -240,6 +243,30 @@ def test_flow_save_load_round_trip(tmp_path):
     (folder / "weights.safetensors").write_bytes(b"garbage")
     with pytest.raises(LatentAtlasError, match="corrupt flow weights"):
         load_sampler(folder)
+
+
+@pytest.mark.parametrize("passes", [None, 4, 2])
+def test_flow_inverse_is_exact_with_its_passes(passes):
+    z = np.random.default_rng(0).normal(size=(400, 24)) @ np.random.default_rng(1).normal(size=(24, 24))
+    flow = make_sampler("flow", hidden=16, epochs=2, passes=passes).fit(z)
+    assert flow._blocks() == (24 if passes is None else passes)
+    noise = torch.as_tensor(np.random.default_rng(2).standard_normal((50, 24)), dtype=torch.float32)
+    with torch.no_grad():
+        x = flow._decode_noise(noise)
+        back = flow.module_().transform(x)
+    np.testing.assert_allclose(back.numpy(), noise.numpy(), atol=2e-4)  # too few passes would leave it inexact
+
+
+def test_a_flow_saved_before_passes_reloads_fully_autoregressive(tmp_path):
+    z = np.random.default_rng(3).normal(size=(600, 32))
+    flow = make_sampler("flow", hidden=16, epochs=2, passes=None).fit(z)
+    folder = flow.save(tmp_path / "flow")
+    manifest = json.loads((folder / "sampler.json").read_text())
+    del manifest["params"]["passes"]  # as written before the option existed: the default (16) would be wrong
+    (folder / "sampler.json").write_text(json.dumps(manifest))
+    reloaded = load_sampler(folder)
+    assert reloaded.passes is None and reloaded._blocks() == 32
+    np.testing.assert_array_equal(reloaded.sample(20, seed=4), flow.sample(20, seed=4))
 
 
 def test_flow_training_is_seeded():
