@@ -548,6 +548,36 @@ def test_a_click_waits_for_one_forward_pass_not_for_the_queued_sampler_draws():
     assert all(np.all(results[i] == i) for i in range(6)) and batcher.rows == 4 * 16 + 2
 
 
+def test_a_queued_draw_is_not_starved_by_a_stream_of_clicks():
+    """Mixed load (issue 22, item 8): the oldest job rides in the next batch; the clicks fill the rest of it."""
+    import threading
+    import time
+
+    from latentatlas.explorer.batching import DecodeBatcher
+
+    calls: list[list[float]] = []
+    gate = threading.Event()
+
+    def decode(vectors: np.ndarray) -> np.ndarray:
+        gate.wait(5)
+        calls.append(sorted(set(vectors[:, 0].tolist())))
+        return np.repeat(vectors[:, :1, None, None], 3, axis=3) * np.ones((1, 2, 2, 3))
+
+    batcher = DecodeBatcher(decode, max_rows=32)
+    threads = [threading.Thread(target=batcher.decode, args=(np.full((1, 4), 0.0),))]  # in flight
+    threads[0].start()
+    time.sleep(0.2)
+    for i, rows in [(1, 16)] + [(i, 1) for i in range(2, 22)]:  # a draw, then 20 clicks
+        threads.append(threading.Thread(target=batcher.decode, args=(np.full((rows, 4), float(i)),)))
+        threads[-1].start()
+        time.sleep(0.02)
+    gate.set()
+    for thread in threads:
+        thread.join()
+    assert calls[1] == [float(i) for i in range(1, 18)]  # the draw and the 16 oldest clicks that fit beside it
+    assert calls[2] == [float(i) for i in range(18, 22)] and batcher.rows == 1 + 16 + 20
+
+
 def test_a_slow_first_fit_does_not_hold_up_fitted_samplers(state, monkeypatch):
     import threading
     import time
