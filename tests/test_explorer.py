@@ -512,11 +512,9 @@ def test_concurrent_decodes_share_forward_passes_and_get_their_own_rows():
         assert images.shape == (i % 3 + 1, 2, 2, 3) and np.all(images == i)
 
 
-def test_a_click_waits_for_one_forward_pass_not_for_the_queued_sampler_draws():
-    """Mixed load (issue 22, item 8): clicks (1 vector) go before queued draws (16 vectors), a batch holds at
-    most max_rows vectors, and the draws still all come back, in their order of arrival."""
+def _gated_batcher():
+    """A batcher whose forward passes wait for `gate` and record the values (column 0) of the rows they decode."""
     import threading
-    import time
 
     from latentatlas.explorer.batching import DecodeBatcher
 
@@ -528,7 +526,16 @@ def test_a_click_waits_for_one_forward_pass_not_for_the_queued_sampler_draws():
         calls.append(sorted(set(vectors[:, 0].tolist())))
         return np.repeat(vectors[:, :1, None, None], 3, axis=3) * np.ones((1, 2, 2, 3))
 
-    batcher = DecodeBatcher(decode, max_rows=32)
+    return DecodeBatcher(decode, max_rows=32), calls, gate
+
+
+def test_a_click_waits_for_one_forward_pass_not_for_the_queued_sampler_draws():
+    """Mixed load (issue 22, item 8): clicks (1 vector) go before queued draws (16 vectors), a batch holds at
+    most max_rows vectors, and the draws still all come back, in their order of arrival."""
+    import threading
+    import time
+
+    batcher, calls, gate = _gated_batcher()
     results: dict[int, np.ndarray] = {}
 
     def request(i: int, rows: int) -> None:
@@ -553,17 +560,7 @@ def test_a_queued_draw_is_not_starved_by_a_stream_of_clicks():
     import threading
     import time
 
-    from latentatlas.explorer.batching import DecodeBatcher
-
-    calls: list[list[float]] = []
-    gate = threading.Event()
-
-    def decode(vectors: np.ndarray) -> np.ndarray:
-        gate.wait(5)
-        calls.append(sorted(set(vectors[:, 0].tolist())))
-        return np.repeat(vectors[:, :1, None, None], 3, axis=3) * np.ones((1, 2, 2, 3))
-
-    batcher = DecodeBatcher(decode, max_rows=32)
+    batcher, calls, gate = _gated_batcher()
     threads = [threading.Thread(target=batcher.decode, args=(np.full((1, 4), 0.0),))]  # in flight
     threads[0].start()
     time.sleep(0.2)
