@@ -200,11 +200,12 @@ def _scipy_fid(a: np.ndarray, b: np.ndarray) -> float:
     return float(((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(ca) + np.trace(cb) - 2 * np.trace(root))
 
 
-@pytest.mark.parametrize("n", [20, 200])  # fewer rows than dimensions (low-rank path) and more (eigh path)
-def test_fid_matches_scipy_sqrtm(n):
-    rng = np.random.default_rng(n)
-    a = rng.standard_normal((n, 30)) @ rng.standard_normal((30, 30))
-    b = rng.standard_normal((n + 5, 30)) * 0.7 + 0.4
+# fewer rows than dimensions (low-rank path: the Gram matrix of either side) and more (eigh path)
+@pytest.mark.parametrize(("n_a", "n_b"), [(20, 25), (25, 20), (200, 205)])
+def test_fid_matches_scipy_sqrtm(n_a, n_b):
+    rng = np.random.default_rng(n_a)
+    a = rng.standard_normal((n_a, 30)) @ rng.standard_normal((30, 30))
+    b = rng.standard_normal((n_b, 30)) * 0.7 + 0.4
     assert fid(a, b) == pytest.approx(_scipy_fid(a, b), rel=1e-6, abs=1e-6)
 
 
