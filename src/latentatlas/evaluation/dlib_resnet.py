@@ -324,33 +324,35 @@ class FaceResNet(nn.Module):
     the shapes are fixed by the 150 px input, so the pads are worked out here, once.
     """
 
+    mean: torch.Tensor
+    fc: torch.Tensor
+
     def __init__(self, weights: ResNetWeights) -> None:
         super().__init__()
         self.register_buffer("mean", torch.from_numpy(weights.mean_rgb).reshape(1, 3, 1, 1))
         self.convs = nn.ModuleList()
         self.steps: list[tuple[Any, ...]] = []
-        shape = (3, CHIP_SIDE, CHIP_SIDE)  # channels, rows, columns
-        tags: dict[int, tuple[int, int, int]] = {}
-        pending: nn.Conv2d | None = None
+        shape: tuple[int, ...] = (3, CHIP_SIDE, CHIP_SIDE)  # channels, rows, columns
+        tags: dict[int, tuple[int, ...]] = {}
+        pending: tuple[nn.Conv2d, np.ndarray, np.ndarray] | None = None
         for layer, arrays in weights.layers:
             if layer.kind == "con":
                 conv = nn.Conv2d(shape[0], layer.filters, layer.size, layer.stride, layer.padding)
                 if tuple(conv.weight.shape) != arrays["weight"].shape:
                     raise LatentAtlasError(f"convolution weights {arrays['weight'].shape} do not fit input {shape}")
-                conv.weight.data = torch.from_numpy(arrays["weight"].copy())
-                conv.bias.data = torch.from_numpy(arrays["bias"].copy())
+                pending = (conv, arrays["weight"], arrays["bias"])
+                _set_conv(*pending)
                 self.steps.append(("conv", len(self.convs)))
                 self.convs.append(conv)
-                pending = conv
                 side = (shape[1] + 2 * layer.padding - layer.size) // layer.stride + 1
                 shape = (layer.filters, side, side)
             elif layer.kind == "affine":
                 if pending is None:
                     raise LatentAtlasError("an affine layer without a convolution before it")
                 if arrays:
-                    gamma, beta = torch.from_numpy(arrays["gamma"]), torch.from_numpy(arrays["beta"])
-                    pending.weight.data *= gamma.reshape(-1, 1, 1, 1)
-                    pending.bias.data = pending.bias.data * gamma + beta
+                    conv, weight, bias = pending
+                    gamma, beta = arrays["gamma"], arrays["beta"]
+                    _set_conv(conv, weight * gamma.reshape(-1, 1, 1, 1), bias * gamma + beta)
                 pending = None
             elif layer.kind == "relu":
                 if "disabled" not in arrays:
@@ -400,6 +402,11 @@ class FaceResNet(nn.Module):
             else:
                 x = x.flatten(1) @ self.fc
         return x
+
+
+def _set_conv(conv: nn.Conv2d, weight: np.ndarray, bias: np.ndarray) -> None:
+    conv.weight = nn.Parameter(torch.from_numpy(np.ascontiguousarray(weight, np.float32)), requires_grad=False)
+    conv.bias = nn.Parameter(torch.from_numpy(np.ascontiguousarray(bias, np.float32)), requires_grad=False)
 
 
 def _pads(shape: tuple[int, ...], out: tuple[int, ...]) -> tuple[int, ...]:
@@ -468,22 +475,15 @@ def _session(path: Path, threads: int) -> Any:
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-class FaceDescriptorNet:
-    """dlib's face-recognition ResNet through ONNX Runtime: `describe(chips)` maps aligned 150 x 150 RGB
-    chips (uint8, as `dlib.get_face_chip(image, shape, 150, 0.25)` makes them) to 128-d descriptors, in
-    batches of BATCH."""
-
-    def __init__(self, model: str | Path, *, threads: int = 2) -> None:
-        self.model = Path(model)
-        self.threads = threads
-
-    def describe(self, chips: np.ndarray) -> np.ndarray:
-        chips = np.asarray(chips)
-        if chips.ndim != 4 or chips.shape[1:] != (CHIP_SIDE, CHIP_SIDE, 3):
-            raise LatentAtlasError(f"face chips must be (n, {CHIP_SIDE}, {CHIP_SIDE}, 3), got {chips.shape}")
-        session = _session(onnx_model_path(self.model), self.threads)
-        out = np.empty((len(chips), DESCRIPTOR_DIM))
-        for start in range(0, len(chips), BATCH):
-            batch = chips[start : start + BATCH].astype(np.float32)
-            out[start : start + BATCH] = session.run(None, {"chips": batch})[0]
-        return out
+def describe_chips(onnx: Path, chips: np.ndarray, threads: int) -> np.ndarray:
+    """128-d descriptors (float64, as dlib returns them) of aligned 150 x 150 RGB chips (uint8, as
+    `dlib.get_face_chip(image, shape, 150, 0.25)` cuts them), through ONNX Runtime on `threads` threads,
+    BATCH chips a call."""
+    chips = np.asarray(chips)
+    if chips.ndim != 4 or chips.shape[1:] != (CHIP_SIDE, CHIP_SIDE, 3):
+        raise LatentAtlasError(f"face chips must be (n, {CHIP_SIDE}, {CHIP_SIDE}, 3), got {chips.shape}")
+    session = _session(Path(onnx), threads)
+    out = np.empty((len(chips), DESCRIPTOR_DIM))
+    for start in range(0, len(chips), BATCH):
+        out[start : start + BATCH] = session.run(None, {"chips": chips[start : start + BATCH].astype(np.float32)})[0]
+    return out
