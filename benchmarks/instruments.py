@@ -12,8 +12,9 @@ FID∞, FD-face), measured on random features of the right shapes.
 `--descriptor`: instead, dlib's face descriptor (the ResNet on the aligned chip) through dlib and through
 ONNX Runtime (`evaluation.dlib_resnet`) in one run: the descriptor step alone in this process, then the whole
 embedding (upscaling, landmarks, chip, descriptor) as `evaluate` runs it, on one worker process per core, and
-the largest difference between the two routes' descriptors. `--source` takes a folder of images (e.g.
-/work/shared/data/celeba-10k) instead of the synthetic faces.
+the largest difference between the two routes' descriptors; the routes take turns `--repeats` times (best
+and median printed). `--source` takes a folder of images (e.g. /work/shared/data/celeba-10k) instead of the
+synthetic faces.
 
 `--dlib-steps`: instead, where a dlib image's time goes, in this process (one core): the upscaling, the
 5-point landmarks, the aligned chip and the ResNet descriptor of an embedding, per image and with the list
@@ -106,8 +107,9 @@ def _chips_block(images: np.ndarray, side: int) -> np.ndarray:
     return chips
 
 
-def descriptor_routes(images: np.ndarray) -> None:
-    """images/s of the descriptor through dlib and through ONNX Runtime, alone and within the embedding."""
+def descriptor_routes(images: np.ndarray, repeats: int) -> None:
+    """images/s of the descriptor through dlib and through ONNX Runtime, alone and within the embedding; the
+    routes take turns `repeats` times (a shared machine's load comes in bursts), best and median printed."""
     from functools import partial
     from pathlib import Path
 
@@ -122,21 +124,9 @@ def descriptor_routes(images: np.ndarray) -> None:
         raise SystemExit("the ONNX route is not available (see the line above)")
     model = Path(onnx)
     n = len(images)
-
-    def timed(name: str, work: Callable[[], object]) -> None:
-        started = time.perf_counter()
-        work()
-        seconds = time.perf_counter() - started
-        print(f"{name:<44} {n / seconds:>8.1f} images/s  ({seconds:.1f} s for {n})", flush=True)
-
     chips = _chips_block(images, DLIB_SIDE)
     for threads in (1, 2):
         describe_chips(model, chips[:2], threads)  # load the sessions
-    print(f"descriptor of the aligned chip, this process (ONNX Runtime: batches of 32), {n} images")
-    timed("dlib compute_face_descriptor", lambda: [network.compute_face_descriptor(chip) for chip in chips])
-    for threads in (1, 2):
-        timed(f"ONNX Runtime, {threads} thread(s)", lambda t=threads: describe_chips(model, chips, t))
-
     workers = usable_cores()
     pool = faces._worker_pool(workers)
     blocks = [images[rows] for rows in np.array_split(np.arange(n), max(workers, n // 64))]
@@ -144,7 +134,6 @@ def descriptor_routes(images: np.ndarray) -> None:
     routes = {"dlib": partial(faces._embed_block, onnx=""), "onnx": partial(faces._embed_block, onnx=onnx)}
     for work in (*routes.values(), _chips_block):  # start the workers, load the models and sessions
         list(pool.map(work, [images[:2]] * workers, [DLIB_SIDE] * workers))
-    print(f"\nwhole embedding (upscale, landmarks, chip, descriptor), {workers} worker processes")
     results: dict[str, np.ndarray] = {}
 
     def embed(route: str) -> None:
@@ -154,9 +143,28 @@ def descriptor_routes(images: np.ndarray) -> None:
         parts = pool.map(_chips_block, blocks, sides)
         results["main"] = np.concatenate([describe_chips(model, part, workers) for part in parts])
 
-    timed("through dlib", lambda: embed("dlib"))
-    timed("through ONNX Runtime, 1 thread per worker", lambda: embed("onnx"))
-    timed(f"chips in workers, ONNX Runtime in main ({workers} thr.)", chips_then_main)
+    groups = {
+        f"descriptor of the aligned chip, this process (ONNX Runtime: batches of 32), {n} images": {
+            "dlib compute_face_descriptor": lambda: [network.compute_face_descriptor(chip) for chip in chips],
+            "ONNX Runtime, 1 thread": lambda: describe_chips(model, chips, 1),
+            "ONNX Runtime, 2 threads": lambda: describe_chips(model, chips, 2),
+        },
+        f"whole embedding (upscale, landmarks, chip, descriptor), {workers} worker processes": {
+            "through dlib": lambda: embed("dlib"),
+            "through ONNX Runtime, 1 thread per worker": lambda: embed("onnx"),
+            f"chips in workers, ONNX Runtime in main ({workers} thr.)": chips_then_main,
+        },
+    }
+    for title, steps in groups.items():
+        rates: dict[str, list[float]] = {name: [] for name in steps}
+        for _ in range(repeats):
+            for name, work in steps.items():
+                started = time.perf_counter()
+                work()
+                rates[name].append(n / (time.perf_counter() - started))
+        print(f"\n{title}; images/s, best and median of {repeats} turns (load {os.getloadavg()[0]:.1f} after)")
+        for name, values in rates.items():
+            print(f"{name:<50} {max(values):>8.1f} {float(np.median(values)):>8.1f}", flush=True)
     largest = np.abs(results["onnx"] - results["dlib"]).max()
     print(f"\nlargest |ONNX Runtime - dlib| over {n} x 128 descriptor entries: {largest:.2e}")
 
@@ -175,6 +183,7 @@ def main() -> None:
     parser.add_argument(
         "--descriptor", action="store_true", help="time the face descriptor through dlib and ONNX Runtime instead"
     )
+    parser.add_argument("--repeats", type=int, default=3, help="--descriptor: turns each route takes")
     parser.add_argument("--source", help="a folder of images (e.g. CelebA) instead of the synthetic faces")
     args = parser.parse_args()
 
@@ -202,7 +211,7 @@ def main() -> None:
     what = args.source or "synthetic"
     print(f"instruments on {len(images)} {what} {args.size}px images ({device}, load {os.getloadavg()[0]:.1f})")
     if args.descriptor:
-        descriptor_routes(images)
+        descriptor_routes(images, args.repeats)
         return
     if args.dlib_steps:
         dlib_steps(images)
