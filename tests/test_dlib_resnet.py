@@ -170,6 +170,6 @@ def test_missing_onnxruntime_falls_back_to_dlib_with_one_line(monkeypatch, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
         "latentatlas: onnxruntime is not installed: dlib face descriptors run through dlib's own network "
-        "(about 10x slower); pip install onnxruntime onnx"
+        "(over 10x slower); pip install onnxruntime onnx"
     ]
     np.testing.assert_allclose(embedded, faces_module._embed_block(images, 256, onnx=""))

@@ -211,7 +211,7 @@ def _descriptor_model() -> str:
     from latentatlas.evaluation.dlib_resnet import ONNX_HINT, missing_onnxruntime, onnx_model_path
 
     path = face_model_path("embedding")  # missing models: FaceModelsMissing, the caller's to report
-    slower = "dlib face descriptors run through dlib's own network (about 10x slower)"
+    slower = "dlib face descriptors run through dlib's own network (over 10x slower)"
     missing = missing_onnxruntime()
     if missing is not None:
         print(f"latentatlas: {missing} is not installed: {slower}; {ONNX_HINT}", file=sys.stderr)
