@@ -9,6 +9,13 @@ images to load its model, then is timed on `--images` images (dlib's on one work
 per-image rates by n and adds the per-row score costs (k-NN with intervals, FID with its bootstrap and
 FID∞, FD-face), measured on random features of the right shapes.
 
+`--descriptor`: instead, dlib's face descriptor (the ResNet on the aligned chip) through dlib and through
+ONNX Runtime (`evaluation.dlib_resnet`) in one run: the descriptor step alone in this process, then the whole
+embedding (upscaling, landmarks, chip, descriptor) as `evaluate` runs it, on one worker process per core, and
+the largest difference between the two routes' descriptors; the routes take turns `--repeats` times (best
+and median printed). `--source` takes a folder of images (e.g. /work/shared/data/celeba-10k) instead of the
+synthetic faces.
+
 `--dlib-steps`: instead, where a dlib image's time goes, in this process (one core): the upscaling, the
 5-point landmarks, the aligned chip and the ResNet descriptor of an embedding, per image and with the list
 (batch) forms of `compute_face_descriptor` and of the CNN detector, and the detector at each calibration side.
@@ -17,6 +24,7 @@ FID∞, FD-face), measured on random features of the right shapes.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
 
@@ -84,6 +92,83 @@ def dlib_steps(images: np.ndarray) -> None:
         )
 
 
+def _chips_block(images: np.ndarray, side: int) -> np.ndarray:
+    """Aligned 150 px chips of `images` (a worker's task in the chips-in-workers alternative)."""
+    from latentatlas.evaluation import faces
+    from latentatlas.evaluation.dlib_resnet import CHIP_PADDING, CHIP_SIDE
+
+    dlib = faces._dlib()
+    landmarks = faces._dlib_models()[1]
+    frame = dlib.rectangle(0, 0, side - 1, side - 1)
+    chips = np.empty((len(images), CHIP_SIDE, CHIP_SIDE, 3), np.uint8)
+    for i, image in enumerate(images):
+        big = faces._upscaled(image, side)
+        chips[i] = dlib.get_face_chip(big, landmarks(big, frame), CHIP_SIDE, CHIP_PADDING)
+    return chips
+
+
+def descriptor_routes(images: np.ndarray, repeats: int) -> None:
+    """images/s of the descriptor through dlib and through ONNX Runtime, alone and within the embedding; the
+    routes take turns `repeats` times (a shared machine's load comes in bursts), best and median printed."""
+    from functools import partial
+    from pathlib import Path
+
+    from latentatlas.evaluation import faces
+    from latentatlas.evaluation.dlib_resnet import describe_chips
+    from latentatlas.evaluation.faces import DLIB_SIDE
+    from latentatlas.io import usable_cores
+
+    network = faces._dlib_models()[2]
+    onnx = faces._descriptor_model()
+    if not onnx:
+        raise SystemExit("the ONNX route is not available (see the line above)")
+    model = Path(onnx)
+    n = len(images)
+    chips = _chips_block(images, DLIB_SIDE)
+    for threads in (1, 2):
+        describe_chips(model, chips[:2], threads)  # load the sessions
+    workers = usable_cores()
+    pool = faces._worker_pool(workers)
+    blocks = [images[rows] for rows in np.array_split(np.arange(n), max(workers, n // 64))]
+    sides = [DLIB_SIDE] * len(blocks)
+    routes = {"dlib": partial(faces._embed_block, onnx=""), "onnx": partial(faces._embed_block, onnx=onnx)}
+    for work in (*routes.values(), _chips_block):  # start the workers, load the models and sessions
+        list(pool.map(work, [images[:2]] * workers, [DLIB_SIDE] * workers))
+    results: dict[str, np.ndarray] = {}
+
+    def embed(route: str) -> None:
+        results[route] = np.concatenate(list(pool.map(routes[route], blocks, sides)))
+
+    def chips_then_main() -> None:
+        parts = pool.map(_chips_block, blocks, sides)
+        results["main"] = np.concatenate([describe_chips(model, part, workers) for part in parts])
+
+    groups = {
+        f"descriptor of the aligned chip, this process (ONNX Runtime: batches of 32), {n} images": {
+            "dlib compute_face_descriptor": lambda: [network.compute_face_descriptor(chip) for chip in chips],
+            "ONNX Runtime, 1 thread": lambda: describe_chips(model, chips, 1),
+            "ONNX Runtime, 2 threads": lambda: describe_chips(model, chips, 2),
+        },
+        f"whole embedding (upscale, landmarks, chip, descriptor), {workers} worker processes": {
+            "through dlib": lambda: embed("dlib"),
+            "through ONNX Runtime, 1 thread per worker": lambda: embed("onnx"),
+            f"chips in workers, ONNX Runtime in main ({workers} thr.)": chips_then_main,
+        },
+    }
+    for title, steps in groups.items():
+        rates: dict[str, list[float]] = {name: [] for name in steps}
+        for _ in range(repeats):
+            for name, work in steps.items():
+                started = time.perf_counter()
+                work()
+                rates[name].append(n / (time.perf_counter() - started))
+        print(f"\n{title}; images/s, best and median of {repeats} turns (load {os.getloadavg()[0]:.1f} after)")
+        for name, values in rates.items():
+            print(f"{name:<50} {max(values):>8.1f} {float(np.median(values)):>8.1f}", flush=True)
+    largest = np.abs(results["onnx"] - results["dlib"]).max()
+    print(f"\nlargest |ONNX Runtime - dlib| over {n} x 128 descriptor entries: {largest:.2e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--images", type=int, default=100)
@@ -95,6 +180,11 @@ def main() -> None:
         "--side", type=int, default=128, help="CNN detector side (evaluate calibrates it: 128 on 64 px CelebA crops)"
     )
     parser.add_argument("--dlib-steps", action="store_true", help="time the steps of the dlib instruments instead")
+    parser.add_argument(
+        "--descriptor", action="store_true", help="time the face descriptor through dlib and ONNX Runtime instead"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="--descriptor: turns each route takes")
+    parser.add_argument("--source", help="a folder of images (e.g. CelebA) instead of the synthetic faces")
     args = parser.parse_args()
 
     import torch
@@ -109,8 +199,20 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = "cuda" if torch.cuda.is_available() else f"cpu, {torch.get_num_threads()} threads"
-    print(f"instruments on {args.images} synthetic {args.size}px faces ({device})")
-    images, _ = synthetic_faces(args.images, image_size=args.size, seed=0)
+    if args.source:
+        from latentatlas.config import DataConfig
+        from latentatlas.data.cache import load_images
+
+        config = DataConfig(source=args.source, image_size=args.size, limit=args.images)
+        config.check()
+        images = np.ascontiguousarray(load_images(config, progress=False).images)
+    else:
+        images, _ = synthetic_faces(args.images, image_size=args.size, seed=0)
+    what = args.source or "synthetic"
+    print(f"instruments on {len(images)} {what} {args.size}px images ({device}, load {os.getloadavg()[0]:.1f})")
+    if args.descriptor:
+        descriptor_routes(images, args.repeats)
+        return
     if args.dlib_steps:
         dlib_steps(images)
         return
