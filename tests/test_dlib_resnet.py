@@ -5,6 +5,7 @@ file, and dlib's own network as the fallback."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -163,7 +164,7 @@ def test_unreadable_model_falls_back_to_dlib_with_one_line(model_file, tmp_path,
 def test_missing_onnxruntime_falls_back_to_dlib_with_one_line(monkeypatch, capsys, fresh_route):
     from latentatlas.data import synthetic_faces
 
-    monkeypatch.setattr(dlib_resnet, "missing_onnxruntime", lambda: "onnxruntime")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now raises ImportError
     images, _ = synthetic_faces(2, image_size=64, seed=0)
     embedded = faces_module.FaceEmbedder().embed(images)
     faces_module.FaceEmbedder().embed(images)

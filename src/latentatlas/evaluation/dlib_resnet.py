@@ -17,11 +17,7 @@ and the reader checks the file against it layer by layer.
 
 from __future__ import annotations
 
-import hashlib
-import sys
-import warnings
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +28,11 @@ from torch import nn
 
 from latentatlas.data.cache import default_cache_dir
 from latentatlas.errors import LatentAtlasError
-from latentatlas.io import atomic_path
+from latentatlas.evaluation.onnx_export import export_once, file_digest, session
 
 CHIP_SIDE = 150  # input_rgb_image_sized<150>; get_face_chip_details(shape, 150, 0.25) makes such chips
 CHIP_PADDING = 0.25
 DESCRIPTOR_DIM = 128
-ONNX_OPSET = 17
-ONNX_HINT = "pip install onnxruntime onnx"
 BATCH = 32  # chips per ONNX Runtime call
 
 
@@ -417,58 +411,18 @@ def _padded(x: torch.Tensor, pads: tuple[int, ...]) -> torch.Tensor:
 # ----------------------------------------------------------------------------- ONNX export and sessions
 
 
-@lru_cache(maxsize=4)
-def _file_digest(path: Path, size: int, mtime: float) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
-
-
 def onnx_model_path(model: Path) -> Path:
     """The ONNX export of dlib's `model` file in the user cache dir ($LATENTATLAS_CACHE/dlib/), keyed by the
     file's SHA-256: built now (a few seconds, written atomically) when it is not there yet."""
     model = Path(model)
-    stat = model.stat()
-    digest = _file_digest(model, stat.st_size, stat.st_mtime)
-    path = default_cache_dir() / "dlib" / f"face-resnet-{digest}.onnx"
-    if not path.is_file():
-        network = FaceResNet(read_face_resnet(model)).eval()
-        print(f"latentatlas: exporting dlib's face ResNet to ONNX once ({path})", file=sys.stderr, flush=True)
-        with warnings.catch_warnings(), atomic_path(path) as tmp, torch.inference_mode():
-            warnings.simplefilter("ignore")  # the exporter's notes on tracing
-            torch.onnx.export(
-                network,
-                (torch.zeros(2, CHIP_SIDE, CHIP_SIDE, 3),),
-                str(tmp),
-                dynamo=False,
-                opset_version=ONNX_OPSET,
-                input_names=["chips"],
-                output_names=["descriptors"],
-                dynamic_axes={"chips": {0: "batch"}, "descriptors": {0: "batch"}},
-            )
-    return path
-
-
-def missing_onnxruntime() -> str | None:
-    """'onnxruntime' or 'onnx' when that package is missing, else None."""
-    for package in ("onnxruntime", "onnx"):
-        try:
-            __import__(package)
-        except ImportError:
-            return package
-    return None
-
-
-@lru_cache(maxsize=4)
-def _session(path: Path, threads: int) -> Any:
-    import onnxruntime  # an optional dependency: imported only where it is used
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    options.log_severity_level = 3
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    path = default_cache_dir() / "dlib" / f"face-resnet-{file_digest(model)}.onnx"
+    return export_once(
+        path,
+        lambda: FaceResNet(read_face_resnet(model)),
+        torch.zeros(2, CHIP_SIDE, CHIP_SIDE, 3),
+        ("chips", "descriptors"),
+        "dlib's face ResNet",
+    )
 
 
 def describe_chips(onnx: Path, chips: np.ndarray, threads: int) -> np.ndarray:
@@ -478,8 +432,8 @@ def describe_chips(onnx: Path, chips: np.ndarray, threads: int) -> np.ndarray:
     chips = np.asarray(chips)
     if chips.ndim != 4 or chips.shape[1:] != (CHIP_SIDE, CHIP_SIDE, 3):
         raise LatentAtlasError(f"face chips must be (n, {CHIP_SIDE}, {CHIP_SIDE}, 3), got {chips.shape}")
-    session = _session(Path(onnx), threads)
+    runner = session(Path(onnx), threads)
     out = np.empty((len(chips), DESCRIPTOR_DIM))
     for start in range(0, len(chips), BATCH):
-        out[start : start + BATCH] = session.run(None, {"chips": chips[start : start + BATCH].astype(np.float32)})[0]
+        out[start : start + BATCH] = runner.run(None, {"chips": chips[start : start + BATCH].astype(np.float32)})[0]
     return out

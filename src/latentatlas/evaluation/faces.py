@@ -208,7 +208,8 @@ def _embed_block(images: np.ndarray, side: int, onnx: str | None = None) -> np.n
 def _descriptor_model() -> str:
     """The ONNX export of dlib's face ResNet (exported once, cached), or "" with one line saying why dlib's
     own network is used instead: onnxruntime missing, or a model file this reader does not understand."""
-    from latentatlas.evaluation.dlib_resnet import ONNX_HINT, missing_onnxruntime, onnx_model_path
+    from latentatlas.evaluation.dlib_resnet import onnx_model_path
+    from latentatlas.evaluation.onnx_export import ONNX_HINT, missing_onnxruntime
 
     path = face_model_path("embedding")  # missing models: FaceModelsMissing, the caller's to report
     slower = "dlib face descriptors run through dlib's own network (over 10x slower)"

@@ -21,7 +21,8 @@ import torch
 
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
-from latentatlas.evaluation.inception_onnx import ONNX_HINT, onnx_session
+from latentatlas.evaluation.inception_onnx import onnx_session
+from latentatlas.evaluation.onnx_export import ONNX_HINT
 from latentatlas.model import default_device
 from latentatlas.progress import Progress
 from latentatlas.stats import one_blas_thread
