@@ -19,6 +19,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -114,6 +115,7 @@ def main() -> None:
         union = np.concatenate([train_z, flipped_zpoints(run, ref.train_rows, Path(args.run) / "flipped_train_z.npy")])
     options = json.loads(args.options)
     started = time.perf_counter()
+    sampler: Any
     if args.load:
         from latentatlas.samplers import load_sampler  # noqa: PLC0415
 
@@ -174,9 +176,9 @@ def main() -> None:
             "held_copy_distance": held_copy,
             "scores": {key: [s.value, s.low, s.high] for key, s in row.scores.items()},
         }
-        if union_tests is not None:
+        if union_tests is not None and union is not None:
             ct, auth = union_tests[0].score(z), union_tests[1]
-            record["union_ct"] = [ct.value, ct.low, ct.high] if ct is not None else None
+            record["union_ct"] = [ct.value, ct.low, ct.high] if ct is not None else [np.nan] * 3
             record["union_copy_distance"] = float(np.median(nearest_distances(z, union)))
             record["union_authenticity"] = auth.score(z).value
             record["union_authenticity_held"] = auth.score(ref.z).value
