@@ -123,7 +123,7 @@ def sampler_ranking(records: list[dict]) -> Ranking | None:
     ceiling = score_of(references.get(RECONSTRUCTION_ROW, {}), metric) if metric else None
     if ceiling is None and metric:  # a latent score: the held-out points themselves are the ceiling
         ceiling, ceiling_row = score_of(real, metric), REAL_ROW
-    tested = _table_rows([*references.values(), *samplers])
+    tested = table_rows([*references.values(), *samplers])
     ranked = []
     for record in samplers:
         name = str(record.get("name"))
@@ -156,7 +156,8 @@ def _copies(record: dict, real: dict) -> bool:
     return ratio is not None and (ratio.high if ratio.has_interval else ratio.value) < COPY_RATIO
 
 
-def _table_rows(records: list[dict]) -> list[EvaluationRow]:
+def table_rows(records: list[dict]) -> list[EvaluationRow]:
+    """The records that parse as evaluation rows (a damaged one is skipped: the artifacts reader reports it)."""
     rows = []
     for record in records:
         try:

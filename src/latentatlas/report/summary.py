@@ -17,7 +17,6 @@ from typing import Any, cast
 
 from latentatlas.evaluation.frontier import LABELS as FRONTIER_LABELS
 from latentatlas.evaluation.frontier import ceiling_verdict
-from latentatlas.evaluation.table import EvaluationRow as TableRow
 from latentatlas.evaluation.verdicts import CEILING_CLAIM, CEILING_KEY
 from latentatlas.findings import Finding
 from latentatlas.report.analysis_sections import CLAIMS
@@ -35,7 +34,15 @@ from latentatlas.report.artifacts import (
 from latentatlas.report.attributes import CONDITIONAL, LINEAR
 from latentatlas.report.blocks import format_number
 from latentatlas.report.common import ATTRIBUTES, FURTHER, SAMPLERS, UNIFORM
-from latentatlas.report.ranking import Ranking, as_number, interval_text, ranking_sentence, sampler_ranking, score_of
+from latentatlas.report.ranking import (
+    Ranking,
+    as_number,
+    interval_text,
+    ranking_sentence,
+    sampler_ranking,
+    score_of,
+    table_rows,
+)
 from latentatlas.store import Run
 from latentatlas.store.staleness import stale_reason
 
@@ -200,13 +207,7 @@ EVALUATION_NUMBERS = {  # finding key -> the row whose latent precision decided 
 def _ceiling_number(records: list[dict]) -> tuple[str, str] | None:
     """The row that decided "ceiling-without-copying" (its quality score), read through the verdict's own
     computation (`evaluation.frontier.ceiling_verdict`) from the table's rows."""
-    rows = []
-    for record in records:
-        try:
-            rows.append(TableRow.from_record(record))
-        except (KeyError, TypeError, ValueError):
-            continue  # a damaged row: the artifacts reader reports it
-    found = ceiling_verdict(rows)
+    found = ceiling_verdict(table_rows(records))
     if found is None or found.deciding is None:
         return None
     label = f"{found.deciding.row} {FRONTIER_LABELS.get(found.quality, found.quality)}"

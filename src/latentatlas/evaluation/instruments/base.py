@@ -145,3 +145,17 @@ class Instrument(ABC):
     def settings(self) -> dict[str, Any]:
         """Entries of evaluation.json's settings (top-level keys)."""
         return {}
+
+
+class FaceEmbeddingInstrument(Instrument):
+    """An instrument on the dlib face embeddings of the decoded images: the full set, off with `--no-faces`, and
+    refused up front when the face models are missing or the images are too small for them."""
+
+    needs: ClassVar[frozenset[Need]] = frozenset({"images", "face_embeddings"})
+    level: ClassVar[Level] = "full"
+    switch: ClassVar[Literal["fid", "faces"] | None] = "faces"
+
+    def check(self, image_size: int | None) -> None:
+        from latentatlas.evaluation.faces import check_face_images
+
+        check_face_images(image_size)

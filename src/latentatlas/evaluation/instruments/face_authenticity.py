@@ -5,14 +5,13 @@ The reconstruction row (held-out images, decoded) scores the level unseen data r
 from __future__ import annotations
 
 from latentatlas.evaluation.copies import Authenticity
-from latentatlas.evaluation.faces import check_face_images
-from latentatlas.evaluation.instruments.base import Instrument, Reference, Row
+from latentatlas.evaluation.instruments.base import FaceEmbeddingInstrument, Reference, Row
 from latentatlas.evaluation.instruments.face_copies import decoded_training_embeddings
 from latentatlas.evaluation.intervals import stream_seed
 from latentatlas.evaluation.score import Metric, Score
 
 
-class FaceAuthenticity(Instrument):
+class FaceAuthenticity(FaceEmbeddingInstrument):
     name = "face_authenticity"
     columns = (
         Metric(
@@ -22,12 +21,6 @@ class FaceAuthenticity(Instrument):
             "(Alaa et al. 2022; the reconstruction row: the held-out level)",
         ),
     )
-    needs = frozenset({"images", "face_embeddings"})
-    level = "full"
-    switch = "faces"
-
-    def check(self, image_size: int | None) -> None:
-        check_face_images(image_size)
 
     def prepare(self, reference: Reference) -> None:
         self.test: Authenticity | None = None

@@ -8,8 +8,7 @@ from typing import Any
 import numpy as np
 
 from latentatlas.evaluation.copies import copy_scores, face_threshold
-from latentatlas.evaluation.faces import check_face_images
-from latentatlas.evaluation.instruments.base import Instrument, Reference, Row
+from latentatlas.evaluation.instruments.base import FaceEmbeddingInstrument, Reference, Row
 from latentatlas.evaluation.instruments.cnn_faces import FACES_WITHHELD, faces_withheld, reconstruction_faces
 from latentatlas.evaluation.intervals import mean_interval, stream_seed
 from latentatlas.evaluation.knn import nearest_distances
@@ -20,7 +19,7 @@ FACE_COPY_REFERENCE = 20_000  # training images embedded for face copies (a seed
 DECODE_BLOCK = 1024
 
 
-class FaceCopies(Instrument):
+class FaceCopies(FaceEmbeddingInstrument):
     name = "face_copies"
     columns = (
         Metric(
@@ -33,12 +32,6 @@ class FaceCopies(Instrument):
             "face_copy_ratio", None, "median face distance to the nearest decoded training image, samples / held-out"
         ),
     )
-    needs = frozenset({"images", "face_embeddings"})
-    level = "full"
-    switch = "faces"
-
-    def check(self, image_size: int | None) -> None:
-        check_face_images(image_size)
 
     def prepare(self, reference: Reference) -> None:
         self.seed = reference.seed

@@ -7,14 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 from latentatlas.evaluation.copies import CopyingTest
-from latentatlas.evaluation.faces import check_face_images
-from latentatlas.evaluation.instruments.base import Instrument, Reference, Row
+from latentatlas.evaluation.instruments.base import FaceEmbeddingInstrument, Reference, Row
 from latentatlas.evaluation.instruments.face_copies import decoded_training_embeddings
 from latentatlas.evaluation.intervals import stream_seed
 from latentatlas.evaluation.score import Metric, Score
 
 
-class FaceCt(Instrument):
+class FaceCt(FaceEmbeddingInstrument):
     name = "face_ct"
     columns = (
         Metric(
@@ -23,12 +22,6 @@ class FaceCt(Instrument):
             "data-copying test C_T among decoded images' face embeddings (Meehan et al. 2020): << 0 copies",
         ),
     )
-    needs = frozenset({"images", "face_embeddings"})
-    level = "full"
-    switch = "faces"
-
-    def check(self, image_size: int | None) -> None:
-        check_face_images(image_size)
 
     def prepare(self, reference: Reference) -> None:
         self.test: CopyingTest | None = None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from latentatlas.evaluation.faces import FaceEmbedder, check_face_images
+from latentatlas.evaluation.faces import FaceEmbedder
 from latentatlas.evaluation.inception import fid
-from latentatlas.evaluation.instruments.base import Instrument, Reference, Row
+from latentatlas.evaluation.instruments.base import FaceEmbeddingInstrument, Reference, Row
 from latentatlas.evaluation.instruments.cnn_faces import FACES_WITHHELD, faces_withheld, reconstruction_faces
 from latentatlas.evaluation.instruments.latent_knn import knn_interval_scores
 from latentatlas.evaluation.intervals import paired_interval, stream_seed
@@ -14,7 +14,7 @@ from latentatlas.evaluation.knn import knn_items
 from latentatlas.evaluation.score import Metric, Score
 
 
-class FaceEmbeddingScores(Instrument):
+class FaceEmbeddingScores(FaceEmbeddingInstrument):
     name = "face_embeddings"
     columns = (
         Metric("fd_face", False, "Fréchet distance between dlib face embeddings of samples and held-out images"),
@@ -23,12 +23,6 @@ class FaceEmbeddingScores(Instrument):
         Metric("face_density", None, "density on face embeddings against the held-out images"),
         Metric("face_coverage", True, "coverage on face embeddings against the held-out images"),
     )
-    needs = frozenset({"images", "face_embeddings"})
-    level = "full"
-    switch = "faces"
-
-    def check(self, image_size: int | None) -> None:
-        check_face_images(image_size)
 
     def prepare(self, reference: Reference) -> None:
         self.reference = reference
