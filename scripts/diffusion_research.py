@@ -28,6 +28,7 @@ from latentatlas.evaluation.copies import Authenticity, CopyingTest
 from latentatlas.evaluation.instruments import instrument_set
 from latentatlas.evaluation.knn import nearest_distances
 from latentatlas.pipelines.evaluate_rows import build_reference
+from latentatlas.pipelines.reencode import Reencoded
 from latentatlas.samplers.base import EpochReport, split_rows
 from latentatlas.samplers.diffusion import Diffusion
 from latentatlas.store.run import Run
@@ -52,23 +53,6 @@ class PairedDiffusion(Diffusion):
         self.validation_log_likelihood_ = float(self._log_density(val).mean() / z.shape[1])
 
 
-class Projected:
-    """A fitted sampler whose draws are carried `rounds` times through z <- encode(decode(z)): onto the
-    encoder's range, where the decoder saw its training inputs."""
-
-    def __init__(self, sampler, run: Run, rounds: int) -> None:  # noqa: ANN001
-        self.sampler, self.run, self.rounds = sampler, run, rounds
-
-    def sample(self, n: int, seed: int = 0) -> np.ndarray:
-        z = self.sampler.sample(n, seed=seed)
-        for _ in range(self.rounds):
-            z = self.run.encode(self.run.decode(z)).astype(np.float32)
-        return z
-
-    def __getattr__(self, name: str):  # noqa: ANN204 (score_samples, log_likelihood, temperature...)
-        return getattr(self.sampler, name)
-
-
 def flipped_zpoints(run: Run, rows: np.ndarray, cache: Path) -> np.ndarray:
     """The encoder's z-points of the horizontally flipped images `rows` (cached in `cache`)."""
     if cache.is_file():
@@ -90,7 +74,9 @@ def main() -> None:
     parser.add_argument("--out", default="/tmp/diffexp/results.jsonl")
     parser.add_argument("--save", default=None, help="folder to save the fitted sampler in")
     parser.add_argument("--load", default=None, help="a saved sampler folder instead of fitting")
-    parser.add_argument("--project", type=int, default=0, help="rounds of z <- encode(decode(z)) after sampling")
+    parser.add_argument(
+        "--project", type=int, default=0, help="rounds of z <- encode(decode(z)) after sampling (the CLI's --reencode)"
+    )
     parser.add_argument("--sampler", default="diffusion", help="another registered sampler (a baseline row)")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -158,7 +144,7 @@ def main() -> None:
         tempered = copy.copy(sampler)
         tempered.temperature = temperature
         if args.project:
-            tempered = Projected(tempered, run, args.project)
+            tempered = Reencoded(tempered, run, args.project)
         row_started = time.perf_counter()
         row, _ = scorer.score(f"diffusion-{args.name}-T{temperature}", tempered, args.n, 0)
         z = tempered.sample(args.n, seed=0)
@@ -189,7 +175,7 @@ def main() -> None:
             f"{args.name} T={temperature}: FID {s['fid'][0]:.1f} [{s['fid'][1]:.1f}, {s['fid'][2]:.1f}] "
             f"FIDinf {s['fid_infinity'][0]:.1f} KID {s['kid'][0]:.4f} C_T {s.get('latent_ct', [np.nan])[0]:+.2f} "
             f"copy ratio {s['latent_copy_ratio'][0]:.3f} copy dist {record['copy_distance']:.1f} "
-            f"P/R {s['precision'][0]:.2f}/{s['recall'][0]:.2f} ll {s['log_likelihood'][0]:.3f} "
+            f"P/R {s['precision'][0]:.2f}/{s['recall'][0]:.2f} ll {s.get('log_likelihood', [np.nan])[0]:.3f} "
             + (
                 f"union C_T {record['union_ct'][0]:+.2f} auth {record['union_authenticity']:.3f}/"
                 f"{record['union_authenticity_held']:.3f} "

@@ -479,6 +479,33 @@ def test_saved_samplers_are_reused_not_refitted(tiny_run_copy, monkeypatch, caps
     assert "fitting gaussian on" in capsys.readouterr().err
 
 
+def test_a_slow_fit_is_kept_for_the_next_evaluation_and_only_for_its_store(tiny_run_copy, monkeypatch, capsys):
+    from latentatlas.io import read_json, write_json
+    from latentatlas.pipelines import evaluate
+    from latentatlas.samplers import SAMPLERS
+
+    common = dict(samplers=["gmm"], n=30, k=3, instruments="quick", faces=False)
+    evaluate_run(tiny_run_copy, **common, write=False)
+    assert not (tiny_run_copy.path / "cache" / "samplers").exists()  # write=False leaves the run untouched
+    evaluate_run(tiny_run_copy, **common)
+    assert not (tiny_run_copy.path / "cache" / "samplers").exists()  # a fit under KEEP_FIT_SECONDS is redone
+    monkeypatch.setattr(evaluate, "KEEP_FIT_SECONDS", 0.0)
+    first = evaluate_run(tiny_run_copy, **common)
+    (kept,) = (tiny_run_copy.path / "cache" / "samplers").iterdir()
+    assert kept.name.startswith("gmm-") and (kept / "sampler" / "sampler.json").is_file()
+    real_fit = SAMPLERS["gmm"].fit
+    monkeypatch.setattr(SAMPLERS["gmm"], "fit", lambda self, z, **_: pytest.fail("refitted a kept fit"))
+    capsys.readouterr()
+    second = evaluate_run(tiny_run_copy, **common)
+    assert f"gmm: reusing the fit in {kept}" in capsys.readouterr().err
+    assert second.row("gmm").scores == first.row("gmm").scores  # the same fit, the same draws
+    info = read_json(kept / "info.json")
+    write_json(kept / "info.json", {**info, "store_id": "another-store"})  # z-points encoded anew: fitted anew
+    monkeypatch.setattr(SAMPLERS["gmm"], "fit", real_fit)
+    evaluate_run(tiny_run_copy, **common)
+    assert "fitting gmm on" in capsys.readouterr().err
+
+
 def test_evaluations_accumulate_per_sampler_n_and_seed(tiny_run_copy, capsys):
     def evaluate(samplers, n, seed=0):
         options = dict(k=3, instruments="quick", faces=False, progress=False)

@@ -9,7 +9,9 @@ argument types.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from latentatlas import __version__
@@ -36,10 +38,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that the command unwinds like an interrupt: unfinished artifact
+    folders are removed, locks released and the face-model worker processes stopped at exit. Without it the
+    default action ended the process at once and left its workers (and their forkserver) running, orphaned."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(_attach_negative_lists(sys.argv[1:] if argv is None else argv))
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         return args.run(args) or 0
+    except Terminated:
+        print("latentatlas: stopped by SIGTERM", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except LatentAtlasError as exc:
         print(f"latentatlas: error: {exc}", file=sys.stderr)
         return 2
@@ -52,3 +69,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("latentatlas: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

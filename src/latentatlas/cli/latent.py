@@ -165,7 +165,7 @@ def _sample_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out",
         type=_path_argument,
-        help="output folder (default RUN/samples/<sampler>[-options][-val][-where-...]-seed<seed>)",
+        help="output folder (default RUN/samples/<sampler>[-options][-reencodeK][-val][-where-...]-seed<seed>)",
     )
     p.add_argument("--subset", choices=["train", "val"], default="train", help="z-points the sampler is fitted on")
     p.add_argument("--grid", type=int, default=64, help="at most this many images in grid.png (default 64)")
@@ -173,6 +173,13 @@ def _sample_arguments(p: argparse.ArgumentParser) -> None:
         "--where",
         metavar="CONDITION",
         help="fit only on z-points whose attributes satisfy it, e.g. Male=1,Eyeglasses=1",
+    )
+    p.add_argument(
+        "--reencode",
+        type=int,
+        default=0,
+        metavar="K",
+        help="carry the draws K times through z <- encode(decode(z)), onto the encoder's range (default 0)",
     )
     _sampler_option_arguments(p)
 
@@ -194,6 +201,7 @@ def _sample(args: argparse.Namespace) -> int:
         where=args.where,
         save_images=args.save_images,
         progress=True,
+        reencode=args.reencode,
         **options,
     )
     print(f"wrote {info['path']}: {info['n']} {args.sampler} vectors (z.npy), grid.png, sampler/, info.json")

@@ -57,6 +57,13 @@ def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
         default=4096,
         help="rows per k-NN distance block, at most 2048 on the CPU (memory ~ a few chunk² x 4 bytes)",
     )
+    p.add_argument(
+        "--reencode",
+        type=_int_list,
+        metavar="K[,K...]",
+        help="one row per number of rounds of z <- encode(decode(z)) applied to every sampler's draws, e.g. 0,2 "
+        "(pipelines/reencode.py)",
+    )
     _sampler_option_arguments(p, lists=EVALUATE_LISTS)
 
 
@@ -86,6 +93,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         instruments=args.instruments,
         device=run.device,
         temperatures=listed_option(args, "temperature"),
+        reencodes=args.reencode,
     )
     print(evaluation_markdown(result), end="")
     print(f"wrote {run.path / 'evaluation'}/evaluation.json, evaluation.csv, evaluation.md")

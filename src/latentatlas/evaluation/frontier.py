@@ -123,6 +123,12 @@ class OperatingPoint:
     copies: bool | None
     copy_evidence: str
     keeps: bool = True  # keeps the companion score (recall, for latent precision) at the ceiling row's
+    reencode: int = 0  # rounds of z <- encode(decode(z)) applied to the draws
+
+    @property
+    def setting(self) -> str:
+        """'T = 0.95', or 'T = 0.95, re-encoded 2×' for a row whose draws were re-encoded."""
+        return f"T = {self.temperature:g}" + (f", re-encoded {self.reencode}×" if self.reencode else "")
 
 
 def _keeps(row: EvaluationRow, rows: Sequence[EvaluationRow], quality: str) -> bool:
@@ -144,7 +150,9 @@ def operating_points(rows: Sequence[EvaluationRow]) -> tuple[str | None, str | N
         copying, evidence = copies(row, rows)
         found = _score(row, novelty) if novelty else None
         keeps = _keeps(row, rows, quality)  # type: ignore[arg-type]  (quality is set when score is)
-        points.append(OperatingPoint(row.name, row.sampler, row.temperature, score, found, copying, evidence, keeps))
+        points.append(
+            OperatingPoint(row.name, row.sampler, row.temperature, score, found, copying, evidence, keeps, row.reencode)
+        )
     return quality, novelty, points
 
 
@@ -183,7 +191,7 @@ def frontier_lines(rows: Sequence[EvaluationRow]) -> list[str]:
             lines.append(f"{sampler}: no operating point without copying ({reasons})")
             continue
         lines.append(
-            f"{sampler}: T = {point.temperature:g} ({point.row}): {score_text(quality, point.quality)}; "
+            f"{sampler}: {point.setting} ({point.row}): {score_text(quality, point.quality)}; "
             f"not copying ({point.copy_evidence})"
         )
     return lines

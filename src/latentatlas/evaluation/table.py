@@ -97,6 +97,11 @@ class EvaluationRow:
         """The temperature the row was drawn at (1 when its sampler has none or it was not given)."""
         return float(self.options.get("temperature", 1.0))
 
+    @property
+    def reencode(self) -> int:
+        """Rounds of z <- encode(decode(z)) applied to the row's draws (`pipelines.reencode`; 0: as drawn)."""
+        return int(self.options.get("reencode", 0))
+
     def record(self) -> dict[str, Any]:
         """Flat JSON/CSV record: name, kind, n, seed, options, each metric (+ _low/_high where an interval
         exists), seconds; sampler rows also name their `sampler`."""
@@ -134,11 +139,13 @@ class EvaluationRow:
 
 
 def row_label(sampler: str, options: dict[str, Any]) -> str:
-    """A sampler row's name: the sampler's, with its temperature when that is not 1 ("gaussian T=0.85"), so rows
-    of one sampler at several temperatures are told apart (and the T = 1 row is the plain sampler's row: its
-    draws are bit for bit those without a temperature)."""
-    temperature = float(options.get("temperature", 1.0))
-    return sampler if temperature == 1.0 else f"{sampler} T={temperature:g}"
+    """A sampler row's name: the sampler's, with its temperature when that is not 1 ("gaussian T=0.85") and its
+    rounds of re-encoding when there are some ("gaussian T=0.85 reencode=2"), so rows of one sampler at several
+    temperatures are told apart (and the T = 1 row is the plain sampler's row: its draws are bit for bit those
+    without a temperature)."""
+    temperature, rounds = float(options.get("temperature", 1.0)), int(options.get("reencode", 0))
+    label = sampler if temperature == 1.0 else f"{sampler} T={temperature:g}"
+    return f"{label} reencode={rounds}" if rounds else label
 
 
 def table_frame(rows: Sequence[EvaluationRow]) -> pd.DataFrame:

@@ -13,10 +13,13 @@ result; the instruments themselves live in `evaluation.instruments`, one module 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -53,6 +56,7 @@ from latentatlas.pipelines.evaluate_rows import (
     real_images,
     run_classes,
 )
+from latentatlas.pipelines.reencode import Reencoded, check_rounds
 from latentatlas.progress import Progress, epoch_progress
 from latentatlas.region_model import MAX_REGIONS
 from latentatlas.samplers import SAMPLERS, load_sampler, make_sampler, sampler_options
@@ -127,12 +131,20 @@ class SamplerStep:
     options: dict[str, Any]
 
 
+# Options that change only how a fitted sampler draws, not its fit: every row of one sampler shares one fit.
+DRAW_OPTIONS = ("temperature", "reencode")
+
+
 def sampler_steps(
-    names: list[str], options: dict[str, dict], temperatures: Sequence[float] | None = None
+    names: list[str],
+    options: dict[str, dict],
+    temperatures: Sequence[float] | None = None,
+    reencodes: Sequence[int] | None = None,
 ) -> list[SamplerStep]:
     """The sampler rows: one per sampler, or, with `temperatures`, one per temperature for every sampler that has
     a `temperature` parameter (the others keep their one row). Each temperature is checked by the sampler's
-    own option check; a list that no selected sampler can use is refused."""
+    own option check; a list that no selected sampler can use is refused. With `reencodes` (rounds of
+    z <- encode(decode(z)), `pipelines.reencode`), each of those rows once per number of rounds (0: as drawn)."""
     if temperatures is not None:
         temperatures = list(dict.fromkeys(float(t) for t in temperatures))  # once each, in the order given
         tempered = [name for name in names if "temperature" in sampler_options(name)]
@@ -159,7 +171,17 @@ def sampler_steps(
             if temperature != 1.0:
                 tempered["temperature"] = temperature
             steps.append(SamplerStep(row_label(name, tempered), name, tempered))
-    return steps
+    if reencodes is None:
+        return steps
+    rounds = list(dict.fromkeys(check_rounds(r) for r in reencodes))
+    if not rounds:
+        raise LatentAtlasError("--reencode: give at least one number of rounds, e.g. 0,2")
+    expanded = []
+    for step in steps:
+        for count in rounds:
+            drawn = {**step.options, "reencode": count} if count else dict(step.options)
+            expanded.append(SamplerStep(row_label(step.sampler, drawn), step.sampler, drawn))
+    return expanded
 
 
 def _n_used(n: int, held_available: int) -> int:
@@ -174,36 +196,65 @@ def _n_used(n: int, held_available: int) -> int:
     return n
 
 
-def fitted_sampler(run: Run, name: str, options: dict[str, Any], train_z: np.ndarray, progress: bool) -> Any:
-    """The sampler `name` fitted on the training z-points: reused from a `latentatlas sample` folder of the run
-    when one holds the same sampler, options and training z-points (encoded by the same weights);
-    otherwise fitted here, with a message (some fits take minutes)."""
+# A fit that took at least this long is kept in RUN/cache/samplers/ for the next evaluation (on celeba-10k the
+# neural samplers and gmm-bic: 20-90 s each, 3-4 min of a warm 16-row evaluation); quicker fits are redone,
+# so resample's copy of the training points and the Gaussians' moments do not fill the run folder.
+KEEP_FIT_SECONDS = 5.0
+
+
+def _saved_fits(run: Run) -> list[Path]:
+    """Sampler folders that hold a fit with its info.json: `latentatlas sample` folders, then kept fits."""
+    return [path.parent for pattern in ("samples/*/info.json", "cache/samplers/*/info.json")
+            for path in sorted(run.path.glob(pattern))]  # fmt: skip
+
+
+def _fit_info(run: Run, name: str, params: dict[str, Any], fitted_on: int) -> dict[str, Any]:
+    return {**run.provenance(), "command": "evaluate", "sampler": name, "options": params, "subset": "train",
+            "where": None, "fitted_on": fitted_on}  # fmt: skip
+
+
+def fitted_sampler(
+    run: Run, name: str, options: dict[str, Any], train_z: np.ndarray, progress: bool, keep: bool = False
+) -> Any:
+    """The sampler `name` fitted on the training z-points: reused from a `latentatlas sample` folder of the run,
+    or from a fit an earlier evaluation kept (RUN/cache/samplers/), when one holds the same sampler, options
+    and training z-points (the same store, encoded by the same weights); otherwise fitted here, with a message
+    (some fits take minutes), and with `keep` kept for the next evaluation when it took KEEP_FIT_SECONDS or more."""
     estimator = make_sampler(name, **options)
-    wanted = to_jsonable(estimator.get_params())  # as info.json stores them (write_json: NaN -> null)
-    weights = run.provenance()["weights_id"]
-    for info_path in sorted((run.path / "samples").glob("*/info.json")):
-        folder = info_path.parent / "sampler"
+    params = to_jsonable(estimator.get_params())  # as info.json stores them (write_json: NaN -> null)
+    provenance = run.provenance()
+    for folder in _saved_fits(run):
         try:
-            info = read_json(info_path)
+            info = read_json(folder / "info.json")
             same = (
                 isinstance(info, dict)
                 and info.get("sampler") == name
-                and to_jsonable(info.get("options")) == wanted
+                and to_jsonable(info.get("options")) == params
                 and info.get("subset") == "train"
                 and info.get("where") is None
                 and info.get("fitted_on") == len(train_z)
-                and folder.is_dir()
-                and info.get("weights_id") == weights
+                and (folder / "sampler").is_dir()
+                and info.get("weights_id") == provenance["weights_id"]
+                and info.get("store_id") == provenance["store_id"]
             )
             if same:
-                sampler = load_sampler(folder)
+                sampler = load_sampler(folder / "sampler")
                 if getattr(sampler, "n_features_", None) == train_z.shape[1]:
+                    if progress:
+                        print(f"latentatlas: {name}: reusing the fit in {folder}", file=sys.stderr)
                     return sampler
         except LatentAtlasError:
             continue  # a damaged or foreign folder: fit instead
     if progress:
         print(f"latentatlas: fitting {name} on {len(train_z)} training z-points", file=sys.stderr)
-    return estimator.fit(train_z, progress=epoch_progress() if progress else None)
+    started = time.perf_counter()
+    estimator.fit(train_z, progress=epoch_progress() if progress else None)
+    if keep and time.perf_counter() - started >= KEEP_FIT_SECONDS:
+        digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+        with atomic_folder(run.path / "cache" / "samplers" / f"{name}-{digest}", kind="sampler-fit") as tmp:
+            estimator.save(tmp / "sampler")
+            write_json(tmp / "info.json", _fit_info(run, name, params, len(train_z)))
+    return estimator
 
 
 def _instruments(run: Run, name: str, fid_scores: bool, faces: bool) -> list[Instrument]:
@@ -244,6 +295,7 @@ def evaluate_run(
     instruments: str = "standard",
     max_regions: int = MAX_REGIONS,
     temperatures: Sequence[float] | None = None,
+    reencodes: Sequence[int] | None = None,
 ) -> Evaluation:
     """Score each sampler (fitted on the training z-points, n samples) against the run's held-out data.
 
@@ -252,7 +304,8 @@ def evaluate_run(
     "standard" (the default: + FID/KID) or "full" (+ dlib faces; see `evaluation.instruments`).
     `max_regions` bounds the BIC sweep that finds the regions of the training z-points (void share).
     `temperatures` gives one row per temperature to every sampler with a `temperature` parameter (the
-    quality-novelty frontier; each sampler is fitted once, the temperature only changes its draw).
+    quality-novelty frontier; each sampler is fitted once, the temperature only changes its draw). `reencodes`
+    gives each of those rows once per number of rounds of z <- encode(decode(z)) (`pipelines.reencode`).
     Writes RUN/evaluation/evaluation.{json,csv,md}, entries/ and figures (unless write=False) and returns
     the rows, findings and ranking.
     """
@@ -261,7 +314,9 @@ def evaluate_run(
     max_regions = checks.positive_int(max_regions, "max_regions")
     tools = _instruments(run, instruments, fid_scores, faces)
     names = _validate_samplers(samplers, sampler_options)
-    steps = sampler_steps(names, sampler_options or {}, temperatures)
+    steps = sampler_steps(names, sampler_options or {}, temperatures, reencodes)
+    for step in steps:
+        check_rounds(step.options.get("reencode", 0), run)  # before any work: the run must have an encoder
     tools = _available(tools, run.image_size if decodes(run) else None)
     train_rows, val_rows = held_out_rows(run)
     check_zpoint_range(run)
@@ -301,6 +356,7 @@ def evaluate_run(
         "kid_subset_size": kid_subset_size,
         "sampler_options": sampler_options or {},
         "temperatures": None if temperatures is None else sorted({float(t) for t in temperatures}),
+        "reencodes": None if reencodes is None else sorted({int(r) for r in reencodes}),
     }
     for instrument in tools:
         settings.update(instrument.settings())
@@ -327,7 +383,8 @@ def _score_rows(
     scorer: RowScorer, steps: list[SamplerStep], n: int, seed: int
 ) -> tuple[list[EvaluationRow], dict[str, np.ndarray]]:
     """The two reference rows, then one row per sampler step (each sampler fitted or reused once, its other
-    temperatures a copy of the fitted sampler with only the temperature changed), and the first images of each."""
+    temperatures a copy of the fitted sampler with only the temperature changed, its re-encoded rows that
+    sampler's draws re-encoded), and the first images of each."""
     rows: list[EvaluationRow] = []
     previews: dict[str, np.ndarray] = {}  # the first PREVIEW images of each row, for samples.png
     labels = [REAL_ROW, RECONSTRUCTION_ROW, *(step.label for step in steps)]
@@ -339,14 +396,23 @@ def _score_rows(
             started = time.perf_counter()
             sampler, step = None, by_label.get(label)
             if step is not None:
-                untempered = {k: v for k, v in step.options.items() if k != "temperature"}
+                fit_options = {k: v for k, v in step.options.items() if k not in DRAW_OPTIONS}
                 if step.sampler not in fitted:
-                    fit = fitted_sampler(scorer.run, step.sampler, untempered, ref.train_z, ref.progress)
+                    fit = fitted_sampler(
+                        scorer.run,
+                        step.sampler,
+                        fit_options,
+                        ref.train_z,
+                        ref.progress,
+                        keep=scorer.cache.folder is not None,
+                    )
                     fitted[step.sampler] = fit
                 sampler = fitted[step.sampler]
                 if "temperature" in step.options:  # fitting ignores the temperature: only the draw changes
                     sampler = copy.copy(sampler)
                     sampler.temperature = float(step.options["temperature"])
+                if step.options.get("reencode"):
+                    sampler = Reencoded(sampler, scorer.run, int(step.options["reencode"]))
             row, images = scorer.score(label, sampler, n, seed)
             row.seconds = round(time.perf_counter() - started, 2)
             row.seed = seed

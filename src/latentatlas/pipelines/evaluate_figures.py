@@ -96,7 +96,7 @@ def _frontier(folder: Path, rows: list[EvaluationRow]) -> dict[str, str] | None:
     marks = [
         {
             "label": point.row,
-            "group": point.sampler,
+            "group": point.sampler + (f" reencode={point.reencode}" if point.reencode else ""),
             "temperature": point.temperature,
             "x": point.novelty.value,
             "y": point.quality.value,
@@ -118,13 +118,14 @@ def _frontier(folder: Path, rows: list[EvaluationRow]) -> dict[str, str] | None:
     )
     save_figure(fig, folder / "frontier.png")
     best = best_operating_points(rows)
-    stated = "; ".join(f"{point.sampler}: T = {point.temperature:g}" for point in best) or "none without copying"
+    stated = "; ".join(f"{point.sampler}: {point.setting}" for point in best) or "none without copying"
     n = rows[0].n if rows else 0
     return {
         "file": "frontier.png",
         "caption": f"The quality-novelty frontier at n = {n}: {LABELS[quality]} against {LABELS[novelty]} per "
-        "sampler row (its temperatures joined), 95 % intervals as bars; the reconstruction ceiling and the real "
-        f"floor as lines. Best operating point per sampler (best quality without copying): {stated}",
+        "sampler row (its temperatures joined, re-encoded rows apart), 95 % intervals as bars; the reconstruction "
+        "ceiling and the real floor as lines. Best operating point per sampler (best quality without copying): "
+        f"{stated}",
     }
 
 

@@ -13,6 +13,8 @@ from latentatlas.analysis.conditions import MIN_CONDITIONED_ROWS, parse_where, w
 from latentatlas.errors import LatentAtlasError
 from latentatlas.io import atomic_folder, png_bytes, save_npy, write_json
 from latentatlas.pipelines.conditional import rows_needed
+from latentatlas.pipelines.reencode import check_rounds
+from latentatlas.pipelines.reencode import reencode as reencode_draws
 from latentatlas.plots import save_image_grid
 from latentatlas.progress import epoch_progress
 from latentatlas.samplers import make_sampler
@@ -60,6 +62,7 @@ def sample_run(
     where: str | None = None,
     save_images: bool = False,
     progress: bool = False,
+    reencode: int = 0,
     **options: Any,
 ) -> dict:
     """Fit sampler `sampler` on the run's `subset` z-points, draw `n` vectors and decode them.
@@ -70,11 +73,14 @@ def sample_run(
     and info.json. Everything is validated and computed before the folder appears. `where` (e.g.
     "Male=1,Eyeglasses=1") fits the sampler only on the z-points whose attributes satisfy it. With
     `progress`, a sampler that trains (flow, two-stage) reports every epoch on stderr (`epoch_progress`).
+    `reencode` carries the draws that many times through z <- encode(decode(z)) (`pipelines.reencode`; in the
+    folder's name, z.npy holds the re-encoded vectors and sampler/ the fitted sampler).
     """
     estimator = make_sampler(sampler, **options)
     n = checks.positive_int(n, "number of samples n")
     seed = checks.seed(seed)
     grid_limit = checks.positive_int(grid_limit, "grid size")
+    reencode = check_rounds(reencode, run)
     conditions = parse_where(where) if where is not None else []
     z = run_zpoints(run, subset)
     if conditions:
@@ -90,14 +96,15 @@ def sample_run(
     if save_images:
         checks.allocation((n, run.image_size, run.image_size, 3), 1, f"--save-images of {n} images")
     estimator.fit(z, progress=epoch_progress() if progress else None)
-    vectors = estimator.sample(n, seed=seed)
+    vectors = reencode_draws(run, estimator.sample(n, seed=seed), reencode)
     shown = min(n, grid_limit)
     images = run.decode(vectors[:shown])
     words = {"=": "=", "<": "-lt", ">": "-gt", "<=": "-le", ">=": "-ge"}
     condition_slug = "-where-" + ",".join(f"{n}{words[o]}{v:g}" for n, o, v in conditions) if conditions else ""
     # The subset is in the name when it is not the default, so a val sample does not replace the train one.
     subset_slug = f"-{subset}" if subset != "train" else ""
-    default = f"{sampler}{_option_slug(options)}{subset_slug}{condition_slug}-seed{seed}"
+    reencode_slug = f"-reencode{reencode}" if reencode else ""
+    default = f"{sampler}{_option_slug(options)}{reencode_slug}{subset_slug}{condition_slug}-seed{seed}"
     folder = Path(out) if out is not None else run.path / "samples" / default
     info = {
         **run.provenance(),
@@ -107,6 +114,7 @@ def sample_run(
         "options": estimator.get_params(),
         "n": n,
         "seed": seed,
+        "reencode": reencode,
         "subset": subset,
         "where": where,
         "fitted_on": int(len(z)),
@@ -116,8 +124,10 @@ def sample_run(
         "figures": [
             {
                 "file": "grid.png",
-                "caption": f"{shown} of {n} images decoded from {sampler} latent vectors (seed {seed}), "
-                f"the sampler fitted on {len(z)} {subset} z-points" + (f" with {where}" if where else ""),
+                "caption": f"{shown} of {n} images decoded from {sampler} latent vectors (seed {seed}"
+                + (f", re-encoded {reencode}×" if reencode else "")
+                + f"), the sampler fitted on {len(z)} {subset} z-points"
+                + (f" with {where}" if where else ""),
             }
         ],
     }
