@@ -211,7 +211,7 @@ def build_reference(
                 f"held-out images are {reference.images.shape[1:3]}, the run's model works at {size}x{size}"
             )
         train_images = reference.source_images(reference_rows)
-        if progress:
+        if progress and rows_count:  # the plan of an evaluation's rows (a script scoring its own rows has none)
             plan = plan_line(
                 cache,
                 instruments,
