@@ -506,6 +506,17 @@ def test_a_slow_fit_is_kept_for_the_next_evaluation_and_only_for_its_store(tiny_
     assert "fitting gmm on" in capsys.readouterr().err
 
 
+def test_a_fit_that_cannot_be_kept_is_named_and_the_evaluation_goes_on(tiny_run_copy, monkeypatch, capsys):
+    from latentatlas.pipelines import evaluate
+
+    monkeypatch.setattr(evaluate, "KEEP_FIT_SECONDS", 0.0)
+    (tiny_run_copy.path / "cache").mkdir(exist_ok=True)
+    (tiny_run_copy.path / "cache" / "samplers").write_text("a file where the kept fits would go")
+    result = evaluate_run(tiny_run_copy, samplers=["gmm"], n=30, k=3, instruments="quick", faces=False)
+    assert "gmm: the fit is not kept for the next evaluation" in capsys.readouterr().err
+    assert [row.name for row in result.rows][2:] == ["gmm"]
+
+
 def test_evaluations_accumulate_per_sampler_n_and_seed(tiny_run_copy, capsys):
     def evaluate(samplers, n, seed=0):
         options = dict(k=3, instruments="quick", faces=False, progress=False)

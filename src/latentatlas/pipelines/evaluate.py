@@ -208,11 +208,6 @@ def _saved_fits(run: Run) -> list[Path]:
             for path in sorted(run.path.glob(pattern))]  # fmt: skip
 
 
-def _fit_info(run: Run, name: str, params: dict[str, Any], fitted_on: int) -> dict[str, Any]:
-    return {**run.provenance(), "command": "evaluate", "sampler": name, "options": params, "subset": "train",
-            "where": None, "fitted_on": fitted_on}  # fmt: skip
-
-
 def fitted_sampler(
     run: Run, name: str, options: dict[str, Any], train_z: np.ndarray, progress: bool, keep: bool = False
 ) -> Any:
@@ -251,9 +246,14 @@ def fitted_sampler(
     estimator.fit(train_z, progress=epoch_progress() if progress else None)
     if keep and time.perf_counter() - started >= KEEP_FIT_SECONDS:
         digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
-        with atomic_folder(run.path / "cache" / "samplers" / f"{name}-{digest}", kind="sampler-fit") as tmp:
-            estimator.save(tmp / "sampler")
-            write_json(tmp / "info.json", _fit_info(run, name, params, len(train_z)))
+        info = {**provenance, "command": "evaluate", "sampler": name, "options": params, "subset": "train",
+                "where": None, "fitted_on": len(train_z)}  # fmt: skip
+        try:
+            with atomic_folder(run.path / "cache" / "samplers" / f"{name}-{digest}", kind="sampler-fit") as tmp:
+                estimator.save(tmp / "sampler")
+                write_json(tmp / "info.json", info)
+        except (OSError, LatentAtlasError) as exc:  # a cache: the evaluation goes on without it
+            print(f"latentatlas: {name}: the fit is not kept for the next evaluation ({exc})", file=sys.stderr)
     return estimator
 
 
@@ -315,8 +315,7 @@ def evaluate_run(
     tools = _instruments(run, instruments, fid_scores, faces)
     names = _validate_samplers(samplers, sampler_options)
     steps = sampler_steps(names, sampler_options or {}, temperatures, reencodes)
-    for step in steps:
-        check_rounds(step.options.get("reencode", 0), run)  # before any work: the run must have an encoder
+    check_rounds(max(reencodes or [0]), run)  # before any work: re-encoding needs the run's encoder
     tools = _available(tools, run.image_size if decodes(run) else None)
     train_rows, val_rows = held_out_rows(run)
     check_zpoint_range(run)
