@@ -116,6 +116,7 @@ def descriptor_routes(images: np.ndarray, repeats: int) -> None:
     from latentatlas.evaluation import faces
     from latentatlas.evaluation.dlib_resnet import describe_chips
     from latentatlas.evaluation.faces import DLIB_SIDE
+    from latentatlas.evaluation.workers import worker_pool
     from latentatlas.io import usable_cores
 
     network = faces._dlib_models()[2]
@@ -128,19 +129,22 @@ def descriptor_routes(images: np.ndarray, repeats: int) -> None:
     for threads in (1, 2):
         describe_chips(model, chips[:2], threads)  # load the sessions
     workers = usable_cores()
-    pool = faces._worker_pool(workers)
+    pool = worker_pool(workers)
     blocks = [images[rows] for rows in np.array_split(np.arange(n), max(workers, n // 64))]
-    sides = [DLIB_SIDE] * len(blocks)
-    routes = {"dlib": partial(faces._embed_block, onnx=""), "onnx": partial(faces._embed_block, onnx=onnx)}
-    for work in (*routes.values(), _chips_block):  # start the workers, load the models and sessions
-        list(pool.map(work, [images[:2]] * workers, [DLIB_SIDE] * workers))
+    routes = {
+        "dlib": partial(faces._embed_block, side=DLIB_SIDE, onnx=""),
+        "onnx": partial(faces._embed_block, side=DLIB_SIDE, onnx=onnx),
+    }
+    chips_work = partial(_chips_block, side=DLIB_SIDE)
+    for work in (*routes.values(), chips_work):  # start the workers, load the models and sessions
+        list(pool.map(work, [images[:2]] * workers))
     results: dict[str, np.ndarray] = {}
 
     def embed(route: str) -> None:
-        results[route] = np.concatenate(list(pool.map(routes[route], blocks, sides)))
+        results[route] = np.concatenate(list(pool.map(routes[route], blocks)))
 
     def chips_then_main() -> None:
-        parts = pool.map(_chips_block, blocks, sides)
+        parts = pool.map(chips_work, blocks)
         results["main"] = np.concatenate([describe_chips(model, part, workers) for part in parts])
 
     groups = {

@@ -17,7 +17,7 @@ from matplotlib.text import Text
 from latentatlas.cli import main
 from latentatlas.data import synthetic_faces
 from latentatlas.errors import LatentAtlasError
-from latentatlas.evaluation import inception_onnx
+from latentatlas.evaluation import inception_onnx, workers
 from latentatlas.evaluation.faces import CnnFaceDetector, FaceEmbedder
 from latentatlas.evaluation.inception import fid, inception_backend, inception_features
 from latentatlas.evaluation.score import Score
@@ -206,6 +206,23 @@ def test_onnx_and_torchscript_inception_give_the_same_fid(_isolated_cache):
     assert fid(*onnx) > 1.0  # the two sets differ: the comparison is not of two zeros
     exported = list((_isolated_cache / "inception").glob("inception-*.onnx"))
     assert len(exported) == 1 and inception_backend("cpu") == "onnx"
+
+
+@needs_inception
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime not installed")
+def test_inception_in_worker_processes_gives_the_features_and_fid_of_this_process(_isolated_cache, monkeypatch):
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (24, 32, 32, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-60, 60, a.shape), 0, 255).astype(np.uint8)
+    here = [inception_features(images, backend="onnx", batch_size=5) for images in (a, b)]
+    monkeypatch.setattr(workers, "PARALLEL_MIN_IMAGES", 2)
+    monkeypatch.setattr(workers, "usable_cores", lambda: 2)
+    spread = [inception_features(images, backend="onnx", batch_size=5, progress=True) for images in (a, b)]
+    assert workers._pool is not None  # the batches did go to the worker processes
+    np.testing.assert_allclose(spread[0], here[0], atol=1e-3)
+    assert fid(*spread) == pytest.approx(fid(*here), abs=0.01)
+    assert fid(*here) > 1.0
+    assert len(list((_isolated_cache / "inception").glob("inception-*.onnx"))) == 1  # the workers read that export
 
 
 @needs_inception

@@ -10,8 +10,9 @@ import pytest
 from latentatlas.errors import LatentAtlasError
 from latentatlas.evaluation import copies as faces_copies
 from latentatlas.evaluation import faces as faces_module
+from latentatlas.evaluation import workers
 from latentatlas.evaluation.copies import SAME_IDENTITY_DISTANCE, copy_scores, latent_threshold
-from latentatlas.evaluation.faces import CnnFaceDetector, FaceEmbedder
+from latentatlas.evaluation.faces import CnnFaceDetector, FaceDetector, FaceEmbedder
 from latentatlas.evaluation.inception import fid
 from latentatlas.evaluation.intervals import extrapolated_fid, mean_interval, paired_interval, significantly_different
 from latentatlas.evaluation.knn import nearest_distances
@@ -73,17 +74,29 @@ def test_worker_processes_give_the_same_detections_and_embeddings(faces64, monke
     images = np.concatenate([faces64, faces64[:, ::-1]])  # 16 images, 2 workers
     serial_confidence = faces_module._detect_block(images, 192)
     serial_embeddings = faces_module._embed_block(images, 256)
-    monkeypatch.setattr(faces_module, "PARALLEL_MIN_IMAGES", 2)
-    monkeypatch.setattr(faces_module, "FACE_BLOCK", 4)
-    monkeypatch.setattr(faces_module, "usable_cores", lambda: 2)
+    monkeypatch.setattr(workers, "PARALLEL_MIN_IMAGES", 2)
+    monkeypatch.setattr(workers, "BLOCK", 4)
+    monkeypatch.setattr(workers, "usable_cores", lambda: 2)
     parallel = CnnFaceDetector(side=192).detect(images)
     np.testing.assert_array_equal(np.isnan(parallel.confidence), np.isnan(serial_confidence))
     np.testing.assert_allclose(parallel.confidence, serial_confidence, equal_nan=True)
     np.testing.assert_allclose(FaceEmbedder().embed(images), serial_embeddings)
-    pool = faces_module._pool
+    pool = workers._pool
     assert pool is not None
     CnnFaceDetector(side=192).detect(images[:4])
-    assert faces_module._pool is pool  # the workers (and their loaded models) serve every call
+    assert workers._pool is pool  # the workers (and their loaded models) serve every call
+
+
+def test_haar_cascade_in_worker_processes_finds_the_same_faces(faces64, monkeypatch):
+    noise = np.random.default_rng(2).integers(0, 256, (8, 64, 64, 3), dtype=np.uint8)
+    images = np.concatenate([faces64, noise, faces64[:, ::-1]])
+    here = FaceDetector().detect(images)
+    assert here[:8].mean() > 0.5 and not here[8:16].any()  # a comparison of faces and no faces, not of zeros
+    monkeypatch.setattr(workers, "PARALLEL_MIN_IMAGES", 2)
+    monkeypatch.setattr(workers, "BLOCK", 5)
+    monkeypatch.setattr(workers, "usable_cores", lambda: 2)
+    np.testing.assert_array_equal(FaceDetector().detect(images, processes=True), here)
+    assert workers._pool is not None
 
 
 def test_face_instruments_refuse_tiny_images():
@@ -201,6 +214,16 @@ def test_frechet_intervals_cover_the_distance_of_large_sets():
         score = paired_interval(fid, a, b, resamples=40, seed=repetition)
         hits += score.low <= truth <= score.high
     assert hits >= 17
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_frechet_draws_in_threads_are_the_draws_of_one_thread(threads):
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((300, 64)), rng.standard_normal((250, 64)) * 1.2 + 0.1
+    one = paired_interval(fid, a, b, resamples=12, seed=5)
+    assert paired_interval(fid, a, b, resamples=12, seed=5, threads=threads) == one
+    assert paired_interval(fid, a, b, resamples=12, seed=6, threads=threads) != one  # the seed does matter
+    assert extrapolated_fid(fid, a, b, seed=5, threads=threads) == extrapolated_fid(fid, a, b, seed=5)
 
 
 def test_significance_needs_disjoint_intervals():

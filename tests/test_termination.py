@@ -15,11 +15,11 @@ import pytest
 COMMAND = """
 import os, sys, time
 from latentatlas import cli
-from latentatlas.evaluation import faces
+from latentatlas.evaluation import workers
 from latentatlas.io import atomic_folder
 
 def hang(args):
-    pool = faces._worker_pool(2)  # the face models' worker pool, as an evaluation with dlib starts it
+    pool = workers.worker_pool(2)  # the instruments' worker pool, as an evaluation with dlib starts it
     pids = set()
     while len(pids) < 2:
         pids |= {future.result() for future in [pool.submit(os.getpid) for _ in range(8)]}

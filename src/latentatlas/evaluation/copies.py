@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import mannwhitneyu
 from sklearn.cluster import KMeans
 
 from latentatlas import checks
@@ -116,20 +115,43 @@ def c_t(
     (default: those holding at least MIN_CELL_POINTS of the row's points); NaN when none is.
 
     Per cell a Mann-Whitney U test, Z_U = (U - mn/2) / sqrt(mn(m + n + 1) / 12), U counting the pairs in which
-    the row's point lies farther out; C_T is the average of the cells' Z_U weighted by their held-out shares."""
+    the row's point lies farther out (ties half); C_T is the average of the cells' Z_U weighted by their
+    held-out shares."""
+    return _c_t_of_points(np.arange(len(row)), _u_shares(row, row_cells, held, held_cells), row_cells, held_cells, kept)
+
+
+def _u_shares(row: np.ndarray, row_cells: np.ndarray, held: np.ndarray, held_cells: np.ndarray) -> np.ndarray:
+    """Per row point, its share of its cell's Mann-Whitney U: the held-out points of the cell below it, ties
+    counted half. A cell's U is the sum over its points, so a bootstrap draw of the points needs no new test:
+    200 draws x 20 cells of scipy's mannwhitneyu took ~3 s per row and space, these sums milliseconds (the same
+    U, as the test against scipy checks)."""
+    shares = np.zeros(len(row))
+    for cell in np.unique(row_cells):
+        inside = row_cells == cell
+        ranked = np.sort(held[held_cells == cell])
+        below = np.searchsorted(ranked, row[inside], side="left")
+        shares[inside] = below + 0.5 * (np.searchsorted(ranked, row[inside], side="right") - below)
+    return shares
+
+
+def _c_t_of_points(
+    items: np.ndarray, shares: np.ndarray, row_cells: np.ndarray, held_cells: np.ndarray, kept: np.ndarray | None
+) -> float:
+    """C_T of the row's points `items` (indices, repeats allowed) from their U shares."""
+    cells = row_cells[items]
+    size = int(max(cells.max(initial=-1), held_cells.max(initial=-1))) + 1
+    m_all = np.bincount(cells, minlength=size)
     if kept is None:
-        cells, counts = np.unique(row_cells, return_counts=True)
-        kept = cells[counts >= MIN_CELL_POINTS]
-    z_scores, weights = [], []
-    for cell in kept:
-        a, b = row[row_cells == cell], held[held_cells == cell]
-        if len(a) == 0 or len(b) == 0:  # (a resample can empty a kept cell; a cell without held-out points weighs 0)
-            continue
-        m, n = len(a), len(b)
-        u = mannwhitneyu(a, b, method="asymptotic").statistic  # U of the row's points: pairs in which theirs is larger
-        z_scores.append((u - m * n / 2) / np.sqrt(m * n * (m + n + 1) / 12))
-        weights.append(n)
-    return float(np.dot(weights, z_scores) / np.sum(weights)) if weights else float("nan")
+        kept = np.flatnonzero(m_all >= MIN_CELL_POINTS)
+    u, m = np.bincount(cells, weights=shares[items], minlength=size)[kept], m_all[kept].astype(float)
+    n = np.bincount(held_cells, minlength=size)[kept].astype(float)
+    # a resample can empty a kept cell; a cell without held-out points weighs 0
+    use = (m > 0) & (n > 0)
+    if not use.any():
+        return float("nan")
+    u, m, n = u[use], m[use], n[use]
+    z_scores = (u - m * n / 2) / np.sqrt(m * n * (m + n + 1) / 12)
+    return float(np.dot(n, z_scores) / n.sum())
 
 
 class CopyingTest:
@@ -175,16 +197,17 @@ class CopyingTest:
         points = np.asarray(points, dtype=np.float64)
         cells = self.cells_of(points)
         distances = in_cell_distances(points, cells, self.train_, self.train_cells_)
-        value = c_t(distances, cells, self.held_, self.held_cells_)
+        shares = _u_shares(distances, cells, self.held_, self.held_cells_)
+        everything = np.arange(len(points))
+        value = _c_t_of_points(everything, shares, cells, self.held_cells_, None)
         if np.isnan(value):
             return None
         found, counts = np.unique(cells, return_counts=True)
         kept = found[counts >= MIN_CELL_POINTS]
 
         def statistic(items: np.ndarray) -> float:  # the cells kept on the whole row stay the cells of every draw
-            return c_t(distances[items], cells[items], self.held_, self.held_cells_, kept)
+            return _c_t_of_points(items, shares, cells, self.held_cells_, kept)
 
-        everything = np.arange(len(points))
         return statistic_interval(statistic, everything, resamples=self.resamples, seed=self.seed)
 
     def settings(self) -> dict[str, int]:

@@ -11,22 +11,19 @@
 from __future__ import annotations
 
 import importlib.util
-import multiprocessing
 import os
 import sys
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from latentatlas import checks
 from latentatlas.errors import LatentAtlasError
-from latentatlas.io import usable_cores
+from latentatlas.evaluation.workers import in_processes
 from latentatlas.progress import Progress
 
 
@@ -60,11 +57,18 @@ class FaceDetector:
             raise LatentAtlasError(f"OpenCV could not load its Haar cascade {path}; reinstall opencv-python")
         return cascade
 
-    def detect(self, images: np.ndarray) -> np.ndarray:
-        """bool per image: a face was found."""
+    def detect(self, images: np.ndarray, processes: bool = False) -> np.ndarray:
+        """bool per image: a face was found. `processes`: spread many images over the worker processes
+        (`workers.in_processes`; 1.5x on 2 cores), as an evaluation does; a server answering small requests
+        keeps them here."""
+        images = checks.images(images)
+        if processes:
+            return in_processes(self._detect_here, images)
+        return self._detect_here(images)
+
+    def _detect_here(self, images: np.ndarray) -> np.ndarray:
         import cv2
 
-        images = checks.images(images)
         cascade = self._cascade()
         side = int(self.upscale)
         min_size = max(1, round(self.min_size_fraction * side))
@@ -107,8 +111,6 @@ MIN_FACE_IMAGE_SIDE = 32  # below this a face has too few pixels for the detecto
 DLIB_SIDE = 256  # images are upscaled to this side (INTER_CUBIC) before the CNN detector and the embedding
 CALIBRATION_SIDES = (128, 160, 192, 256)  # detector sides tried by calibrated_side, cheapest first
 CALIBRATION_TARGET = 0.95
-PARALLEL_MIN_IMAGES = 64  # fewer images are searched in this process (unless the workers already run)
-FACE_BLOCK = 64  # images per task sent to a worker process
 
 
 class FaceModelsMissing(LatentAtlasError):
@@ -200,7 +202,7 @@ def _embed_block(images: np.ndarray, side: int, onnx: str | None = None) -> np.n
     for i, image in enumerate(images):
         big = _upscaled(image, side)
         chips[i] = dlib.get_face_chip(big, landmarks(big, frame), CHIP_SIDE, CHIP_PADDING)
-    threads = 1 if multiprocessing.parent_process() is not None else usable_cores()
+    threads = torch.get_num_threads()  # one in a worker process (`workers._one_thread`)
     return describe_chips(Path(onnx), chips, threads)
 
 
@@ -232,75 +234,6 @@ def descriptor_backend() -> str:
         return "dlib"
 
 
-_pool: ProcessPoolExecutor | None = None
-_pool_workers = 0
-
-
-def _worker_pool(workers: int) -> ProcessPoolExecutor:
-    """One pool for the whole process, started on first use: each worker imports dlib and loads the models
-    once (about 2 s per worker, measured), not once per row and step."""
-    global _pool, _pool_workers
-    if _pool is None or _pool_workers != workers:
-        if _pool is not None:
-            _pool.shutdown()
-        # forkserver: workers forked from a clean process, never from a parent holding torch's threads.
-        context = multiprocessing.get_context("forkserver" if sys.platform.startswith("linux") else "spawn")
-        _pool, _pool_workers = ProcessPoolExecutor(workers, mp_context=context), workers
-    return _pool
-
-
-def _in_processes(
-    work: Callable[[np.ndarray, int], np.ndarray],
-    images: np.ndarray,
-    side: int,
-    progress: str | None = None,
-    bar: Progress | None = None,
-) -> np.ndarray:
-    """`work(block, side)` over blocks of images on one process per usable core, results in image order;
-    `progress` names a bar (count and time left; lines off a terminal) that counts the images done, or `bar`
-    is the caller's bar to count them on.
-
-    dlib holds the GIL while its networks run (two threads took as long as one, measured), so only
-    processes use a second core; below PARALLEL_MIN_IMAGES the first start of the workers costs more.
-    """
-    global _pool
-    workers = usable_cores()
-    blocks = np.array_split(np.arange(len(images)), max(workers, -(-len(images) // FACE_BLOCK)))
-    blocks = [rows for rows in blocks if len(rows)]
-    with Progress(len(images), progress or "", "images", enabled=progress is not None and bar is None) as own:
-        counter = bar if bar is not None else own
-        started = counter.done
-        few = len(images) < (2 * workers if _pool is not None else PARALLEL_MIN_IMAGES)
-        if workers == 1 or few:
-            return _blocks_here(work, images, blocks, side, counter)
-        try:
-            pool = _worker_pool(workers)
-            parts = []
-            for rows, part in zip(blocks, pool.map(work, [images[rows] for rows in blocks], [side] * len(blocks))):
-                parts.append(part)
-                counter.update(len(rows))
-            return np.concatenate(parts)
-        except BrokenProcessPool:  # e.g. a script without `if __name__ == "__main__":` cannot start workers
-            print("latentatlas: face-model worker processes failed to start; running in this process", file=sys.stderr)
-            _pool = None
-            counter.done = started
-            return _blocks_here(work, images, blocks, side, counter)
-
-
-def _blocks_here(
-    work: Callable[[np.ndarray, int], np.ndarray],
-    images: np.ndarray,
-    blocks: list[np.ndarray],
-    side: int,
-    bar: Progress,
-) -> np.ndarray:
-    parts = []
-    for rows in blocks:  # per image independent: blocks give the same results as one call, with a count
-        parts.append(work(images[rows], side))
-        bar.update(len(rows))
-    return np.concatenate(parts)
-
-
 @dataclass(frozen=True)
 class FaceDetections:
     """Per image: whether the CNN detector found a face, and its best detection's confidence (NaN: none)."""
@@ -330,7 +263,7 @@ class CnnFaceDetector:
         side = checks.positive_int(self.side, "detector side", minimum=MIN_FACE_IMAGE_SIDE)
         _dlib_models()  # missing models fail here, in this process, with the install hint
         label = progress if isinstance(progress, str) else "dlib face detection" if progress else None
-        confidence = _in_processes(_detect_block, images, side, label, bar)
+        confidence = in_processes(partial(_detect_block, side=side), images, label, bar)
         found = np.nan_to_num(confidence, nan=-np.inf) > self.threshold
         return FaceDetections(found, confidence)
 
@@ -392,9 +325,9 @@ class FaceEmbedder:
         side = checks.positive_int(self.side, "embedding side", minimum=MIN_FACE_IMAGE_SIDE)
         _dlib_models()
         # exported (once) and chosen here, so the workers neither race to export nor each say why not
-        work = partial(_embed_block, onnx=_descriptor_model())
+        work = partial(_embed_block, side=side, onnx=_descriptor_model())
         label = progress if isinstance(progress, str) else "dlib face embeddings" if progress else None
-        return _in_processes(work, images, side, label, bar)
+        return in_processes(work, images, label, bar)
 
     def settings(self) -> dict[str, Any]:
         # the descriptor's route too: ONNX Runtime's descriptors differ from dlib's in the far digits (~1e-7)

@@ -22,7 +22,8 @@ class HaarFaceRate(Instrument):
     def score(self, row: Row) -> dict[str, Score]:
         if row.images is None:
             return {}
-        return {"face_rate": mean_interval(FaceDetector().detect(row.images), seed=stream_seed(self.seed, "face_rate"))}
+        found = FaceDetector().detect(row.images, processes=True)
+        return {"face_rate": mean_interval(found, seed=stream_seed(self.seed, "face_rate"))}
 
     def settings(self) -> dict[str, Any]:
         return {"face_detector": FaceDetector().settings()}
