@@ -11,6 +11,8 @@ import pytest
 from PIL import Image
 
 from latentatlas.cli import main
+from latentatlas.evaluation.instruments.cnn_faces import FACES_WITHHELD
+from latentatlas.evaluation.table import NO_REAL_IMAGES, NO_REAL_IMAGES_NOTE
 from latentatlas.evaluation.verdicts import CEILING_KEY
 from latentatlas.plots import image_grid, split_grid
 from latentatlas.report.artifacts import Analysis, Attributes, Evaluation, EvaluationRow, Problems, read_evaluation
@@ -93,6 +95,24 @@ def test_one_row_per_finding_with_the_json_verdict_and_its_number(tmp_path):
     # ... and the evaluation's own question, when its rows have no quality score with an interval
     assert all(r.source == "analysis" for r in rows if r.verdict == NOT_MEASURED and r.key != CEILING_KEY)
     assert [r.source for r in rows if r.key == CEILING_KEY] == ["evaluation"] and CEILING_KEY in unmeasured
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({}, []),
+        ({FACES_WITHHELD: "the run's images are 16x16"}, ["Face scores withheld: the run's images are 16x16."]),
+        ({"real_images": NO_REAL_IMAGES}, [NO_REAL_IMAGES_NOTE]),
+    ],
+)
+def test_the_summary_says_the_evaluations_notes(tmp_path, settings, expected):
+    table = evaluation([*REFERENCES, row("gaussian", fid=(50.0, 48.0, 52.0))])
+    table.settings = settings
+    summary = run_summary(Artifacts(tmp_path, evaluation=table))
+    assert summary.evaluation_notes == expected
+    printed = summary_text(summary)
+    assert [line for line in printed.splitlines() if line.startswith("  Note: ")] == [f"  Note: {n}" for n in expected]
+    assert json.loads(json.dumps(summary.to_dict()))["evaluation_notes"] == expected
 
 
 def test_a_skipped_part_says_why_it_was_not_measured(tmp_path):

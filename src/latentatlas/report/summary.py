@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from latentatlas.evaluation.frontier import LABELS as FRONTIER_LABELS
 from latentatlas.evaluation.frontier import ceiling_verdict
+from latentatlas.evaluation.table import evaluation_notes
 from latentatlas.evaluation.verdicts import CEILING_CLAIM, CEILING_KEY
 from latentatlas.findings import Finding
 from latentatlas.report.analysis_sections import CLAIMS
@@ -121,6 +122,8 @@ class Summary:
     ranking_sentence: str
     ranking: Ranking | None
     missing: list[MissingStep]
+    # what the evaluation table says beside its scores (`evaluation_notes`: no real images, face scores withheld)
+    evaluation_notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -360,11 +363,13 @@ def run_summary(artifacts: Artifacts) -> Summary:
         ranking_sentence=sentence,
         ranking=ranking,
         missing=missing_steps(artifacts),
+        evaluation_notes=evaluation_notes(artifacts.evaluation.settings) if artifacts.evaluation is not None else [],
     )
 
 
 def summary_text(summary: Summary, width: int = 100) -> str:
-    """The summary as plain text for a terminal: the verdict table, the ranking sentence, the missing steps."""
+    """The summary as plain text for a terminal: the verdict table, the ranking sentence with the evaluation's
+    notes, the missing steps."""
     lines = [f"Summary of {summary.run}", ""]
     if summary.rows:
         verdict_width = max(13, *(len(row.shown_verdict) + 1 for row in summary.rows))
@@ -380,6 +385,7 @@ def summary_text(summary: Summary, width: int = 100) -> str:
     else:
         lines.append("No finding has been computed yet.")
     lines += ["", "Samplers: " + summary.ranking_sentence]
+    lines += [f"  Note: {note}" for note in summary.evaluation_notes]
     if summary.missing:
         lines += ["", "Missing:"]
         lines += [f"  {step.what}: {step.command}" for step in summary.missing]
