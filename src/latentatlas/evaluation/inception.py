@@ -99,12 +99,13 @@ def _onnx_features(images: np.ndarray, batch_size: int, model: str) -> np.ndarra
 
 
 def _features_here(
-    images: np.ndarray, batch_size: int, dev: torch.device, bar: Progress | None, session: Any = None
+    images: np.ndarray, batch_size: int, dev: torch.device, bar: Progress | None, ort_session: Any = None
 ) -> np.ndarray:
-    if session is None:
+    """Features in this process: through the ONNX Runtime `ort_session`, or TorchScript on `dev` without one."""
+    if ort_session is None:
         network: Any = _inception(str(dev))
     else:
-        network = lambda x: torch.from_numpy(session.run(None, {"images": x.contiguous().numpy()})[0])  # noqa: E731
+        network = lambda x: torch.from_numpy(ort_session.run(None, {"images": x.contiguous().numpy()})[0])  # noqa: E731
     low, high = INCEPTION_INPUT_RANGE
     out = np.empty((len(images), 2048), dtype=np.float64)
     # optimized_execution(False): the profiling executor re-specialises the graph on every new batch shape,
