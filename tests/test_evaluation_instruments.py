@@ -99,6 +99,18 @@ def test_haar_cascade_in_worker_processes_finds_the_same_faces(faces64, monkeypa
     assert workers._pool is not None
 
 
+def test_a_worker_starts_without_opencv_and_the_probe_restores_the_threads(monkeypatch):
+    import sys
+
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 now fails, as without libGL
+    with workers.like_a_worker():  # runs the workers' initializer: it must not need OpenCV for Inception
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
 def test_face_instruments_refuse_tiny_images():
     with pytest.raises(LatentAtlasError, match="at least 32 needed"):
         CnnFaceDetector().detect(np.zeros((2, 16, 16, 3), np.uint8))

@@ -81,6 +81,14 @@ def test_ct_from_u_shares_is_scipys_mann_whitney_c_t_with_ties_and_resamples(see
         assert c_t(row[items], row_cells[items], held, held_cells, kept) == pytest.approx(expected, rel=1e-12)
 
 
+def test_ct_skips_a_kept_cell_that_no_point_falls_in():
+    rng = np.random.default_rng(5)
+    held, cells = 1 + rng.random(60), np.repeat([0, 1, 2], 20)
+    row = rng.random(40) + 0.5
+    expected = c_t(row, cells[:40], held, cells, np.array([0, 1]))
+    assert c_t(row, cells[:40], held, cells, np.array([0, 1, 7])) == pytest.approx(expected)  # cell 7: nobody
+
+
 def test_copying_test_interval_is_the_bootstrap_of_scipys_c_t():
     rng = np.random.default_rng(4)
     train, held, points = rng.standard_normal((1000, 4)), rng.standard_normal((200, 4)), rng.standard_normal((300, 4))

@@ -139,10 +139,10 @@ def _c_t_of_points(
 ) -> float:
     """C_T of the row's points `items` (indices, repeats allowed) from their U shares."""
     cells = row_cells[items]
-    size = int(max(cells.max(initial=-1), held_cells.max(initial=-1))) + 1
-    m_all = np.bincount(cells, minlength=size)
     if kept is None:
-        kept = np.flatnonzero(m_all >= MIN_CELL_POINTS)
+        kept = np.flatnonzero(np.bincount(cells) >= MIN_CELL_POINTS)
+    size = int(max(cells.max(initial=-1), held_cells.max(initial=-1), np.max(kept, initial=-1))) + 1
+    m_all = np.bincount(cells, minlength=size)
     u, m = np.bincount(cells, weights=shares[items], minlength=size)[kept], m_all[kept].astype(float)
     n = np.bincount(held_cells, minlength=size)[kept].astype(float)
     # a resample can empty a kept cell; a cell without held-out points weighs 0

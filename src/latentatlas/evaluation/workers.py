@@ -2,7 +2,7 @@
 face descriptors, the Haar cascade and InceptionV3 through ONNX Runtime.
 
 One process per usable core, each running one thread (`_one_thread`): on the 2-core CPU two one-thread
-processes ran InceptionV3 1.2x and the Haar cascade 1.5x faster than one process with two threads (issue 20;
+processes ran InceptionV3 1.1x and the Haar cascade 1.5x faster than one process with two threads (issue 20;
 docs/evaluation.md), and dlib holds the GIL while its networks run, so only processes use a second core. The
 pool is started on first use and serves the whole process, so each worker loads its models once.
 """
@@ -15,8 +15,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
+import torch
 
 from latentatlas.io import usable_cores
 from latentatlas.progress import Progress
@@ -28,28 +30,36 @@ _pool: ProcessPoolExecutor | None = None
 _pool_workers = 0
 
 
+def _cv2() -> Any | None:
+    """OpenCV, or None where it cannot be imported (no libGL): then the work that needs it says so itself, and
+    a worker that only runs Inception still starts."""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    return cv2
+
+
 def _one_thread() -> None:
     """Worker initializer: one core per worker, so torch's and OpenCV's own thread pools stay at one thread."""
-    import cv2
-    import torch
-
     torch.set_num_threads(1)
-    cv2.setNumThreads(1)
+    cv2 = _cv2()
+    if cv2 is not None:
+        cv2.setNumThreads(1)
 
 
 @contextmanager
 def like_a_worker() -> Iterator[None]:
     """Run this process on one thread, as a worker does (a timing probe of the per-core cost), then restore."""
-    import cv2
-    import torch
-
-    torch_threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
+    cv2 = _cv2()
+    torch_threads, cv2_threads = torch.get_num_threads(), None if cv2 is None else cv2.getNumThreads()
     _one_thread()
     try:
         yield
     finally:
         torch.set_num_threads(torch_threads)
-        cv2.setNumThreads(cv2_threads)
+        if cv2 is not None and cv2_threads is not None:
+            cv2.setNumThreads(cv2_threads)
 
 
 def worker_pool(workers: int) -> ProcessPoolExecutor:
@@ -64,10 +74,6 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
         _pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread)
         _pool_workers = workers
     return _pool
-
-
-def pool_running() -> bool:
-    return _pool is not None
 
 
 def in_processes(

@@ -107,10 +107,11 @@ def plan_line(
         )
     parts, total = [], 0.0
     for label, count, work in steps:
-        if label.startswith("dlib") or inception_backend(cache.device) == "onnx":
-            with like_a_worker():  # one one-thread worker process per core does this work
+        # every step but Inception on the GPU or through TorchScript runs on one one-thread worker per core
+        if label != "Inception" or inception_backend(cache.device) == "onnx":
+            with like_a_worker():
                 seconds = count * _seconds_per_image(work, images) / usable_cores()
-        else:  # Inception on the GPU, or through TorchScript in this process
+        else:
             seconds = count * _seconds_per_image(work, images)
         total += seconds
         parts.append(f"{label} {count} images (~{_clock(seconds)})")
